@@ -1,0 +1,56 @@
+"""Per-environment configuration: typed models plus the environments we ship."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from app_config.environments import ENVIRONMENTS
+from app_config.models import EnvironmentConfig, HubModel, LocalModel, S3Model
+
+__all__ = [
+    "ConfigError",
+    "EnvironmentConfig",
+    "HubModel",
+    "LocalModel",
+    "S3Model",
+    "environment_names",
+    "load_environment",
+    "parse_environment",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be deployed; the message names field, value and rule."""
+
+
+def environment_names(environments: Mapping[str, Any] = ENVIRONMENTS) -> list[str]:
+    return list(environments)
+
+
+def parse_environment(raw: Mapping[str, Any]) -> EnvironmentConfig:
+    """Validate one environment's raw values, turning pydantic's report into one message."""
+    try:
+        return EnvironmentConfig.model_validate(raw)
+    except ValidationError as error:
+        name = raw.get("name", "?")
+        problems = []
+        for item in error.errors():
+            field = ".".join(str(part) for part in item["loc"]) or "(environment)"
+            value = item.get("input")
+            shown = "" if isinstance(value, Mapping) else f" = {value!r}"
+            message = item["msg"].removeprefix("Value error, ")
+            problems.append(f"  {field}{shown}: {message}")
+        raise ConfigError(f"invalid configuration for environment {name!r}:\n" + "\n".join(problems)) from None
+
+
+def load_environment(name: str, environments: Mapping[str, Any] = ENVIRONMENTS) -> EnvironmentConfig:
+    """The validated configuration of environment `name`."""
+    if name not in environments:
+        raise ConfigError(
+            f"unknown environment {name!r}: choose one of {', '.join(environments)} "
+            "(cdk synth -c env=NAME), or 'all' to synthesize every environment"
+        )
+    return parse_environment(environments[name])

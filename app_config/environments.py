@@ -1,0 +1,51 @@
+"""The environments this app deploys. Edit here; `make synth` validates every one.
+
+Values are plain data so that a review of a pull request shows exactly what
+changes per environment; `EnvironmentConfig` turns them into checked settings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# A summarization model: served through the seq2seq `generate` path of the container.
+_DEFAULT_MODEL: dict[str, Any] = {
+    "kind": "hub",
+    "model_id": "sshleifer/distilbart-cnn-12-6",
+    "task": "summarization",
+}
+
+ENVIRONMENTS: dict[str, dict[str, Any]] = {
+    "dev": {
+        "name": "dev",
+        "instance_type": "ml.g4dn.xlarge",
+        "max_concurrent_invocations_per_instance": 4,
+        "model": _DEFAULT_MODEL,
+        "scaling": {
+            "min_capacity": 0,
+            "max_capacity": 1,
+            "metric": "ApproximateAgeOfOldestRequest",
+            "target_value": 300,
+            "idle_minutes_before_scale_in": 15,
+        },
+        "storage": {"input_expiry_days": 3, "output_expiry_days": 7, "failure_expiry_days": 7},
+        "log_retention_days": 14,
+        "retain_data": False,
+    },
+    "prod": {
+        "name": "prod",
+        "instance_type": "ml.g5.xlarge",
+        "max_concurrent_invocations_per_instance": 8,
+        "model": _DEFAULT_MODEL,
+        "scaling": {
+            "min_capacity": 0,
+            "max_capacity": 4,
+            "metric": "ApproximateAgeOfOldestRequest",
+            "target_value": 180,
+            "idle_minutes_before_scale_in": 30,
+        },
+        "storage": {"input_expiry_days": 7, "output_expiry_days": 30, "failure_expiry_days": 90},
+        "log_retention_days": 365,
+        "retain_data": True,
+    },
+}

@@ -1,0 +1,243 @@
+"""Typed, validated per-environment configuration.
+
+Every value a stack uses comes through these models so that a wrong value fails
+`cdk synth` with a message naming the field, the value and what is allowed,
+instead of failing twenty minutes into a CloudFormation deployment (or worse,
+deploying something that silently never scales).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+# Instance families that ship local NVMe instance storage. SageMaker rejects an
+# endpoint-config KmsKeyId (storage volume encryption) for them: their storage
+# is hardware-encrypted already (REFERENCE.md section 3).
+NVME_INSTANCE_FAMILIES = frozenset(
+    {
+        "c5d", "c6id", "g4dn", "g5", "g6", "g6e", "gr6", "inf2", "m5d", "m6id",
+        "p3dn", "p4d", "p4de", "p5", "p5e", "p5en", "r5d", "r6id", "trn1", "trn1n",
+    }
+)  # fmt: skip
+
+_INSTANCE_TYPE = re.compile(r"^ml\.([a-z0-9]+)\.([a-z0-9]+)$")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+_S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(.+)$")
+_ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+_ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class _Strict(BaseModel):
+    """Unknown keys are typos: reject them rather than ignore them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HubModel(_Strict):
+    """A Hugging Face hub model, downloaded by the container at start-up."""
+
+    kind: Literal["hub"] = "hub"
+    model_id: str
+    task: str | None = None
+    revision: str | None = None
+
+    @field_validator("model_id")
+    @classmethod
+    def _model_id(cls, value: str) -> str:
+        if not _HUB_ID.match(value):
+            raise ValueError(f"{value!r} is not a Hugging Face hub id like 'org/name'")
+        return value
+
+
+class S3Model(_Strict):
+    """A model.tar.gz already in S3; SageMaker unpacks it into /opt/ml/model."""
+
+    kind: Literal["s3"] = "s3"
+    uri: str
+    task: str | None = None
+
+    @field_validator("uri")
+    @classmethod
+    def _uri(cls, value: str) -> str:
+        if not _S3_URI.match(value) or not value.endswith(".tar.gz"):
+            raise ValueError(f"{value!r} is not an s3://bucket/key.tar.gz URI")
+        return value
+
+    @property
+    def bucket(self) -> str:
+        return _S3_URI.match(self.uri).group(1)  # type: ignore[union-attr]
+
+    @property
+    def key(self) -> str:
+        return _S3_URI.match(self.uri).group(2)  # type: ignore[union-attr]
+
+
+class LocalModel(_Strict):
+    """A model directory in this repository, packed at synth into a deterministic
+    model.tar.gz asset (so `cdk diff` is empty when the model did not change)."""
+
+    kind: Literal["local"] = "local"
+    path: Path
+    task: str | None = None
+
+
+ModelSource = Annotated[HubModel | S3Model | LocalModel, Field(discriminator="kind")]
+
+
+class ScalingConfig(_Strict):
+    """Application Auto Scaling of the endpoint variant.
+
+    `metric` picks the target-tracking metric. ApproximateAgeOfOldestRequest is
+    what the design asks for (a latency objective); ApproximateBacklogSizePerInstance
+    is AWS's documented metric and falls in proportion to instance count, which is
+    what target tracking assumes. README "Scaling" explains the trade-off.
+    """
+
+    min_capacity: int = Field(0, ge=0)
+    max_capacity: int = Field(1, ge=1)
+    metric: Literal["ApproximateAgeOfOldestRequest", "ApproximateBacklogSizePerInstance"] = (
+        "ApproximateAgeOfOldestRequest"
+    )
+    # Seconds of age for the age metric; requests per instance for the backlog metric.
+    target_value: float = Field(300.0, gt=0)
+    scale_out_cooldown_seconds: int = Field(120, ge=0, le=3600)
+    # Scale-in happens only after the backlog (queued AND in-flight requests) has been
+    # zero for this many consecutive minutes; see autoscaling.py for why.
+    idle_minutes_before_scale_in: int = Field(15, ge=1, le=1440)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ScalingConfig:
+        if self.min_capacity > self.max_capacity:
+            raise ValueError(
+                f"min_capacity ({self.min_capacity}) must not exceed "
+                f"max_capacity ({self.max_capacity})"
+            )
+        return self
+
+
+class StorageConfig(_Strict):
+    """Lifecycle of the request/response buckets."""
+
+    input_expiry_days: int = Field(7, ge=1)
+    output_expiry_days: int = Field(30, ge=1)
+    failure_expiry_days: int = Field(30, ge=1)
+    access_log_expiry_days: int = Field(90, ge=1)
+
+
+class EnvironmentConfig(_Strict):
+    """Everything that differs between two deployments of the stack."""
+
+    name: str
+    account: str | None = None
+    region: str | None = None
+
+    instance_type: str = "ml.g4dn.xlarge"
+    # Encrypt the ML storage volume with the data key. Not allowed on instance types
+    # with local NVMe storage (SageMaker rejects it; their storage is encrypted in hardware).
+    encrypt_storage_volume: bool = False
+    max_concurrent_invocations_per_instance: int = Field(4, ge=1, le=1000)
+    invocation_timeout_seconds: int = Field(900, ge=1, le=3600)
+    request_ttl_seconds: int = Field(21600, ge=60, le=21600)
+    container_startup_timeout_seconds: int = Field(600, ge=60, le=3600)
+    model_download_timeout_seconds: int = Field(600, ge=60, le=3600)
+
+    model: ModelSource
+    container_environment: dict[str, str] = Field(default_factory=dict)
+
+    scaling: ScalingConfig = ScalingConfig()
+    storage: StorageConfig = StorageConfig()
+
+    log_retention_days: int = 30
+    retain_data: bool = False  # RemovalPolicy.RETAIN for buckets and keys
+    alarm_email: str | None = None
+    notification_emails: tuple[str, ...] = ()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _ENV_NAME.match(value):
+            raise ValueError(f"{value!r} must be lower-case letters, digits and '-' (max 20)")
+        return value
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type(cls, value: str) -> str:
+        if not _INSTANCE_TYPE.match(value):
+            raise ValueError(
+                f"{value!r} is not a SageMaker instance type: expected 'ml.<family>.<size>', "
+                "for example 'ml.g5.xlarge'"
+            )
+        return value
+
+    @field_validator("account")
+    @classmethod
+    def _account(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"\d{12}", value):
+            raise ValueError(f"{value!r} is not a 12-digit AWS account id")
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", value):
+            raise ValueError(f"{value!r} is not an AWS region name like 'eu-west-1'")
+        return value
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        allowed = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)  # fmt: skip
+        if value not in allowed:
+            raise ValueError(f"{value} is not a CloudWatch Logs retention; allowed: {allowed}")
+        return value
+
+    @field_validator("alarm_email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+            raise ValueError(f"{value!r} is not an e-mail address")
+        return value
+
+    @field_validator("notification_emails")
+    @classmethod
+    def _emails(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for email in value:
+            cls._email(email)
+        return value
+
+    @field_validator("container_environment")
+    @classmethod
+    def _container_environment(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not _ENV_VAR.match(key):
+                raise ValueError(f"{key!r} is not a valid environment variable name")
+        return value
+
+    @property
+    def instance_family(self) -> str:
+        return _INSTANCE_TYPE.match(self.instance_type).group(1)  # type: ignore[union-attr]
+
+    @property
+    def has_nvme_storage(self) -> bool:
+        return self.instance_family in NVME_INSTANCE_FAMILIES
+
+    @model_validator(mode="after")
+    def _storage_volume_kms(self) -> EnvironmentConfig:
+        if self.encrypt_storage_volume and self.has_nvme_storage:
+            raise ValueError(
+                f"encrypt_storage_volume=True is not allowed with instance_type "
+                f"{self.instance_type!r}: the {self.instance_family} family has local NVMe "
+                "storage and SageMaker rejects an endpoint-config KmsKeyId for it "
+                "(its storage is hardware-encrypted). Set it to False."
+            )
+        return self

@@ -1,0 +1,143 @@
+"""The SageMaker model, async endpoint configuration and endpoint.
+
+Helpers return L1 property objects so each SageMaker setting is visible in one
+place and maps one-to-one onto the CloudFormation documentation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+VARIANT_NAME = "AllTraffic"
+
+
+def async_inference_config(
+    *,
+    s3_output_path: str,
+    s3_failure_path: str,
+    output_kms_key_arn: str,
+    success_topic_arn: str,
+    error_topic_arn: str,
+    max_concurrent_invocations_per_instance: int,
+) -> sagemaker.CfnEndpointConfig.AsyncInferenceConfigProperty:
+    """Where results go and how hard SageMaker drives one container.
+
+    The output key encrypts responses and failures; it is independent of the
+    endpoint-config KmsKeyId (storage volume), which NVMe instance types reject.
+    IncludeInferenceResponseIn is left unset: responses may be sensitive and
+    notifications travel further than the output bucket.
+    """
+    return sagemaker.CfnEndpointConfig.AsyncInferenceConfigProperty(
+        output_config=sagemaker.CfnEndpointConfig.AsyncInferenceOutputConfigProperty(
+            s3_output_path=s3_output_path,
+            s3_failure_path=s3_failure_path,
+            kms_key_id=output_kms_key_arn,
+            notification_config=sagemaker.CfnEndpointConfig.AsyncInferenceNotificationConfigProperty(
+                success_topic=success_topic_arn,
+                error_topic=error_topic_arn,
+            ),
+        ),
+        client_config=sagemaker.CfnEndpointConfig.AsyncInferenceClientConfigProperty(
+            max_concurrent_invocations_per_instance=max_concurrent_invocations_per_instance,
+        ),
+    )
+
+
+def gpu_variant(
+    *,
+    model_name: str,
+    instance_type: str,
+    container_startup_timeout_seconds: int,
+    model_download_timeout_seconds: int,
+) -> sagemaker.CfnEndpointConfig.ProductionVariantProperty:
+    """The single variant that autoscaling manages.
+
+    InitialInstanceCount must be >= 1 (CloudFormation rejects 0); scaling to zero
+    is the scalable target's MinCapacity. Once the endpoint exists, the endpoint's
+    RetainAllVariantProperties keeps CloudFormation from resetting the autoscaled
+    count back to this value on every update.
+    """
+    return sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+        variant_name=VARIANT_NAME,
+        model_name=model_name,
+        instance_type=instance_type,
+        initial_instance_count=1,
+        initial_variant_weight=1,
+        container_startup_health_check_timeout_in_seconds=container_startup_timeout_seconds,
+        model_data_download_timeout_in_seconds=model_download_timeout_seconds,
+    )
+
+
+class AsyncEndpoint(Construct):
+    """Model -> endpoint config -> endpoint, with no physical names.
+
+    Almost every property of a model or endpoint config requires replacement; a
+    fixed ModelName or EndpointConfigName would make that replacement fail with
+    "already existing", so CloudFormation generates the names and later resources
+    reference them (which also orders creation).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        execution_role_arn: str,
+        permissions: Construct,
+        image_uri: str,
+        model_data_url: str | None,
+        environment: Mapping[str, str],
+        instance_type: str,
+        container_startup_timeout_seconds: int,
+        model_download_timeout_seconds: int,
+        async_config: sagemaker.CfnEndpointConfig.AsyncInferenceConfigProperty,
+        storage_volume_kms_key_arn: str | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.model = sagemaker.CfnModel(
+            self,
+            "Model",
+            execution_role_arn=execution_role_arn,
+            primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
+                image=image_uri,
+                model_data_url=model_data_url,
+                environment=dict(sorted(environment.items())) or None,
+            ),
+        )
+        self.endpoint_config = sagemaker.CfnEndpointConfig(
+            self,
+            "Config",
+            production_variants=[
+                gpu_variant(
+                    model_name=self.model.attr_model_name,
+                    instance_type=instance_type,
+                    container_startup_timeout_seconds=container_startup_timeout_seconds,
+                    model_download_timeout_seconds=model_download_timeout_seconds,
+                )
+            ],
+            async_inference_config=async_config,
+            kms_key_id=storage_volume_kms_key_arn,
+        )
+        self.endpoint = sagemaker.CfnEndpoint(
+            self,
+            "Endpoint",
+            endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
+            retain_all_variant_properties=True,
+        )
+        # IAM race: SageMaker validates the role when each of these is created. The
+        # role's policies are separate resources; without these explicit edges
+        # CloudFormation may create the model before the policy that lets it pull
+        # the image exists. Depending on the construct covers every policy under it.
+        for resource in (self.model, self.endpoint_config, self.endpoint):
+            resource.node.add_dependency(permissions)
+
+    @property
+    def endpoint_name(self) -> str:
+        return self.endpoint.attr_endpoint_name
+
+    @property
+    def variant_name(self) -> str:
+        return VARIANT_NAME

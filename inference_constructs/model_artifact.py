@@ -1,0 +1,60 @@
+"""Where the model's weights come from: the hub, an S3 tarball, or a local directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3_assets as s3_assets
+from constructs import Construct
+
+from app_config.models import HubModel, LocalModel, S3Model
+from inference_constructs.model_package import pack_model_directory
+
+
+class ModelArtifact(Construct):
+    """Resolves a model source into the SageMaker model's ModelDataUrl and environment.
+
+    - hub: no ModelDataUrl; the container downloads HF_MODEL_ID at start-up.
+    - s3: ModelDataUrl is the given tarball; SageMaker unpacks it into /opt/ml/model.
+    - local: the directory is packed into a reproducible tarball (see model_package)
+      and uploaded as a file asset, so an unchanged model gives an unchanged hash.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        source: HubModel | S3Model | LocalModel,
+        build_dir: Path,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._object_arn: str | None = None
+        self.model_data_url: str | None = None
+        self.environment: dict[str, str] = {}
+        if source.task:
+            self.environment["HF_TASK"] = source.task
+
+        if isinstance(source, HubModel):
+            self.environment["HF_MODEL_ID"] = source.model_id
+            if source.revision:
+                self.environment["HF_MODEL_REVISION"] = source.revision
+        elif isinstance(source, S3Model):
+            self.model_data_url = source.uri
+            self._object_arn = f"arn:{cdk.Aws.PARTITION}:s3:::{source.bucket}/{source.key}"
+        else:
+            tarball = pack_model_directory(source.path, build_dir)
+            self.asset = s3_assets.Asset(self, "Tarball", path=str(tarball))
+            self.model_data_url = self.asset.s3_object_url
+            self._object_arn = (
+                f"arn:{cdk.Aws.PARTITION}:s3:::{self.asset.s3_bucket_name}/{self.asset.s3_object_key}"
+            )
+
+    def grant_read(self, grantee: iam.IGrantable) -> None:
+        """s3:GetObject on exactly the model object (nothing for a hub model)."""
+        if self._object_arn is not None:
+            iam.Grant.add_to_principal(
+                grantee=grantee, actions=["s3:GetObject"], resource_arns=[self._object_arn]
+            )

@@ -1,0 +1,133 @@
+"""S3 buckets that carry async requests and responses, and the key that encrypts them."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+# Key prefixes inside the three buckets. IAM statements are scoped to them, so a
+# principal that may write responses cannot overwrite anything else in the bucket.
+INPUT_PREFIX = "requests/"
+OUTPUT_PREFIX = "responses/"
+FAILURE_PREFIX = "failures/"
+UPLOAD_PREFIX = "uploads/"
+
+
+class InferenceStorage(Construct):
+    """Input, output and failure buckets encrypted with one customer-managed key.
+
+    Secure defaults: public access blocked, TLS-only bucket policies, KMS with
+    rotation, server access logs to a separate bucket (which must use SSE-S3:
+    S3 log delivery cannot write with a customer-managed key), lifecycle expiry.
+    Outputs and failures are versioned: they are the product of GPU time and
+    an accidental overwrite or delete should be recoverable. Inputs are not:
+    they are written once under a unique key and can be resubmitted.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        input_expiry_days: int,
+        output_expiry_days: int,
+        failure_expiry_days: int,
+        access_log_expiry_days: int,
+        retain: bool,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        removal = cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY
+
+        self.key = kms.Key(
+            self,
+            "DataKey",
+            description="Encrypts async inference requests, responses and failures",
+            enable_key_rotation=True,
+            removal_policy=removal,
+        )
+        self.access_log_bucket = s3.Bucket(
+            self,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[s3.LifecycleRule(expiration=cdk.Duration.days(access_log_expiry_days))],
+            removal_policy=removal,
+        )
+        self.input_bucket = self._data_bucket(
+            "Input", expiry_days=input_expiry_days, versioned=False, removal=removal
+        )
+        self.output_bucket = self._data_bucket(
+            "Output", expiry_days=output_expiry_days, versioned=True, removal=removal
+        )
+        self.failure_bucket = self._data_bucket(
+            "Failure", expiry_days=failure_expiry_days, versioned=True, removal=removal
+        )
+
+    def _data_bucket(
+        self, name: str, *, expiry_days: int, versioned: bool, removal: cdk.RemovalPolicy
+    ) -> s3.Bucket:
+        rules = [
+            s3.LifecycleRule(
+                expiration=cdk.Duration.days(expiry_days),
+                abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
+                noncurrent_version_expiration=cdk.Duration.days(expiry_days) if versioned else None,
+            )
+        ]
+        return s3.Bucket(
+            self,
+            name,
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            # One data key per bucket per period instead of a KMS call per object.
+            bucket_key_enabled=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            versioned=versioned,
+            server_access_logs_bucket=self.access_log_bucket,
+            server_access_logs_prefix=f"{name.lower()}/",
+            lifecycle_rules=rules,
+            removal_policy=removal,
+        )
+
+    @property
+    def s3_output_path(self) -> str:
+        return f"s3://{self.output_bucket.bucket_name}/{OUTPUT_PREFIX.rstrip('/')}"
+
+    @property
+    def s3_failure_path(self) -> str:
+        return f"s3://{self.failure_bucket.bucket_name}/{FAILURE_PREFIX.rstrip('/')}"
+
+    def grant_endpoint_io(self, grantee: iam.IGrantable) -> None:
+        """What SageMaker's execution role needs: read requests, write responses and failures.
+
+        Written out instead of bucket.grant_read/grant_write, which grant wildcard
+        actions (s3:GetObject*, s3:List*, s3:DeleteObject*) that the endpoint never uses.
+        """
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["s3:GetObject"],
+            resource_arns=[
+                self.input_bucket.arn_for_objects(f"{INPUT_PREFIX}*"),
+                self.input_bucket.arn_for_objects(f"{UPLOAD_PREFIX}*"),
+            ],
+        )
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+            resource_arns=[
+                self.output_bucket.arn_for_objects(f"{OUTPUT_PREFIX}*"),
+                self.failure_bucket.arn_for_objects(f"{FAILURE_PREFIX}*"),
+            ],
+        )
+        # Decrypt to read requests (and to complete multipart uploads); GenerateDataKey to write.
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["kms:Decrypt", "kms:GenerateDataKey"],
+            resource_arns=[self.key.key_arn],
+        )

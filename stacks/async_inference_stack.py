@@ -1,0 +1,103 @@
+"""One environment of the async inference service: wires constructs and grants, nothing else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from app_config import EnvironmentConfig
+from inference_constructs.async_endpoint import AsyncEndpoint, async_inference_config
+from inference_constructs.autoscaling import EndpointAutoscaling
+from inference_constructs.compliance import acknowledge_findings
+from inference_constructs.execution_role import SageMakerExecutionRole
+from inference_constructs.model_artifact import ModelArtifact
+from inference_constructs.model_image import ModelImage
+from inference_constructs.notifications import InferenceNotifications
+from inference_constructs.storage import InferenceStorage
+
+
+class AsyncInferenceStack(cdk.Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        container_dir: Path,
+        build_dir: Path,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+
+        storage = InferenceStorage(
+            self,
+            "Storage",
+            input_expiry_days=config.storage.input_expiry_days,
+            output_expiry_days=config.storage.output_expiry_days,
+            failure_expiry_days=config.storage.failure_expiry_days,
+            access_log_expiry_days=config.storage.access_log_expiry_days,
+            retain=config.retain_data,
+        )
+        notifications = InferenceNotifications(
+            self, "Notifications", email_subscribers=config.notification_emails, retain=config.retain_data
+        )
+        image = ModelImage(self, "Image", directory=str(container_dir))
+        artifact = ModelArtifact(self, "ModelArtifact", source=config.model, build_dir=build_dir)
+
+        execution = SageMakerExecutionRole(self, "Execution")
+        storage.grant_endpoint_io(execution.role)
+        notifications.grant_publish(execution.role)
+        image.grant_pull(execution.role)
+        artifact.grant_read(execution.role)
+        if config.encrypt_storage_volume:
+            storage.key.grant_encrypt_decrypt(execution.role)
+
+        endpoint = AsyncEndpoint(
+            self,
+            "Inference",
+            execution_role_arn=execution.role.role_arn,
+            permissions=execution,
+            image_uri=image.image_uri,
+            model_data_url=artifact.model_data_url,
+            environment={**artifact.environment, **config.container_environment},
+            instance_type=config.instance_type,
+            container_startup_timeout_seconds=config.container_startup_timeout_seconds,
+            model_download_timeout_seconds=config.model_download_timeout_seconds,
+            async_config=async_inference_config(
+                s3_output_path=storage.s3_output_path,
+                s3_failure_path=storage.s3_failure_path,
+                output_kms_key_arn=storage.key.key_arn,
+                success_topic_arn=notifications.success_topic.topic_arn,
+                error_topic_arn=notifications.error_topic.topic_arn,
+                max_concurrent_invocations_per_instance=config.max_concurrent_invocations_per_instance,
+            ),
+            storage_volume_kms_key_arn=storage.key.key_arn if config.encrypt_storage_volume else None,
+        )
+
+        EndpointAutoscaling(
+            self,
+            "Scaling",
+            endpoint_name=endpoint.endpoint_name,
+            variant_name=endpoint.variant_name,
+            min_capacity=config.scaling.min_capacity,
+            max_capacity=config.scaling.max_capacity,
+            metric_name=config.scaling.metric,
+            target_value=config.scaling.target_value,
+            scale_out_cooldown_seconds=config.scaling.scale_out_cooldown_seconds,
+            idle_minutes_before_scale_in=config.scaling.idle_minutes_before_scale_in,
+        )
+
+        outputs = {
+            "EndpointName": endpoint.endpoint_name,
+            "InputBucketName": storage.input_bucket.bucket_name,
+            "OutputBucketName": storage.output_bucket.bucket_name,
+            "FailureBucketName": storage.failure_bucket.bucket_name,
+            "SuccessTopicArn": notifications.success_topic.topic_arn,
+            "ErrorTopicArn": notifications.error_topic.topic_arn,
+        }
+        for name, value in outputs.items():
+            cdk.CfnOutput(self, name, value=value)
+
+        acknowledge_findings(self)
