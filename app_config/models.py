@@ -90,6 +90,15 @@ class LocalModel(_Strict):
     path: Path
     task: str | None = None
 
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: Path) -> Path:
+        if not value.is_dir():
+            raise ValueError(f"{str(value)!r} is not a directory (relative paths start at the repository root)")
+        if not any(value.iterdir()):
+            raise ValueError(f"{str(value)!r} is empty: expected a saved model (config.json, weights, tokenizer)")
+        return value
+
 
 ModelSource = Annotated[HubModel | S3Model | LocalModel, Field(discriminator="kind")]
 

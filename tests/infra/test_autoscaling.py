@@ -1,0 +1,175 @@
+"""Autoscaling: metrics that really receive data, scale from zero, scale-in only when idle."""
+
+from __future__ import annotations
+
+import pytest
+from aws_cdk.assertions import Capture, Match, Template
+
+from app_config import load_environment
+
+ENDPOINT_DIMENSION = [{"Name": "EndpointName", "Value": {"Fn::GetAtt": [Match.string_like_regexp("^InferenceEndpoint"), "EndpointName"]}}]
+
+
+def _policy_id(template: Template, prefix: str) -> str:
+    [policy_id] = [lid for lid in template.find_resources("AWS::ApplicationAutoScaling::ScalingPolicy") if lid.startswith(prefix)]
+    return policy_id
+
+
+def test_scalable_target_is_the_variant_with_min_zero(template: Template, env_name: str) -> None:
+    scaling = load_environment(env_name).scaling
+    assert scaling.min_capacity == 0
+    template.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalableTarget",
+        {
+            "ServiceNamespace": "sagemaker",
+            "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+            "MinCapacity": 0,
+            "MaxCapacity": scaling.max_capacity,
+            "ResourceId": {
+                "Fn::Join": [
+                    "",
+                    ["endpoint/", {"Fn::GetAtt": [Match.string_like_regexp("^InferenceEndpoint"), "EndpointName"]}, "/variant/AllTraffic"],
+                ]
+            },
+        },
+    )
+
+
+def test_target_tracking_uses_the_configured_async_metric(template: Template, env_name: str) -> None:
+    scaling = load_environment(env_name).scaling
+    template.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
+        {
+            "PolicyType": "TargetTrackingScaling",
+            "TargetTrackingScalingPolicyConfiguration": {
+                "TargetValue": scaling.target_value,
+                "DisableScaleIn": True,
+                "CustomizedMetricSpecification": {
+                    "MetricName": scaling.metric,
+                    "Namespace": "AWS/SageMaker",
+                    "Dimensions": ENDPOINT_DIMENSION,
+                    "Statistic": "Maximum" if scaling.metric == "ApproximateAgeOfOldestRequest" else "Average",
+                },
+            },
+        },
+    )
+
+
+def test_scale_out_from_zero_on_backlog_without_capacity(template: Template) -> None:
+    policy_id = _policy_id(template, "ScalingScaleOutFromZero")
+    template.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
+        {
+            "PolicyType": "StepScaling",
+            "StepScalingPolicyConfiguration": {
+                "AdjustmentType": "ChangeInCapacity",
+                "StepAdjustments": [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}],
+            },
+        },
+    )
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "MetricName": "HasBacklogWithoutCapacity",
+            "Namespace": "AWS/SageMaker",
+            "Dimensions": ENDPOINT_DIMENSION,
+            "Threshold": 1,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "TreatMissingData": "notBreaching",
+            "AlarmActions": [{"Ref": policy_id}],
+        },
+    )
+
+
+def test_backlog_without_capacity_never_drives_scale_in(template: Template) -> None:
+    alarms = template.find_resources("AWS::CloudWatch::Alarm", {"Properties": {"MetricName": "HasBacklogWithoutCapacity"}})
+    scale_in = {_policy_id(template, "ScalingScaleInWhenIdle")}
+    for alarm in alarms.values():
+        actions = alarm["Properties"].get("AlarmActions", []) + alarm["Properties"].get("OKActions", [])
+        assert not ({a.get("Ref") for a in actions if isinstance(a, dict)} & scale_in)
+
+
+def test_scale_in_only_when_nothing_is_queued_or_in_flight(template: Template, env_name: str) -> None:
+    scaling = load_environment(env_name).scaling
+    policy_id = _policy_id(template, "ScalingScaleInWhenIdle")
+    template.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
+        {
+            "StepScalingPolicyConfiguration": {
+                "AdjustmentType": "ExactCapacity",
+                "StepAdjustments": [{"MetricIntervalUpperBound": 0, "ScalingAdjustment": scaling.min_capacity}],
+            }
+        },
+    )
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            # Backlog counts requests being processed as well as queued ones.
+            "MetricName": "ApproximateBacklogSize",
+            "Namespace": "AWS/SageMaker",
+            "Dimensions": ENDPOINT_DIMENSION,
+            "Statistic": "Maximum",
+            "Threshold": 0.5,
+            "ComparisonOperator": "LessThanThreshold",
+            "Period": 60,
+            "EvaluationPeriods": scaling.idle_minutes_before_scale_in,
+            "DatapointsToAlarm": scaling.idle_minutes_before_scale_in,
+            "TreatMissingData": "ignore",
+            "AlarmActions": [{"Ref": policy_id}],
+        },
+    )
+
+
+# Metrics SageMaker publishes for async endpoints, with EndpointName as the only dimension.
+ASYNC_METRICS = {
+    "ApproximateBacklogSize", "ApproximateBacklogSizePerInstance", "ApproximateAgeOfOldestRequest",
+    "HasBacklogWithoutCapacity",
+}  # fmt: skip
+
+
+def test_no_policy_or_alarm_on_a_metric_that_never_fires(template: Template) -> None:
+    """Invocations/InvocationsPerInstance are not published for async endpoints, and a
+    metric with EndpointName+VariantName dimensions receives no async data."""
+    for policy in template.find_resources(
+        "AWS::ApplicationAutoScaling::ScalingPolicy", {"Properties": {"PolicyType": "TargetTrackingScaling"}}
+    ).values():
+        configuration = policy["Properties"]["TargetTrackingScalingPolicyConfiguration"]
+        assert "PredefinedMetricSpecification" not in configuration
+        spec = configuration["CustomizedMetricSpecification"]
+        assert spec["MetricName"] in ASYNC_METRICS
+        assert [d["Name"] for d in spec["Dimensions"]] == ["EndpointName"]
+    scaling_alarms = [
+        alarm["Properties"]
+        for lid, alarm in template.find_resources("AWS::CloudWatch::Alarm").items()
+        if lid.startswith("Scaling")
+    ]
+    assert scaling_alarms
+    for alarm in scaling_alarms:
+        assert alarm["Namespace"] == "AWS/SageMaker"
+        assert alarm["MetricName"] in ASYNC_METRICS
+        assert [d["Name"] for d in alarm["Dimensions"]] == ["EndpointName"]
+
+
+@pytest.mark.parametrize("metric", ["ApproximateBacklogSizePerInstance"])
+def test_backlog_per_instance_is_selectable(metric: str, tmp_path) -> None:
+    import aws_cdk as cdk
+
+    from app_config import parse_environment
+    from app_config.environments import ENVIRONMENTS
+    from stacks.async_inference_stack import AsyncInferenceStack
+    from tests.infra.conftest import ROOT, cdk_context
+
+    raw = {**ENVIRONMENTS["dev"], "scaling": {**ENVIRONMENTS["dev"]["scaling"], "metric": metric, "target_value": 5}}
+    app = cdk.App(outdir=str(tmp_path), context=cdk_context())
+    stack = AsyncInferenceStack(
+        app, "Backlog", config=parse_environment(raw), container_dir=ROOT / "container", build_dir=tmp_path / "build"
+    )
+    Template.from_stack(stack).has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
+        {
+            "TargetTrackingScalingPolicyConfiguration": {
+                "TargetValue": 5,
+                "CustomizedMetricSpecification": Match.object_like({"MetricName": metric, "Statistic": "Average"}),
+            }
+        },
+    )
