@@ -1,0 +1,72 @@
+"""``python -m model_server serve``: what ``docker run IMAGE serve`` runs.
+
+The listening socket is opened before anything heavy is imported: SageMaker
+expects the container to accept connections within 250 ms of start, and
+importing the web stack alone takes longer than that (torch, much longer).
+Connections that arrive meanwhile wait in the kernel's accept queue.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+
+USAGE = "usage: python -m model_server serve"
+
+
+def _listen() -> socket.socket:
+    # Read the two variables by hand here; Settings validates them again below.
+    host = os.environ.get("MODEL_SERVER_HOST", "0.0.0.0")
+    port = int(os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080"))
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    # SageMaker passes "serve"; no argument is accepted too, for `make serve`.
+    if args not in ([], ["serve"]):
+        print(USAGE, file=sys.stderr)
+        return 2
+    sock = _listen()
+
+    import uvicorn
+
+    from .app import create_app
+    from .logs import configure_logging
+    from .settings import Settings
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    import logging
+
+    logging.getLogger(__name__).info("starting", extra={"event": "start", "settings": settings.public_dict()})
+    config = uvicorn.Config(
+        create_app(settings),
+        log_config=None,  # logs.py already set up JSON logging
+        access_log=settings.access_log,
+        timeout_graceful_shutdown=settings.graceful_shutdown_s,
+        lifespan="on",
+        # The kernel's keep-alive default (5 s) is shorter than clients' pools:
+        # a pooled connection closed under a client causes spurious errors.
+        timeout_keep_alive=75,
+    )
+    server = uvicorn.Server(config)
+    # uvicorn drains on SIGTERM, then re-raises the signal with the handler
+    # that was installed before it started; with the default one the process
+    # would die with status 143 after a clean drain. Ignoring it at that point
+    # lets main() return 0, which is what a graceful stop should report.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    server.run(sockets=[sock])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

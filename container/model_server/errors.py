@@ -1,0 +1,83 @@
+"""Errors that map to one HTTP status each.
+
+The Hugging Face toolkit answers every failure with 400, which makes a client
+retry a hopeless request and hides a sick model behind "your fault". Here each
+failure says what it is: the client's (4xx) or ours (5xx).
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+class ServerError(Exception):
+    status = 500
+    title = "Internal Server Error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(ServerError):
+    status = 400
+    title = "Bad Request"
+
+
+class NotAcceptable(ServerError):
+    status = 406
+    title = "Not Acceptable"
+
+
+class PayloadTooLarge(ServerError):
+    status = 413
+    title = "Payload Too Large"
+
+
+class UnsupportedMediaType(ServerError):
+    status = 415
+    title = "Unsupported Media Type"
+
+
+class ModelError(ServerError):
+    status = 500
+    title = "Model Error"
+
+
+class ModelNotReady(ServerError):
+    status = 503
+    title = "Service Unavailable"
+
+
+class InsufficientStorage(ServerError):
+    """507: what SageMaker's multi-model contract uses for out of memory."""
+
+    status = 507
+    title = "Insufficient Storage"
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for CUDA OOM, Python MemoryError and CPU allocator failures.
+
+    torch is looked up in sys.modules rather than imported: this module is used
+    on the event loop, which must never block on importing torch.
+    """
+    if isinstance(exc, MemoryError):
+        return True
+    torch = sys.modules.get("torch")
+    oom_type = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
+    if oom_type is not None and isinstance(exc, oom_type):
+        return True
+    # The CPU allocator raises a plain RuntimeError ("DefaultCPUAllocator: can't
+    # allocate memory"); some CUDA paths raise RuntimeError("CUDA out of memory").
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def from_model_exception(exc: BaseException) -> ServerError:
+    """Classify an exception raised while running the model."""
+    if isinstance(exc, ServerError):
+        return exc
+    if is_out_of_memory(exc):
+        return InsufficientStorage(f"out of memory: {exc}")
+    return ModelError(f"{type(exc).__name__}: {exc}")

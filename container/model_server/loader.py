@@ -1,0 +1,141 @@
+"""Load the model once, on a background thread, and remember how that went.
+
+Loading runs off the event loop so that the server listens at once and answers
+/ping with 503 while loading (the toolkit says 200 before the model is there,
+and SageMaker then routes requests to a container that cannot serve them).
+torch and transformers are imported here, on that thread, for the same reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .settings import Settings
+from .user_code import UserCode, find_user_module, import_user_module
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    model: Any  # Seq2SeqModel, PipelineModel, or whatever a user's model_fn returned
+    user_code: UserCode | None
+    task: str | None
+    device: str
+
+
+@dataclass
+class ModelState:
+    """What /ping reports. Written by the loader thread, read by the event loop."""
+
+    status: str = "loading"  # loading -> ready | failed
+    error: str | None = None
+    loaded: LoadedModel | None = None
+    started: float = field(default_factory=time.monotonic)
+    _done: threading.Event = field(default_factory=threading.Event)
+
+    def set_ready(self, loaded: LoadedModel) -> None:
+        self.loaded, self.status = loaded, "ready"
+        self._done.set()
+
+    def set_failed(self, error: str) -> None:
+        self.error, self.status = error, "failed"
+        self._done.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+
+def start_loading(settings: Settings, state: ModelState) -> threading.Thread:
+    thread = threading.Thread(target=_load_into, args=(settings, state), name="model-loader", daemon=True)
+    thread.start()
+    return thread
+
+
+def _load_into(settings: Settings, state: ModelState) -> None:
+    try:
+        loaded = load(settings)
+    except BaseException as exc:  # noqa: BLE001 - any failure means "not healthy", never a crash
+        log.exception("model load failed")
+        state.set_failed(f"{type(exc).__name__}: {exc}")
+        return
+    log.info(
+        "model ready",
+        extra={"event": "model_ready", "task": loaded.task, "device": loaded.device,
+               "user_code": loaded.user_code.defined if loaded.user_code else None,
+               "load_seconds": round(time.monotonic() - state.started, 3)},
+    )
+    state.set_ready(loaded)
+
+
+def resolve_model_dir(settings: Settings) -> Path:
+    """MODEL_DIR, or a snapshot of HF_MODEL_ID downloaded at startup."""
+    if not settings.hf_model_id:
+        if not settings.model_dir.is_dir():
+            raise FileNotFoundError(f"MODEL_DIR {settings.model_dir} does not exist and HF_MODEL_ID is not set")
+        return settings.model_dir
+    from huggingface_hub import snapshot_download
+
+    token = settings.hf_api_token.get_secret_value() if settings.hf_api_token else None
+    log.info("downloading model", extra={"event": "download", "model_id": settings.hf_model_id,
+                                         "revision": settings.hf_model_revision})
+    return Path(snapshot_download(repo_id=settings.hf_model_id, revision=settings.hf_model_revision, token=token))
+
+
+def load(settings: Settings) -> LoadedModel:
+    model_dir = resolve_model_dir(settings)
+    # The toolkit reads code/ from /opt/ml/model even when the weights come from the hub.
+    user_path = find_user_module(settings.model_dir / "code", model_dir / "code")
+    user_code = UserCode(import_user_module(user_path)) if user_path else None
+
+    import torch  # heavy: only on this thread
+
+    from .logs import route_library_logs
+
+    route_library_logs()
+
+    device = torch.device(_pick_device(settings, torch))
+    holder: dict[str, Any] = {}
+
+    def default_loader() -> Any:
+        holder["model"] = _load_default(model_dir, settings, device)
+        return holder["model"]
+
+    if user_code is not None:
+        model = user_code.load(model_dir, default_loader)
+    else:
+        model = default_loader()
+    if settings.warmup and "model" in holder:
+        holder["model"].warmup()
+    return LoadedModel(model=model, user_code=user_code, task=getattr(model, "task", None), device=str(device))
+
+
+def _pick_device(settings: Settings, torch: Any) -> str:
+    if settings.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return settings.device
+
+
+def _load_default(model_dir: Path, settings: Settings, device: Any) -> Any:
+    import torch
+    from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer, pipeline
+
+    from .pipeline_model import PipelineModel
+    from .seq2seq import Seq2SeqModel
+    from .tasks import infer_task, is_seq2seq
+
+    config = AutoConfig.from_pretrained(model_dir)
+    task = settings.hf_task or infer_task(config)
+    # float16 only on a GPU: CPU half-precision kernels are slow or missing.
+    dtype = torch.float16 if settings.half_precision and device.type == "cuda" else "auto"
+    log.info("loading model", extra={"event": "load", "task": task, "device": str(device), "dtype": str(dtype)})
+    if is_seq2seq(task):
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        model = AutoModelForSeq2SeqLM.from_pretrained(model_dir, dtype=dtype).to(device).eval()
+        return Seq2SeqModel(model, tokenizer, task, device)
+    return PipelineModel(pipeline(task, model=str(model_dir), device=device, dtype=dtype))

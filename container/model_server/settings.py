@@ -1,0 +1,65 @@
+"""Every knob the server reads, parsed once from the environment.
+
+SageMaker and the Hugging Face inference toolkit already define some variable
+names (``SAGEMAKER_BIND_TO_PORT``, ``HF_MODEL_ID``, ``HF_TASK`` ...): those are
+kept verbatim so that a model configured for the toolkit runs unchanged. The
+server's own knobs share the ``MODEL_SERVER_`` prefix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MODEL_SERVER_", populate_by_name=True, extra="ignore")
+
+    # --- SageMaker contract -------------------------------------------------
+    port: int = Field(8080, ge=1, le=65535, validation_alias="SAGEMAKER_BIND_TO_PORT")
+    # 0.0.0.0 inside a container (SageMaker connects from outside it); tests and
+    # `make serve` bind to 127.0.0.1.
+    host: str = "0.0.0.0"
+
+    # --- where the model comes from (Hugging Face toolkit names) -------------
+    model_dir: Path = Field(Path("/opt/ml/model"), validation_alias="MODEL_DIR")
+    hf_model_id: str | None = Field(None, validation_alias="HF_MODEL_ID")
+    hf_model_revision: str | None = Field(None, validation_alias="HF_MODEL_REVISION")
+    # SecretStr: the token never shows up in logged settings or tracebacks.
+    hf_api_token: SecretStr | None = Field(None, validation_alias="HF_API_TOKEN")
+    hf_task: str | None = Field(None, validation_alias="HF_TASK")
+
+    # --- hardware --------------------------------------------------------------
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # float16 weights on a GPU: half the memory, about twice the throughput on
+    # tensor cores. Ignored on CPU, where float16 kernels are slow or missing.
+    half_precision: bool = False
+
+    # --- dynamic batching --------------------------------------------------------
+    # Inputs (not requests) per model call. 32 keeps a CPU batch's padding waste
+    # and latency moderate; raise it on a GPU.
+    max_batch_size: int = Field(32, ge=1)
+    # Upper bound on how long the first request of a batch waits for company.
+    # The batcher only waits when recent traffic showed concurrency, so a lone
+    # request never pays it (see batching.py).
+    max_batch_wait_ms: float = Field(10.0, ge=0)
+
+    # --- requests -------------------------------------------------------------------
+    # Bodies above this get 413 before they are read in full.
+    max_request_bytes: int = Field(10 * 1024 * 1024, ge=1)
+
+    # --- lifecycle --------------------------------------------------------------------
+    # SageMaker sends SIGKILL 30 s after SIGTERM: drain well inside that.
+    graceful_shutdown_s: float = Field(25.0, ge=0)
+    # One tiny inference before /ping turns 200, so the first real request does
+    # not pay for lazy initialisation.
+    warmup: bool = True
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    access_log: bool = False
+
+    def public_dict(self) -> dict[str, object]:
+        """The settings as logged at startup (the token is masked by SecretStr)."""
+        return {k: (str(v) if v is not None else None) for k, v in self.model_dump().items()}
