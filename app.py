@@ -4,6 +4,7 @@
     cdk synth  -c env=dev        one environment (default: dev)
     cdk synth  -c env=all        every environment (what `make synth` does)
     cdk deploy -c env=prod
+    cdk deploy -c ci=true AsyncInference-ci-identity   the CI identity, once (docs/delivery.md)
 """
 
 from __future__ import annotations
@@ -15,18 +16,25 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from app_config import ConfigError, EnvironmentConfig, environment_names, load_environment
+from app_config.ci_identity import CiIdentityConfig, load_ci_identity
 from stacks.async_inference_stack import AsyncInferenceStack
+from stacks.ci_identity_stack import CiIdentityStack
 
 ROOT = Path(__file__).resolve().parent
+CI_IDENTITY_STACK_ID = "AsyncInference-ci-identity"
 
 
 def stack_id(config: EnvironmentConfig) -> str:
     return f"AsyncInference-{config.name}"
 
 
-def build_app(app: cdk.App, names: list[str]) -> list[AsyncInferenceStack]:
-    """Add one stack per environment name and the cdk-nag checks to `app`."""
+def build_app(
+    app: cdk.App, names: list[str], *, ci_identity: CiIdentityConfig | None = None
+) -> list[AsyncInferenceStack]:
+    """Add one stack per environment name (plus the CI identity stack if given) and the cdk-nag checks to `app`."""
     stacks = []
+    if ci_identity is not None:
+        add_ci_identity(app, ci_identity)
     for name in names:
         config = load_environment(name)
         env = cdk.Environment(account=config.account, region=config.region) if (config.account or config.region) else None
@@ -45,6 +53,20 @@ def build_app(app: cdk.App, names: list[str]) -> list[AsyncInferenceStack]:
     return stacks
 
 
+def add_ci_identity(app: cdk.App, config: CiIdentityConfig) -> CiIdentityStack:
+    """The GitHub OIDC roles: only with `-c ci=true`, so `cdk deploy -c env=prod` never touches them."""
+    env = cdk.Environment(account=config.account, region=config.region) if (config.account or config.region) else None
+    return CiIdentityStack(
+        app, CI_IDENTITY_STACK_ID, config=config, env=env, description="GitHub Actions OIDC roles for cdk diff / deploy"
+    )
+
+
+def selected_ci_identity(app: cdk.App) -> CiIdentityConfig | None:
+    if str(app.node.try_get_context("ci") or "").lower() not in {"true", "1", "yes"}:
+        return None
+    return load_ci_identity(github_repository=app.node.try_get_context("github_repository"))
+
+
 def selected_environments(app: cdk.App) -> list[str]:
     requested = app.node.try_get_context("env") or "dev"
     return environment_names() if requested == "all" else [requested]
@@ -53,7 +75,7 @@ def selected_environments(app: cdk.App) -> list[str]:
 def main() -> None:
     app = cdk.App()
     try:
-        build_app(app, selected_environments(app))
+        build_app(app, selected_environments(app), ci_identity=selected_ci_identity(app))
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
