@@ -4,6 +4,7 @@
     cdk synth  -c env=dev        one environment (default: dev)
     cdk synth  -c env=all        every environment (what `make synth` does)
     cdk deploy -c env=prod
+    cdk deploy -c env=prod -c autoscaling=paused      step 1 of an instance-type change (docs/operations.md)
     cdk deploy -c ci=true AsyncInference-ci-identity   the CI identity, once (docs/delivery.md)
 """
 
@@ -29,14 +30,24 @@ def stack_id(config: EnvironmentConfig) -> str:
 
 
 def build_app(
-    app: cdk.App, names: list[str], *, ci_identity: CiIdentityConfig | None = None
+    app: cdk.App,
+    names: list[str],
+    *,
+    ci_identity: CiIdentityConfig | None = None,
+    pause_autoscaling: bool = False,
 ) -> list[AsyncInferenceStack]:
-    """Add one stack per environment name (plus the CI identity stack if given) and the cdk-nag checks to `app`."""
+    """Add one stack per environment name (plus the CI identity stack if given) and the cdk-nag checks to `app`.
+
+    pause_autoscaling removes the scalable target and its policies: step 1 of the
+    instance-type change procedure in docs/operations.md.
+    """
     stacks = []
     if ci_identity is not None:
         add_ci_identity(app, ci_identity)
     for name in names:
         config = load_environment(name)
+        if pause_autoscaling:
+            config = config.model_copy(update={"autoscaling_enabled": False})
         env = cdk.Environment(account=config.account, region=config.region) if (config.account or config.region) else None
         stacks.append(
             AsyncInferenceStack(
@@ -72,10 +83,22 @@ def selected_environments(app: cdk.App) -> list[str]:
     return environment_names() if requested == "all" else [requested]
 
 
+def autoscaling_paused(app: cdk.App) -> bool:
+    value = str(app.node.try_get_context("autoscaling") or "on")
+    if value not in ("on", "paused"):
+        raise ConfigError(f"-c autoscaling={value!r}: expected 'on' (default) or 'paused'")
+    return value == "paused"
+
+
 def main() -> None:
     app = cdk.App()
     try:
-        build_app(app, selected_environments(app), ci_identity=selected_ci_identity(app))
+        build_app(
+            app,
+            selected_environments(app),
+            ci_identity=selected_ci_identity(app),
+            pause_autoscaling=autoscaling_paused(app),
+        )
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)

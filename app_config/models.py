@@ -134,6 +134,36 @@ class ScalingConfig(_Strict):
         return self
 
 
+class OperationsConfig(_Strict):
+    """Alarm thresholds: what "unhealthy" means for this environment."""
+
+    # Age of the oldest queued request above which someone should look (the objective).
+    max_request_age_seconds: int = Field(900, ge=60)
+    # How long a cold start from zero instances normally takes (instance + image pull +
+    # model load). HasBacklogWithoutCapacity still 1 after this means the endpoint failed to wake.
+    expected_cold_start_minutes: int = Field(15, ge=1, le=60)
+    # Failed invocations (InvocationFailures, Invocation5XXErrors) per 5 minutes that page.
+    failures_per_5_minutes: int = Field(5, ge=1)
+    api_5xx_percent: float = Field(1.0, gt=0, le=100)
+    api_p99_latency_ms: int = Field(5000, ge=100, le=29000)
+
+
+class DeploymentGuardrails(_Strict):
+    """How SageMaker shifts traffic to a new endpoint configuration, and when it rolls back.
+
+    `all_at_once` still is a blue/green deployment with automatic rollback on the alarms
+    and a baking period; `canary` and `linear` shift a share of capacity first.
+    """
+
+    strategy: Literal["all_at_once", "canary", "linear"] = "all_at_once"
+    # Share of the new fleet's capacity per step (canary: the first step; linear: every step).
+    step_percent: int = Field(25, ge=1, le=50)
+    wait_interval_seconds: int = Field(600, ge=0, le=3600)
+    # Baking period after the last shift before the old fleet is terminated.
+    termination_wait_seconds: int = Field(600, ge=0, le=3600)
+    maximum_execution_timeout_seconds: int = Field(7200, ge=600, le=28800)
+
+
 class StorageConfig(_Strict):
     """Lifecycle of the request/response buckets."""
 
@@ -164,7 +194,12 @@ class EnvironmentConfig(_Strict):
     container_environment: dict[str, str] = Field(default_factory=dict)
 
     scaling: ScalingConfig = ScalingConfig()
+    # False removes the scalable target and its policies: the first of the three deploys
+    # that change instance_type (see docs/operations.md).
+    autoscaling_enabled: bool = True
     storage: StorageConfig = StorageConfig()
+    operations: OperationsConfig = OperationsConfig()
+    deployment: DeploymentGuardrails = DeploymentGuardrails()
 
     log_retention_days: int = 30
     retain_data: bool = False  # RemovalPolicy.RETAIN for buckets and keys
@@ -239,6 +274,16 @@ class EnvironmentConfig(_Strict):
     @property
     def has_nvme_storage(self) -> bool:
         return self.instance_family in NVME_INSTANCE_FAMILIES
+
+    @model_validator(mode="after")
+    def _guardrails_fit_capacity(self) -> EnvironmentConfig:
+        if self.deployment.strategy != "all_at_once" and self.scaling.max_capacity < 2:
+            raise ValueError(
+                f"deployment.strategy={self.deployment.strategy!r} needs scaling.max_capacity >= 2 "
+                f"(is {self.scaling.max_capacity}): SageMaker limits a canary or linear step to 50% "
+                "of the variant's instances. Use 'all_at_once' (still blue/green with rollback)."
+            )
+        return self
 
     @model_validator(mode="after")
     def _storage_volume_kms(self) -> EnvironmentConfig:

@@ -71,6 +71,41 @@ def gpu_variant(
     )
 
 
+def deployment_guardrails(
+    *,
+    strategy: str,
+    step_percent: int,
+    wait_interval_seconds: int,
+    termination_wait_seconds: int,
+    maximum_execution_timeout_seconds: int,
+    rollback_alarm_names: list[str],
+) -> sagemaker.CfnEndpoint.DeploymentConfigProperty:
+    """Blue/green update of the endpoint with automatic rollback.
+
+    SageMaker brings up a new fleet, shifts capacity to it (at once, as a canary
+    step, or in linear steps), bakes for `termination_wait_seconds`, and rolls back
+    if any of the named alarms fires meanwhile. Steps are percentages of capacity:
+    with autoscaling, instance counts are not known at deploy time.
+    """
+    step = sagemaker.CfnEndpoint.CapacitySizeProperty(type="CAPACITY_PERCENT", value=step_percent)
+    routing = sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(
+        type=strategy.upper(),
+        canary_size=step if strategy == "canary" else None,
+        linear_step_size=step if strategy == "linear" else None,
+        wait_interval_in_seconds=wait_interval_seconds if strategy != "all_at_once" else None,
+    )
+    return sagemaker.CfnEndpoint.DeploymentConfigProperty(
+        blue_green_update_policy=sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty(
+            traffic_routing_configuration=routing,
+            termination_wait_in_seconds=termination_wait_seconds,
+            maximum_execution_timeout_in_seconds=maximum_execution_timeout_seconds,
+        ),
+        auto_rollback_configuration=sagemaker.CfnEndpoint.AutoRollbackConfigProperty(
+            alarms=[sagemaker.CfnEndpoint.AlarmProperty(alarm_name=name) for name in rollback_alarm_names]
+        ),
+    )
+
+
 class AsyncEndpoint(Construct):
     """Model -> endpoint config -> endpoint, with no physical names.
 
@@ -94,6 +129,7 @@ class AsyncEndpoint(Construct):
         container_startup_timeout_seconds: int,
         model_download_timeout_seconds: int,
         async_config: sagemaker.CfnEndpointConfig.AsyncInferenceConfigProperty,
+        deployment_config: sagemaker.CfnEndpoint.DeploymentConfigProperty | None = None,
         storage_volume_kms_key_arn: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -126,6 +162,7 @@ class AsyncEndpoint(Construct):
             "Endpoint",
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
             retain_all_variant_properties=True,
+            deployment_config=deployment_config,
         )
         # IAM race: SageMaker validates the role when each of these is created. The
         # role's policies are separate resources; without these explicit edges

@@ -8,9 +8,11 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from app_config import EnvironmentConfig
-from inference_constructs.async_endpoint import AsyncEndpoint, async_inference_config
+from inference_constructs.alarms import OperationsAlarms, rollback_alarm_names
+from inference_constructs.async_endpoint import AsyncEndpoint, async_inference_config, deployment_guardrails
 from inference_constructs.autoscaling import EndpointAutoscaling
 from inference_constructs.compliance import acknowledge_findings
+from inference_constructs.dashboard import OperationsDashboard
 from inference_constructs.execution_role import SageMakerExecutionRole
 from inference_constructs.model_artifact import ModelArtifact
 from inference_constructs.model_image import ModelImage
@@ -73,20 +75,43 @@ class AsyncInferenceStack(cdk.Stack):
                 error_topic_arn=notifications.error_topic.topic_arn,
                 max_concurrent_invocations_per_instance=config.max_concurrent_invocations_per_instance,
             ),
+            deployment_config=deployment_guardrails(
+                strategy=config.deployment.strategy,
+                step_percent=config.deployment.step_percent,
+                wait_interval_seconds=config.deployment.wait_interval_seconds,
+                termination_wait_seconds=config.deployment.termination_wait_seconds,
+                maximum_execution_timeout_seconds=config.deployment.maximum_execution_timeout_seconds,
+                rollback_alarm_names=list(rollback_alarm_names(self.stack_name).values()),
+            ),
             storage_volume_kms_key_arn=storage.key.key_arn if config.encrypt_storage_volume else None,
         )
 
-        EndpointAutoscaling(
+        if config.autoscaling_enabled:
+            EndpointAutoscaling(
+                self,
+                "Scaling",
+                endpoint_name=endpoint.endpoint_name,
+                variant_name=endpoint.variant_name,
+                min_capacity=config.scaling.min_capacity,
+                max_capacity=config.scaling.max_capacity,
+                metric_name=config.scaling.metric,
+                target_value=config.scaling.target_value,
+                scale_out_cooldown_seconds=config.scaling.scale_out_cooldown_seconds,
+                idle_minutes_before_scale_in=config.scaling.idle_minutes_before_scale_in,
+            )
+
+        alarms = OperationsAlarms(
             self,
-            "Scaling",
+            "Alarms",
             endpoint_name=endpoint.endpoint_name,
-            variant_name=endpoint.variant_name,
-            min_capacity=config.scaling.min_capacity,
-            max_capacity=config.scaling.max_capacity,
-            metric_name=config.scaling.metric,
-            target_value=config.scaling.target_value,
-            scale_out_cooldown_seconds=config.scaling.scale_out_cooldown_seconds,
-            idle_minutes_before_scale_in=config.scaling.idle_minutes_before_scale_in,
+            max_request_age_seconds=config.operations.max_request_age_seconds,
+            expected_cold_start_minutes=config.operations.expected_cold_start_minutes,
+            failures_per_5_minutes=config.operations.failures_per_5_minutes,
+            alarm_email=config.alarm_email,
+            retain=config.retain_data,
+        )
+        dashboard = OperationsDashboard(
+            self, "Dashboard", endpoint_name=endpoint.endpoint_name, variant_name=endpoint.variant_name
         )
 
         outputs = {
@@ -96,6 +121,7 @@ class AsyncInferenceStack(cdk.Stack):
             "FailureBucketName": storage.failure_bucket.bucket_name,
             "SuccessTopicArn": notifications.success_topic.topic_arn,
             "ErrorTopicArn": notifications.error_topic.topic_arn,
+            "AlarmTopicArn": alarms.topic.topic_arn,
         }
         for name, value in outputs.items():
             cdk.CfnOutput(self, name, value=value)

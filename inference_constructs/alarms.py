@@ -1,0 +1,211 @@
+"""Operational alarms: is the queue served, did the endpoint wake, are requests failing.
+
+Every async metric uses the only dimension SageMaker publishes them with,
+EndpointName. Missing data is decided per alarm: an endpoint at zero instances
+publishes nothing for most metrics, and for a failure counter "no data" means
+"no failure", while for the idle check it means "no evidence".
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+NAMESPACE = "AWS/SageMaker"
+FIVE_MINUTES = cdk.Duration.minutes(5)
+
+
+def rollback_alarm_names(stack_name: str) -> dict[str, str]:
+    """Names of the alarms the endpoint's deployment guardrails watch.
+
+    The endpoint must name these alarms while the alarms' metrics need the endpoint's
+    generated name: referencing each other would be a dependency cycle. So these two
+    alarms get names derived from the stack name (an alarm is only replaced when its
+    name changes, so a stable name cannot block a replacement) and the endpoint lists
+    the names as plain strings - the pattern ECS and Copilot use for rollback alarms.
+    """
+    return {
+        "InvocationFailures": f"{stack_name}-endpoint-invocation-failures",
+        "Invocation5XXErrors": f"{stack_name}-endpoint-5xx-errors",
+    }
+
+
+def async_metric(endpoint_name: str, metric_name: str, statistic: str, period: cdk.Duration) -> cloudwatch.Metric:
+    return cloudwatch.Metric(
+        namespace=NAMESPACE,
+        metric_name=metric_name,
+        dimensions_map={"EndpointName": endpoint_name},
+        statistic=statistic,
+        period=period,
+    )
+
+
+class OperationsAlarms(Construct):
+    """Alarms to an operations topic (optionally e-mailed), one per failure mode."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        endpoint_name: str,
+        max_request_age_seconds: int,
+        expected_cold_start_minutes: int,
+        failures_per_5_minutes: int,
+        alarm_email: str | None,
+        retain: bool,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.key = kms.Key(
+            self,
+            "TopicKey",
+            description="Encrypts operations alarm notifications",
+            enable_key_rotation=True,
+            removal_policy=cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY,
+        )
+        # CloudWatch publishes alarm notifications itself; an encrypted topic needs the
+        # service to be allowed to use the key, or notifications are silently dropped.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID}},
+            )
+        )
+        self.topic = sns.Topic(self, "Topic", master_key=self.key, enforce_ssl=True)
+        if alarm_email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
+        self._action = actions.SnsAction(self.topic)
+        self.alarms: dict[str, cloudwatch.Alarm] = {}
+        names = rollback_alarm_names(cdk.Stack.of(self).stack_name)
+
+        self._add(
+            "OldestRequestTooOld",
+            async_metric(endpoint_name, "ApproximateAgeOfOldestRequest", "Maximum", cdk.Duration.minutes(1)),
+            threshold=max_request_age_seconds,
+            periods=5,
+            missing=cloudwatch.TreatMissingData.NOT_BREACHING,  # no data: nothing queued
+            description=f"The oldest queued request is older than {max_request_age_seconds} s for 5 minutes: "
+            "capacity is not keeping up (max capacity reached, or instances unhealthy).",
+        )
+        self._add(
+            "EndpointFailedToWake",
+            async_metric(endpoint_name, "HasBacklogWithoutCapacity", "Minimum", cdk.Duration.minutes(1)),
+            threshold=1,
+            periods=expected_cold_start_minutes + 5,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            missing=cloudwatch.TreatMissingData.NOT_BREACHING,  # no data: no backlog
+            description="Requests have waited with zero instances for longer than a cold start takes: "
+            "the scale-from-zero policy did not bring an instance up.",
+        )
+        for metric_name, name in names.items():
+            self._add(
+                metric_name,
+                async_metric(endpoint_name, metric_name, "Sum", FIVE_MINUTES),
+                threshold=failures_per_5_minutes,
+                periods=1,
+                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                missing=cloudwatch.TreatMissingData.NOT_BREACHING,  # no data: no failures
+                description=f"{metric_name} reached {failures_per_5_minutes} in 5 minutes. Also rolls back "
+                "an endpoint deployment in progress.",
+                alarm_name=name,
+            )
+        for metric_name, meaning in (
+            ("ExpiredRequests", "requests expired in the queue (RequestTTLSeconds) before any instance took them"),
+            ("RequestDownloadFailures", "the endpoint could not read request payloads from S3 (permissions, KMS, deleted input)"),
+            ("ResponseUploadFailures", "the endpoint could not write results to S3 (permissions, KMS)"),
+            ("NotificationFailures", "success/error notifications could not be published to SNS (permissions, KMS)"),
+        ):
+            self._add(
+                metric_name,
+                async_metric(endpoint_name, metric_name, "Sum", FIVE_MINUTES),
+                threshold=0,
+                periods=1,
+                missing=cloudwatch.TreatMissingData.NOT_BREACHING,  # no data: nothing happened
+                description=f"{metric_name} > 0: {meaning}.",
+            )
+
+    def _add(
+        self,
+        construct_id: str,
+        metric: cloudwatch.IMetric,
+        *,
+        threshold: float,
+        periods: int,
+        missing: cloudwatch.TreatMissingData,
+        description: str,
+        comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        alarm_name: str | None = None,
+    ) -> cloudwatch.Alarm:
+        alarm = cloudwatch.Alarm(
+            self,
+            construct_id,
+            metric=metric,
+            threshold=threshold,
+            evaluation_periods=periods,
+            datapoints_to_alarm=periods,
+            comparison_operator=comparison,
+            treat_missing_data=missing,
+            alarm_description=description,
+            alarm_name=alarm_name,
+        )
+        alarm.add_alarm_action(self._action)
+        alarm.add_ok_action(self._action)
+        self.alarms[construct_id] = alarm
+        return alarm
+
+    def add_api_alarms(
+        self, *, api_name: str, stage_name: str, function: lambda_.IFunction, api_5xx_percent: float, api_p99_latency_ms: int
+    ) -> None:
+        """API 5xx rate and latency, the handler's errors and throttles.
+
+        Missing data is "not breaching": no traffic is not an outage of the API.
+        """
+        dimensions = {"ApiName": api_name, "Stage": stage_name}
+        count = cloudwatch.Metric(namespace="AWS/ApiGateway", metric_name="Count", dimensions_map=dimensions, statistic="Sum", period=FIVE_MINUTES)
+        errors = cloudwatch.Metric(namespace="AWS/ApiGateway", metric_name="5XXError", dimensions_map=dimensions, statistic="Sum", period=FIVE_MINUTES)
+        self._add(
+            "Api5xxRate",
+            cloudwatch.MathExpression(
+                expression="IF(requests > 0, 100 * errors / requests, 0)",
+                using_metrics={"errors": errors, "requests": count},
+                period=FIVE_MINUTES,
+                label="API 5xx %",
+            ),
+            threshold=api_5xx_percent,
+            periods=1,
+            missing=cloudwatch.TreatMissingData.NOT_BREACHING,
+            description=f"More than {api_5xx_percent}% of API requests failed with 5xx in 5 minutes.",
+        )
+        self._add(
+            "ApiLatencyP99",
+            cloudwatch.Metric(namespace="AWS/ApiGateway", metric_name="Latency", dimensions_map=dimensions, statistic="p99", period=FIVE_MINUTES),
+            threshold=api_p99_latency_ms,
+            periods=3,
+            missing=cloudwatch.TreatMissingData.NOT_BREACHING,
+            description=f"API p99 latency above {api_p99_latency_ms} ms for 15 minutes (API Gateway times out at 29 s).",
+        )
+        self._add(
+            "HandlerErrors",
+            function.metric_errors(period=FIVE_MINUTES, statistic="Sum"),
+            threshold=0,
+            periods=1,
+            missing=cloudwatch.TreatMissingData.NOT_BREACHING,
+            description="The API handler raised (an unhandled error, not a mapped 4xx/5xx answer).",
+        )
+        self._add(
+            "HandlerThrottles",
+            function.metric_throttles(period=FIVE_MINUTES, statistic="Sum"),
+            threshold=0,
+            periods=1,
+            missing=cloudwatch.TreatMissingData.NOT_BREACHING,
+            description="The API handler was throttled: raise its reserved concurrency or the account limit.",
+        )

@@ -1,0 +1,91 @@
+"""One CloudWatch dashboard per environment: queue, capacity, failures, latency, API."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from inference_constructs.alarms import async_metric
+
+ONE_MINUTE = cdk.Duration.minutes(1)
+
+
+def _graph(title: str, metrics: list[cloudwatch.IMetric], **kwargs: object) -> cloudwatch.GraphWidget:
+    return cloudwatch.GraphWidget(title=title, left=metrics, width=8, height=6, **kwargs)
+
+
+class OperationsDashboard(Construct):
+    """Widgets in the order an operator asks questions: is work waiting, is there
+    capacity, is it failing, how slow is it, and is the API healthy."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, endpoint_name: str, variant_name: str) -> None:
+        super().__init__(scope, construct_id)
+        m = lambda name, stat="Maximum": async_metric(endpoint_name, name, stat, ONE_MINUTE)  # noqa: E731
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=cdk.Duration.hours(3))
+        self.dashboard.add_widgets(
+            _graph("Backlog size", [m("ApproximateBacklogSize"), m("ApproximateBacklogSizePerInstance", "Average")]),
+            _graph("Age of oldest request (s)", [m("ApproximateAgeOfOldestRequest")]),
+            _graph(
+                "Instances",
+                [
+                    # No metric carries the instance count of an async variant; while there is a
+                    # backlog it is backlog / backlog-per-instance. 0 instances shows as the flag below.
+                    cloudwatch.MathExpression(
+                        expression="IF(perInstance > 0, backlog / perInstance, 0)",
+                        using_metrics={
+                            "backlog": m("ApproximateBacklogSize", "Average"),
+                            "perInstance": m("ApproximateBacklogSizePerInstance", "Average"),
+                        },
+                        label="Instances (derived while backlog > 0)",
+                        period=ONE_MINUTE,
+                    ),
+                    m("HasBacklogWithoutCapacity"),
+                ],
+            ),
+        )
+        self.dashboard.add_widgets(
+            _graph(
+                "Failures",
+                [
+                    async_metric(endpoint_name, name, "Sum", ONE_MINUTE)
+                    for name in (
+                        "InvocationFailures", "Invocation5XXErrors", "Invocation4XXErrors", "ExpiredRequests",
+                        "RequestDownloadFailures", "ResponseUploadFailures", "NotificationFailures",
+                    )
+                ],  # fmt: skip
+            ),
+            _graph(
+                "Processing time (ms)",
+                [m("TimeInBacklog", "Average"), m("TotalProcessingTime", "Average"), m("TotalProcessingTime", "p99")],
+            ),
+            _graph(
+                "Model latency (us)",
+                [
+                    cloudwatch.Metric(
+                        namespace="AWS/SageMaker",
+                        metric_name=name,
+                        dimensions_map={"EndpointName": endpoint_name, "VariantName": variant_name},
+                        statistic=stat,
+                        period=ONE_MINUTE,
+                    )
+                    for name, stat in (("ModelLatency", "Average"), ("ModelLatency", "p99"), ("OverheadLatency", "Average"))
+                ],
+            ),
+        )
+
+    def add_api_widgets(self, *, api_name: str, stage_name: str, function: lambda_.IFunction) -> None:
+        dimensions = {"ApiName": api_name, "Stage": stage_name}
+        api = lambda name, stat="Sum": cloudwatch.Metric(  # noqa: E731
+            namespace="AWS/ApiGateway", metric_name=name, dimensions_map=dimensions, statistic=stat, period=ONE_MINUTE
+        )
+        self.dashboard.add_widgets(
+            _graph("API requests and errors", [api("Count"), api("4XXError"), api("5XXError")]),
+            _graph("API latency (ms)", [api("Latency", "p50"), api("Latency", "p99"), api("IntegrationLatency", "p99")]),
+            _graph(
+                "Handler",
+                [function.metric_errors(period=ONE_MINUTE), function.metric_throttles(period=ONE_MINUTE)],
+                right=[function.metric_duration(period=ONE_MINUTE, statistic="p99")],
+            ),
+        )

@@ -1,0 +1,173 @@
+"""Issue 6: alarms, dashboard, deployment guardrails and the instance-type change procedure."""
+
+from __future__ import annotations
+
+import json
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Match, Template
+
+import app as cdk_app
+from app_config import ConfigError, load_environment, parse_environment
+from app_config.environments import ENVIRONMENTS
+from inference_constructs.alarms import rollback_alarm_names
+from tests.infra.conftest import cdk_context
+
+ENDPOINT = {"Fn::GetAtt": [Match.string_like_regexp("^InferenceEndpoint"), "EndpointName"]}
+
+
+def _alarm_topic(template: Template) -> str:
+    [topic] = [lid for lid in template.find_resources("AWS::SNS::Topic") if lid.startswith("AlarmsTopic")]
+    return topic
+
+
+def _endpoint_alarm(template: Template, metric: str) -> dict:
+    found = [
+        a["Properties"]
+        for lid, a in template.find_resources("AWS::CloudWatch::Alarm", {"Properties": {"MetricName": metric}}).items()
+        if lid.startswith("Alarms")
+    ]
+    assert len(found) == 1, f"{metric}: {len(found)} operations alarms"
+    return found[0]
+
+
+def _expected(env_name: str) -> dict[str, tuple]:
+    ops = load_environment(env_name).operations
+    n = ops.failures_per_5_minutes
+    return {
+        # metric: (statistic, period, threshold, comparison, periods, missing data)
+        "ApproximateAgeOfOldestRequest": ("Maximum", 60, ops.max_request_age_seconds, "GreaterThanThreshold", 5, "notBreaching"),
+        "HasBacklogWithoutCapacity": ("Minimum", 60, 1, "GreaterThanOrEqualToThreshold", ops.expected_cold_start_minutes + 5, "notBreaching"),
+        "InvocationFailures": ("Sum", 300, n, "GreaterThanOrEqualToThreshold", 1, "notBreaching"),
+        "Invocation5XXErrors": ("Sum", 300, n, "GreaterThanOrEqualToThreshold", 1, "notBreaching"),
+        "ExpiredRequests": ("Sum", 300, 0, "GreaterThanThreshold", 1, "notBreaching"),
+        "RequestDownloadFailures": ("Sum", 300, 0, "GreaterThanThreshold", 1, "notBreaching"),
+        "ResponseUploadFailures": ("Sum", 300, 0, "GreaterThanThreshold", 1, "notBreaching"),
+        "NotificationFailures": ("Sum", 300, 0, "GreaterThanThreshold", 1, "notBreaching"),
+    }
+
+
+@pytest.mark.parametrize("metric", sorted(_expected("dev")))
+def test_endpoint_alarm(template: Template, env_name: str, metric: str) -> None:
+    statistic, period, threshold, comparison, periods, missing = _expected(env_name)[metric]
+    alarm = _endpoint_alarm(template, metric)
+    topic = {"Ref": _alarm_topic(template)}
+    assert alarm["Namespace"] == "AWS/SageMaker"
+    # Async metrics are published with EndpointName only; a VariantName dimension gets no data.
+    assert alarm["Dimensions"] == [{"Name": "EndpointName", "Value": ENDPOINT}] or (
+        alarm["Dimensions"][0]["Name"] == "EndpointName" and len(alarm["Dimensions"]) == 1
+    )
+    assert (alarm["Statistic"], alarm["Period"], alarm["Threshold"]) == (statistic, period, threshold)
+    assert (alarm["ComparisonOperator"], alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (comparison, periods, periods)
+    assert alarm["TreatMissingData"] == missing
+    assert alarm["AlarmActions"] == [topic] and alarm["OKActions"] == [topic]
+    assert len(alarm["AlarmDescription"]) > 30
+
+
+def test_alarm_topic_is_encrypted_and_usable_by_cloudwatch(template: Template, env_name: str) -> None:
+    [key] = [lid for lid in template.find_resources("AWS::KMS::Key") if lid.startswith("AlarmsTopicKey")]
+    template.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": {"Fn::GetAtt": [key, "Arn"]}})
+    template.has_resource_properties(
+        "AWS::KMS::Key",
+        {
+            "EnableKeyRotation": True,
+            "KeyPolicy": {
+                "Statement": Match.array_with(
+                    [Match.object_like({"Principal": {"Service": "cloudwatch.amazonaws.com"}, "Action": ["kms:Decrypt", "kms:GenerateDataKey*"]})]
+                )
+            },
+        },
+    )
+    email = load_environment(env_name).alarm_email
+    subscriptions = template.find_resources("AWS::SNS::Subscription", {"Properties": {"TopicArn": {"Ref": _alarm_topic(template)}}})
+    assert bool(subscriptions) == bool(email)
+
+
+def test_alarm_email_subscribes_to_the_alarm_topic(tmp_path) -> None:
+    from stacks.async_inference_stack import AsyncInferenceStack
+    from tests.infra.conftest import ROOT
+
+    config = parse_environment({**ENVIRONMENTS["dev"], "alarm_email": "oncall@example.com"})
+    stack = AsyncInferenceStack(
+        cdk.App(outdir=str(tmp_path), context=cdk_context()), "Mail", config=config,
+        container_dir=ROOT / "container", build_dir=tmp_path / "build",
+    )  # fmt: skip
+    template = Template.from_stack(stack)
+    template.has_resource_properties(
+        "AWS::SNS::Subscription",
+        {"Protocol": "email", "Endpoint": "oncall@example.com", "TopicArn": {"Ref": _alarm_topic(template)}},
+    )
+
+
+def test_deployment_guardrails_roll_back_on_the_failure_alarms(template: Template, env_name: str) -> None:
+    deployment = load_environment(env_name).deployment
+    names = list(rollback_alarm_names(f"AsyncInference-{env_name}").values())
+    routing: dict = {"Type": deployment.strategy.upper()}
+    if deployment.strategy == "canary":
+        routing |= {"CanarySize": {"Type": "CAPACITY_PERCENT", "Value": deployment.step_percent}, "WaitIntervalInSeconds": deployment.wait_interval_seconds}
+    template.has_resource_properties(
+        "AWS::SageMaker::Endpoint",
+        {
+            "RetainAllVariantProperties": True,
+            "DeploymentConfig": {
+                "BlueGreenUpdatePolicy": {
+                    "TrafficRoutingConfiguration": routing,
+                    "TerminationWaitInSeconds": deployment.termination_wait_seconds,
+                    "MaximumExecutionTimeoutInSeconds": deployment.maximum_execution_timeout_seconds,
+                },
+                "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": n} for n in names]},
+            },
+        },
+    )
+    # The names the endpoint watches are alarms that exist, on the endpoint's failure metrics.
+    existing = {
+        a["Properties"].get("AlarmName"): a["Properties"]["MetricName"]
+        for a in template.find_resources("AWS::CloudWatch::Alarm").values()
+    }
+    assert {existing[n] for n in names} == {"InvocationFailures", "Invocation5XXErrors"}
+
+
+def test_prod_uses_a_canary_and_dev_all_at_once() -> None:
+    assert load_environment("prod").deployment.strategy == "canary"
+    assert load_environment("dev").deployment.strategy == "all_at_once"
+
+
+def test_canary_needs_room_for_two_instances() -> None:
+    raw = {**ENVIRONMENTS["dev"], "deployment": {"strategy": "canary"}}
+    with pytest.raises(ConfigError, match=r"needs scaling.max_capacity >= 2 \(is 1\)"):
+        parse_environment(raw)
+
+
+def _dashboard_body(template: Template) -> str:
+    [dashboard] = template.find_resources("AWS::CloudWatch::Dashboard").values()
+    return json.dumps(dashboard["Properties"]["DashboardBody"])
+
+
+def test_dashboard_shows_queue_capacity_failures_and_latency(template: Template) -> None:
+    body = _dashboard_body(template)
+    for metric in (
+        "ApproximateBacklogSize", "ApproximateAgeOfOldestRequest", "HasBacklogWithoutCapacity",
+        "ApproximateBacklogSizePerInstance", "InvocationFailures", "Invocation5XXErrors", "ExpiredRequests",
+        "TotalProcessingTime", "ModelLatency",
+    ):  # fmt: skip
+        assert f'\\"{metric}\\"' in body, metric
+    assert "backlog / perInstance" in body
+    assert "InferenceEndpoint" in body  # dimensions reference the generated endpoint name
+
+
+def test_pausing_autoscaling_removes_only_the_scaling_resources(tmp_path) -> None:
+    """Step 1 of an instance-type change: the scalable target must be gone before the variant changes."""
+    app = cdk.App(outdir=str(tmp_path), context=cdk_context())
+    [stack] = cdk_app.build_app(app, ["prod"], pause_autoscaling=True)
+    template = Template.from_stack(stack)
+    assert not template.find_resources("AWS::ApplicationAutoScaling::ScalableTarget")
+    assert not template.find_resources("AWS::ApplicationAutoScaling::ScalingPolicy")
+    template.has_resource_properties("AWS::SageMaker::Endpoint", {"RetainAllVariantProperties": True})
+    _endpoint_alarm(template, "HasBacklogWithoutCapacity")  # operations alarms stay
+
+
+def test_autoscaling_context_rejects_unknown_values() -> None:
+    app = cdk.App(context={"autoscaling": "off"})
+    with pytest.raises(ConfigError, match="expected 'on' \\(default\\) or 'paused'"):
+        cdk_app.autoscaling_paused(app)
