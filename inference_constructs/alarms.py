@@ -12,11 +12,12 @@ import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
+
+from inference_constructs.encryption import customer_managed_key
 
 NAMESPACE = "AWS/SageMaker"
 FIVE_MINUTES = cdk.Duration.minutes(5)
@@ -63,12 +64,8 @@ class OperationsAlarms(Construct):
         retain: bool,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.key = kms.Key(
-            self,
-            "TopicKey",
-            description="Encrypts operations alarm notifications",
-            enable_key_rotation=True,
-            removal_policy=cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY,
+        self.key = customer_managed_key(
+            self, "TopicKey", description="Encrypts operations alarm notifications", retain=retain
         )
         # CloudWatch publishes alarm notifications itself; an encrypted topic needs the
         # service to be allowed to use the key, or notifications are silently dropped.

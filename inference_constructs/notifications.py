@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
+
+from inference_constructs.encryption import customer_managed_key
 
 
 class InferenceNotifications(Construct):
@@ -29,12 +29,8 @@ class InferenceNotifications(Construct):
         retain: bool,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.key = kms.Key(
-            self,
-            "TopicKey",
-            description="Encrypts async inference success and error notifications",
-            enable_key_rotation=True,
-            removal_policy=cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY,
+        self.key = customer_managed_key(
+            self, "TopicKey", description="Encrypts async inference success and error notifications", retain=retain
         )
         self.success_topic = sns.Topic(self, "Success", master_key=self.key, enforce_ssl=True)
         self.error_topic = sns.Topic(self, "Error", master_key=self.key, enforce_ssl=True)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
+
+from inference_constructs.encryption import customer_managed_key, removal_policy
 
 # Key prefixes inside the three buckets. IAM statements are scoped to them, so a
 # principal that may write responses cannot overwrite anything else in the bucket.
@@ -39,14 +40,9 @@ class InferenceStorage(Construct):
         retain: bool,
     ) -> None:
         super().__init__(scope, construct_id)
-        removal = cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY
-
-        self.key = kms.Key(
-            self,
-            "DataKey",
-            description="Encrypts async inference requests, responses and failures",
-            enable_key_rotation=True,
-            removal_policy=removal,
+        removal = removal_policy(retain=retain)
+        self.key = customer_managed_key(
+            self, "DataKey", description="Encrypts async inference requests, responses and failures", retain=retain
         )
         self.access_log_bucket = s3.Bucket(
             self,
