@@ -41,3 +41,27 @@ test: install ## Run the whole test suite (offline)
 .PHONY: clean
 clean: ## Remove build output (keeps the venv and node_modules)
 	rm -rf cdk.out .build .pytest_cache
+
+# ---------------------------------------------------------------- delivery (issue 7)
+# What the GitHub workflows run (docs/delivery.md). ENV is an environment of app_config.
+ENV ?= dev
+# Where `make diff` keeps the CLI's output for the pull-request comment.
+DIFF_OUT ?= .build/diff-$(ENV).txt
+CDK_RUN := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CDK)
+
+.PHONY: diff
+diff: install ## cdk diff of ENV against AWS, read-only via the bootstrap lookup role (needs AWS credentials)
+	@mkdir -p "$(dir $(DIFF_OUT))"
+	@# --method=template: compare templates through the lookup role (a change set needs the
+	@# deploy role). --fail-on=never: a non-empty diff is the normal case, not an error.
+	set -o pipefail; $(CDK_RUN) diff -c env=$(ENV) AsyncInference-$(ENV) \
+		--method=template --fail-on=never --no-color 2>&1 | tee "$(DIFF_OUT)"
+
+.PHONY: deploy
+deploy: install ## cdk deploy of ENV (only that environment's service stack; needs AWS credentials)
+	@# No interactive approval: in CI the GitHub environment's reviewers are the approval.
+	$(CDK_RUN) deploy -c env=$(ENV) AsyncInference-$(ENV) --require-approval=never --no-color
+
+.PHONY: ci-identity-deploy
+ci-identity-deploy: install ## Deploy the GitHub OIDC roles once, by hand (optional REPO=owner/name)
+	$(CDK_RUN) deploy -c ci=true $(if $(REPO),-c github_repository=$(REPO)) AsyncInference-ci-identity

@@ -68,8 +68,8 @@ class GitHubOidcRoles(Construct):
             self.provider_arn = provider.oidc_provider_arn
 
         stack = cdk.Stack.of(self)
-        # Empty: the region this stack is deployed to (a token resolved by CloudFormation).
-        target_regions = list(regions) or [cdk.Aws.REGION]
+        # Empty: the region this stack is deployed to (a token when the stack is env-agnostic).
+        target_regions = list(regions) or [stack.region]
 
         def bootstrap_roles(kinds: Sequence[str]) -> list[str]:
             return [
@@ -77,7 +77,7 @@ class GitHubOidcRoles(Construct):
                     service="iam",
                     region="",
                     resource="role",
-                    resource_name=f"cdk-{bootstrap_qualifier}-{kind}-{cdk.Aws.ACCOUNT_ID}-{region}",
+                    resource_name=f"cdk-{bootstrap_qualifier}-{kind}-{stack.account}-{region}",
                 )
                 for region in target_regions
                 for kind in kinds
