@@ -165,6 +165,7 @@ class DynamicBatcher:
         parameters = batch[0].parameters
         info = BatchInfo(size=len(inputs), requests=len(batch))
         started = time.monotonic()
+        log.debug("batch start", extra={"event": "batch_start", "batch_size": info.size, "requests": info.requests})
         try:
             outputs = await loop.run_in_executor(self._executor, self._predict_chunked, inputs, parameters)
             error: BaseException | None = None
