@@ -1,0 +1,181 @@
+"""Pure functions and the batcher in isolation: fast, no server process."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import types
+from pathlib import Path
+
+import pytest
+
+from model_server import codec
+from model_server.batching import DynamicBatcher
+from model_server.errors import BadRequest, InsufficientStorage, ModelError, NotAcceptable, UnsupportedMediaType
+from model_server.settings import Settings
+from model_server.tasks import infer_task, is_seq2seq, output_key
+
+
+def config(**kw) -> types.SimpleNamespace:
+    return types.SimpleNamespace(**{"architectures": None, "is_encoder_decoder": False, "task_specific_params": None, **kw})
+
+
+@pytest.mark.parametrize(
+    ("cfg", "task"),
+    [
+        (config(architectures=["BartForConditionalGeneration"], is_encoder_decoder=True), "text2text-generation"),
+        (config(architectures=["BartForConditionalGeneration"], is_encoder_decoder=True,
+                task_specific_params={"summarization": {"max_length": 142}}), "summarization"),
+        (config(architectures=["T5ForConditionalGeneration"], is_encoder_decoder=True,
+                task_specific_params={"summarization": {}, "translation_en_to_de": {}}), "text2text-generation"),
+        (config(architectures=["DistilBertForSequenceClassification"]), "text-classification"),
+        (config(architectures=["GPT2LMHeadModel"]), "text-generation"),
+        (config(architectures=["LlamaForCausalLM"]), "text-generation"),
+        (config(architectures=["BertForTokenClassification"]), "token-classification"),
+        (config(architectures=["BertModel"]), "feature-extraction"),
+        (config(), "feature-extraction"),
+    ],
+)
+def test_task_is_inferred_from_the_config(cfg, task: str) -> None:
+    assert infer_task(cfg) == task
+
+
+def test_seq2seq_tasks_and_their_output_keys() -> None:
+    assert is_seq2seq("translation_en_to_de") and is_seq2seq("summarization") and not is_seq2seq("text-generation")
+    assert output_key("translation_en_to_fr") == "translation_text"
+    assert output_key("summarization") == "summary_text"
+    assert output_key("text2text-generation") == "generated_text"
+
+
+def test_settings_use_sagemaker_and_toolkit_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAGEMAKER_BIND_TO_PORT", "9001")
+    monkeypatch.setenv("MODEL_DIR", "/models/x")
+    monkeypatch.setenv("HF_TASK", "summarization")
+    monkeypatch.setenv("HF_API_TOKEN", "hf_secret")
+    monkeypatch.setenv("MODEL_SERVER_MAX_BATCH_SIZE", "4")
+    s = Settings()
+    assert (s.port, s.model_dir, s.hf_task, s.max_batch_size) == (9001, Path("/models/x"), "summarization", 4)
+    assert "hf_secret" not in str(s.public_dict())
+    assert Settings(_env_file=None).port == 9001
+    monkeypatch.delenv("SAGEMAKER_BIND_TO_PORT")
+    assert Settings().port == 8080
+
+
+def test_accept_and_content_type_rules() -> None:
+    for ok in (None, "", "*/*", "application/json", "application/json; charset=utf-8", "text/html, */*;q=0.1"):
+        codec.check_accept(ok)
+    for bad in ("text/html", "application/json;q=0", "text/csv, image/png"):
+        with pytest.raises(NotAcceptable):
+            codec.check_accept(bad)
+    assert codec.check_content_type("Application/JSON; charset=utf-8") == codec.JSON
+    assert codec.check_content_type(None) == codec.JSON
+    assert codec.check_content_type("text/plain") == codec.TEXT
+    with pytest.raises(UnsupportedMediaType):
+        codec.check_content_type("application/octet-stream")
+
+
+def test_decode_keeps_the_shape_of_inputs() -> None:
+    single = codec.decode(b'{"inputs": "a"}', codec.JSON)
+    assert single.inputs == ["a"] and not single.is_batch
+    batch = codec.decode(b'{"inputs": ["a", "b"], "parameters": {"x": 1}}', codec.JSON)
+    assert batch.inputs == ["a", "b"] and batch.is_batch and batch.parameters == {"x": 1}
+    assert codec.encode([{"o": 1}], is_batch=False) == b'{"o": 1}'
+    assert codec.encode([{"o": 1}], is_batch=True) == b'[{"o": 1}]'
+    with pytest.raises(BadRequest):
+        codec.decode(b'{"inputs": "a", "parameters": null, "extra": 1', codec.JSON)
+
+
+def test_parameters_key_ignores_key_order() -> None:
+    assert codec.parameters_key({"a": 1, "b": 2}) == codec.parameters_key({"b": 2, "a": 1})
+    assert codec.parameters_key({"a": 1}) != codec.parameters_key({"a": 2})
+
+
+# ---------------------------------------------------------------- the batcher
+class RecordingModel:
+    """Upper-cases inputs; records every call; fails on "boom" / "oom"."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.calls: list[tuple[list, dict]] = []
+        self.threads: set[str] = set()
+        self.delay = delay
+
+    def __call__(self, inputs, parameters):
+        self.calls.append((list(inputs), parameters))
+        self.threads.add(threading.current_thread().name)
+        time.sleep(self.delay)  # stands in for compute on the inference thread
+        if "boom" in inputs:
+            raise ValueError("boom")
+        if "oom" in inputs:
+            raise MemoryError()
+        return [x.upper() for x in inputs]
+
+
+async def until_called(model: RecordingModel) -> None:
+    while not model.calls:
+        await asyncio.sleep(0.001)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_lone_request_does_not_wait_for_company() -> None:
+    model = RecordingModel()
+
+    async def scenario():
+        batcher = DynamicBatcher(model, max_batch_size=8, max_wait_s=1.0)
+        batcher.start()
+        started = time.monotonic()
+        outputs, info = await batcher.submit(["a"], {})
+        elapsed = time.monotonic() - started
+        await batcher.close()
+        return outputs, info, elapsed
+
+    outputs, info, elapsed = run(scenario())
+    assert outputs == ["A"] and info.requests == 1
+    # max_wait is 1 s; a lone request must not pay it.
+    assert elapsed < 0.2
+    assert model.threads == {"inference_0"}
+
+
+def test_queued_requests_batch_by_parameters_and_get_their_own_outputs() -> None:
+    model = RecordingModel(delay=0.05)
+
+    async def scenario():
+        batcher = DynamicBatcher(model, max_batch_size=4, max_wait_s=0.01)
+        batcher.start()
+        first = asyncio.ensure_future(batcher.submit(["first"], {}))
+        await until_called(model)  # "first" occupies the model while the rest queue
+        rest = [asyncio.ensure_future(batcher.submit([f"x{i}"], {"p": i % 2})) for i in range(6)]
+        big = asyncio.ensure_future(batcher.submit([f"y{i}" for i in range(6)], {"p": 0}))
+        results = await asyncio.gather(first, *rest, big)
+        await batcher.close()
+        return results
+
+    results = run(scenario())
+    for i, (outputs, info) in enumerate(results[1:7]):
+        assert outputs == [f"X{i}"]
+    assert results[7][0] == [f"Y{i}" for i in range(6)]
+    for inputs, parameters in model.calls:
+        assert len(inputs) <= 4  # the oversized request was chunked
+    # Every call saw one parameter set; groups of queued requests were batched.
+    assert any(len(inputs) == 3 for inputs, _ in model.calls)
+
+
+def test_a_failing_input_fails_only_its_own_request() -> None:
+    model = RecordingModel(delay=0.02)
+
+    async def scenario():
+        batcher = DynamicBatcher(model, max_batch_size=8, max_wait_s=0.01)
+        batcher.start()
+        blocker = asyncio.ensure_future(batcher.submit(["first"], {}))
+        await until_called(model)
+        futures = [asyncio.ensure_future(batcher.submit([x], {})) for x in ("ok1", "boom", "oom", "ok2")]
+        results = await asyncio.gather(blocker, *futures, return_exceptions=True)
+        await batcher.close()
+        return results
+
+    _, ok1, boom, oom, ok2 = run(scenario())
+    assert ok1[0] == ["OK1"] and ok2[0] == ["OK2"]
+    assert isinstance(boom, ModelError) and isinstance(oom, InsufficientStorage)
