@@ -99,7 +99,7 @@ def render(diffs: list[EnvironmentDiff], *, sha: str = "", run_url: str = "", ma
         else:
             body = _fence(_truncate(clean(diff.text), max(0, share - 20)))
         sections.append(f"<details><summary>{diff.environment}</summary>\n\n{body}\n\n</details>\n")
-    result = frame + "\n".join(sections)
+    result = (frame + "\n".join(sections)).rstrip("\n")
     if len(result) > max_body:  # only with absurdly many environments
         result = result[: max_body - 20] + "\n... truncated"
     return result
