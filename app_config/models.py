@@ -173,6 +173,86 @@ class StorageConfig(_Strict):
     access_log_expiry_days: int = Field(90, ge=1)
 
 
+_API_CLIENT = re.compile(r"^[A-Za-z0-9-]{1,32}$")
+_STAGE_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+_MEDIA_RANGE = re.compile(r"^[a-z0-9][a-z0-9!#&^_.+-]*/([a-z0-9][a-z0-9!#&^_.+-]*|\*)$")
+
+
+class UsagePlanConfig(_Strict):
+    """Per-client API keys with throttling and a quota (client API, issue 4).
+
+    API keys meter and identify; they do not authenticate (IAM still does). Each name in
+    `clients` gets one generated key.
+    """
+
+    clients: tuple[str, ...] = Field(min_length=1)
+    rate_limit: float = Field(10.0, gt=0)
+    burst_limit: int = Field(20, ge=1)
+    quota_requests: int = Field(10_000, ge=1)
+    quota_period: Literal["DAY", "WEEK", "MONTH"] = "DAY"
+
+    @field_validator("clients")
+    @classmethod
+    def _clients(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for client in value:
+            if not _API_CLIENT.match(client):
+                raise ValueError(f"{client!r} must be 1-32 letters, digits or '-'")
+        if len(set(value)) != len(value):
+            raise ValueError("client names must be unique")
+        return value
+
+
+class ApiConfig(_Strict):
+    """The client API (API Gateway + Lambda, issue 4). docs/api.md describes each limit."""
+
+    stage_name: str = "v1"
+    # Stage-wide steady rate (requests/s) and burst for all clients together.
+    throttling_rate_limit: float = Field(50.0, gt=0, le=10_000)
+    throttling_burst_limit: int = Field(100, ge=1, le=5_000)
+    # Results up to this size are returned inline; larger ones as a presigned URL.
+    inline_result_max_bytes: int = Field(262_144, ge=0, le=4 * 1024**2)
+    # Largest inline request body; larger payloads use POST /uploads (Lambda's 6 MB
+    # event limit applies to the base64-encoded body).
+    max_request_bytes: int = Field(4 * 1024**2, ge=1, le=4_500_000)
+    allowed_content_types: tuple[str, ...] = (
+        "application/json", "application/jsonlines", "text/plain", "text/csv",
+        "application/octet-stream", "application/x-npy", "image/*", "audio/*",
+    )  # fmt: skip
+    status_retry_after_seconds: int = Field(10, ge=1, le=3600)
+    memory_size_mb: int = Field(512, ge=128, le=10_240)
+    # Execution logging needs the account's API Gateway CloudWatch role (one per account
+    # and region). False when another stack or the account baseline already sets it.
+    manage_account_cloudwatch_role: bool = True
+    usage_plan: UsagePlanConfig | None = None
+
+    @field_validator("stage_name")
+    @classmethod
+    def _stage(cls, value: str) -> str:
+        if not _STAGE_NAME.match(value):
+            raise ValueError(f"{value!r} must be 1-64 letters, digits or '_'")
+        return value
+
+    @field_validator("allowed_content_types")
+    @classmethod
+    def _media_ranges(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("name at least one media type")
+        for item in value:
+            if not _MEDIA_RANGE.match(item):
+                raise ValueError(f"{item!r} is not a lower-case media type like 'application/json' or 'image/*'")
+        return value
+
+    @model_validator(mode="after")
+    def _plan_within_stage(self) -> ApiConfig:
+        plan = self.usage_plan
+        if plan and (plan.rate_limit > self.throttling_rate_limit or plan.burst_limit > self.throttling_burst_limit):
+            raise ValueError(
+                f"usage_plan rate/burst ({plan.rate_limit}/{plan.burst_limit}) must not exceed the stage's "
+                f"throttling_rate_limit/throttling_burst_limit ({self.throttling_rate_limit}/{self.throttling_burst_limit})"
+            )
+        return self
+
+
 class EnvironmentConfig(_Strict):
     """Everything that differs between two deployments of the stack."""
 
@@ -200,6 +280,7 @@ class EnvironmentConfig(_Strict):
     storage: StorageConfig = StorageConfig()
     operations: OperationsConfig = OperationsConfig()
     deployment: DeploymentGuardrails = DeploymentGuardrails()
+    api: ApiConfig = ApiConfig()
 
     log_retention_days: int = 30
     retain_data: bool = False  # RemovalPolicy.RETAIN for buckets and keys

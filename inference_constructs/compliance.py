@@ -63,6 +63,49 @@ FINDINGS: tuple[Finding, ...] = (
         "cloudwatch:PutMetricData and ecr:GetAuthorizationToken support no resource-level permissions; "
         "PutMetricData is limited to SageMaker namespaces by a condition.",
     ),
+    # ---- client API (issue 4): inference_constructs/api.py
+    Finding(
+        "Api/HandlerRole/DefaultPolicy",
+        "AwsSolutions-IAM5[Resource::<StorageInput124FA7A1.Arn>/requests/*]",
+        "The API writes each request's input and receipt under requests/<generated inference id>/ and reads receipts back.",
+    ),
+    Finding(
+        "Api/HandlerRole/DefaultPolicy",
+        "AwsSolutions-IAM5[Resource::<StorageInput124FA7A1.Arn>/uploads/*]",
+        "Presigned upload URLs (signed by this role) write uploads/<generated upload id>; the API checks them before submit.",
+    ),
+    Finding(
+        "Api/HandlerRole/DefaultPolicy",
+        "AwsSolutions-IAM5[Resource::<StorageOutputBB69BB33.Arn>/responses/*]",
+        "Status lookups read the response object SageMaker names per inference (its OutputLocation).",
+    ),
+    Finding(
+        "Api/HandlerRole/DefaultPolicy",
+        "AwsSolutions-IAM5[Resource::<StorageFailure71FD998B.Arn>/failures/*]",
+        "Status lookups read the failure object SageMaker names per inference (its FailureLocation).",
+    ),
+    Finding(
+        "Api/HandlerRole/DefaultPolicy",
+        "AwsSolutions-IAM5[Resource::*]",
+        "Lambda active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions.",
+    ),
+    Finding(
+        "Api/RestApi/CloudWatchRole",
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+        "The account-level role API Gateway uses for execution logs of every API in the account and region; "
+        "AWS's managed policy is the documented one for it (log group names are per API and stage).",
+    ),
+    Finding(
+        "Api/RestApi/Default",
+        "AwsSolutions-COG4",
+        "Every method uses IAM (SigV4) authorization: the clients are AWS principals (services, CI, operators), not end users.",
+    ),
+    Finding(
+        "Api/RestApi",
+        "AwsSolutions-APIG3",
+        "No WAF web ACL yet: every method is IAM-authenticated and throttled per stage; a WAF is an account-level "
+        "decision (cost, shared ACLs) noted as follow-up in docs/api.md.",
+    ),
 )
 
 

@@ -9,6 +9,7 @@ from constructs import Construct
 
 from app_config import EnvironmentConfig
 from inference_constructs.alarms import OperationsAlarms, rollback_alarm_names
+from inference_constructs.api import InferenceApi, UsagePlan
 from inference_constructs.async_endpoint import AsyncEndpoint, async_inference_config, deployment_guardrails
 from inference_constructs.autoscaling import EndpointAutoscaling
 from inference_constructs.compliance import acknowledge_findings
@@ -114,8 +115,36 @@ class AsyncInferenceStack(cdk.Stack):
             self, "Dashboard", endpoint_name=endpoint.endpoint_name, variant_name=endpoint.variant_name
         )
 
+        # Client API (issue 4): clients call this, never S3 or SageMaker directly.
+        api = InferenceApi(
+            self,
+            "Api",
+            input_bucket=storage.input_bucket,
+            output_bucket=storage.output_bucket,
+            failure_bucket=storage.failure_bucket,
+            data_key=storage.key,
+            endpoint_name=endpoint.endpoint_name,
+            endpoint_arn=endpoint.endpoint.attr_endpoint_arn,
+            default_invocation_timeout_seconds=config.invocation_timeout_seconds,
+            default_request_ttl_seconds=config.request_ttl_seconds,
+            inline_result_max_bytes=config.api.inline_result_max_bytes,
+            max_request_bytes=config.api.max_request_bytes,
+            allowed_content_types=config.api.allowed_content_types,
+            status_retry_after_seconds=config.api.status_retry_after_seconds,
+            stage_name=config.api.stage_name,
+            throttling_rate_limit=config.api.throttling_rate_limit,
+            throttling_burst_limit=config.api.throttling_burst_limit,
+            log_retention_days=config.log_retention_days,
+            memory_size_mb=config.api.memory_size_mb,
+            manage_account_cloudwatch_role=config.api.manage_account_cloudwatch_role,
+            usage_plan=UsagePlan(**config.api.usage_plan.model_dump()) if config.api.usage_plan else None,
+            service_name=f"inference-api-{config.name}",
+            retain_logs=config.retain_data,
+        )
+
         outputs = {
             "EndpointName": endpoint.endpoint_name,
+            "ApiUrl": api.url,
             "InputBucketName": storage.input_bucket.bucket_name,
             "OutputBucketName": storage.output_bucket.bucket_name,
             "FailureBucketName": storage.failure_bucket.bucket_name,

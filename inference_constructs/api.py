@@ -1,0 +1,381 @@
+"""The client API: API Gateway REST API (IAM auth) in front of one Lambda function.
+
+Clients never touch S3 or SageMaker directly. The Lambda (api_handler/) stores the
+payload, starts the async inference and reports status; this construct gives it exactly
+the permissions that needs and puts the gateway's guard rails in front of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+from api_handler.async_api import schemas
+from inference_constructs.encryption import removal_policy
+from inference_constructs.storage import FAILURE_PREFIX, INPUT_PREFIX, OUTPUT_PREFIX, UPLOAD_PREFIX
+
+HANDLER_DIR = Path(__file__).resolve().parents[1] / "api_handler"
+# Keep equal to the aws-lambda-powertools pin in requirements-dev.txt (a test checks it):
+# the tests run against the very version the Lambda gets from the layer.
+POWERTOOLS_VERSION = "3.37.0"
+RUNTIME = lambda_.Runtime.PYTHON_3_14  # the latest Python runtime aws-cdk-lib 2.275 offers
+ARCHITECTURE = lambda_.Architecture.X86_64
+# API Gateway's integration timeout is 29 s; the handler answers before its own timeout.
+LAMBDA_TIMEOUT = cdk.Duration.seconds(28)
+
+# JSON error body of every gateway-generated answer, matching the handler's {error, message, requestId}.
+# $context.error.messageString is already a quoted JSON string.
+GATEWAY_ERROR_TEMPLATE = (
+    '{"error":"$context.error.responseType","message":$context.error.messageString,'
+    '"requestId":"$context.requestId"}'
+)
+
+_RETENTION = {
+    1: logs.RetentionDays.ONE_DAY, 3: logs.RetentionDays.THREE_DAYS, 5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK, 14: logs.RetentionDays.TWO_WEEKS, 30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS, 90: logs.RetentionDays.THREE_MONTHS, 120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS, 180: logs.RetentionDays.SIX_MONTHS, 365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS, 545: logs.RetentionDays.EIGHTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS, 1096: logs.RetentionDays.THREE_YEARS, 1827: logs.RetentionDays.FIVE_YEARS,
+    2192: logs.RetentionDays.SIX_YEARS, 2557: logs.RetentionDays.SEVEN_YEARS, 2922: logs.RetentionDays.EIGHT_YEARS,
+    3288: logs.RetentionDays.NINE_YEARS, 3653: logs.RetentionDays.TEN_YEARS,
+}  # fmt: skip
+
+# Media types API Gateway must hand to the Lambda as base64 so their bytes survive.
+# Text-like types (JSON, text/*) stay text, so the request validator can read JSON bodies.
+_TEXT_MEDIA_PREFIXES = ("text/", "application/json", "application/jsonlines", "application/x-ndjson")
+
+
+def powertools_layer_parameter(version: str = POWERTOOLS_VERSION) -> str:
+    """The public SSM parameter AWS publishes per region with the Powertools layer ARN."""
+    return f"/aws/service/powertools/python/{ARCHITECTURE.name}/{RUNTIME.name}/{version}"
+
+
+def binary_media_types(allowed_content_types: Sequence[str]) -> list[str]:
+    return [item for item in allowed_content_types if not item.startswith(_TEXT_MEDIA_PREFIXES)]
+
+
+@dataclass(frozen=True)
+class UsagePlan:
+    """Per-client API keys with throttling and a quota. API keys identify callers for
+    metering; they do not authenticate them (IAM still does, on every method)."""
+
+    clients: tuple[str, ...]
+    rate_limit: float
+    burst_limit: int
+    quota_requests: int
+    quota_period: str  # DAY | WEEK | MONTH
+
+
+class InferenceApi(Construct):
+    """REST API + Lambda for submitting async inferences and fetching their results.
+
+    Guard rails: IAM (SigV4) authorization on every method, a request validator with a
+    JSON-schema model, stage throttling, JSON access logs, execution logs without
+    payloads (data trace off: inputs may be sensitive), X-Ray on stage and function,
+    gateway errors in the handler's JSON error shape.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        input_bucket: s3.IBucket,
+        output_bucket: s3.IBucket,
+        failure_bucket: s3.IBucket,
+        data_key: kms.IKey,
+        endpoint_name: str,
+        endpoint_arn: str,
+        default_invocation_timeout_seconds: int,
+        default_request_ttl_seconds: int,
+        inline_result_max_bytes: int,
+        max_request_bytes: int,
+        allowed_content_types: Sequence[str],
+        status_retry_after_seconds: int,
+        stage_name: str,
+        throttling_rate_limit: float,
+        throttling_burst_limit: int,
+        log_retention_days: int,
+        memory_size_mb: int,
+        manage_account_cloudwatch_role: bool,
+        usage_plan: UsagePlan | None = None,
+        service_name: str = "inference-api",
+        retain_logs: bool = False,
+        code_dir: Path = HANDLER_DIR,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        retention = _RETENTION[log_retention_days]
+        removal = removal_policy(retain=retain_logs)
+
+        self.function = self._function(
+            code_dir=code_dir,
+            retention=retention,
+            removal=removal,
+            memory_size_mb=memory_size_mb,
+            environment={
+                "INPUT_BUCKET": input_bucket.bucket_name,
+                "OUTPUT_BUCKET": output_bucket.bucket_name,
+                "FAILURE_BUCKET": failure_bucket.bucket_name,
+                "ENDPOINT_NAME": endpoint_name,
+                "DEFAULT_INVOCATION_TIMEOUT_SECONDS": str(default_invocation_timeout_seconds),
+                "DEFAULT_REQUEST_TTL_SECONDS": str(default_request_ttl_seconds),
+                "INLINE_RESULT_MAX_BYTES": str(inline_result_max_bytes),
+                "MAX_REQUEST_BYTES": str(max_request_bytes),
+                "ALLOWED_CONTENT_TYPES": ",".join(allowed_content_types),
+                "STATUS_RETRY_AFTER_SECONDS": str(status_retry_after_seconds),
+                "POWERTOOLS_SERVICE_NAME": service_name,
+                "POWERTOOLS_METRICS_NAMESPACE": "AsyncInference",
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+            },
+        )
+        self._grant(
+            input_bucket=input_bucket,
+            output_bucket=output_bucket,
+            failure_bucket=failure_bucket,
+            data_key=data_key,
+            endpoint_arn=endpoint_arn,
+        )
+
+        self.access_logs = logs.LogGroup(self, "AccessLogs", retention=retention, removal_policy=removal)
+        self.rest_api = apigw.RestApi(
+            self,
+            "RestApi",
+            description="Submit, track and fetch async inferences",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            binary_media_types=binary_media_types(allowed_content_types),
+            # Execution logging needs the account-level API Gateway CloudWatch role; see docs/api.md.
+            cloud_watch_role=manage_account_cloudwatch_role,
+            default_method_options=apigw.MethodOptions(authorization_type=apigw.AuthorizationType.IAM),
+            deploy_options=apigw.StageOptions(
+                stage_name=stage_name,
+                throttling_rate_limit=throttling_rate_limit,
+                throttling_burst_limit=throttling_burst_limit,
+                logging_level=apigw.MethodLoggingLevel.INFO,
+                data_trace_enabled=False,
+                metrics_enabled=True,
+                tracing_enabled=True,
+                access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=True,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
+                ),
+            ),
+        )
+        # RestApi adds an "Endpoint" output on its own; the stack exports the URL once, as ApiUrl.
+        self.rest_api.node.try_remove_child("Endpoint")
+        self._gateway_responses()
+        self._routes(api_key_required=usage_plan is not None)
+        if usage_plan is not None:
+            self._usage_plan(usage_plan)
+
+    # ------------------------------------------------------------------ function
+    def _function(
+        self,
+        *,
+        code_dir: Path,
+        retention: logs.RetentionDays,
+        removal: cdk.RemovalPolicy,
+        memory_size_mb: int,
+        environment: Mapping[str, str],
+    ) -> lambda_.Function:
+        log_group = logs.LogGroup(self, "HandlerLogs", retention=retention, removal_policy=removal)
+        # Own role instead of the default one: the default attaches the AWS managed
+        # AWSLambdaBasicExecutionRole (logs on every log group, cdk-nag IAM4).
+        self.role = iam.Role(
+            self,
+            "HandlerRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Client API Lambda: store requests, start async inferences, read results",
+        )
+        log_group.grant_write(self.role)
+        # Resolved per region at deploy time from AWS's public parameter: no bundling, no
+        # Docker at synth, and the layer matches the Powertools version the tests pin.
+        layer_arn = ssm.StringParameter.value_for_string_parameter(self, powertools_layer_parameter())
+        return lambda_.Function(
+            self,
+            "Handler",
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler="app.handler",
+            # First-party code only; __pycache__ excluded so the asset hash is the same on every machine.
+            code=lambda_.Code.from_asset(str(code_dir), exclude=["__pycache__", "**/__pycache__", "*.pyc"]),
+            layers=[lambda_.LayerVersion.from_layer_version_arn(self, "PowertoolsLayer", layer_arn)],
+            role=self.role,
+            log_group=log_group,
+            memory_size=memory_size_mb,
+            timeout=LAMBDA_TIMEOUT,
+            tracing=lambda_.Tracing.ACTIVE,
+            environment=dict(environment),
+            description="Client API of the async inference endpoint",
+        )
+
+    def _grant(
+        self,
+        *,
+        input_bucket: s3.IBucket,
+        output_bucket: s3.IBucket,
+        failure_bucket: s3.IBucket,
+        data_key: kms.IKey,
+        endpoint_arn: str,
+    ) -> None:
+        """Exactly what the handler does, written out (bucket.grant_* would add wildcard actions).
+
+        PutObject on uploads/* is what the presigned upload URLs carry: S3 authorizes a
+        presigned request as the principal that signed it.
+        """
+        requests = input_bucket.arn_for_objects(f"{INPUT_PREFIX}*")
+        uploads = input_bucket.arn_for_objects(f"{UPLOAD_PREFIX}*")
+        outputs = output_bucket.arn_for_objects(f"{OUTPUT_PREFIX}*")
+        failures = failure_bucket.arn_for_objects(f"{FAILURE_PREFIX}*")
+        iam.Grant.add_to_principal(grantee=self.role, actions=["s3:PutObject"], resource_arns=[requests, uploads])
+        iam.Grant.add_to_principal(
+            grantee=self.role, actions=["s3:GetObject"], resource_arns=[requests, uploads, outputs, failures]
+        )
+        # Without ListBucket, S3 answers 403 instead of 404 for a missing object, and the
+        # handler could not tell "not finished yet" / "unknown id" from a real denial.
+        iam.Grant.add_to_principal(
+            grantee=self.role,
+            actions=["s3:ListBucket"],
+            resource_arns=[input_bucket.bucket_arn, output_bucket.bucket_arn, failure_bucket.bucket_arn],
+        )
+        # GenerateDataKey to write SSE-KMS objects (also through presigned PUTs), Decrypt to read.
+        iam.Grant.add_to_principal(
+            grantee=self.role, actions=["kms:Decrypt", "kms:GenerateDataKey"], resource_arns=[data_key.key_arn]
+        )
+        iam.Grant.add_to_principal(
+            grantee=self.role, actions=["sagemaker:InvokeEndpointAsync"], resource_arns=[endpoint_arn]
+        )
+
+    # ------------------------------------------------------------------ API
+    def _gateway_responses(self) -> None:
+        """Answers API Gateway gives itself (auth failures, throttling, too large) in our JSON shape."""
+        template = {"application/json": GATEWAY_ERROR_TEMPLATE}
+        self.rest_api.add_gateway_response("Default4xx", type=apigw.ResponseType.DEFAULT_4_XX, templates=template)
+        self.rest_api.add_gateway_response("Default5xx", type=apigw.ResponseType.DEFAULT_5_XX, templates=template)
+        self.rest_api.add_gateway_response(
+            "Throttled",
+            type=apigw.ResponseType.THROTTLED,
+            status_code="429",
+            templates=template,
+            response_headers={"Retry-After": "'1'"},
+        )
+        self.rest_api.add_gateway_response(
+            "QuotaExceeded",
+            type=apigw.ResponseType.QUOTA_EXCEEDED,
+            status_code="429",
+            templates=template,
+            response_headers={"Retry-After": "'3600'"},
+        )
+
+    def _routes(self, *, api_key_required: bool) -> None:
+        api = self.rest_api
+        integration = apigw.LambdaIntegration(self.function, proxy=True, allow_test_invoke=False)
+        params_only = api.add_request_validator(
+            "ParametersValidator", validate_request_body=False, validate_request_parameters=True
+        )
+        body_and_params = api.add_request_validator(
+            "BodyValidator", validate_request_body=True, validate_request_parameters=True
+        )
+        upload_model = api.add_model(
+            "UploadRequestModel",
+            content_type="application/json",
+            schema=json_schema(schemas.UPLOAD_REQUEST),
+            description="Body of POST /uploads",
+        )
+        # Declared (not required) so they are part of the API's contract and its docs.
+        optional_headers = {
+            "method.request.header.Content-Type": False,
+            "method.request.header.Accept": False,
+            "method.request.header.Idempotency-Key": False,
+            "method.request.header.X-Invocation-Timeout-Seconds": False,
+            "method.request.header.X-Request-TTL-Seconds": False,
+        }
+
+        invocations = api.root.add_resource("invocations")
+        # The body of POST /invocations is the model's own input: any document of an
+        # allowed type, so there is no body model; the handler checks type and size.
+        invocations.add_method(
+            "POST",
+            integration,
+            request_validator=params_only,
+            request_parameters=optional_headers,
+            api_key_required=api_key_required,
+        )
+        invocations.add_resource("{inference_id}").add_method(
+            "GET",
+            integration,
+            request_validator=params_only,
+            request_parameters={"method.request.path.inference_id": True},
+            api_key_required=api_key_required,
+        )
+        api.root.add_resource("uploads").add_method(
+            "POST",
+            integration,
+            request_validator=body_and_params,
+            request_models={"application/json": upload_model},
+            api_key_required=api_key_required,
+        )
+
+    def _usage_plan(self, plan: UsagePlan) -> None:
+        usage_plan = self.rest_api.add_usage_plan(
+            "UsagePlan",
+            description="Per-client throttling and quota",
+            throttle=apigw.ThrottleSettings(rate_limit=plan.rate_limit, burst_limit=plan.burst_limit),
+            quota=apigw.QuotaSettings(limit=plan.quota_requests, period=apigw.Period[plan.quota_period]),
+        )
+        usage_plan.add_api_stage(stage=self.rest_api.deployment_stage)
+        self.api_keys: dict[str, apigw.IApiKey] = {}
+        for client in plan.clients:
+            # No fixed key name or value: API Gateway generates both; clients fetch theirs
+            # with `aws apigateway get-api-key --include-value`.
+            key = self.rest_api.add_api_key(f"Key-{client}", description=f"API key of client {client}")
+            usage_plan.add_api_key(key)
+            self.api_keys[client] = key
+
+    @property
+    def url(self) -> str:
+        return self.rest_api.url
+
+
+def json_schema(document: Mapping[str, Any]) -> apigw.JsonSchema:
+    """schemas.py's plain draft-04 dicts as CDK JsonSchema (the subset they use)."""
+    types = {"object": apigw.JsonSchemaType.OBJECT, "string": apigw.JsonSchemaType.STRING}
+    supported = {"$schema", "title", "description", "type", "required", "additionalProperties", "properties",
+                 "minLength", "maxLength", "pattern"}  # fmt: skip
+    unknown = set(document) - supported
+    if unknown:
+        raise ValueError(f"json_schema does not translate {sorted(unknown)}; extend it")
+    return apigw.JsonSchema(
+        schema=apigw.JsonSchemaVersion.DRAFT4 if "$schema" in document else None,
+        title=document.get("title"),
+        description=document.get("description"),
+        type=types[document["type"]],
+        required=document.get("required"),
+        additional_properties=document.get("additionalProperties"),
+        properties={name: json_schema(value) for name, value in document["properties"].items()}
+        if "properties" in document
+        else None,
+        min_length=document.get("minLength"),
+        max_length=document.get("maxLength"),
+        pattern=document.get("pattern"),
+    )
