@@ -108,6 +108,31 @@ def test_every_uses_line_is_seen_by_the_pin_check() -> None:
     assert count == len(_uses_lines())
 
 
+# actionlint checks inputs only of actions pinned by tag; with SHAs a typo (`aws-regoin`) would
+# pass silently and the action ignore it. Inputs as in each action's action.yml at the pinned tag.
+KNOWN_INPUTS = {
+    "actions/checkout": {"repository", "ref", "token", "persist-credentials", "fetch-depth", "path", "lfs", "submodules"},
+    "actions/setup-python": {"python-version", "python-version-file", "cache", "architecture", "check-latest"},
+    "actions/setup-node": {"node-version", "node-version-file", "cache", "architecture", "check-latest", "registry-url"},
+    "aws-actions/configure-aws-credentials": {
+        "role-to-assume", "aws-region", "role-session-name", "role-duration-seconds", "mask-aws-account-id", "audience",
+    },
+    "actions/github-script": {"script", "github-token", "result-encoding", "retries"},
+}  # fmt: skip
+
+
+def test_action_inputs_are_real_inputs() -> None:
+    for path in workflow_files():
+        for job_id, job in load(path.name)["jobs"].items():
+            for step in job.get("steps", []):
+                if "uses" not in step:
+                    continue
+                action = step["uses"].split("@")[0]
+                assert action in KNOWN_INPUTS, f"{path.name}:{job_id}: add {action}'s inputs to KNOWN_INPUTS"
+                unknown = set(step.get("with", {})) - KNOWN_INPUTS[action]
+                assert not unknown, f"{path.name}:{job_id}: {action} has no input {sorted(unknown)}"
+
+
 # --------------------------------------------------------------------------- permissions and secrets
 
 
@@ -139,9 +164,9 @@ def test_every_job_has_explicit_least_permissions() -> None:
 
 def test_no_long_lived_aws_keys_anywhere() -> None:
     forbidden = re.compile(r"aws-access-key-id|aws-secret-access-key|AWS_ACCESS_KEY_ID|AWS_SECRET_ACCESS_KEY|AKIA[0-9A-Z]{16}")
-    for path in [*workflow_files(), ROOT / "Makefile", ROOT / "docs" / "delivery.md"]:
-        if path.exists():
-            assert not forbidden.search(path.read_text()), f"{path.name} mentions long-lived AWS keys"
+    # (Not the Makefile: local moto-based targets may set dummy keys, which is fine.)
+    for path in [*workflow_files(), ROOT / "docs" / "delivery.md", *(ROOT / ".github").rglob("*.py")]:
+        assert not forbidden.search(path.read_text()), f"{path.name} mentions long-lived AWS keys"
     for _, job_id, job in _jobs():
         for step in uses(job, AWS_CREDENTIALS):
             assert step["with"].get("role-to-assume", "").startswith("${{ vars."), f"{job_id}: role from a variable"
