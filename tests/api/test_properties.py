@@ -1,0 +1,85 @@
+"""Property: whatever API Gateway (or anything else) hands the handler, it answers with a
+documented status and the JSON error shape, and never raises."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from api_handler.async_api.errors import DOCUMENTED_STATUSES
+from tests.api.conftest import LambdaContext, event
+
+HEADER_NAMES = ["Content-Type", "Idempotency-Key", "X-Invocation-Timeout-Seconds", "X-Request-TTL-Seconds", "Accept"]
+HEADER_VALUES = ["application/json", "text/plain; charset=utf-8", "image/png", "application/xml", "*/*",
+                 "60", "3600", "0", "-1", "99999999999999999999", "key-1", ""]  # fmt: skip
+PATHS = ["/invocations", "/uploads", "/invocations/r" + "0" * 32, "/invocations/k" + "a" * 32, "/", "/invocations/"]
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=12,
+)
+
+bodies = st.one_of(
+    st.none(),
+    st.text(max_size=200),
+    st.binary(max_size=200).map(lambda data: base64.b64encode(data).decode()),
+    st.sampled_from(['{"uploadId": "u' + "0" * 32 + '"}', '{"uploadId": 5}', '{"contentType": "text/plain"}', "{}"]),
+    json_values.map(json.dumps),
+)
+
+
+ROUTES = [("POST", "/invocations"), ("POST", "/uploads"), ("GET", "/invocations/r" + "0" * 32)]
+
+
+@st.composite
+def api_events(draw: st.DrawFn) -> dict:
+    """Mostly well-formed requests to real routes (so deep paths run), sometimes anything."""
+    if draw(st.integers(0, 3)):
+        method, path = draw(st.sampled_from(ROUTES))
+    else:
+        method = draw(st.sampled_from(["GET", "POST", "PUT", "DELETE", "OPTIONS"]) | st.text(max_size=8))
+        path = draw(st.sampled_from(PATHS) | st.text(max_size=40).map(lambda p: "/" + p))
+    headers = {"Content-Type": draw(st.sampled_from(HEADER_VALUES[:4]))}
+    headers.update(
+        draw(
+            st.dictionaries(
+                st.sampled_from(HEADER_NAMES) | st.text(min_size=1, max_size=20),
+                st.sampled_from(HEADER_VALUES) | st.text(max_size=60),
+                max_size=4,
+            )
+        )
+    )
+    raw = event(method, path, headers=headers)
+    body = draw(bodies)
+    raw.update(body=body, isBase64Encoded=draw(st.none() | st.booleans()) if body else None)
+    if not draw(st.integers(0, 4)):  # break one arbitrary top-level field
+        raw[draw(st.sampled_from(sorted(raw)))] = draw(json_values)
+    return raw
+
+
+def _check(answer: object) -> None:
+    assert isinstance(answer, dict)
+    assert answer["statusCode"] in DOCUMENTED_STATUSES, answer
+    body = json.loads(answer["body"])
+    assert isinstance(body, dict)
+    if answer["statusCode"] >= 400:
+        assert set(body) == {"error", "message", "requestId"}, body
+        assert all(isinstance(value, str) for value in body.values())
+    for value in (answer.get("headers") or {}).values():
+        assert isinstance(value, str) and "\n" not in value and "\r" not in value
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=api_events())
+def test_any_api_gateway_event_gets_a_documented_answer(api, raw):
+    _check(api.module.handler(raw, LambdaContext()))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=json_values)
+def test_any_event_at_all_gets_a_documented_answer(api, raw):
+    _check(api.module.handler(raw, LambdaContext()))
