@@ -1,0 +1,281 @@
+"""`make bench`: the model server against a naive server and against no server at all.
+
+One run, one machine, one random-weight seq2seq model (d_model 256, 2+2 layers,
+16 new tokens: compute dominates HTTP overhead, as with real models):
+
+  (a) ours   - python -m model_server (dynamic batching, inference off the loop)
+  (b) naive  - devtools/naive_server.py (the tutorial: inference on the event loop)
+  (c) raw    - tokenize + generate + decode of a batch of N in-process (the limit)
+
+For (a) and (b), N closed-loop clients (concurrency 1, 4, 16, 64) send requests
+for a fixed time while a separate process pings /ping every 50 ms. Prints a
+markdown table and checks the targets. Load goes to 127.0.0.1 only and every
+loop is bounded in time and count.
+
+    python -m devtools.bench [--seconds 6] [--levels 1,4,16,64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import multiprocessing as mp
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMETERS = {"max_new_tokens": 16, "min_new_tokens": 16}
+SENTENCES = [
+    "Amazon SageMaker asynchronous inference queues requests and scales to zero.",
+    "A model server answers health checks while the model is busy.",
+    "Dynamic batching groups concurrent requests into one model call.",
+    "The quick brown fox jumps over the lazy dog.",
+]
+MAX_REQUESTS_PER_LEVEL = 20_000  # a hard bound on top of the time bound
+PING_INTERVAL_S = 0.05
+
+
+@dataclass
+class Result:
+    system: str
+    concurrency: int
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    elapsed: float = 0.0
+    pings: list[float] = field(default_factory=list)
+    ping_failures: int = 0
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.elapsed if self.elapsed else 0.0
+
+    def pct(self, values: list[float], q: float) -> float:
+        if not values:
+            return float("nan")
+        ordered = sorted(values)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+# ------------------------------------------------------------------ (c) raw
+def bench_raw(model_dir: Path, levels: list[int], seconds: float) -> list[Result]:
+    import torch
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSeq2SeqLM.from_pretrained(model_dir).eval()
+    results = []
+    for n in levels:
+        batch = [SENTENCES[i % len(SENTENCES)] for i in range(n)]
+
+        def call() -> None:
+            encoded = tokenizer(batch, return_tensors="pt", padding=True, truncation=True)
+            with torch.inference_mode():
+                out = model.generate(**encoded, **PARAMETERS)
+            tokenizer.batch_decode(out, skip_special_tokens=True)
+
+        call()  # warm-up
+        result = Result("raw generate", n)
+        started = time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            t = time.perf_counter()
+            call()
+            # One call serves n "requests", each with the call's latency.
+            result.latencies.extend([time.perf_counter() - t] * n)
+        result.elapsed = time.perf_counter() - started
+        results.append(result)
+        print(f"  raw batch {n}: {result.rate:.1f} req/s", file=sys.stderr)
+    return results
+
+
+# ------------------------------------------------------------------ servers
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(kind: str, model_dir: Path, port: int) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "container"), str(ROOT)]),
+           "MODEL_DIR": str(model_dir), "HF_HUB_OFFLINE": "1"}
+    if kind == "ours":
+        env |= {"SAGEMAKER_BIND_TO_PORT": str(port), "MODEL_SERVER_HOST": "127.0.0.1", "MODEL_SERVER_LOG_LEVEL": "WARNING"}
+        cmd = [sys.executable, "-m", "model_server", "serve"]
+    else:
+        env |= {"PORT": str(port)}
+        cmd = [sys.executable, "-m", "devtools.naive_server"]
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{kind} server exited with {proc.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise SystemExit(f"{kind} server did not become healthy")
+
+
+def ping_probe(port: int, stop: mp.Event, out: mp.Queue) -> None:  # runs in its own process
+    """Ping on a fresh connection every 50 ms, as a health checker would."""
+    latencies, failures = [], 0
+    for _ in range(100_000):  # bounded; stop ends it long before
+        if stop.is_set():
+            break
+        started = time.perf_counter()
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/ping")
+            ok = conn.getresponse().status == 200
+            conn.close()
+        except OSError:
+            ok = False
+        elapsed = time.perf_counter() - started
+        if ok:
+            latencies.append(elapsed)
+        else:
+            failures += 1
+        time.sleep(max(0.0, PING_INTERVAL_S - elapsed))
+    out.put((latencies, failures))
+
+
+async def load(port: int, concurrency: int, seconds: float, result: Result, warmup: float) -> None:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=60) as client:
+        measuring_from = time.perf_counter() + warmup
+        stop_at = measuring_from + seconds
+        sent = 0
+
+        async def worker(index: int) -> None:
+            nonlocal sent
+            i = index
+            while time.perf_counter() < stop_at and sent < MAX_REQUESTS_PER_LEVEL:
+                sent += 1
+                payload = {"inputs": SENTENCES[i % len(SENTENCES)], "parameters": PARAMETERS}
+                i += concurrency
+                started = time.perf_counter()
+                try:
+                    ok = (await client.post("/invocations", json=payload)).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                done = time.perf_counter()
+                if started >= measuring_from and done <= stop_at:
+                    if ok:
+                        result.latencies.append(done - started)
+                    else:
+                        result.errors += 1
+
+        await asyncio.gather(*(worker(i) for i in range(concurrency)))
+        result.elapsed = seconds
+
+
+def bench_server(kind: str, label: str, model_dir: Path, levels: list[int], seconds: float) -> list[Result]:
+    port = free_port()
+    proc = start_server(kind, model_dir, port)
+    ctx = mp.get_context("spawn")
+    results = []
+    try:
+        for concurrency in levels:
+            result = Result(label, concurrency)
+            stop, out = ctx.Event(), ctx.Queue()
+            probe = ctx.Process(target=ping_probe, args=(port, stop, out), daemon=True)
+            probe.start()
+            asyncio.run(load(port, concurrency, seconds, result, warmup=1.5))
+            stop.set()
+            result.pings, result.ping_failures = out.get(timeout=30)
+            probe.join(10)
+            results.append(result)
+            print(f"  {label} c={concurrency}: {result.rate:.1f} req/s, errors {result.errors}, "
+                  f"ping p99 {result.pct(result.pings, 0.99):.0f} ms", file=sys.stderr)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return results
+
+
+# ------------------------------------------------------------------ report
+def table(results: list[Result]) -> str:
+    lines = [
+        "| system | concurrency | req/s | p50 ms | p99 ms | errors | /ping p50 ms | /ping p99 ms |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        ping50 = f"{r.pct(r.pings, 0.5):.1f}" if r.pings else "-"
+        ping99 = f"{r.pct(r.pings, 0.99):.1f}" if r.pings else "-"
+        if r.ping_failures:
+            ping99 += f" ({r.ping_failures} failed)"
+        lines.append(
+            f"| {r.system} | {r.concurrency} | {r.rate:.1f} | {r.pct(r.latencies, 0.5):.1f} | "
+            f"{r.pct(r.latencies, 0.99):.1f} | {r.errors if r.system != 'raw generate' else '-'} | {ping50} | {ping99} |"
+        )
+    return "\n".join(lines)
+
+
+def check_targets(ours: list[Result], naive: list[Result], raw: list[Result]) -> list[str]:
+    by = lambda rs: {r.concurrency: r for r in rs}  # noqa: E731
+    o, n, r = by(ours), by(naive), by(raw)
+    checks = []
+    if 16 in o and 16 in r:
+        share = o[16].rate / r[16].rate
+        checks.append(f"{'PASS' if share >= 0.7 else 'MISS'}: concurrency 16 = {share:.0%} of raw batch-16 (target >= 70%)")
+    if 1 in o and 1 in n:
+        ratio = o[1].rate / n[1].rate
+        checks.append(f"{'PASS' if ratio >= 0.9 else 'MISS'}: concurrency 1 = {ratio:.0%} of naive (target >= 90%)")
+    worst = max((x.pct(x.pings, 0.99) for x in ours if x.pings), default=float("nan"))
+    failed = sum(x.ping_failures for x in ours)
+    checks.append(f"{'PASS' if worst < 100 and not failed else 'MISS'}: /ping p99 worst level {worst:.1f} ms, "
+                  f"{failed} failed (target < 100 ms)")
+    if 64 in o:
+        checks.append(f"{'PASS' if o[64].errors == 0 else 'MISS'}: {o[64].errors} errors at concurrency 64 (target 0)")
+    return checks
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=6.0, help="measured seconds per level (after 1.5 s warm-up)")
+    parser.add_argument("--levels", default="1,4,16,64")
+    args = parser.parse_args(argv)
+    levels = [int(x) for x in args.levels.split(",")]
+    sys.path.insert(0, str(ROOT))
+    from devtools.tiny_model import build_tiny_seq2seq
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = build_tiny_seq2seq(Path(tmp) / "model", d_model=256, layers=2, heads=4, max_new_tokens=16)
+        print("raw generate ...", file=sys.stderr)
+        raw = bench_raw(model_dir, levels, args.seconds)
+        print("model server ...", file=sys.stderr)
+        ours = bench_server("ours", "model server", model_dir, levels, args.seconds)
+        print("naive server ...", file=sys.stderr)
+        naive = bench_server("naive", "naive FastAPI", model_dir, levels, args.seconds)
+
+    import torch
+
+    print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.processor() or platform.platform()}, "
+          f"Python {platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    print(f"Model: random-weight BART, d_model 256, 2+2 layers, {PARAMETERS['max_new_tokens']} new tokens; "
+          f"{args.seconds:g} s per level after 1.5 s warm-up\n")
+    print(table(ours + naive + raw))
+    print()
+    for line in check_targets(ours, naive, raw):
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
