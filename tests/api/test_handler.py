@@ -415,3 +415,18 @@ def test_json_that_only_resembles_an_upload_reference_is_a_model_input(api):
     answer = api.submit(json.dumps({"uploadId": "u" + "0" * 32, "inputs": "x"}))
     assert answer.status == 202
     assert "/uploads/" not in api.stub.calls[0].headers["x-amzn-sagemaker-inputlocation"]
+
+
+def test_too_little_time_left_is_503_before_any_call(api):
+    from tests.api.conftest import LambdaContext
+
+    class AlmostOutOfTime(LambdaContext):
+        def get_remaining_time_in_millis(self) -> int:
+            return 5_000  # less than one S3 call's worst case
+
+    raw = event("POST", "/invocations", body=b'{"inputs": "x"}', headers={"Content-Type": "application/json"})
+    answer = api.module.handler(raw, AlmostOutOfTime())
+    assert answer["statusCode"] == 503
+    assert "Retry-After" in answer["multiValueHeaders"]  # REST proxy answers from Powertools use multiValueHeaders
+    assert api.stub.calls == []
+    assert api.s3.list_objects_v2(Bucket=INPUT_BUCKET).get("KeyCount") == 0
