@@ -65,3 +65,29 @@ deploy: install ## cdk deploy of ENV (only that environment's service stack; nee
 .PHONY: ci-identity-deploy
 ci-identity-deploy: install ## Deploy the GitHub OIDC roles once, by hand (optional REPO=owner/name)
 	$(CDK_RUN) deploy -c ci=true $(if $(REPO),-c github_repository=$(REPO)) AsyncInference-ci-identity
+
+# ---------------------------------------------------------------- container (issue 3)
+# docs/container.md. `make serve` serves MODEL_DIR or HF_MODEL_ID; with neither
+# set it serves a tiny random-weight demo model built offline into .build/.
+DEMO_MODEL := .build/tiny-model
+SERVE_ENV := PYTHONPATH=container MODEL_SERVER_HOST=$${MODEL_SERVER_HOST:-127.0.0.1}
+
+$(DEMO_MODEL)/config.json: devtools/tiny_model.py | $(VENV)/.installed
+	$(PY) -m devtools.tiny_model $(DEMO_MODEL)
+
+.PHONY: serve
+serve: $(VENV)/.installed ## Run the model server on the host (MODEL_DIR or HF_MODEL_ID, HF_TASK, SAGEMAKER_BIND_TO_PORT=8080)
+	@if [ -z "$$MODEL_DIR$$HF_MODEL_ID" ]; then \
+		$(MAKE) --no-print-directory $(DEMO_MODEL)/config.json && \
+		echo "serve: MODEL_DIR and HF_MODEL_ID unset: serving the tiny demo model in $(DEMO_MODEL)" >&2 && \
+		export MODEL_DIR=$(CURDIR)/$(DEMO_MODEL); \
+	fi; \
+	$(SERVE_ENV) exec $(PY) -m model_server serve
+
+.PHONY: bench
+bench: $(VENV)/.installed ## Benchmark: model server vs naive FastAPI server vs raw generate (docs/benchmarks.md)
+	$(PY) -m devtools.bench
+
+.PHONY: test-image
+test-image: $(VENV)/.installed ## Build the image with podman on a local Debian + CPU torch base, run it, check /ping and /invocations
+	PY=$(PY) bash devtools/test_image.sh

