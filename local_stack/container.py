@@ -1,0 +1,110 @@
+"""The real inference server (issue 3, ``container/model_server``) as a child process.
+
+Run exactly as the image runs it (``python -m model_server serve``), without the
+image: ``PYTHONPATH=container``, the model from ``MODEL_DIR`` or ``HF_MODEL_ID``,
+the port from ``SAGEMAKER_BIND_TO_PORT``, bound to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+from local_stack.processes import spawn, terminate
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class ModelContainer:
+    """Start, stop, kill and restart the model server; ask whether it is healthy."""
+
+    def __init__(
+        self,
+        *,
+        port: int,
+        model_dir: str | os.PathLike[str] | None = None,
+        hf_model_id: str | None = None,
+        hf_task: str | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        log_file: IO[Any] | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        if model_dir is None and not hf_model_id:
+            raise ValueError("ModelContainer needs model_dir (MODEL_DIR) or hf_model_id (HF_MODEL_ID)")
+        self.host, self.port = host, port
+        self.url = f"http://{host}:{port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_SERVER_", "HF_", "SAGEMAKER_"))}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT / "container"), env.get("PYTHONPATH")) if p)
+        env["SAGEMAKER_BIND_TO_PORT"] = str(port)
+        env["MODEL_SERVER_HOST"] = host  # never 0.0.0.0 on a developer's machine
+        if model_dir is not None:
+            env["MODEL_DIR"] = str(model_dir)
+        if hf_model_id:
+            env["HF_MODEL_ID"] = hf_model_id
+        if hf_task:
+            env["HF_TASK"] = hf_task
+        env.update(extra_env or {})
+        self.env = env
+        self.log_file = log_file
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self.process = spawn(
+            [sys.executable, "-m", "model_server", "serve"],
+            env=self.env,
+            cwd=REPO_ROOT,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT if self.log_file is not None else None,
+        )
+        self.starts += 1
+
+    def stop(self, *, grace_seconds: float = 30.0) -> int | None:
+        """SIGTERM (the server drains in-flight requests), SIGKILL after the grace period."""
+        if self.process is None:
+            return None
+        return terminate(self.process, grace_seconds=grace_seconds)
+
+    def kill(self) -> None:
+        """SIGKILL: an instance lost mid-request, with no chance to drain."""
+        if self.running:
+            assert self.process is not None
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def ping(self, timeout: float = 2.0) -> int | None:
+        try:
+            return httpx.get(f"{self.url}/ping", timeout=timeout, trust_env=False).status_code
+        except httpx.HTTPError:
+            return None
+
+    def wait_healthy(self, *, timeout: float = 300.0) -> None:
+        """Until /ping says 200; fails early if the process exits (a model that cannot load)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"the model server exited with status {self.process.returncode}; see its log")
+            if self.ping() == 200:
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"the model server at {self.url} was not healthy within {timeout:.0f} s")
+
+    def invoke(self, body: bytes, content_type: str = "application/json", timeout: float = 60.0) -> httpx.Response:
+        """POST /invocations directly, bypassing the pipeline: the reference answer for tests."""
+        return httpx.post(
+            f"{self.url}/invocations", content=body, headers={"Content-Type": content_type}, timeout=timeout,
+            trust_env=False,
+        )

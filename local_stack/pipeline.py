@@ -1,0 +1,192 @@
+"""Start and stop the whole local pipeline in the right order.
+
+    moto (S3/SNS/SQS)  <--  API adapter + real Lambda  -->  async runtime stand-in  -->  model server
+                                                               (queue, S3 in/out, SNS)
+
+Start: model server first (it takes longest to load, and requests wait for it
+anyway), then moto and the resources, the runtime, the API processes. Stop in
+reverse: no new requests, drain the runtime, SIGTERM the model server, moto last.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from local_stack.async_runtime import AsyncInferenceRuntime, Clock
+from local_stack.aws import FAKE_CREDENTIALS_ENV, LocalResources, MotoService, aws_client, create_resources
+from local_stack.container import REPO_ROOT, ModelContainer
+from local_stack.processes import free_port, spawn, terminate
+
+ENDPOINT_NAME = "local-async-endpoint"
+
+
+@dataclass
+class PipelineConfig:
+    """Everything `make local` and the tests may choose. Ports 0 mean "any free port"."""
+
+    model_dir: Path | None = None
+    hf_model_id: str | None = None
+    hf_task: str | None = None
+    host: str = "127.0.0.1"
+    api_port: int = 3000
+    aws_port: int = 0
+    runtime_port: int = 0
+    container_port: int = 0
+    max_concurrent_invocations: int = 4
+    default_invocation_timeout_seconds: int = 900
+    default_request_ttl_seconds: int = 21600
+    # Concurrent Lambda execution environments (processes) behind the API.
+    lambda_environments: int = 2
+    # Retry-After on InProgress answers: seconds matter locally, not minutes.
+    status_retry_after_seconds: int = 1
+    container_env: dict[str, str] = field(default_factory=dict)
+    # Where the model server and Lambda processes write; None = inherit (the terminal).
+    log_file: IO[Any] | None = None
+    lambda_handler: str = "app.handler"
+    lambda_code_dir: Path = REPO_ROOT / "api_handler"
+
+
+class LocalPipeline:
+    def __init__(self, config: PipelineConfig) -> None:
+        self.config = config
+        self.clock = Clock()
+        self.moto = MotoService(host=config.host, port=config.aws_port)
+        self.container = ModelContainer(
+            port=config.container_port or free_port(config.host),
+            model_dir=config.model_dir,
+            hf_model_id=config.hf_model_id,
+            hf_task=config.hf_task,
+            extra_env=config.container_env,
+            log_file=config.log_file,
+            host=config.host,
+        )
+        self.aws_endpoint_url: str | None = None
+        self.resources: LocalResources | None = None
+        self.runtime: AsyncInferenceRuntime | None = None
+        self.api_processes: list[subprocess.Popen[bytes]] = []
+        self.api_url: str | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, *, wait_for_model: bool = False, model_timeout: float = 300.0) -> LocalPipeline:
+        try:
+            self.container.start()
+            self.aws_endpoint_url = self.moto.start()
+            self.resources = create_resources(self.aws_endpoint_url)
+            self.runtime = AsyncInferenceRuntime(
+                endpoint_name=ENDPOINT_NAME,
+                container_url=self.container.url,
+                s3=aws_client("s3", self.aws_endpoint_url),
+                sns=aws_client("sns", self.aws_endpoint_url),
+                s3_output_path=self.resources.s3_output_path,
+                s3_failure_path=self.resources.s3_failure_path,
+                success_topic_arn=self.resources.success_topic_arn,
+                error_topic_arn=self.resources.error_topic_arn,
+                max_concurrent_invocations=self.config.max_concurrent_invocations,
+                host=self.config.host,
+                port=self.config.runtime_port,
+                clock=self.clock,
+            )
+            self.runtime.start()
+            self._start_api()
+            if wait_for_model:
+                self.container.wait_healthy(timeout=model_timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def lambda_environment(self) -> dict[str, str]:
+        """The API Lambda's environment variables, as the stack would set them, pointed at the stand-ins."""
+        assert self.resources is not None and self.runtime is not None and self.aws_endpoint_url is not None
+        return {
+            "INPUT_BUCKET": self.resources.input_bucket,
+            "OUTPUT_BUCKET": self.resources.output_bucket,
+            "FAILURE_BUCKET": self.resources.failure_bucket,
+            "ENDPOINT_NAME": ENDPOINT_NAME,
+            "SAGEMAKER_RUNTIME_ENDPOINT_URL": self.runtime.endpoint_url,
+            "S3_ENDPOINT_URL": self.aws_endpoint_url,
+            "DEFAULT_INVOCATION_TIMEOUT_SECONDS": str(self.config.default_invocation_timeout_seconds),
+            "DEFAULT_REQUEST_TTL_SECONDS": str(self.config.default_request_ttl_seconds),
+            "STATUS_RETRY_AFTER_SECONDS": str(self.config.status_retry_after_seconds),
+            "POWERTOOLS_SERVICE_NAME": "async-inference-api",
+            "POWERTOOLS_METRICS_NAMESPACE": "AsyncInferenceLocal",
+            "AWS_LAMBDA_FUNCTION_NAME": "local-api",
+        }
+
+    def _start_api(self) -> None:
+        port = self.config.api_port or free_port(self.config.host)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(FAKE_CREDENTIALS_ENV)  # never a real credential in the local Lambda
+        env.update(self.lambda_environment())
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+        reuse = self.config.lambda_environments > 1
+        for _ in range(self.config.lambda_environments):
+            argv = [sys.executable, "-m", "local_stack.api_gateway", "--host", self.config.host, "--port", str(port),
+                    "--handler", self.config.lambda_handler, "--code-dir", str(self.config.lambda_code_dir)]
+            if reuse:
+                argv.append("--reuse-port")
+            process = spawn(argv, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=self.config.log_file)
+            self.api_processes.append(process)
+        for process in self.api_processes:
+            ready = threading.Event()
+            # Powertools logs to stdout: the pump keeps the pipe drained for the process's lifetime.
+            threading.Thread(target=_pump, args=(process, self.config.log_file, ready), daemon=True).start()
+            _wait_ready(process, ready, timeout=60)
+        self.api_url = f"http://{self.config.host}:{port}"
+
+    def stop(self) -> None:
+        for process in self.api_processes:  # all at once, then wait for each
+            if process.poll() is None:
+                process.terminate()
+        for process in self.api_processes:
+            terminate(process, grace_seconds=5)
+        self.api_processes.clear()
+        if self.runtime is not None:
+            self.runtime.stop()
+            self.runtime = None
+        self.container.stop()
+        self.moto.stop()
+
+    def __enter__(self) -> LocalPipeline:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _pump(process: subprocess.Popen[bytes], sink: IO[Any] | None, ready: threading.Event) -> None:
+    """Forward a child's stdout to ``sink`` (None: our stdout), noticing its 'ready <port>' line."""
+    assert process.stdout is not None
+    for line in iter(process.stdout.readline, b""):
+        if not ready.is_set() and line.startswith(b"ready "):
+            ready.set()
+            continue
+        try:
+            if sink is None:
+                sys.stdout.buffer.write(line)
+                sys.stdout.flush()
+            elif "b" in getattr(sink, "mode", ""):
+                sink.write(line)
+                sink.flush()
+            else:
+                sink.write(line.decode(errors="replace"))
+                sink.flush()
+        except (OSError, ValueError):  # the sink was closed during shutdown
+            return
+
+
+def _wait_ready(process: subprocess.Popen[bytes], ready: threading.Event, *, timeout: float) -> None:
+    """Until the API process has imported its handler and opened its port."""
+    deadline = time.monotonic() + timeout
+    while not ready.wait(0.1):
+        if process.poll() is not None:
+            raise RuntimeError(f"the local API process exited with status {process.returncode} during start")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the local API process was not ready within {timeout:.0f} s")

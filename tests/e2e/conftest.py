@@ -1,0 +1,160 @@
+"""One local pipeline for the whole e2e package: real model server (tiny model), moto,
+the SageMaker async runtime stand-in and the real API Lambda behind the local gateway.
+
+Tests that stop the model server restart it before they return, so the next test
+finds the pipeline healthy (the ``healthy_pipeline`` fixture checks).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from local_stack.aws import aws_client, drain_notifications
+from local_stack.pipeline import LocalPipeline, PipelineConfig
+
+MAX_CONCURRENCY = 4  # the dev environment's MaxConcurrentInvocationsPerInstance
+FINAL = ("Completed", "Failed")
+
+
+@pytest.fixture(scope="package")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from devtools.tiny_model import build_tiny_seq2seq
+
+    return build_tiny_seq2seq(tmp_path_factory.mktemp("e2e-model") / "tiny")
+
+
+@pytest.fixture(scope="package")
+def pipeline(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPipeline]:
+    log_path = tmp_path_factory.mktemp("e2e-logs") / "pipeline.log"
+    with open(log_path, "w", buffering=1) as log_file:
+        config = PipelineConfig(
+            model_dir=tiny_model_dir,
+            api_port=0,
+            aws_port=0,
+            runtime_port=0,
+            container_port=0,
+            max_concurrent_invocations=MAX_CONCURRENCY,
+            lambda_environments=2,
+            log_file=log_file,
+            # One torch thread: on a 2-core machine shared with moto, two Lambda
+            # processes and the test's threads, torch's spinning intra-op threads
+            # made inference about 10x slower.
+            container_env={"OMP_NUM_THREADS": "1"},
+        )
+        local = LocalPipeline(config)
+        try:
+            local.start(wait_for_model=True, model_timeout=120)
+        except BaseException:
+            print(log_path.read_text()[-5000:])
+            raise
+        try:
+            yield local
+        finally:
+            local.stop()
+
+
+@pytest.fixture
+def healthy_pipeline(pipeline: LocalPipeline) -> LocalPipeline:
+    """The pipeline with its model server up and the runtime dispatching."""
+    if not pipeline.container.running:
+        pipeline.container.start()
+    pipeline.container.wait_healthy(timeout=120)
+    wait_for(lambda: pipeline.runtime is not None and pipeline.runtime.healthy, timeout=10, what="runtime healthy")
+    return pipeline
+
+
+def wait_for(predicate: Any, *, timeout: float, what: str, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class Api:
+    """Plain HTTP to the local API, as any client would call it."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.http = httpx.Client(base_url=base_url, timeout=30, trust_env=False,
+                                 limits=httpx.Limits(max_connections=64))
+
+    def submit(self, body: bytes | dict[str, Any], *, content_type: str = "application/json",
+               headers: dict[str, str] | None = None) -> httpx.Response:
+        payload = json.dumps(body).encode() if isinstance(body, dict) else body
+        return self.http.post("/invocations", content=payload,
+                              headers={"Content-Type": content_type, **(headers or {})})
+
+    def submit_ok(self, body: bytes | dict[str, Any], **kwargs: Any) -> str:
+        response = self.submit(body, **kwargs)
+        assert response.status_code == 202, response.text
+        return str(response.json()["inferenceId"])
+
+    def status(self, inference_id: str) -> httpx.Response:
+        return self.http.get(f"/invocations/{inference_id}")
+
+    def wait(self, inference_id: str, *, timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            response = self.status(inference_id)
+            assert response.status_code in (200, 202), response.text
+            document = response.json()
+            if document["status"] in FINAL:
+                return document
+            time.sleep(0.1)
+        raise AssertionError(f"{inference_id} not finished after {timeout} s: {document}")
+
+
+@pytest.fixture(scope="package")
+def api(pipeline: LocalPipeline) -> Iterator[Api]:
+    assert pipeline.api_url is not None
+    client = Api(pipeline.api_url)
+    yield client
+    client.http.close()
+
+
+class Notifications:
+    """SageMaker's notifications as the observer queues received them, keyed by inferenceId."""
+
+    def __init__(self, pipeline: LocalPipeline) -> None:
+        assert pipeline.resources is not None and pipeline.aws_endpoint_url is not None
+        self.endpoint = pipeline.aws_endpoint_url
+        self.resources = pipeline.resources
+        self.seen: dict[str, list[dict[str, Any]]] = {"success": [], "error": []}
+
+    def collect(self) -> dict[str, list[dict[str, Any]]]:
+        self.seen["success"] += drain_notifications(self.endpoint, self.resources.success_queue_url)
+        self.seen["error"] += drain_notifications(self.endpoint, self.resources.error_queue_url)
+        return self.seen
+
+    def for_id(self, kind: str, inference_id: str) -> list[dict[str, Any]]:
+        return [n for n in self.collect()[kind] if n.get("inferenceId") == inference_id]
+
+    def wait_for(self, kind: str, inference_id: str, *, timeout: float = 10) -> dict[str, Any]:
+        wait_for(lambda: bool(self.for_id(kind, inference_id)), timeout=timeout,
+                 what=f"{kind} notification for {inference_id}", interval=0.1)
+        return self.for_id(kind, inference_id)[0]
+
+
+@pytest.fixture(scope="package")
+def notifications(pipeline: LocalPipeline) -> Notifications:
+    return Notifications(pipeline)
+
+
+@pytest.fixture(scope="package")
+def s3(pipeline: LocalPipeline) -> Any:
+    assert pipeline.aws_endpoint_url is not None
+    return aws_client("s3", pipeline.aws_endpoint_url)
+
+
+def unique_text(prefix: str = "input") -> str:
+    return f"{prefix} {uuid.uuid4().hex[:12]}"
