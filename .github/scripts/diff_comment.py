@@ -88,7 +88,7 @@ def render(diffs: list[EnvironmentDiff], *, sha: str = "", run_url: str = "", ma
         header.append("")
     header.extend(f"- {diff.summary}" for diff in diffs)
     header.append("")
-    frame = "\n".join(header)
+    frame = "\n".join(header) + "\n"  # a blank line, so <details> starts its own block
 
     sections = []
     budget = max(0, max_body - len(frame) - 200 * max(1, len(diffs)))
