@@ -142,6 +142,15 @@ class AsyncInferenceStack(cdk.Stack):
             retain_logs=config.retain_data,
         )
 
+        api_dimensions = {"api_name": api.rest_api.rest_api_name, "stage_name": api.rest_api.deployment_stage.stage_name}
+        alarms.add_api_alarms(
+            **api_dimensions,
+            function=api.function,
+            api_5xx_percent=config.operations.api_5xx_percent,
+            api_p99_latency_ms=config.operations.api_p99_latency_ms,
+        )
+        dashboard.add_api_widgets(**api_dimensions, function=api.function)
+
         outputs = {
             "EndpointName": endpoint.endpoint_name,
             "ApiUrl": api.url,

@@ -122,8 +122,9 @@ def test_deployment_guardrails_roll_back_on_the_failure_alarms(template: Templat
     )
     # The names the endpoint watches are alarms that exist, on the endpoint's failure metrics.
     existing = {
-        a["Properties"].get("AlarmName"): a["Properties"]["MetricName"]
+        a["Properties"]["AlarmName"]: a["Properties"]["MetricName"]
         for a in template.find_resources("AWS::CloudWatch::Alarm").values()
+        if "AlarmName" in a["Properties"]
     }
     assert {existing[n] for n in names} == {"InvocationFailures", "Invocation5XXErrors"}
 
@@ -171,3 +172,38 @@ def test_autoscaling_context_rejects_unknown_values() -> None:
     app = cdk.App(context={"autoscaling": "off"})
     with pytest.raises(ConfigError, match="expected 'on' \\(default\\) or 'paused'"):
         cdk_app.autoscaling_paused(app)
+
+
+def test_api_alarms_watch_this_api_and_handler(template: Template, env_name: str) -> None:
+    ops = load_environment(env_name).operations
+    topic = {"Ref": _alarm_topic(template)}
+    [api] = template.find_resources("AWS::ApiGateway::RestApi").values()
+    [latency_alarm] = template.find_resources(
+        "AWS::CloudWatch::Alarm", {"Properties": {"MetricName": "Latency", "Namespace": "AWS/ApiGateway"}}
+    ).values()
+    props = latency_alarm["Properties"]
+    assert {d["Name"]: d["Value"] for d in props["Dimensions"]}["ApiName"] == api["Properties"]["Name"]
+    assert (props["ExtendedStatistic"], props["Threshold"], props["TreatMissingData"]) == ("p99", ops.api_p99_latency_ms, "notBreaching")
+    assert props["AlarmActions"] == [topic]
+    # The 5xx alarm is a percentage of requests, not a raw count.
+    rate = [
+        a["Properties"] for a in template.find_resources("AWS::CloudWatch::Alarm").values()
+        if "100 * errors / requests" in json.dumps(a["Properties"].get("Metrics", []))
+    ]  # fmt: skip
+    assert len(rate) == 1 and rate[0]["Threshold"] == ops.api_5xx_percent and rate[0]["AlarmActions"] == [topic]
+    functions = template.find_resources("AWS::Lambda::Function")
+    for metric in ("Errors", "Throttles"):
+        [handler_alarm] = template.find_resources(
+            "AWS::CloudWatch::Alarm", {"Properties": {"MetricName": metric, "Namespace": "AWS/Lambda"}}
+        ).values()
+        [dimension] = handler_alarm["Properties"]["Dimensions"]
+        assert dimension["Name"] == "FunctionName"
+        watched = functions[dimension["Value"]["Ref"]]["Properties"]
+        assert watched["Handler"].startswith("app."), watched["Handler"]
+        assert handler_alarm["Properties"]["Threshold"] == 0 and handler_alarm["Properties"]["AlarmActions"] == [topic]
+
+
+def test_dashboard_shows_the_api_and_handler(template: Template) -> None:
+    body = _dashboard_body(template)
+    for metric in ("5XXError", "4XXError", "Latency", "IntegrationLatency", "Duration", "Errors", "Throttles"):
+        assert f'\\"{metric}\\"' in body, metric
