@@ -106,8 +106,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(kind: str, model_dir: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "container"), str(ROOT)]),
+def start_server(kind: str, model_dir: Path, port: int, extra_env: dict[str, str]) -> subprocess.Popen:
+    env = {**os.environ, **extra_env, "PYTHONPATH": os.pathsep.join([str(ROOT / "container"), str(ROOT)]),
            "MODEL_DIR": str(model_dir), "HF_HUB_OFFLINE": "1"}
     if kind == "ours":
         env |= {"SAGEMAKER_BIND_TO_PORT": str(port), "MODEL_SERVER_HOST": "127.0.0.1", "MODEL_SERVER_LOG_LEVEL": "WARNING"}
@@ -173,7 +173,10 @@ async def load(port: int, concurrency: int, seconds: float, result: Result, warm
                 except httpx.HTTPError:
                     ok = False
                 done = time.perf_counter()
-                if started >= measuring_from and done <= stop_at:
+                # Throughput counts completions inside the window (a request may
+                # have started during warm-up: at 64 clients the naive server's
+                # queue alone is seconds long).
+                if measuring_from <= done <= stop_at:
                     if ok:
                         result.latencies.append(done - started)
                     else:
@@ -183,9 +186,10 @@ async def load(port: int, concurrency: int, seconds: float, result: Result, warm
         result.elapsed = seconds
 
 
-def bench_server(kind: str, label: str, model_dir: Path, levels: list[int], seconds: float) -> list[Result]:
+def bench_server(kind: str, label: str, model_dir: Path, levels: list[int], seconds: float,
+                 extra_env: dict[str, str] | None = None) -> list[Result]:
     port = free_port()
-    proc = start_server(kind, model_dir, port)
+    proc = start_server(kind, model_dir, port, extra_env or {})
     ctx = mp.get_context("spawn")
     results = []
     try:
@@ -251,24 +255,38 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=6.0, help="measured seconds per level (after 1.5 s warm-up)")
     parser.add_argument("--levels", default="1,4,16,64")
+    parser.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra environment for the model server (e.g. MODEL_SERVER_MAX_BATCH_SIZE=16)")
+    parser.add_argument("--only", choices=["raw", "ours", "naive"], action="append",
+                        help="run only these systems (repeatable); default all three")
     args = parser.parse_args(argv)
+    server_env = dict(item.split("=", 1) for item in args.server_env)
+    only = set(args.only or ["raw", "ours", "naive"])
     levels = [int(x) for x in args.levels.split(",")]
     sys.path.insert(0, str(ROOT))
     from devtools.tiny_model import build_tiny_seq2seq
 
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = build_tiny_seq2seq(Path(tmp) / "model", d_model=256, layers=2, heads=4, max_new_tokens=16)
-        print("raw generate ...", file=sys.stderr)
-        raw = bench_raw(model_dir, levels, args.seconds)
-        print("model server ...", file=sys.stderr)
-        ours = bench_server("ours", "model server", model_dir, levels, args.seconds)
-        print("naive server ...", file=sys.stderr)
-        naive = bench_server("naive", "naive FastAPI", model_dir, levels, args.seconds)
+        raw = ours = naive = []
+        if "raw" in only:
+            print("raw generate ...", file=sys.stderr)
+            raw = bench_raw(model_dir, levels, args.seconds)
+        if "ours" in only:
+            print("model server ...", file=sys.stderr)
+            ours = bench_server("ours", "model server", model_dir, levels, args.seconds, server_env)
+        if "naive" in only:
+            print("naive server ...", file=sys.stderr)
+            naive = bench_server("naive", "naive FastAPI", model_dir, levels, args.seconds)
 
     import torch
 
     print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.processor() or platform.platform()}, "
           f"Python {platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    print(f"Load average before/after: {load_before} / {os.getloadavg()} (other processes on the machine skew results)")
+    if server_env:
+        print(f"Model server environment: {server_env}")
     print(f"Model: random-weight BART, d_model 256, 2+2 layers, {PARAMETERS['max_new_tokens']} new tokens; "
           f"{args.seconds:g} s per level after 1.5 s warm-up\n")
     print(table(ours + naive + raw))

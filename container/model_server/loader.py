@@ -99,6 +99,8 @@ def load(settings: Settings) -> LoadedModel:
 
     route_library_logs()
 
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
     device = torch.device(_pick_device(settings, torch))
     holder: dict[str, Any] = {}
 

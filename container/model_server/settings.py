@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     # float16 weights on a GPU: half the memory, about twice the throughput on
     # tensor cores. Ignored on CPU, where float16 kernels are slow or missing.
     half_precision: bool = False
+    # torch's intra-op threads on CPU; unset = torch's default (one per core).
+    # The event loop needs CPU too: on a small instance, cores - 1 can beat
+    # all cores because a preempted OpenMP thread stalls the others.
+    torch_threads: int | None = Field(None, ge=1)
 
     # --- dynamic batching --------------------------------------------------------
     # Inputs (not requests) per model call. 32 keeps a CPU batch's padding waste
