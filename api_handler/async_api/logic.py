@@ -296,6 +296,29 @@ class Receipt:
             raise InternalError(f"unreadable receipt: {error}") from None
 
 
+# Slack on top of TTL + invocation timeout before a silent request is called expired:
+# covers CloudWatch-style delays in SageMaker writing the failure object.
+EXPIRY_GRACE_SECONDS = 300
+
+
+def expired_reason(receipt: Receipt, now: datetime) -> str | None:
+    """Why a request with neither output nor failure object can no longer complete.
+
+    SageMaker drops a request that waited longer than RequestTTLSeconds, and one that
+    started must finish within InvocationTimeoutSeconds. Past both (plus grace) no
+    result can appear, so "InProgress" would be a lie the client polls forever.
+    """
+    created = datetime.fromisoformat(receipt.createdAt.replace("Z", "+00:00"))
+    limit = receipt.requestTtlSeconds + receipt.invocationTimeoutSeconds + EXPIRY_GRACE_SECONDS
+    if (now - created).total_seconds() <= limit:
+        return None
+    return (
+        f"RequestExpired: no result within RequestTTLSeconds={receipt.requestTtlSeconds} + "
+        f"InvocationTimeoutSeconds={receipt.invocationTimeoutSeconds} (+{EXPIRY_GRACE_SECONDS} s) "
+        f"of submission at {receipt.createdAt}; submit it again"
+    )
+
+
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 

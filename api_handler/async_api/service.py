@@ -268,6 +268,9 @@ class InferenceService:
                 text, truncated = logic.failure_text(data, FAILURE_BODY_LIMIT)
                 return Answer(200, {**base, "status": "Failed", "failureReason": text, "failureTruncated": truncated}, {})
 
+        reason = logic.expired_reason(receipt, datetime.now(timezone.utc))
+        if reason is not None:
+            return Answer(200, {**base, "status": "Failed", "failureReason": reason, "failureTruncated": False}, {})
         retry = str(self.settings.status_retry_after_seconds)
         return Answer(202, {**base, "status": "InProgress"}, {"Retry-After": retry})
 

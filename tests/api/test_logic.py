@@ -110,3 +110,22 @@ def test_deadline_refuses_calls_that_could_outlive_the_gateway():
     with pytest.raises(Unavailable) as refused:
         Deadline(lambda: 10.0).require(15, "start the inference")
     assert refused.value.retry_after
+
+
+def _receipt(created_at: str, ttl: int = 60, timeout: int = 10) -> logic.Receipt:
+    return logic.Receipt(
+        inferenceId="k1", fingerprint="f", contentType="text/plain", accept=None, inputLocation="s3://in/requests/k1/i",
+        outputLocation="s3://out/responses/k1.out", failureLocation="s3://fail/failures/k1-error.out",
+        invocationTimeoutSeconds=timeout, requestTtlSeconds=ttl, createdAt=created_at,
+    )  # fmt: skip
+
+
+def test_a_silent_request_is_expired_only_after_ttl_timeout_and_grace():
+    from datetime import datetime, timedelta, timezone
+
+    created = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    receipt = _receipt("2026-01-01T00:00:00Z", ttl=60, timeout=10)
+    limit = 60 + 10 + logic.EXPIRY_GRACE_SECONDS
+    assert logic.expired_reason(receipt, created + timedelta(seconds=limit)) is None
+    reason = logic.expired_reason(receipt, created + timedelta(seconds=limit + 1))
+    assert reason.startswith("RequestExpired") and "RequestTTLSeconds=60" in reason and "InvocationTimeoutSeconds=10" in reason
