@@ -30,6 +30,8 @@ HANDLER_DIR = Path(__file__).resolve().parents[1] / "api_handler"
 # Keep equal to the aws-lambda-powertools pin in requirements-dev.txt (a test checks it):
 # the tests run against the very version the Lambda gets from the layer.
 POWERTOOLS_VERSION = "3.37.0"
+# Namespace of the handler's own metrics (InferencesSubmitted, IdempotentReplays, ...).
+METRICS_NAMESPACE = "AsyncInference"
 RUNTIME = lambda_.Runtime.PYTHON_3_14  # the latest Python runtime aws-cdk-lib 2.275 offers
 ARCHITECTURE = lambda_.Architecture.X86_64
 # API Gateway's integration timeout is 29 s; the handler answers before its own timeout.
@@ -137,7 +139,7 @@ class InferenceApi(Construct):
                 "ALLOWED_CONTENT_TYPES": ",".join(allowed_content_types),
                 "STATUS_RETRY_AFTER_SECONDS": str(status_retry_after_seconds),
                 "POWERTOOLS_SERVICE_NAME": service_name,
-                "POWERTOOLS_METRICS_NAMESPACE": "AsyncInference",
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
             },
         )

@@ -75,8 +75,15 @@ class OperationsDashboard(Construct):
             ),
         )
 
-    def add_api_widgets(self, *, api_name: str, stage_name: str, function: lambda_.IFunction) -> None:
+    def add_api_widgets(
+        self, *, api_name: str, stage_name: str, function: lambda_.IFunction, service_name: str, metrics_namespace: str
+    ) -> None:
         dimensions = {"ApiName": api_name, "Stage": stage_name}
+        # The handler's own Powertools metrics: dimension "service" is POWERTOOLS_SERVICE_NAME.
+        handler = lambda name: cloudwatch.Metric(  # noqa: E731
+            namespace=metrics_namespace, metric_name=name, dimensions_map={"service": service_name},
+            statistic="Sum", period=ONE_MINUTE,
+        )  # fmt: skip
         api = lambda name, stat="Sum": cloudwatch.Metric(  # noqa: E731
             namespace="AWS/ApiGateway", metric_name=name, dimensions_map=dimensions, statistic=stat, period=ONE_MINUTE
         )
@@ -87,5 +94,11 @@ class OperationsDashboard(Construct):
                 "Handler",
                 [function.metric_errors(period=ONE_MINUTE), function.metric_throttles(period=ONE_MINUTE)],
                 right=[function.metric_duration(period=ONE_MINUTE, statistic="p99")],
+            ),
+        )
+        self.dashboard.add_widgets(
+            _graph(
+                "Submissions",
+                [handler(n) for n in ("InferencesSubmitted", "IdempotentReplays", "UploadsCreated", "ClientErrors", "ServerErrors")],
             ),
         )

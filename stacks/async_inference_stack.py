@@ -9,7 +9,7 @@ from constructs import Construct
 
 from app_config import EnvironmentConfig
 from inference_constructs.alarms import OperationsAlarms, rollback_alarm_names
-from inference_constructs.api import InferenceApi, UsagePlan
+from inference_constructs.api import METRICS_NAMESPACE, InferenceApi, UsagePlan
 from inference_constructs.async_endpoint import AsyncEndpoint, async_inference_config, deployment_guardrails
 from inference_constructs.autoscaling import EndpointAutoscaling
 from inference_constructs.compliance import acknowledge_findings
@@ -116,6 +116,7 @@ class AsyncInferenceStack(cdk.Stack):
         )
 
         # Client API (issue 4): clients call this, never S3 or SageMaker directly.
+        api_service = f"inference-api-{config.name}"
         api = InferenceApi(
             self,
             "Api",
@@ -138,7 +139,7 @@ class AsyncInferenceStack(cdk.Stack):
             memory_size_mb=config.api.memory_size_mb,
             manage_account_cloudwatch_role=config.api.manage_account_cloudwatch_role,
             usage_plan=UsagePlan(**config.api.usage_plan.model_dump()) if config.api.usage_plan else None,
-            service_name=f"inference-api-{config.name}",
+            service_name=api_service,
             retain_logs=config.retain_data,
         )
 
@@ -149,7 +150,9 @@ class AsyncInferenceStack(cdk.Stack):
             api_5xx_percent=config.operations.api_5xx_percent,
             api_p99_latency_ms=config.operations.api_p99_latency_ms,
         )
-        dashboard.add_api_widgets(**api_dimensions, function=api.function)
+        dashboard.add_api_widgets(
+            **api_dimensions, function=api.function, service_name=api_service, metrics_namespace=METRICS_NAMESPACE
+        )
 
         outputs = {
             "EndpointName": endpoint.endpoint_name,

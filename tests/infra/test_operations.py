@@ -205,5 +205,8 @@ def test_api_alarms_watch_this_api_and_handler(template: Template, env_name: str
 
 def test_dashboard_shows_the_api_and_handler(template: Template) -> None:
     body = _dashboard_body(template)
-    for metric in ("5XXError", "4XXError", "Latency", "IntegrationLatency", "Duration", "Errors", "Throttles"):
+    for metric in (
+        "5XXError", "4XXError", "Latency", "IntegrationLatency", "Duration", "Errors", "Throttles",
+        "InferencesSubmitted", "IdempotentReplays", "ServerErrors",
+    ):  # fmt: skip
         assert f'\\"{metric}\\"' in body, metric
