@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from app_config import ConfigError
+from app_config.aws_types import AccountId, RegionName
 
 # GitHub: an owner (user or organisation) is 1-39 letters, digits or single hyphens, not at
 # either end; a repository name is 1-100 letters, digits, '.', '_' or '-', but not '.' or '..'.
@@ -27,7 +28,6 @@ _GITHUB_ENVIRONMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 _PROVIDER_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com$")
 # `cdk bootstrap --qualifier`: lower-case alphanumerics, at most 10 characters.
 _QUALIFIER = re.compile(r"^[a-z0-9]{1,10}$")
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 
 DEFAULT_BOOTSTRAP_QUALIFIER = "hnb659fds"
 
@@ -47,11 +47,11 @@ class CiIdentityConfig(BaseModel):
     environments: tuple[str, ...] = Field(("dev", "prod"), min_length=1)
     # Regions the deploy and diff roles may use the CDK bootstrap roles of. Empty: the
     # region the CI identity stack itself is deployed to.
-    deploy_regions: tuple[str, ...] = ()
+    deploy_regions: tuple[RegionName, ...] = ()
     bootstrap_qualifier: str = DEFAULT_BOOTSTRAP_QUALIFIER
     # Where the CI identity stack goes; unset = the CLI's current account and region.
-    account: str | None = None
-    region: str | None = None
+    account: AccountId | None = None
+    region: RegionName | None = None
 
     @field_validator("github_repository")
     @classmethod
@@ -81,13 +81,6 @@ class CiIdentityConfig(BaseModel):
             raise ValueError(f"{list(value)} names an environment twice")
         return value
 
-    @field_validator("deploy_regions")
-    @classmethod
-    def _regions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for region in value:
-            if not _REGION.match(region):
-                raise ValueError(f"{region!r} is not an AWS region name like 'eu-west-1'")
-        return value
 
     @field_validator("bootstrap_qualifier")
     @classmethod
@@ -96,19 +89,7 @@ class CiIdentityConfig(BaseModel):
             raise ValueError(f"{value!r} is not a CDK bootstrap qualifier (1-10 lower-case letters or digits)")
         return value
 
-    @field_validator("account")
-    @classmethod
-    def _account(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"\d{12}", value):
-            raise ValueError(f"{value!r} is not a 12-digit AWS account id")
-        return value
 
-    @field_validator("region")
-    @classmethod
-    def _region(cls, value: str | None) -> str | None:
-        if value is not None and not _REGION.match(value):
-            raise ValueError(f"{value!r} is not an AWS region name like 'eu-west-1'")
-        return value
 
     @model_validator(mode="after")
     def _provider_in_account(self) -> CiIdentityConfig:

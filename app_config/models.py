@@ -20,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 
+from app_config.aws_types import AccountId, RegionName
+
 # Instance families that ship local NVMe instance storage. SageMaker rejects an
 # endpoint-config KmsKeyId (storage volume encryption) for them: their storage
 # is hardware-encrypted already (REFERENCE.md section 3).
@@ -257,8 +259,8 @@ class EnvironmentConfig(_Strict):
     """Everything that differs between two deployments of the stack."""
 
     name: str
-    account: str | None = None
-    region: str | None = None
+    account: AccountId | None = None
+    region: RegionName | None = None
 
     instance_type: str = "ml.g4dn.xlarge"
     # Encrypt the ML storage volume with the data key. Not allowed on instance types
@@ -304,19 +306,7 @@ class EnvironmentConfig(_Strict):
             )
         return value
 
-    @field_validator("account")
-    @classmethod
-    def _account(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"\d{12}", value):
-            raise ValueError(f"{value!r} is not a 12-digit AWS account id")
-        return value
 
-    @field_validator("region")
-    @classmethod
-    def _region(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", value):
-            raise ValueError(f"{value!r} is not an AWS region name like 'eu-west-1'")
-        return value
 
     @field_validator("log_retention_days")
     @classmethod
