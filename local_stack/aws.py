@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,11 +99,21 @@ class MotoService:
         from moto.server import ThreadedMotoServer
 
         self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+        self.host, self.port = host, port
         self.endpoint_url: str | None = None
 
     def start(self) -> str:
         # werkzeug logs every S3/SNS call at INFO: far too much for a terminal.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        if self.port:
+            # ThreadedMotoServer binds in its thread and waits forever if that fails:
+            # find out here, with an error that names the port.
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind((self.host, self.port))
+                except OSError as error:
+                    raise OSError(f"cannot listen on {self.host}:{self.port} for moto: {error}") from None
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"

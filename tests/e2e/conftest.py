@@ -8,6 +8,7 @@ finds the pipeline healthy (the ``healthy_pipeline`` fixture checks).
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,11 +18,14 @@ from typing import Any
 import httpx
 import pytest
 
-from local_stack.aws import aws_client, drain_notifications
+from local_stack.aws import INPUT_PREFIX, aws_client, drain_notifications
 from local_stack.pipeline import LocalPipeline, PipelineConfig
 
 MAX_CONCURRENCY = 4  # the dev environment's MaxConcurrentInvocationsPerInstance
 FINAL = ("Completed", "Failed")
+# Generation that fails inside the model (an out-of-vocabulary forced token): the model
+# server answers 5xx with a JSON error body; the parameters pass its validation.
+MODEL_ERROR = {"inputs": "this fails inside generate", "parameters": {"forced_bos_token_id": 99999}}
 
 
 @pytest.fixture(scope="package")
@@ -154,6 +158,19 @@ def notifications(pipeline: LocalPipeline) -> Notifications:
 def s3(pipeline: LocalPipeline) -> Any:
     assert pipeline.aws_endpoint_url is not None
     return aws_client("s3", pipeline.aws_endpoint_url)
+
+
+def s3_uri(uri: str) -> tuple[str, str]:
+    match = re.match(r"^s3://([^/]+)/(.+)$", uri)
+    assert match, uri
+    return match.group(1), match.group(2)
+
+
+def receipt_of(s3: Any, pipeline: LocalPipeline, inference_id: str) -> dict[str, Any]:
+    """The API's receipt object for an inference (what it got back from InvokeEndpointAsync)."""
+    assert pipeline.resources is not None
+    body = s3.get_object(Bucket=pipeline.resources.input_bucket, Key=f"{INPUT_PREFIX}{inference_id}/receipt.json")
+    return json.loads(body["Body"].read())
 
 
 def unique_text(prefix: str = "input") -> str:

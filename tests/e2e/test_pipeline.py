@@ -4,7 +4,6 @@ stand-in -> real model server -> S3 / SNS -> the Lambda's status answer."""
 from __future__ import annotations
 
 import json
-import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -14,27 +13,14 @@ import pytest
 from local_stack.aws import FAILURE_PREFIX, INPUT_PREFIX, OUTPUT_PREFIX
 from local_stack.pipeline import LocalPipeline
 
-from .conftest import MAX_CONCURRENCY, Api, Notifications, unique_text, wait_for
+from .conftest import MAX_CONCURRENCY, MODEL_ERROR, Api, Notifications, unique_text, wait_for
+from .conftest import receipt_of as _receipt
+from .conftest import s3_uri as _s3_uri
 
 pytestmark = pytest.mark.slow
 
-# Generation that fails inside the model (an out-of-vocabulary forced token): the model
-# server answers 5xx with a JSON error body; the parameters pass its validation.
-MODEL_ERROR = {"inputs": "this fails inside generate", "parameters": {"forced_bos_token_id": 99999}}
 # Slow enough (about 0.2-0.3 s per batch on 2 CPU cores) to be caught in flight.
 SLOW = {"max_new_tokens": 240, "min_new_tokens": 240}
-
-
-def _s3_uri(uri: str) -> tuple[str, str]:
-    match = re.match(r"^s3://([^/]+)/(.+)$", uri)
-    assert match, uri
-    return match.group(1), match.group(2)
-
-
-def _receipt(s3: Any, pipeline: LocalPipeline, inference_id: str) -> dict[str, Any]:
-    assert pipeline.resources is not None
-    body = s3.get_object(Bucket=pipeline.resources.input_bucket, Key=f"{INPUT_PREFIX}{inference_id}/receipt.json")
-    return json.loads(body["Body"].read())
 
 
 def test_submit_completes_with_the_model_servers_answer(

@@ -1,0 +1,257 @@
+"""The client CLI against the local pipeline, and its retry / signing rules against local stubs."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+import httpx
+import pytest
+
+from inference_client import ClientError, InferenceClient
+from inference_client.cli import main as cli_main
+from inference_client.client import region_from_url
+from local_stack.aws import UPLOAD_PREFIX
+from local_stack.container import REPO_ROOT
+from local_stack.pipeline import LocalPipeline
+
+from .conftest import MODEL_ERROR, receipt_of as _receipt, unique_text
+
+pytestmark = pytest.mark.slow
+
+
+def run_cli(*argv: str, stdin: bytes = b"") -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = cli_main(list(argv), stdin=io.BytesIO(stdin), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_invoke_wait_prints_what_the_model_answers(healthy_pipeline: LocalPipeline) -> None:
+    text = unique_text("Hello from the CLI")
+    direct = healthy_pipeline.container.invoke(text.encode(), content_type="text/plain").json()
+    code, out, err = run_cli("--url", str(healthy_pipeline.api_url), "invoke", "--wait", "--text", text)
+    assert code == 0, err
+    assert json.loads(out) == direct
+    assert "Completed" in err  # the progress display names the final state
+
+
+def test_the_module_entry_point_runs(healthy_pipeline: LocalPipeline) -> None:
+    completed = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "inference_client", "--url", str(healthy_pipeline.api_url), "invoke", "--wait",
+         "--quiet", "--text", "entry point"],
+        cwd=REPO_ROOT, capture_output=True, timeout=60, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr.decode()
+    assert "generated_text" in json.loads(completed.stdout)
+
+
+def test_submit_from_stdin_then_status_then_result(healthy_pipeline: LocalPipeline) -> None:
+    url = str(healthy_pipeline.api_url)
+    body = json.dumps({"inputs": unique_text("stdin"), "parameters": {"max_new_tokens": 5}}).encode()
+    direct = healthy_pipeline.container.invoke(body).json()
+
+    code, out, err = run_cli("--url", url, "submit", "-", stdin=body)
+    assert code == 0, err
+    accepted = json.loads(out)
+    assert accepted["status"] == "InProgress" and accepted["replayed"] is False
+    inference_id = accepted["inferenceId"]
+
+    InferenceClient(url).wait(inference_id, initial_interval=0.1, max_interval=0.2, timeout=60)
+    code, out, err = run_cli("--url", url, "status", inference_id)
+    assert code == 0 and json.loads(out)["status"] == "Completed", err
+    code, out, err = run_cli("--url", url, "result", inference_id)
+    assert code == 0 and json.loads(out) == direct, err
+
+
+def test_large_payloads_go_through_the_upload_flow(
+    healthy_pipeline: LocalPipeline, tmp_path: Path, s3: Any
+) -> None:
+    payload = json.dumps({"inputs": unique_text("uploaded"), "parameters": {"max_new_tokens": 3}}).encode()
+    source = tmp_path / "payload.json"
+    source.write_bytes(payload)
+    saved = tmp_path / "result.json"
+    direct = healthy_pipeline.container.invoke(payload).json()
+
+    code, _, err = run_cli("--url", str(healthy_pipeline.api_url), "invoke", "--wait", "--upload-threshold", "16",
+                           str(source), "-o", str(saved))
+    assert code == 0, err
+    assert json.loads(saved.read_bytes()) == direct
+    inference_id = err.split("]")[1].split()[0]  # the progress line names the inference
+    receipt = _receipt(s3, healthy_pipeline, inference_id)
+    assert receipt["uploadId"] and receipt["inputLocation"].endswith(f"/{UPLOAD_PREFIX}{receipt['uploadId']}")
+
+
+def test_a_failed_inference_exits_1_with_the_reason(healthy_pipeline: LocalPipeline) -> None:
+    code, out, err = run_cli("--url", str(healthy_pipeline.api_url), "invoke", "--wait", "--content-type",
+                             "application/json", "--text", json.dumps(MODEL_ERROR))
+    assert code == 1 and out == ""
+    assert "failed" in err and "Model Error" in err
+
+
+def test_usage_errors_are_named(healthy_pipeline: LocalPipeline, tmp_path: Path) -> None:
+    code, _, err = run_cli("--url", str(healthy_pipeline.api_url), "submit", str(tmp_path / "missing.json"))
+    assert code == 2 and "no such file" in err
+    code, _, err = run_cli("--url", str(healthy_pipeline.api_url), "status", "r" + "0" * 32)
+    assert code == 3 and "404" in err and "NotFound" in err
+
+
+# ------------------------------------------------------------------ retries never start a job twice
+class _DropFirstResponse(BaseHTTPRequestHandler):
+    """A proxy to the API that forwards the first submit but hangs up before answering."""
+
+    upstream: str
+    dropped = 0
+    keys: list[str]
+    protocol_version = "HTTP/1.1"
+
+    def _proxy(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")}
+        response = httpx.request(self.command, self.upstream + self.path, content=body, headers=headers,
+                                 timeout=30, trust_env=False)
+        if self.command == "POST" and self.path == "/invocations":
+            type(self).keys.append(self.headers.get("Idempotency-Key", ""))
+            if type(self).dropped == 0:
+                type(self).dropped += 1
+                self.close_connection = True
+                return  # the job started upstream; the client never hears about it
+        self.send_response(response.status_code)
+        for name, value in response.headers.items():
+            if name.lower() not in ("content-length", "connection", "transfer-encoding", "date", "server"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.content)))
+        self.end_headers()
+        self.wfile.write(response.content)
+
+    do_GET = do_POST = _proxy  # noqa: N815
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def flaky_proxy(healthy_pipeline: LocalPipeline) -> Iterator[type[_DropFirstResponse]]:
+    handler = type("Handler", (_DropFirstResponse,), {"upstream": healthy_pipeline.api_url, "dropped": 0, "keys": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    handler.url = f"http://127.0.0.1:{server.server_address[1]}"  # type: ignore[attr-defined]
+    yield handler
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_retried_submit_starts_the_job_once(
+    healthy_pipeline: LocalPipeline, flaky_proxy: type[_DropFirstResponse]
+) -> None:
+    runtime = healthy_pipeline.runtime
+    assert runtime is not None
+    received = runtime.stats.received
+    client = InferenceClient(flaky_proxy.url, sleep=lambda _: None)  # type: ignore[attr-defined]
+    accepted = client.submit(json.dumps({"inputs": unique_text("retried")}).encode(), "application/json")
+    assert flaky_proxy.dropped == 1 and len(flaky_proxy.keys) == 2
+    assert flaky_proxy.keys[0] == flaky_proxy.keys[1] != ""  # the retry reused the key
+    assert accepted["replayed"] is True  # the API recognised the retry
+    assert runtime.stats.received == received + 1  # one job, not two
+    assert client.wait(accepted["inferenceId"], initial_interval=0.1, timeout=60)["status"] == "Completed"
+
+
+# ------------------------------------------------------------------ SigV4
+class _Capture(BaseHTTPRequestHandler):
+    seen: list[dict[str, str]] = []
+
+    def do_GET(self) -> None:  # noqa: N802
+        type(self).seen.append(dict(self.headers.items()))
+        payload = b'{"inferenceId": "r1", "status": "InProgress"}'
+        self.send_response(202)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def capture() -> Iterator[tuple[str, list[dict[str, str]]]]:
+    handler = type("Capture", (_Capture,), {"seen": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/prod", handler.seen
+    server.shutdown()
+    server.server_close()
+
+
+def _session(monkeypatch: pytest.MonkeyPatch, **env: str) -> Any:
+    for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # never ask an instance metadata service
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return botocore.session.get_session()
+
+
+def test_requests_are_sigv4_signed_for_execute_api(
+    capture: tuple[str, list[dict[str, str]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, seen = capture
+    session = _session(monkeypatch, AWS_ACCESS_KEY_ID="AKIDEXAMPLE", AWS_SECRET_ACCESS_KEY="secret",
+                       AWS_SESSION_TOKEN="token")
+    InferenceClient(url, sign=True, region="eu-west-1", session=session).status("r1")
+    authorization = seen[-1]["Authorization"]
+    assert authorization.startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+    assert "/eu-west-1/execute-api/aws4_request" in authorization
+    assert seen[-1]["X-Amz-Security-Token"] == "token" and seen[-1]["X-Amz-Date"]
+
+
+def test_local_urls_are_not_signed_by_default(capture: tuple[str, list[dict[str, str]]]) -> None:
+    url, seen = capture
+    InferenceClient(url).status("r1")
+    assert "Authorization" not in seen[-1]
+
+
+def test_signing_without_credentials_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    session = _session(monkeypatch)
+    with pytest.raises(ClientError, match="no AWS credentials"):
+        InferenceClient("https://abc123.execute-api.eu-west-1.amazonaws.com/prod", session=session)
+
+
+def test_the_region_comes_from_an_execute_api_url() -> None:
+    assert region_from_url("https://abc123.execute-api.eu-west-1.amazonaws.com/prod") == "eu-west-1"
+    assert region_from_url("https://api.example.com/") is None
+
+
+# ------------------------------------------------------------------ polling backoff
+class _Scripted(InferenceClient):
+    def __init__(self, answers: list[tuple[str, float | None]]) -> None:
+        super().__init__("http://127.0.0.1:9", sleep=self._sleep)
+        self.answers = answers
+        self.sleeps: list[float] = []
+
+    def _sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+
+    def status(self, inference_id: str) -> tuple[dict[str, Any], float | None]:
+        state, retry_after = self.answers.pop(0)
+        return {"inferenceId": inference_id, "status": state}, retry_after
+
+
+def test_wait_backs_off_and_honours_retry_after_up_to_the_cap() -> None:
+    client = _Scripted([("InProgress", None)] * 6 + [("InProgress", 30.0), ("Completed", None)])
+    seen: list[str] = []
+    document = client.wait("r1", initial_interval=1.0, max_interval=5.0,
+                           on_progress=lambda elapsed, doc: seen.append(doc["status"]))
+    assert document["status"] == "Completed"
+    assert client.sleeps == [1.0, 1.5, 2.25, 3.375, 5.0, 5.0, 5.0]  # grows by half, capped; Retry-After capped too
+    assert seen == ["InProgress"] * 7 + ["Completed"]
