@@ -4,9 +4,12 @@ Each request becomes a REST API proxy integration event (payload format 1.0:
 ``resource``, ``path``, ``httpMethod``, ``headers``/``multiValueHeaders``, query
 strings, ``pathParameters``, ``requestContext``, ``body`` and ``isBase64Encoded``),
 the handler's answer becomes the HTTP response. What API Gateway itself would
-answer without calling the Lambda is answered here too: an unknown route (403
-``Missing Authentication Token``), a body over 10 MB (413), a handler that raises
-(502) or overruns the 29 s integration timeout (504).
+answer without calling the Lambda is answered here too, in the stack's gateway-response JSON shape: an unknown route
+(403 ``MISSING_AUTHENTICATION_TOKEN``), a body over 10 MB (413), a handler that
+raises (502) or overruns the 29 s integration timeout (504). Not modelled: IAM
+authorization (the local API accepts unsigned requests), API keys and usage
+plans, stage throttling, the request validator (the handler validates the same
+schemas itself).
 
 Run as its own process (``python -m local_stack.api_gateway``): the handler reads
 its environment at import like in Lambda, and one process holds one "execution
@@ -59,8 +62,10 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("POST", "/uploads"),
 )
 
-# Media types API Gateway passes as text; everything else arrives base64-encoded
-# (the API's binaryMediaTypes are "*/*" minus these, in effect).
+# Media types API Gateway passes as text; everything else arrives base64-encoded. The
+# stack's binaryMediaTypes are the allowed content types minus the text-like ones
+# (inference_constructs/api.py), so for every type the API accepts the two agree; a type
+# it does not accept (415 either way) would arrive as text in AWS and as base64 here.
 _TEXT_TYPES = re.compile(
     r"^(text/.*|application/(json|.*\+json|jsonlines|x-ndjson|xml|.*\+xml|x-www-form-urlencoded|javascript))$"
 )
@@ -245,11 +250,12 @@ class ApiGatewayServer:
         try:
             result = future.result(timeout=INTEGRATION_TIMEOUT_S)
         except FutureTimeout:
-            return _gateway_error(HTTPStatus.GATEWAY_TIMEOUT, "Endpoint request timed out")
+            return _gateway_error(HTTPStatus.GATEWAY_TIMEOUT, "INTEGRATION_TIMEOUT", "Endpoint request timed out",
+                                  request_id)
         except Exception:  # noqa: BLE001 - API Gateway answers 502 for a failed invocation
             log.exception("the Lambda handler raised")
-            return _gateway_error(HTTPStatus.BAD_GATEWAY, "Internal server error")
-        return _http_response(result)
+            return _gateway_error(HTTPStatus.BAD_GATEWAY, "INTEGRATION_FAILURE", "Internal server error", request_id)
+        return _http_response(result, request_id)
 
     def serve_forever(self) -> None:
         self.server.serve_forever()
@@ -260,17 +266,20 @@ class ApiGatewayServer:
         self._environment.shutdown(wait=False, cancel_futures=True)
 
 
-def _gateway_error(status: HTTPStatus, message: str) -> tuple[int, dict[str, str], bytes]:
-    return int(status), {"Content-Type": "application/json", "x-amzn-ErrorType": status.phrase}, json.dumps(
-        {"message": message}
-    ).encode()
+def _gateway_error(status: HTTPStatus, response_type: str, message: str,
+                   request_id: str | None = None) -> tuple[int, dict[str, str], bytes]:
+    """An answer API Gateway gives itself, in the stack's gateway-response template
+    (inference_constructs/api.py: error = responseType, message, requestId)."""
+    body = {"error": response_type, "message": message, "requestId": request_id or str(uuid.uuid4())}
+    return int(status), {"Content-Type": "application/json", "x-amzn-ErrorType": response_type}, json.dumps(
+        body).encode()
 
 
-def _http_response(result: Any) -> tuple[int, dict[str, str], bytes]:
+def _http_response(result: Any, request_id: str) -> tuple[int, dict[str, str], bytes]:
     """A proxy integration result as an HTTP response; a malformed one is API Gateway's 502."""
     if not isinstance(result, Mapping) or not isinstance(result.get("statusCode"), int):
         log.error("malformed Lambda proxy response: %r", result)
-        return _gateway_error(HTTPStatus.BAD_GATEWAY, "Internal server error")
+        return _gateway_error(HTTPStatus.BAD_GATEWAY, "INTEGRATION_FAILURE", "Internal server error", request_id)
     headers: dict[str, str] = {}
     for name, values in (result.get("multiValueHeaders") or {}).items():
         headers[name] = ", ".join(str(v) for v in values)
@@ -290,13 +299,14 @@ class _GatewayHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_PAYLOAD_BYTES:
             self.close_connection = True  # the body stays unread
-            self._send(*_gateway_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request Too Long"))
+            self._send(*_gateway_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "REQUEST_TOO_LARGE", "Request Too Long"))
             return
         body = self.rfile.read(length) if length else b""
         path = urlsplit(self.path).path
         found = match_route(self.gateway.routes, self.command, path)
         if found is None:
-            self._send(*_gateway_error(HTTPStatus.FORBIDDEN, "Missing Authentication Token"))
+            self._send(*_gateway_error(HTTPStatus.FORBIDDEN, "MISSING_AUTHENTICATION_TOKEN",
+                                       "Missing Authentication Token"))
             return
         route, params = found
         headers = [(k, v) for k, v in self.headers.items() if k.lower() not in ("connection", "content-length")]

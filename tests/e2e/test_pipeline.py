@@ -250,9 +250,11 @@ def test_bad_inputs_get_their_4xx(
 
 def test_the_gateway_answers_what_never_reaches_the_lambda(api: Api) -> None:
     unknown = api.http.get("/nothing-here")
-    assert (unknown.status_code, unknown.json()) == (403, {"message": "Missing Authentication Token"})
+    assert unknown.status_code == 403
+    assert unknown.json()["error"] == "MISSING_AUTHENTICATION_TOKEN"
+    assert unknown.json()["message"] == "Missing Authentication Token"
     too_big = api.submit(b"x" * (10 * 1024 * 1024 + 1), content_type="text/plain")
-    assert too_big.status_code == 413
+    assert (too_big.status_code, too_big.json()["error"]) == (413, "REQUEST_TOO_LARGE")
 
 
 def test_a_reused_idempotency_key_replays_or_conflicts(healthy_pipeline: LocalPipeline, api: Api) -> None:
