@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import http.client
+import json
 import multiprocessing as mp
 import os
 import platform
@@ -45,6 +46,7 @@ SENTENCES = [
 ]
 MAX_REQUESTS_PER_LEVEL = 20_000  # a hard bound on top of the time bound
 PING_INTERVAL_S = 0.05
+JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 @dataclass
@@ -69,10 +71,11 @@ class Result:
 
 
 # ------------------------------------------------------------------ (c) raw
-def bench_raw(model_dir: Path, levels: list[int], seconds: float) -> list[Result]:
+def bench_raw(model_dir: Path, levels: list[int], seconds: float, threads: int) -> list[Result]:
     import torch
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
+    torch.set_num_threads(threads)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForSeq2SeqLM.from_pretrained(model_dir).eval()
     results = []
@@ -110,6 +113,8 @@ def start_server(kind: str, model_dir: Path, port: int, extra_env: dict[str, str
     env = {**os.environ, **extra_env, "PYTHONPATH": os.pathsep.join([str(ROOT / "container"), str(ROOT)]),
            "MODEL_DIR": str(model_dir), "HF_HUB_OFFLINE": "1"}
     if kind == "ours":
+        if "TORCH_THREADS" in extra_env:
+            env.setdefault("MODEL_SERVER_TORCH_THREADS", extra_env["TORCH_THREADS"])
         env |= {"SAGEMAKER_BIND_TO_PORT": str(port), "MODEL_SERVER_HOST": "127.0.0.1", "MODEL_SERVER_LOG_LEVEL": "WARNING"}
         cmd = [sys.executable, "-m", "model_server", "serve"]
     else:
@@ -154,8 +159,14 @@ def ping_probe(port: int, stop: mp.Event, out: mp.Queue) -> None:  # runs in its
 
 
 async def load(port: int, concurrency: int, seconds: float, result: Result, warmup: float) -> None:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=60) as client:
+    # aiohttp, not httpx: httpx's async pool tops out near 150 req/s at 64
+    # connections on this machine (measured against /ping), which would make
+    # the client, not the server, the bottleneck. aiohttp does over 10,000.
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(f"http://127.0.0.1:{port}", connector=connector, timeout=timeout) as client:
         measuring_from = time.perf_counter() + warmup
         stop_at = measuring_from + seconds
         sent = 0
@@ -165,12 +176,14 @@ async def load(port: int, concurrency: int, seconds: float, result: Result, warm
             i = index
             while time.perf_counter() < stop_at and sent < MAX_REQUESTS_PER_LEVEL:
                 sent += 1
-                payload = {"inputs": SENTENCES[i % len(SENTENCES)], "parameters": PARAMETERS}
+                body = json.dumps({"inputs": SENTENCES[i % len(SENTENCES)], "parameters": PARAMETERS})
                 i += concurrency
                 started = time.perf_counter()
                 try:
-                    ok = (await client.post("/invocations", json=payload)).status_code == 200
-                except httpx.HTTPError:
+                    async with client.post("/invocations", data=body, headers=JSON_HEADERS) as response:
+                        await response.read()
+                        ok = response.status == 200
+                except (aiohttp.ClientError, asyncio.TimeoutError):
                     ok = False
                 done = time.perf_counter()
                 # Throughput counts completions inside the window (a request may
@@ -257,6 +270,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--levels", default="1,4,16,64")
     parser.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra environment for the model server (e.g. MODEL_SERVER_MAX_BATCH_SIZE=16)")
+    parser.add_argument("--torch-threads", type=int, help="torch threads for all systems (default: the server's default)")
     parser.add_argument("--only", choices=["raw", "ours", "naive"], action="append",
                         help="run only these systems (repeatable); default all three")
     args = parser.parse_args(argv)
@@ -266,24 +280,30 @@ def main(argv: list[str] | None = None) -> None:
     sys.path.insert(0, str(ROOT))
     from devtools.tiny_model import build_tiny_seq2seq
 
+    sys.path.insert(0, str(ROOT / "container"))
+    import torch
+
+    from model_server.loader import cpu_threads
+
+    # The server's own default, given to all three systems alike.
+    threads = args.torch_threads or cpu_threads(None, torch.get_num_threads())
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = build_tiny_seq2seq(Path(tmp) / "model", d_model=256, layers=2, heads=4, max_new_tokens=16)
         raw = ours = naive = []
+        common = {"TORCH_THREADS": str(threads)}
         if "raw" in only:
             print("raw generate ...", file=sys.stderr)
-            raw = bench_raw(model_dir, levels, args.seconds)
+            raw = bench_raw(model_dir, levels, args.seconds, threads)
         if "ours" in only:
             print("model server ...", file=sys.stderr)
-            ours = bench_server("ours", "model server", model_dir, levels, args.seconds, server_env)
+            ours = bench_server("ours", "model server", model_dir, levels, args.seconds, common | server_env)
         if "naive" in only:
             print("naive server ...", file=sys.stderr)
-            naive = bench_server("naive", "naive FastAPI", model_dir, levels, args.seconds)
-
-    import torch
+            naive = bench_server("naive", "naive FastAPI", model_dir, levels, args.seconds, common)
 
     print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.processor() or platform.platform()}, "
-          f"Python {platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads)")
+          f"Python {platform.python_version()}, torch {torch.__version__}, {threads} torch thread(s) in every system")
     print(f"Load average before/after: {load_before} / {os.getloadavg()} (other processes on the machine skew results)")
     if server_env:
         print(f"Model server environment: {server_env}")

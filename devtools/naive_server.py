@@ -17,6 +17,10 @@ from fastapi import FastAPI, Request
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 MODEL_DIR = os.environ["MODEL_DIR"]
+# The benchmark gives every system the same torch thread count, so that the
+# comparison is about the server design, not about thread settings.
+if os.environ.get("TORCH_THREADS"):
+    torch.set_num_threads(int(os.environ["TORCH_THREADS"]))
 tokenizer = AutoTokenizer.from_pretrained(MODEL_DIR)
 model = AutoModelForSeq2SeqLM.from_pretrained(MODEL_DIR).eval()
 app = FastAPI()

@@ -8,11 +8,14 @@ the model computes.
 
 How long to wait for company is the whole trade-off. A fixed wait taxes a lone
 request with the full wait every time. Here the batcher waits only as long as
-recent traffic suggests more requests are coming: it targets as many requests
-as the largest of the last few batches had, stops waiting as soon as that many
-are queued, and never waits longer than ``max_wait_s``. At concurrency 1 the
-target is 1 and a request runs at once; a wait that runs out lowers the target
-to what actually arrived.
+recent traffic suggests more requests are coming. When a batch finishes it
+notes the concurrency it saw: the batch's requests plus those that queued up
+meanwhile. The next batch then waits until that many requests are queued,
+never longer than ``max_wait_s``. At concurrency 1 that is 1 and a request
+runs at once; at concurrency 16 the batcher waits the few milliseconds the
+clients of the last batch need to come back, instead of settling into two
+half batches of 8 that alternate (measured: a third less throughput). A wait
+that runs out lowers the expectation to what actually arrived.
 """
 
 from __future__ import annotations
@@ -172,7 +175,8 @@ class DynamicBatcher:
         except Exception as exc:  # noqa: BLE001 - delivered to the requests below
             outputs, error = [], exc
         latency = time.monotonic() - started
-        self._recent.append(len(batch))
+        # Concurrency seen: this batch's requests plus those that queued meanwhile.
+        self._recent.append(len(batch) + len(self._queues.get(parameters_key(parameters), ())))
         log.info(
             "batch",
             extra={

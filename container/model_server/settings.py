@@ -37,9 +37,9 @@ class Settings(BaseSettings):
     # float16 weights on a GPU: half the memory, about twice the throughput on
     # tensor cores. Ignored on CPU, where float16 kernels are slow or missing.
     half_precision: bool = False
-    # torch's intra-op threads on CPU; unset = torch's default (one per core).
-    # The event loop needs CPU too: on a small instance, cores - 1 can beat
-    # all cores because a preempted OpenMP thread stalls the others.
+    # torch's intra-op threads on CPU. Unset: torch's default (one per physical
+    # core) but at most CPUs - 1, leaving one for the event loop, HTTP and
+    # tokenization (see loader.py for the measurement behind this).
     torch_threads: int | None = Field(None, ge=1)
 
     # --- dynamic batching --------------------------------------------------------
