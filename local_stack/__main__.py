@@ -7,7 +7,8 @@ Environment (all optional):
   LOCAL_CONTAINER_PORT  model server port (default 8080)
   LOCAL_ENV             environment whose endpoint settings to mirror (default dev)
   LOCAL_MAX_CONCURRENCY MaxConcurrentInvocationsPerInstance (default: LOCAL_ENV's)
-  LOCAL_LOG_FILE        write the model server's and the Lambda's logs here instead of the terminal
+  LOCAL_LOG_FILE        where the model server, the Lambda and the runtime log
+                        (default .build/local/pipeline.log; - for the terminal)
   MODEL_DIR             a saved model directory to serve ...
   HF_MODEL_ID           ... or a Hugging Face model id (downloaded by the model server: needs network)
   HF_TASK               the pipeline task (default: inferred by the model server)
@@ -20,6 +21,7 @@ random-weight seq2seq model generated offline into .build/local/.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -84,7 +86,11 @@ def config_from_environment() -> tuple[PipelineConfig, str]:
         hf_task = hf_task or default_task
     if hf_task:
         description += f", task {hf_task}"
-    log_path = os.environ.get("LOCAL_LOG_FILE", "").strip()
+    log_path = os.environ.get("LOCAL_LOG_FILE", "").strip() or str(BUILD_DIR / "pipeline.log")
+    if log_path == "-":
+        log_path = ""
+    else:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     config = PipelineConfig(
         model_dir=model_dir,
         hf_model_id=hf_model_id,
@@ -101,21 +107,71 @@ def config_from_environment() -> tuple[PipelineConfig, str]:
     return config, description
 
 
+def _log_to(stream: Any) -> None:
+    """The runtime stand-in's and the gateway's own events (queued, completed, requeued...)."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    for name in ("local_stack",):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
+# SageMaker replaces an instance whose container dies; locally the model server is
+# restarted, at most this many times in a row without a healthy period in between.
+MAX_RESTARTS = 5
+
+
+def supervise(pipeline: LocalPipeline) -> None:
+    """Restart the model server when it exits; queued requests wait and then run. Never returns."""
+    restarts = 0
+    healthy_since = time.monotonic()
+    while True:
+        time.sleep(0.5)
+        if pipeline.container.running:
+            if time.monotonic() - healthy_since > 60:
+                restarts = 0
+            continue
+        status = pipeline.container.process.returncode if pipeline.container.process else None
+        if restarts >= MAX_RESTARTS:
+            _say(f"local pipeline: the model server keeps exiting (status {status}); not restarting it again. "
+                 "The API still answers and queued requests wait; see the log, then restart `make local`.",
+                 error=True)
+            while True:
+                time.sleep(3600)
+        restarts += 1
+        _say(f"local pipeline: the model server exited (status {status}); restarting it "
+             f"({restarts}/{MAX_RESTARTS}), queued requests wait for it", error=True)
+        pipeline.container.start()
+        try:
+            pipeline.container.wait_healthy(timeout=600)
+            healthy_since = time.monotonic()
+            _say("local pipeline: model server back; queued requests run")
+        except (RuntimeError, TimeoutError) as error:
+            _say(f"local pipeline: {error}", error=True)
+
+
+def _say(message: str, *, error: bool = False) -> None:
+    """Print, but never let a closed terminal or pipe (``| tee`` hit by the same Ctrl-C) stop the cleanup."""
+    try:
+        print(message, file=sys.stderr if error else sys.stdout, flush=True)
+    except (BrokenPipeError, OSError, ValueError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args:
         print(__doc__)
         return 0 if args[0] in ("-h", "--help") else 2
     config, description = config_from_environment()
-    stop_requested = False
 
     def _on_signal(signum: int, _frame: Any) -> None:
-        nonlocal stop_requested
-        stop_requested = True
-        raise KeyboardInterrupt
+        raise KeyboardInterrupt  # SIGTERM stops as cleanly as Ctrl-C
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    _log_to(config.log_file or sys.stderr)
     pipeline = LocalPipeline(config)
     try:
         print(f"local pipeline: starting (model: {description})", flush=True)
@@ -137,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"  model server         {pipeline.container.url}",
                     f"  buckets              {pipeline.resources.input_bucket}, {pipeline.resources.output_bucket},"
                     f" {pipeline.resources.failure_bucket}",
+                    f"  logs                 {getattr(config.log_file, 'name', 'this terminal')}",
                     "",
                     "  try:  .venv/bin/python -m inference_client --url "
                     f"{pipeline.api_url} invoke --wait --text 'Hello from my laptop'",
@@ -154,23 +211,16 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"local pipeline: model ready after {time.monotonic() - started:.1f} s; requests are being served",
               flush=True)
-        while True:
-            if not pipeline.container.running:
-                print("local pipeline: the model server exited; requests wait until it is back "
-                      "(restart `make local`)", file=sys.stderr, flush=True)
-                break
-            time.sleep(0.5)
-        while True:  # keep the API and queue up so queued work is visible; Ctrl-C ends it
-            time.sleep(3600)
+        supervise(pipeline)
     except KeyboardInterrupt:
         pass
     finally:
         # Ignore further Ctrl-Cs while stopping: a half-stopped pipeline leaks processes.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        print("\nlocal pipeline: stopping", flush=True)
+        _say("\nlocal pipeline: stopping")
         pipeline.stop()
-        print("local pipeline: stopped", flush=True)
+        _say("local pipeline: stopped")
     return 0
 
 
