@@ -1,4 +1,4 @@
-"""``python -m inference_client``: submit, status, result, and invoke --wait from a terminal.
+"""python -m inference_client: submit, status, result, and invoke --wait from a terminal.
 
     python -m inference_client --url http://127.0.0.1:3000 invoke --wait --text "Summarise this"
     python -m inference_client --url https://abc.execute-api.eu-west-1.amazonaws.com/prod submit doc.json

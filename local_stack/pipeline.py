@@ -47,6 +47,8 @@ class PipelineConfig:
     # Retry-After on InProgress answers: seconds matter locally, not minutes.
     status_retry_after_seconds: int = 1
     container_env: dict[str, str] = field(default_factory=dict)
+    # Extra / overriding environment of the API Lambda (e.g. INLINE_RESULT_MAX_BYTES).
+    lambda_env: dict[str, str] = field(default_factory=dict)
     # Where the model server and Lambda processes write; None = inherit (the terminal).
     log_file: IO[Any] | None = None
     lambda_handler: str = "app.handler"
@@ -125,6 +127,7 @@ class LocalPipeline:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env.update(FAKE_CREDENTIALS_ENV)  # never a real credential in the local Lambda
         env.update(self.lambda_environment())
+        env.update(self.config.lambda_env)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
         reuse = self.config.lambda_environments > 1
         for _ in range(self.config.lambda_environments):

@@ -23,6 +23,7 @@ from local_stack.pipeline import LocalPipeline, PipelineConfig
 
 MAX_CONCURRENCY = 4  # the dev environment's MaxConcurrentInvocationsPerInstance
 FINAL = ("Completed", "Failed")
+INLINE_RESULT_MAX_BYTES = 4096
 # Generation that fails inside the model (an out-of-vocabulary forced token): the model
 # server answers 5xx with a JSON error body; the parameters pass its validation.
 MODEL_ERROR = {"inputs": "this fails inside generate", "parameters": {"forced_bos_token_id": 99999}}
@@ -52,6 +53,8 @@ def pipeline(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
             # processes and the test's threads, torch's spinning intra-op threads
             # made inference about 10x slower.
             container_env={"OMP_NUM_THREADS": "1"},
+            # Small, so a test can get a result too large to inline (a presigned URL instead).
+            lambda_env={"INLINE_RESULT_MAX_BYTES": str(INLINE_RESULT_MAX_BYTES)},
         )
         local = LocalPipeline(config)
         try:

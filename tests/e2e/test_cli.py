@@ -23,7 +23,8 @@ from local_stack.aws import UPLOAD_PREFIX
 from local_stack.container import REPO_ROOT
 from local_stack.pipeline import LocalPipeline
 
-from .conftest import MODEL_ERROR, receipt_of as _receipt, unique_text
+from .conftest import INLINE_RESULT_MAX_BYTES, MODEL_ERROR, unique_text
+from .conftest import receipt_of as _receipt
 
 pytestmark = pytest.mark.slow
 
@@ -87,6 +88,19 @@ def test_large_payloads_go_through_the_upload_flow(
     inference_id = err.split("]")[1].split()[0]  # the progress line names the inference
     receipt = _receipt(s3, healthy_pipeline, inference_id)
     assert receipt["uploadId"] and receipt["inputLocation"].endswith(f"/{UPLOAD_PREFIX}{receipt['uploadId']}")
+
+
+def test_a_result_too_large_to_inline_is_downloaded(healthy_pipeline: LocalPipeline, tmp_path: Path) -> None:
+    body = json.dumps({"inputs": [f"sentence {n}" for n in range(120)], "parameters": {"max_new_tokens": 6}})
+    direct = healthy_pipeline.container.invoke(body.encode())
+    assert len(direct.content) > INLINE_RESULT_MAX_BYTES  # else this test proves nothing
+    saved = tmp_path / "big.json"
+    code, _, err = run_cli("--url", str(healthy_pipeline.api_url), "invoke", "--wait", "--content-type",
+                           "application/json", "--text", body, "-o", str(saved))
+    assert code == 0, err
+    document = InferenceClient(str(healthy_pipeline.api_url)).status(err.split("]")[1].split()[0])[0]
+    assert "outputUrl" in document and "output" not in document
+    assert json.loads(saved.read_bytes()) == direct.json()
 
 
 def test_a_failed_inference_exits_1_with_the_reason(healthy_pipeline: LocalPipeline) -> None:
