@@ -19,7 +19,10 @@ SageMaker does:
   bounds how long a request may wait in the queue before it starts;
 - while the container is down (``/ping`` not 200, connection refused) requests
   stay queued, and a request whose connection broke mid-call goes back to the
-  head of the queue: it runs again once ``/ping`` answers 200.
+  head of the queue: it runs again once ``/ping`` answers 200 (so the model may
+  see a request twice; its result is stored once).
+
+The queue lives in memory: stopping the runtime drops what is still queued.
 
 What it does not model: several instances, autoscaling, CloudWatch metrics,
 ``IncludeInferenceResponseIn``, SigV4 checks (any credentials are accepted, as
@@ -315,10 +318,14 @@ class AsyncInferenceRuntime:
                 return
             try:
                 self._process(request)
-            except Exception:  # noqa: BLE001 - a worker must survive anything
+            except Exception as exc:  # noqa: BLE001 - a worker must survive anything
                 log.exception("unexpected error processing %s", request.inference_id)
-                self._finish(request, _Outcome(False, b'{"error": "local runtime error"}', "application/json",
-                                               reason="InternalFailure: local runtime error"))
+                try:  # e.g. the output upload failed (ResponseUploadFailures): record a failure if we can
+                    message = f"InternalFailure: {type(exc).__name__}: {exc}"
+                    self._finish(request, _Outcome(False, json.dumps({"error": message}).encode(),
+                                                   "application/json", reason=message))
+                except Exception:  # noqa: BLE001
+                    log.exception("could not record the failure of %s", request.inference_id)
             finally:
                 with self._cond:
                     self.stats.in_flight -= 1
@@ -354,7 +361,7 @@ class AsyncInferenceRuntime:
         try:
             return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         except Exception as exc:  # noqa: BLE001 - any S3 error is a RequestDownloadFailure
-            self.stats.download_failures += 1
+            self._count("download_failures")
             message = f"RequestDownloadFailure: could not read {request.input_location}: {exc}"
             self._finish(request, _Outcome(False, json.dumps({"error": message}).encode(), "application/json",
                                            reason=message))
@@ -375,7 +382,7 @@ class AsyncInferenceRuntime:
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
             raise _ContainerDown(f"{type(exc).__name__}: {exc}") from exc
         except httpx.TimeoutException:
-            self.stats.timed_out += 1
+            self._count("timed_out")
             message = (f"ModelTimeout: the model did not answer within InvocationTimeoutSeconds="
                        f"{request.timeout_seconds}")
             return _Outcome(False, json.dumps({"error": message}).encode(), "application/json", reason=message)
@@ -387,8 +394,12 @@ class AsyncInferenceRuntime:
                   "See the SageMaker Endpoint logs in your account for more information.")
         return _Outcome(False, response.content, content_type, reason=reason, status=response.status_code)
 
+    def _count(self, counter: str) -> None:
+        with self._cond:
+            setattr(self.stats, counter, getattr(self.stats, counter) + 1)
+
     def _expire(self, request: AsyncRequest, now: float) -> None:
-        self.stats.expired += 1
+        self._count("expired")
         waited = now - request.received_at
         message = (f"RequestExpired: the request waited {waited:.0f} s in the queue, "
                    f"longer than RequestTTLSeconds={request.ttl_seconds}")
@@ -400,11 +411,7 @@ class AsyncInferenceRuntime:
         location = request.output_location if outcome.ok else request.failure_location
         bucket, key = _split_s3(location)
         self.s3.put_object(Bucket=bucket, Key=key, Body=outcome.body, ContentType=outcome.content_type)
-        with self._cond:
-            if outcome.ok:
-                self.stats.completed += 1
-            else:
-                self.stats.failed += 1
+        self._count("completed" if outcome.ok else "failed")
         log.info("%s %s -> %s", request.inference_id, "completed" if outcome.ok else "failed", location)
         self._notify(request, outcome)
 
@@ -440,8 +447,7 @@ class AsyncInferenceRuntime:
         document["requestParameters"] = {k: v for k, v in document["requestParameters"].items() if v is not None}
         try:
             self.sns.publish(TopicArn=topic, Message=json.dumps(document))
-            with self._cond:
-                self.stats.notifications_sent += 1
+            self._count("notifications_sent")
         except Exception:  # noqa: BLE001 - NotificationFailures: logged, the result is already stored
             log.exception("notification for %s failed", request.inference_id)
 

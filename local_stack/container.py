@@ -20,6 +20,7 @@ import httpx
 from local_stack.processes import spawn, terminate
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+_DECIDED_HERE = frozenset({"MODEL_DIR", "HF_MODEL_ID", "HF_TASK", "SAGEMAKER_BIND_TO_PORT", "MODEL_SERVER_HOST"})
 
 
 class ModelContainer:
@@ -40,7 +41,9 @@ class ModelContainer:
             raise ValueError("ModelContainer needs model_dir (MODEL_DIR) or hf_model_id (HF_MODEL_ID)")
         self.host, self.port = host, port
         self.url = f"http://{host}:{port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_SERVER_", "HF_", "SAGEMAKER_"))}
+        # The user's other knobs (MODEL_SERVER_TORCH_THREADS, HF_HOME, ...) pass through;
+        # the ones this class decides are never inherited.
+        env = {k: v for k, v in os.environ.items() if k not in _DECIDED_HERE}
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT / "container"), env.get("PYTHONPATH")) if p)
         env["SAGEMAKER_BIND_TO_PORT"] = str(port)
         env["MODEL_SERVER_HOST"] = host  # never 0.0.0.0 on a developer's machine

@@ -51,8 +51,8 @@ def pipeline(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
             log_file=log_file,
             # One torch thread: on a 2-core machine shared with moto, two Lambda
             # processes and the test's threads, torch's spinning intra-op threads
-            # made inference about 10x slower.
-            container_env={"OMP_NUM_THREADS": "1"},
+            # made inference about 10x slower (measured with 2 threads).
+            container_env={"MODEL_SERVER_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1"},
             # Small, so a test can get a result too large to inline (a presigned URL instead).
             lambda_env={"INLINE_RESULT_MAX_BYTES": str(INLINE_RESULT_MAX_BYTES)},
         )
