@@ -77,6 +77,7 @@ class LocalPipeline:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, *, wait_for_model: bool = False, model_timeout: float = 300.0) -> LocalPipeline:
+        _bypass_proxies_for_loopback()
         try:
             self.container.start()
             self.aws_endpoint_url = self.moto.start()
@@ -119,7 +120,8 @@ class LocalPipeline:
             "STATUS_RETRY_AFTER_SECONDS": str(self.config.status_retry_after_seconds),
             "POWERTOOLS_SERVICE_NAME": "async-inference-api",
             "POWERTOOLS_METRICS_NAMESPACE": "AsyncInferenceLocal",
-            "AWS_LAMBDA_FUNCTION_NAME": "local-api",
+            # No X-Ray daemon here: tracing off, so nothing tries to send segments.
+            "POWERTOOLS_TRACE_DISABLED": "true",
         }
 
     def _start_api(self) -> None:
@@ -162,6 +164,19 @@ class LocalPipeline:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _bypass_proxies_for_loopback() -> None:
+    """Keep 127.0.0.1 traffic direct even where HTTP(S)_PROXY is set (boto3 honours NO_PROXY).
+
+    Set in this process's environment, so the children started afterwards inherit it.
+    """
+    for name in ("NO_PROXY", "no_proxy"):
+        entries = [e for e in os.environ.get(name, "").split(",") if e.strip()]
+        for host in ("127.0.0.1", "localhost"):
+            if host not in entries:
+                entries.append(host)
+        os.environ[name] = ",".join(entries)
 
 
 def _pump(process: subprocess.Popen[bytes], sink: IO[Any] | None, ready: threading.Event) -> None:
