@@ -269,3 +269,21 @@ def test_wait_backs_off_and_honours_retry_after_up_to_the_cap() -> None:
     assert document["status"] == "Completed"
     assert client.sleeps == [1.0, 1.5, 2.25, 3.375, 5.0, 5.0, 5.0]  # grows by half, capped; Retry-After capped too
     assert seen == ["InProgress"] * 7 + ["Completed"]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_rewrites_one_line_on_a_terminal_and_logs_changes_elsewhere() -> None:
+    from inference_client.cli import Progress
+
+    terminal, log = _Terminal(), io.StringIO()
+    for stream in (terminal, log):
+        progress = Progress(stream)
+        for elapsed, state in ((0.0, "InProgress"), (1.5, "InProgress"), (3.25, "Completed")):
+            progress(elapsed, {"inferenceId": "r1", "status": state})
+    assert terminal.getvalue().count("\r") == 3 and "(poll 3)" in terminal.getvalue()
+    assert terminal.getvalue().endswith("\n") and "[    3.2s] r1  Completed" in terminal.getvalue()
+    assert log.getvalue().splitlines() == ["[    0.0s] r1  InProgress", "[    3.2s] r1  Completed"]
