@@ -314,7 +314,11 @@ def main(argv: list[str] | None = None) -> None:
                 systems["raw"] = RawGenerate(model_dir, threads)
             for round_ in range(args.rounds):
                 for level in levels:
-                    for name, system in systems.items():
+                    # Rotate who goes first each round: no system always measures right after a level change.
+                    names = list(systems)
+                    names = names[round_ % len(names):] + names[: round_ % len(names)]
+                    for name in names:
+                        system = systems[name]
                         result = system.measure(level, args.seconds)
                         key = (name, level)
                         if key not in best or result.rate > best[key].rate:
