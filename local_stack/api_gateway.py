@@ -164,10 +164,9 @@ def build_event(
                 "cognitoAuthenticationType": None,
                 "cognitoAuthenticationProvider": None,
             },
-            # No dot and no port, deliberately: the handler makes statusUrl absolute
-            # (https://<domainName>...) only for a real API Gateway domain, so locally
-            # it answers the relative /invocations/<id>, which works over plain HTTP.
-            "domainName": "localhost",
+            # The Host the client called, as API Gateway does; with X-Forwarded-Proto: http
+            # the handler's statusUrl is http://127.0.0.1:<port>/invocations/<id>.
+            "domainName": single_headers.get("Host") or single_headers.get("host") or "localhost",
             "apiId": "local",
         },
         "body": event_body,

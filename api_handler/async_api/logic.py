@@ -340,8 +340,15 @@ def status_url(event: Mapping[str, Any], inference_id: str) -> str:
     relative = f"{prefix}/invocations/{inference_id}"
     domain = context.get("domainName")
     if isinstance(domain, str) and _HOSTNAME.match(domain) and "." in domain:
-        return f"https://{domain}{relative}"
+        return f"{_scheme(event)}://{domain}{relative}"
     return relative
+
+
+def _scheme(event: Mapping[str, Any]) -> str:
+    """https, unless a proxy in front (a local adapter, a load balancer) says plain http."""
+    headers = event.get("headers") if isinstance(event.get("headers"), Mapping) else {}
+    forwarded = next((v for k, v in headers.items() if isinstance(k, str) and k.lower() == "x-forwarded-proto"), None)
+    return "http" if forwarded == "http" else "https"
 
 
 def accepted_body(receipt: Receipt, url: str) -> dict[str, Any]:

@@ -56,6 +56,16 @@ def test_status_url_follows_how_the_client_called_us(context, resource_path, exp
     assert logic.status_url({"path": resource_path, "requestContext": context}, "ID") == expected
 
 
+@pytest.mark.parametrize(("proto", "scheme"), [("http", "http"), ("https", "https"), ("gopher", "https"), (None, "https")])
+def test_status_url_scheme_follows_x_forwarded_proto(proto, scheme):
+    event = {
+        "path": "/invocations",
+        "headers": {"X-Forwarded-Proto": proto} if proto else None,
+        "requestContext": {"domainName": "127.0.0.1:3000", "path": "/invocations"},
+    }
+    assert logic.status_url(event, "ID") == f"{scheme}://127.0.0.1:3000/invocations/ID"
+
+
 def test_render_output_by_content_type():
     assert logic.render_output(b'{"a": 1}', "application/json", None) == {"output": {"a": 1}, "outputEncoding": "json"}
     assert logic.render_output(b"hi", "text/plain", None) == {"output": "hi", "outputEncoding": "text"}
