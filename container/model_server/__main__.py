@@ -63,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     # that was installed before it started; with the default one the process
     # would die with status 143 after a clean drain. Ignoring it at that point
     # lets main() return 0, which is what a graceful stop should report.
-    signal.signal(signal.SIGTERM, lambda *_: None)
+    # SIGINT likewise: Ctrl-C in `make serve` drains and exits quietly instead
+    # of ending in a KeyboardInterrupt traceback.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     server.run(sockets=[sock])
     return 0
 

@@ -12,12 +12,12 @@ from typing import Any
 SEQ2SEQ_TASKS = ("summarization", "text2text-generation", "translation")
 
 # Suffix of the config's architecture name -> pipeline task. Order matters:
-# the first matching suffix wins.
+# the first matching suffix wins. (transformers 5 has no question-answering
+# pipeline either: such models need HF_TASK or user code.)
 _ARCHITECTURE_SUFFIXES = (
     ("ForConditionalGeneration", "text2text-generation"),
     ("ForSequenceClassification", "text-classification"),
     ("ForTokenClassification", "token-classification"),
-    ("ForQuestionAnswering", "question-answering"),
     ("ForCausalLM", "text-generation"),
     ("LMHeadModel", "text-generation"),
     ("ForMaskedLM", "fill-mask"),
