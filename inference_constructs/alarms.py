@@ -81,7 +81,6 @@ class OperationsAlarms(Construct):
         if alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
         self._action = actions.SnsAction(self.topic)
-        self.alarms: dict[str, cloudwatch.Alarm] = {}
         names = rollback_alarm_names(cdk.Stack.of(self).stack_name)
 
         self._add(
@@ -156,7 +155,6 @@ class OperationsAlarms(Construct):
         )
         alarm.add_alarm_action(self._action)
         alarm.add_ok_action(self._action)
-        self.alarms[construct_id] = alarm
         return alarm
 
     def add_api_alarms(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from aws_cdk.assertions import Capture, Match, Template
+from aws_cdk.assertions import Match, Template
 
 from app_config import load_environment
 

@@ -168,7 +168,7 @@ _NAME_PROPERTIES = {
 
 def test_no_fixed_physical_names(template: Template, env_name: str) -> None:
     named = []
-    for logical_id, resource in template.to_json()["Resources"].items():
+    for resource in template.to_json()["Resources"].values():
         prop = _NAME_PROPERTIES.get(resource["Type"])
         if prop and prop in resource.get("Properties", {}):
             named.append(resource["Properties"][prop])
