@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,9 +60,18 @@ def start_loading(settings: Settings, state: ModelState) -> threading.Thread:
     return thread
 
 
+class DeviceUnavailable(RuntimeError):
+    """The configured device cannot be used: the server must not report healthy."""
+
+
 def _load_into(settings: Settings, state: ModelState) -> None:
     try:
         loaded = load(settings)
+    except DeviceUnavailable as exc:
+        # One line that says it all (no traceback: the cause is the host, not the code).
+        log.error(str(exc), extra={"event": "device_unavailable", "device": settings.device})
+        state.set_failed(f"{type(exc).__name__}: {exc}")
+        return
     except BaseException as exc:  # noqa: BLE001 - any failure means "not healthy", never a crash
         log.exception("model load failed")
         state.set_failed(f"{type(exc).__name__}: {exc}")
@@ -134,7 +145,48 @@ def cpu_threads(configured: int | None, torch_default: int) -> int:
 def _pick_device(settings: Settings, torch: Any) -> str:
     if settings.device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if settings.device == "cuda":
+        require_cuda(torch)
     return settings.device
+
+
+def require_cuda(torch: Any) -> None:
+    """Raise ``DeviceUnavailable`` unless torch can use a GPU.
+
+    The stack sets ``MODEL_SERVER_DEVICE=cuda`` on GPU instance types. A GPU
+    host whose NVIDIA driver is older than the CUDA torch was built for makes
+    ``torch.cuda.is_available()`` False: serving on the CPU then would leave
+    an endpoint InService, billed as a GPU and many times slower, without a
+    word. Refusing makes /ping answer 503 and the deployment fail visibly.
+    SageMaker's default driver on ml.g4dn / ml.g5 is 470 (CUDA 11.4); the
+    variant's ``InferenceAmiVersion`` selects a newer one
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/inference-gpu-drivers.html).
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        # torch explains a driver mismatch only in a warning ("The NVIDIA
+        # driver on your system is too old (found version 11040)...").
+        warnings.simplefilter("always")
+        available = torch.cuda.is_available()
+    if available:
+        return
+    reasons = "; ".join(dict.fromkeys(str(w.message).strip() for w in caught)) or "no reason given by torch"
+    raise DeviceUnavailable(
+        f"MODEL_SERVER_DEVICE=cuda but torch.cuda.is_available() is False: torch {torch.__version__} "
+        f"built for CUDA {torch.version.cuda or 'none (a CPU-only build)'}, NVIDIA driver: {nvidia_driver_version()}; "
+        f"torch says: {reasons}. Refusing to fall back to the CPU. Likely cause: the host's NVIDIA driver "
+        f"is older than this CUDA needs (set the variant's InferenceAmiVersion to an AMI whose driver "
+        f"supports it), or the instance has no GPU (use MODEL_SERVER_DEVICE=cpu on CPU instance types)."
+    )
+
+
+def nvidia_driver_version(path: Path = Path("/proc/driver/nvidia/version")) -> str:
+    """The kernel driver's version line, which the container sees through /proc."""
+    try:
+        first = path.read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return "none visible (no /proc/driver/nvidia/version)"
+    match = re.search(r"Kernel Module\s+([\d.]+)", first)
+    return match.group(1) if match else first.strip()
 
 
 def _load_default(model_dir: Path, settings: Settings, device: Any) -> Any:

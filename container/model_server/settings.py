@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     hf_task: str | None = Field(None, validation_alias="HF_TASK")
 
     # --- hardware --------------------------------------------------------------
+    # The stack sets "cuda" on GPU instance types and "cpu" on CPU ones: with
+    # "cuda" and no usable GPU the load fails and /ping stays 503 (loader.py,
+    # require_cuda), never a silent CPU fallback. "auto" (GPU if torch sees
+    # one, else CPU) is for `make serve` and the local pipeline.
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # float16 weights on a GPU: half the memory, about twice the throughput on
     # tensor cores. Ignored on CPU, where float16 kernels are slow or missing.
