@@ -1,0 +1,391 @@
+"""Documented facts no schema carries, each a table with the page it comes from, and their checks.
+
+A template can satisfy every service model and still never work: an alarm on a
+dimension set SageMaker does not publish receives no data, an SNS topic whose policy
+does not admit CloudWatch never gets a notification, a GPU variant on the default
+driver never sees its GPU. Each check below returns findings; none means the fact holds.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from app_config.gpu_drivers import DEFAULT_DRIVERS, ami_by_name, instance_family, is_gpu_instance, parse_cuda_version
+from devtools.aws_contract.service_models import is_intrinsic
+
+# ---------------------------------------------------------------------------------------
+# Metrics of asynchronous endpoints and the dimension set each is published with.
+# https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference-monitor.html
+# ("The metrics below are an exhaustive list of metrics for asynchronous endpoints ...
+# Any metric not listed below is not published if the endpoint is enabled for
+# asynchronous inference"), and for the instance metrics
+# https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html
+ASYNC_METRICS_PAGE = "https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference-monitor.html"
+ENDPOINT = frozenset({"EndpointName"})
+ENDPOINT_AND_VARIANT = frozenset({"EndpointName", "VariantName"})
+
+PUBLISHED_DIMENSIONS: dict[tuple[str, str], frozenset[str]] = {
+    **{("AWS/SageMaker", name): ENDPOINT for name in (
+        "ApproximateBacklogSize", "ApproximateBacklogSizePerInstance", "ApproximateAgeOfOldestRequest",
+        "HasBacklogWithoutCapacity",
+    )},
+    **{("AWS/SageMaker", name): ENDPOINT_AND_VARIANT for name in (
+        "Invocation4XXErrors", "Invocation5XXErrors", "InvocationFailures", "ModelLatency",
+        "RequestDownloadFailures", "ResponseUploadFailures", "NotificationFailures", "ExpiredRequests",
+        # Spelled with three s by SageMaker itself.
+        "InvocationsProcesssed", "TimeInBacklog", "TotalProcessingTime", "RequestDownloadLatency",
+        "ResponseUploadLatency",
+    )},
+    **{("/aws/sagemaker/Endpoints", name): ENDPOINT_AND_VARIANT for name in (
+        "CPUUtilization", "MemoryUtilization", "DiskUtilization", "GPUUtilization", "GPUMemoryUtilization",
+    )},
+}  # fmt: skip
+
+# Real-time metrics the page names as NOT published for asynchronous endpoints.
+NOT_PUBLISHED_FOR_ASYNC = frozenset({"Invocations", "InvocationsPerInstance", "OverheadLatency"})
+
+# ---------------------------------------------------------------------------------------
+# CloudWatch alarm actions to SNS: CloudWatch publishes as the service principal
+# cloudwatch.amazonaws.com. A topic policy replaces SNS's default policy, so a topic
+# with one must allow that principal sns:Publish; an encrypted topic's key must let the
+# service use the key.
+# https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html
+# https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services
+ALARM_PUBLISHER = "cloudwatch.amazonaws.com"
+TOPIC_ACTIONS = ("sns:Publish",)
+KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
+
+# ---------------------------------------------------------------------------------------
+# Auto-rollback: SageMaker reads the named alarms with the endpoint's execution role.
+# https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html
+ROLLBACK_ACTION = "cloudwatch:DescribeAlarms"
+
+# Values standing in for pseudo parameters when an ARN is rendered for matching.
+_PSEUDO = {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::URLSuffix": "amazonaws.com"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A resource that breaks a documented fact."""
+
+    logical_id: str
+    fact: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.logical_id}: [{self.fact}] {self.message}"
+
+
+# ------------------------------------------------------------------- metric dimensions
+
+
+@dataclass(frozen=True)
+class MetricUse:
+    logical_id: str
+    where: str
+    namespace: Any
+    metric_name: Any
+    dimensions: frozenset[str]
+
+
+def _dimension_names(dimensions: Any) -> frozenset[str]:
+    return frozenset(d.get("Name") for d in dimensions or [] if isinstance(d, dict))
+
+
+def _metric_stat_uses(logical_id: str, where: str, queries: list) -> Iterator[MetricUse]:
+    for index, query in enumerate(queries or []):
+        metric = (query.get("MetricStat") or {}).get("Metric") if isinstance(query, dict) else None
+        if isinstance(metric, dict):
+            yield MetricUse(
+                logical_id, f"{where}[{index}]", metric.get("Namespace"), metric.get("MetricName"),
+                _dimension_names(metric.get("Dimensions")),
+            )  # fmt: skip
+
+
+def metric_uses(template: dict[str, Any]) -> Iterator[MetricUse]:
+    """Every metric an alarm, a target-tracking policy or a dashboard reads."""
+    for logical_id, resource in template.get("Resources", {}).items():
+        props = resource.get("Properties", {})
+        kind = resource.get("Type")
+        if kind == "AWS::CloudWatch::Alarm":
+            if "MetricName" in props:
+                yield MetricUse(logical_id, "alarm", props.get("Namespace"), props["MetricName"], _dimension_names(props.get("Dimensions")))
+            yield from _metric_stat_uses(logical_id, "alarm Metrics", props.get("Metrics"))
+        elif kind == "AWS::ApplicationAutoScaling::ScalingPolicy":
+            tracking = props.get("TargetTrackingScalingPolicyConfiguration") or {}
+            spec = tracking.get("CustomizedMetricSpecification")
+            if isinstance(spec, dict):
+                if "MetricName" in spec:
+                    yield MetricUse(logical_id, "target tracking", spec.get("Namespace"), spec["MetricName"], _dimension_names(spec.get("Dimensions")))
+                yield from _metric_stat_uses(logical_id, "target tracking Metrics", spec.get("Metrics"))
+            predefined = tracking.get("PredefinedMetricSpecification")
+            if isinstance(predefined, dict) and predefined.get("PredefinedMetricType") == "SageMakerVariantInvocationsPerInstance":
+                yield MetricUse(logical_id, "predefined target tracking", "AWS/SageMaker", "InvocationsPerInstance", ENDPOINT_AND_VARIANT)
+        elif kind == "AWS::CloudWatch::Dashboard":
+            yield from _dashboard_uses(logical_id, props.get("DashboardBody"))
+
+
+def render(value: Any) -> str:
+    """A string property with its intrinsics replaced by placeholders (for parsing, not deploying)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(render(part) for part in parts)
+    if isinstance(value, dict) and value.get("Ref") in _PSEUDO:
+        return _PSEUDO[value["Ref"]]
+    return "RESOLVED-AT-DEPLOY"
+
+
+def _dashboard_uses(logical_id: str, body: Any) -> Iterator[MetricUse]:
+    try:
+        dashboard = json.loads(render(body))
+    except (TypeError, ValueError):
+        return
+    for widget in dashboard.get("widgets", []):
+        properties = widget.get("properties", {})
+        title = properties.get("title", "?")
+        for row in properties.get("metrics", []):
+            # [namespace, name, dim1, value1, ..., {options}]; "." repeats the previous row's
+            # field. CDK writes full rows; expression rows are a single {options} object.
+            fields = [item for item in row if not isinstance(item, dict)]
+            if len(fields) >= 2 and "." not in fields:
+                names = frozenset(fields[2::2])
+                yield MetricUse(logical_id, f"dashboard widget {title!r}", fields[0], fields[1], names)
+
+
+def check_metric_dimensions(template: dict[str, Any]) -> list[Finding]:
+    """Every SageMaker metric read with exactly the dimension set it is published with."""
+    findings = []
+    for use in metric_uses(template):
+        if is_intrinsic(use.namespace) or is_intrinsic(use.metric_name):
+            continue
+        if use.namespace not in ("AWS/SageMaker", "/aws/sagemaker/Endpoints"):
+            continue
+        expected = PUBLISHED_DIMENSIONS.get((use.namespace, use.metric_name))
+        if use.metric_name in NOT_PUBLISHED_FOR_ASYNC:
+            findings.append(Finding(use.logical_id, "metric-published", f"{use.where}: {use.metric_name} is not published for asynchronous endpoints ({ASYNC_METRICS_PAGE})"))
+        elif expected is None:
+            findings.append(Finding(use.logical_id, "metric-published", f"{use.where}: {use.namespace} {use.metric_name} is not in the documented list of async endpoint metrics ({ASYNC_METRICS_PAGE})"))
+        elif use.dimensions != expected:
+            findings.append(
+                Finding(
+                    use.logical_id, "metric-dimensions",
+                    f"{use.where}: {use.metric_name} is published with dimensions {sorted(expected)}, "
+                    f"read with {sorted(use.dimensions)}: it never receives data ({ASYNC_METRICS_PAGE})",
+                )  # fmt: skip
+            )
+    return findings
+
+
+# ------------------------------------------------------------------- IAM / policy helpers
+
+
+def _as_list(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _statements(document: Any) -> list[dict]:
+    if not isinstance(document, dict):
+        return []
+    return [s for s in _as_list(document.get("Statement", [])) if isinstance(s, dict)]
+
+
+def _action_allows(statement: dict, action: str) -> bool:
+    return any(
+        isinstance(pattern, str) and fnmatch.fnmatchcase(action.lower(), pattern.lower())
+        for pattern in _as_list(statement.get("Action", []))
+    )
+
+
+def _service_principals(statement: dict) -> set[str]:
+    principal = statement.get("Principal")
+    if not isinstance(principal, dict):
+        return set()
+    return {p for p in _as_list(principal.get("Service", [])) if isinstance(p, str)}
+
+
+def _allows_service(document: Any, service: str, actions: tuple[str, ...]) -> list[str]:
+    """The actions of `actions` that no Allow statement for `service` grants."""
+    allow = [s for s in _statements(document) if s.get("Effect") == "Allow" and service in _service_principals(s)]
+    return [action for action in actions if not any(_action_allows(s, action) for s in allow)]
+
+
+def _referenced_id(value: Any) -> str | None:
+    """The logical id behind {"Ref": id} or {"Fn::GetAtt": [id, attr]}."""
+    if isinstance(value, dict):
+        if isinstance(value.get("Ref"), str):
+            return value["Ref"]
+        get_att = value.get("Fn::GetAtt")
+        if isinstance(get_att, list) and get_att:
+            return str(get_att[0])
+    return None
+
+
+# ------------------------------------------------------------------- alarm delivery
+
+
+def check_alarm_topics(template: dict[str, Any]) -> list[Finding]:
+    """Every SNS topic an alarm notifies lets CloudWatch publish to it and use its key."""
+    resources = template.get("Resources", {})
+    topics: dict[str, list[str]] = {}
+    for logical_id, resource in resources.items():
+        if resource.get("Type") != "AWS::CloudWatch::Alarm":
+            continue
+        props = resource.get("Properties", {})
+        for key in ("AlarmActions", "OKActions", "InsufficientDataActions"):
+            for action in props.get(key) or []:
+                target = _referenced_id(action)
+                if target and resources.get(target, {}).get("Type") == "AWS::SNS::Topic":
+                    topics.setdefault(target, []).append(logical_id)
+    findings = []
+    for topic_id, alarms in topics.items():
+        findings += _topic_admits_cloudwatch(resources, topic_id, alarms)
+    return findings
+
+
+def _topic_admits_cloudwatch(resources: dict, topic_id: str, alarms: list[str]) -> list[Finding]:
+    findings = []
+    policies = [
+        r["Properties"].get("PolicyDocument")
+        for r in resources.values()
+        if r.get("Type") == "AWS::SNS::TopicPolicy" and {"Ref": topic_id} in (r.get("Properties", {}).get("Topics") or [])
+    ]
+    # No topic policy: SNS's default policy lets the owning account's services publish.
+    if policies:
+        missing = [a for a in TOPIC_ACTIONS if all(_allows_service(p, ALARM_PUBLISHER, (a,)) for p in policies)]
+        if missing:
+            findings.append(
+                Finding(
+                    topic_id, "alarm-topic-policy",
+                    f"the topic policy replaces SNS's default policy and allows {ALARM_PUBLISHER} none of {missing}: "
+                    f"alarms {sorted(set(alarms))} are never delivered",
+                )  # fmt: skip
+            )
+    key = resources[topic_id].get("Properties", {}).get("KmsMasterKeyId")
+    if isinstance(key, str) and key.startswith("alias/aws/"):
+        findings.append(Finding(topic_id, "alarm-topic-key", f"an AWS-managed key ({key}) cannot admit {ALARM_PUBLISHER}: use a customer-managed key"))
+    key_id = _referenced_id(key)
+    if key_id and resources.get(key_id, {}).get("Type") == "AWS::KMS::Key":
+        missing = _allows_service(resources[key_id].get("Properties", {}).get("KeyPolicy"), ALARM_PUBLISHER, KEY_ACTIONS)
+        if missing:
+            findings.append(
+                Finding(key_id, "alarm-topic-key", f"encrypts alarm topic {topic_id} but its key policy allows {ALARM_PUBLISHER} none of {missing}")
+            )
+    return findings
+
+
+# ------------------------------------------------------------------- rollback alarms
+
+
+def _execution_roles(resources: dict, endpoint: dict) -> set[str]:
+    """Logical ids of the roles of the models the endpoint's config serves."""
+    roles = set()
+    config = resources.get(_referenced_id(endpoint.get("Properties", {}).get("EndpointConfigName")) or "", {})
+    for variant in config.get("Properties", {}).get("ProductionVariants") or []:
+        model = resources.get(_referenced_id(variant.get("ModelName")) or "", {})
+        role = _referenced_id(model.get("Properties", {}).get("ExecutionRoleArn"))
+        if role:
+            roles.add(role)
+    return roles
+
+
+def _role_statements(resources: dict, role_id: str) -> list[dict]:
+    role = resources.get(role_id, {}).get("Properties", {})
+    statements = [s for policy in role.get("Policies") or [] for s in _statements(policy.get("PolicyDocument"))]
+    for resource in resources.values():
+        if resource.get("Type") in ("AWS::IAM::Policy", "AWS::IAM::RolePolicy"):
+            props = resource.get("Properties", {})
+            attached = props.get("Roles") or [props.get("RoleName")]
+            if {"Ref": role_id} in attached:
+                statements += _statements(props.get("PolicyDocument"))
+    return statements
+
+
+def _alarm_arn(name: str) -> str:
+    return f"arn:aws:cloudwatch:{_PSEUDO['AWS::Region']}:{_PSEUDO['AWS::AccountId']}:alarm:{name}"
+
+
+def check_rollback_alarms(template: dict[str, Any]) -> list[Finding]:
+    """Every auto-rollback alarm exists in the stack and the execution role may describe it."""
+    resources = template.get("Resources", {})
+    alarm_names = {
+        r["Properties"]["AlarmName"]
+        for r in resources.values()
+        if r.get("Type") == "AWS::CloudWatch::Alarm" and isinstance(r.get("Properties", {}).get("AlarmName"), str)
+    }
+    findings = []
+    for logical_id, endpoint in resources.items():
+        if endpoint.get("Type") != "AWS::SageMaker::Endpoint":
+            continue
+        rollback = ((endpoint.get("Properties", {}).get("DeploymentConfig") or {}).get("AutoRollbackConfiguration") or {})
+        names = [a.get("AlarmName") for a in rollback.get("Alarms") or [] if isinstance(a, dict)]
+        for name in names:
+            if isinstance(name, str) and name not in alarm_names:
+                findings.append(Finding(logical_id, "rollback-alarm-exists", f"auto-rollback alarm {name!r} is not an alarm of this stack"))
+        roles = _execution_roles(resources, endpoint)
+        for role_id in sorted(roles):
+            statements = [s for s in _role_statements(resources, role_id) if s.get("Effect") == "Allow" and _action_allows(s, ROLLBACK_ACTION)]
+            resources_allowed = [render(r) for s in statements for r in _as_list(s.get("Resource", []))]
+            for name in names:
+                if isinstance(name, str) and not any(fnmatch.fnmatchcase(_alarm_arn(name), pattern) for pattern in resources_allowed):
+                    findings.append(
+                        Finding(
+                            role_id, "rollback-alarm-permission",
+                            f"execution role of {logical_id} may not {ROLLBACK_ACTION} on rollback alarm {name!r}: "
+                            "auto-rollback cannot read it",
+                        )  # fmt: skip
+                    )
+    return findings
+
+
+# ------------------------------------------------------------------- GPU driver
+
+
+def check_gpu_drivers(template: dict[str, Any], *, image_cuda_version: str | None) -> list[Finding]:
+    """Every GPU variant runs an AMI whose driver supports the image's CUDA version.
+
+    `image_cuda_version` None means the image has no CUDA: a GPU variant is then refused.
+    """
+    findings = []
+    for logical_id, resource in template.get("Resources", {}).items():
+        if resource.get("Type") != "AWS::SageMaker::EndpointConfig":
+            continue
+        for index, variant in enumerate(resource.get("Properties", {}).get("ProductionVariants") or []):
+            instance_type = variant.get("InstanceType")
+            if not isinstance(instance_type, str) or not is_gpu_instance(instance_type):
+                continue
+            problem = _driver_problem(instance_type, variant.get("InferenceAmiVersion"), image_cuda_version)
+            if problem:
+                findings.append(Finding(logical_id, "gpu-driver", f"ProductionVariants[{index}] {instance_type}: {problem}"))
+    return findings
+
+
+def _driver_problem(instance_type: str, ami_name: Any, image_cuda_version: str | None) -> str | None:
+    if image_cuda_version is None:
+        return "the image has no CUDA, so the GPU would sit unused"
+    needed = parse_cuda_version(image_cuda_version)
+    family = instance_family(instance_type)
+    if ami_name is None:
+        default = DEFAULT_DRIVERS.get(family)
+        if default is None:
+            return "no InferenceAmiVersion and no documented default driver for this family"
+        driver, cuda = default
+        if cuda < needed:
+            return (
+                f"no InferenceAmiVersion: the default driver {driver} supports CUDA {cuda[0]}.{cuda[1]}, "
+                f"the image needs {image_cuda_version}"
+            )
+        return None
+    ami = ami_by_name(ami_name) if isinstance(ami_name, str) else None
+    if ami is None:
+        return f"InferenceAmiVersion {ami_name!r} is not a documented GPU inference AMI"
+    if family not in ami.families:
+        return f"{ami.name} does not support the {family} family"
+    if ami.cuda < needed:
+        return f"{ami.name} (driver {ami.nvidia_driver}) supports CUDA {ami.cuda[0]}.{ami.cuda[1]}, the image needs {image_cuda_version}"
+    return None
