@@ -93,10 +93,59 @@ def resolve_model_dir(settings: Settings) -> Path:
         return settings.model_dir
     from huggingface_hub import snapshot_download
 
+    from huggingface_hub import list_repo_files
+
     token = settings.hf_api_token.get_secret_value() if settings.hf_api_token else None
+    files = list_repo_files(settings.hf_model_id, revision=settings.hf_model_revision, token=token)
+    wanted = files_to_download(files)
     log.info("downloading model", extra={"event": "download", "model_id": settings.hf_model_id,
-                                         "revision": settings.hf_model_revision})
-    return Path(snapshot_download(repo_id=settings.hf_model_id, revision=settings.hf_model_revision, token=token))
+                                         "revision": settings.hf_model_revision, "files": wanted,
+                                         "skipped": len(files) - len(wanted)})
+    return Path(snapshot_download(repo_id=settings.hf_model_id, revision=settings.hf_model_revision, token=token,
+                                  allow_patterns=wanted))
+
+
+# Weight files transformers' from_pretrained looks for, in its order of
+# preference: safetensors first (no pickle, memory-mapped), then PyTorch's
+# pickle format. A hub repo often also carries TensorFlow, Flax, ONNX, GGUF,
+# OpenVINO or fp16 "variant" copies of the same weights: several times the
+# download, none of it loaded.
+_WEIGHT_FORMATS = (
+    (re.compile(r"model(-\d+-of-\d+)?\.safetensors"), "model.safetensors.index.json"),
+    (re.compile(r"pytorch_model(-\d+-of-\d+)?\.bin"), "pytorch_model.bin.index.json"),
+)
+# Small top-level files loading may read: config.json, generation_config.json,
+# the tokenizer (tokenizer.json, tokenizer_config.json, vocab.txt / vocab.json,
+# merges.txt, spiece.model, special_tokens_map.json, added_tokens.json ...),
+# image / audio processors (preprocessor_config.json) and chat templates.
+_SUPPORT_SUFFIXES = (".json", ".txt", ".model", ".tiktoken", ".jinja")
+
+
+def files_to_download(files: list[str]) -> list[str]:
+    """The files of a hub repo that loading needs: one weight format, configs, tokenizer, ``code/``.
+
+    ``code/`` is the toolkit's place for ``inference.py`` and its siblings.
+    Raises ``FileNotFoundError`` naming the repo's files when it has no
+    weights transformers can load.
+    """
+    top = [f for f in files if "/" not in f]
+    weights: list[str] = []
+    for pattern, index in _WEIGHT_FORMATS:
+        weights = [f for f in top if pattern.fullmatch(f) or f == index]
+        if weights:
+            break
+    if not weights:
+        # Non-standard names (e.g. a single "weights.safetensors"), safetensors only.
+        weights = [f for f in top if f.endswith(".safetensors")]
+    if not weights:
+        raise FileNotFoundError(
+            f"HF_MODEL_ID has no weights transformers can load (model*.safetensors or pytorch_model*.bin); "
+            f"files: {sorted(files)}"
+        )
+    other_indexes = {index for _, index in _WEIGHT_FORMATS} - set(weights)
+    support = [f for f in top if f.endswith(_SUPPORT_SUFFIXES) and f not in weights and f not in other_indexes]
+    code = [f for f in files if f.startswith("code/")]
+    return sorted(set(weights + support + code))
 
 
 def load(settings: Settings) -> LoadedModel:

@@ -58,19 +58,88 @@ def test_text_generation_pads_on_the_left(tiny_model_dir: Path, tmp_path: Path) 
     assert len(outputs) == 2 and all("generated_text" in o[0] for o in outputs)
 
 
-def test_hf_model_id_is_downloaded_with_revision_and_token(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    calls = {}
+# A hub repo as `huggingface_hub.list_repo_files` lists it: the same weights in
+# five formats, plus docs, ONNX exports and a user script (file names as real
+# repos such as distilbert-base-uncased and t5-small carry them).
+HUB_LISTING = [
+    ".gitattributes", "README.md", "config.json", "generation_config.json",
+    "model.safetensors", "pytorch_model.bin", "tf_model.h5", "flax_model.msgpack", "rust_model.ot",
+    "model.fp16.safetensors", "onnx/model.onnx", "onnx/config.json", "openvino/openvino_model.bin",
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "spiece.model",
+    "training_args.bin", "code/inference.py", "code/requirements.txt", "images/diagram.png",
+]
 
-    def fake_snapshot_download(**kwargs):
-        calls.update(kwargs)
-        return str(tmp_path)
 
+@pytest.fixture
+def fake_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict:
+    """huggingface_hub's listing and download, recorded; the listing is set per test."""
     import huggingface_hub
 
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
-    settings = Settings(hf_model_id="org/model", hf_model_revision="v1", hf_api_token="hf_x")
+    hub: dict = {"listing": HUB_LISTING, "listed": [], "downloaded": []}
+
+    def list_repo_files(repo_id, *, revision=None, repo_type=None, token=None):
+        hub["listed"].append({"repo_id": repo_id, "revision": revision, "token": token})
+        return list(hub["listing"])
+
+    def snapshot_download(**kwargs):
+        hub["downloaded"].append(kwargs)
+        return str(tmp_path)
+
+    monkeypatch.setattr(huggingface_hub, "list_repo_files", list_repo_files)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    return hub
+
+
+def test_hf_model_id_downloads_only_what_loading_needs_at_the_revision(fake_hub: dict, tmp_path: Path) -> None:
+    settings = Settings(hf_model_id="org/model", hf_model_revision="a" * 40, hf_api_token="hf_x")
     assert loader.resolve_model_dir(settings) == tmp_path
-    assert calls == {"repo_id": "org/model", "revision": "v1", "token": "hf_x"}
+    assert fake_hub["listed"] == [{"repo_id": "org/model", "revision": "a" * 40, "token": "hf_x"}]
+    (call,) = fake_hub["downloaded"]
+    assert {k: call[k] for k in ("repo_id", "revision", "token")} == {"repo_id": "org/model", "revision": "a" * 40,
+                                                                     "token": "hf_x"}
+    # One weight format (safetensors), configs, tokenizer files and code/: no TF / Flax / Rust / ONNX /
+    # fp16 variant copies, no pickle twin, no docs or images, no training leftovers.
+    assert sorted(call["allow_patterns"]) == [
+        "code/inference.py", "code/requirements.txt", "config.json", "generation_config.json",
+        "model.safetensors", "special_tokens_map.json", "spiece.model", "tokenizer.json",
+        "tokenizer_config.json", "vocab.txt",
+    ]
+
+
+def test_the_patterns_select_the_same_files_in_huggingface_hub_itself() -> None:
+    """snapshot_download filters with huggingface_hub's own matcher: check the patterns against it."""
+    from huggingface_hub.utils import filter_repo_objects
+
+    wanted = loader.files_to_download(HUB_LISTING)
+    assert sorted(filter_repo_objects(HUB_LISTING, allow_patterns=wanted)) == sorted(wanted)
+
+
+@pytest.mark.parametrize(
+    ("listing", "weights"),
+    [
+        # Sharded safetensors: every shard and the index, not the pickle shards.
+        (["config.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors",
+          "model.safetensors.index.json", "pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin",
+          "pytorch_model.bin.index.json"],
+         ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json"]),
+        # Only PyTorch pickles (older repos): those, sharded or not.
+        (["config.json", "pytorch_model.bin", "tf_model.h5"], ["pytorch_model.bin"]),
+        (["config.json", "pytorch_model-00001-of-00003.bin", "pytorch_model-00002-of-00003.bin",
+          "pytorch_model-00003-of-00003.bin", "pytorch_model.bin.index.json", "training_args.bin"],
+         ["pytorch_model-00001-of-00003.bin", "pytorch_model-00002-of-00003.bin",
+          "pytorch_model-00003-of-00003.bin", "pytorch_model.bin.index.json"]),
+    ],
+)
+def test_one_weight_format_is_chosen(listing: list[str], weights: list[str]) -> None:
+    chosen = loader.files_to_download(listing)
+    assert sorted(f for f in chosen if f != "config.json") == weights
+
+
+def test_a_repo_without_loadable_weights_is_a_clear_error(fake_hub: dict) -> None:
+    fake_hub["listing"] = ["config.json", "tf_model.h5", "flax_model.msgpack", "README.md"]
+    with pytest.raises(FileNotFoundError, match=r"HF_MODEL_ID has no weights.*tf_model\.h5"):
+        loader.resolve_model_dir(Settings(hf_model_id="org/tf-only"))
+    assert fake_hub["downloaded"] == []  # nothing fetched for nothing
 
 
 def test_missing_model_dir_is_a_clear_error(tmp_path: Path) -> None:
