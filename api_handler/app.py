@@ -5,7 +5,7 @@ Routing, structured logs, metrics and tracing come from Powertools for AWS Lambd
 
 Routes (docs/api.md, docs/openapi.yaml):
     POST /invocations                 submit (inline body, or {"uploadId": ...})
-    POST /uploads                     presigned PUT URL for a large payload
+    POST /uploads                     presigned POST form for a large payload
     GET  /invocations/{inference_id}  status and result
 """
 
@@ -26,12 +26,16 @@ from aws_lambda_powertools.utilities.validation import SchemaValidationError, va
 
 if __package__:  # imported as api_handler.app (tests, local runs)
     from .async_api import logic, schemas
+    from .async_api.callers import caller_of
     from .async_api.errors import ApiError, BadRequest, NotFound, UnsupportedMediaType
+    from .async_api.json_input import parse_json
     from .async_api.service import Deadline, InferenceService, build_clients
     from .async_api.settings import Settings
 else:  # Lambda: the asset root is on sys.path and this file is the top-level module `app`
     from async_api import logic, schemas
+    from async_api.callers import caller_of
     from async_api.errors import ApiError, BadRequest, NotFound, UnsupportedMediaType
+    from async_api.json_input import parse_json
     from async_api.service import Deadline, InferenceService, build_clients
     from async_api.settings import Settings
 
@@ -42,6 +46,8 @@ app = APIGatewayRestResolver()
 
 # Leave time to serialize and return the answer before the Lambda timeout.
 _ANSWER_MARGIN_SECONDS = 1.0
+# {"contentType": ...} with a 256-character type is far below this; no reason to parse more.
+_UPLOAD_REQUEST_MAX_BYTES = 4096
 
 
 @cache
@@ -89,7 +95,7 @@ def _error_body(code: str, message: str, request_id: str) -> dict[str, str]:
 def submit() -> Response:
     svc = service()
     request = logic.parse_submit(_event(), svc.settings)
-    receipt, replayed = svc.submit(request, _deadline())
+    receipt, replayed = svc.submit(request, caller_of(_event()), _deadline())
     url = logic.status_url(_event(), receipt.inferenceId)
     headers = {"Location": url}
     if replayed:
@@ -111,16 +117,18 @@ def create_upload() -> Response:
     event = _event()
     if not logic.is_json(logic.lower_headers(event).get("content-type")):
         raise UnsupportedMediaType('POST /uploads takes application/json: {"contentType": "<payload type>"}')
-    try:
-        document = json.loads(logic.decode_body(event) or b"null")
-    except ValueError:
-        raise BadRequest("the body is not valid JSON") from None
+    body = logic.decode_body(event)
+    if not body:
+        raise BadRequest('the body is empty; send {"contentType": "<payload type>"}')
+    if len(body) > _UPLOAD_REQUEST_MAX_BYTES:
+        raise BadRequest(f"the body has {len(body)} bytes; an upload request is a small JSON object")
+    document = parse_json(body, what="the body")
     try:
         validate(event=document, schema=schemas.UPLOAD_REQUEST)
     except SchemaValidationError as error:
         raise BadRequest(f"invalid upload request: {error.validation_message or error}") from None
     content_type = logic.require_content_type(document["contentType"], svc.settings.allowed_content_types)
-    answer = svc.create_upload(content_type, _deadline())
+    answer = svc.create_upload(content_type, caller_of(event), _deadline())
     metrics.add_metric(name="UploadsCreated", unit=MetricUnit.Count, value=1)
     return _json(201, answer)
 
@@ -128,11 +136,11 @@ def create_upload() -> Response:
 @app.get("/invocations/<inference_id>")
 @tracer.capture_method(capture_response=False)
 def get_status(inference_id: str) -> Response:
-    if not logic.INFERENCE_ID.match(inference_id):
+    if not logic.INFERENCE_ID.fullmatch(inference_id):
         # Not an id this API ever issues, so it names no inference: 404 like any unknown id.
         raise NotFound(f"no inference with id {inference_id[:80]!r} (ids look like 'r' or 'k' and 32 hex digits)")
     svc = service()
-    answer = svc.status(inference_id, logic.status_url(_event(), inference_id), _deadline())
+    answer = svc.status(inference_id, caller_of(_event()), logic.status_url(_event(), inference_id), _deadline())
     metrics.add_metric(name=f"Status{answer.body['status']}", unit=MetricUnit.Count, value=1)
     return _json(answer.status, answer.body, answer.headers)
 

@@ -43,6 +43,13 @@ class UnsupportedMediaType(ApiError):
     code = "UnsupportedMediaType"
 
 
+class UploadAlreadyUsed(ApiError):
+    """An upload starts one inference; its id was already used by another."""
+
+    status = 409
+    code = "UploadAlreadyUsed"
+
+
 class IdempotencyConflict(ApiError):
     status = 422
     code = "IdempotencyKeyReused"
@@ -65,4 +72,4 @@ class InternalError(ApiError):
 
 # Every status code the API documents (docs/openapi.yaml). The property test holds the
 # handler to this set; API Gateway itself may also answer 403 (auth) and 429/5xx.
-DOCUMENTED_STATUSES = frozenset({200, 201, 202, 400, 404, 413, 415, 422, 429, 500, 503})
+DOCUMENTED_STATUSES = frozenset({200, 201, 202, 400, 404, 409, 413, 415, 422, 429, 500, 503})

@@ -26,28 +26,39 @@ from .errors import (
     Unavailable,
     UnsupportedMediaType,
 )
+from .callers import Caller
+from .json_input import parse_json
 from .settings import INVOCATION_TIMEOUT_RANGE, REQUEST_TTL_RANGE, Settings
 
 # ------------------------------------------------------------------------- contract
 IDEMPOTENCY_HEADER = "idempotency-key"
 TIMEOUT_HEADER = "x-invocation-timeout-seconds"
 TTL_HEADER = "x-request-ttl-seconds"
+CUSTOM_ATTRIBUTES_HEADER = "x-amzn-sagemaker-custom-attributes"
 REPLAYED_HEADER = "Idempotent-Replayed"
 
 INPUT_PREFIX = "requests/"  # == inference_constructs.storage.INPUT_PREFIX
 UPLOAD_PREFIX = "uploads/"  # == inference_constructs.storage.UPLOAD_PREFIX
 
-# Inference ids: "k" + 32 hex (derived from an Idempotency-Key) or "r" + 32 hex (random).
+# Every pattern here is used with fullmatch: `$` would also accept a trailing newline.
+# Inference ids: "k" + 32 hex (derived from caller + Idempotency-Key) or "r" + 32 hex (random).
 # Both are valid SageMaker InferenceIds (1-64 printable characters) and safe in S3 keys and URLs.
-INFERENCE_ID = re.compile(r"^[kr][0-9a-f]{32}$")
-UPLOAD_ID = re.compile(r"^u[0-9a-f]{32}$")
+INFERENCE_ID = re.compile(r"[kr][0-9a-f]{32}")
+UPLOAD_ID = re.compile(r"u[0-9a-f]{32}")
 # Printable ASCII without spaces, like most idempotency-key conventions (UUIDs, ULIDs...).
-IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
-_MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#&^_.+-]*/[a-z0-9][a-z0-9!#&^_.+-]*$")
-_HOSTNAME = re.compile(r"^[A-Za-z0-9.-]{1,253}(:\d{1,5})?$")
-_PATH_PREFIX = re.compile(r"^(/[A-Za-z0-9._~-]+)*$")
-# SageMaker's Header shapes (ContentType, Accept) allow at most 1024 characters.
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#&^_.+-]*/[a-z0-9][a-z0-9!#&^_.+-]*")
+_HOSTNAME = re.compile(r"[A-Za-z0-9.-]{1,253}(:\d{1,5})?", re.ASCII)
+_PATH_PREFIX = re.compile(r"(/[A-Za-z0-9._~-]+)*")
+# Whole seconds in ASCII digits only: str.isdigit() is also True for '²' or Arabic-Indic
+# digits, which int() then refuses or reads as something the client never wrote.
+_SECONDS = re.compile(r"[0-9]{1,9}")
+# SageMaker's Header shapes (ContentType, Accept) and CustomAttributesHeader: at most 1024
+# characters of pattern \p{ASCII}* (botocore's sagemaker-runtime service-2.json); custom
+# attributes are documented as "visible US-ASCII characters" (RFC 7230 field values), so
+# visible ASCII and spaces it is, for all three: anything else cannot travel as an HTTP header.
 MAX_HEADER_CHARS = 1024
+_HEADER_TEXT = re.compile(r"[\x20-\x7e]{1,1024}")
 
 THROTTLED_RETRY_AFTER = 2
 UNAVAILABLE_RETRY_AFTER = 5
@@ -73,7 +84,7 @@ def media_type(content_type: str | None) -> str:
     if not content_type:
         return ""
     value = content_type.split(";", 1)[0].strip().lower()
-    return value if _MEDIA_TYPE.match(value) else ""
+    return value if _MEDIA_TYPE.fullmatch(value) else ""
 
 
 def is_allowed(content_type: str | None, allowed: tuple[str, ...]) -> bool:
@@ -92,8 +103,8 @@ def is_json(content_type: str | None) -> bool:
 def require_content_type(content_type: str | None, allowed: tuple[str, ...]) -> str:
     if not content_type or not content_type.strip():
         raise UnsupportedMediaType("the Content-Type header is required; allowed: " + ", ".join(allowed))
-    if len(content_type) > MAX_HEADER_CHARS or not content_type.isprintable():
-        raise BadRequest(f"Content-Type must be at most {MAX_HEADER_CHARS} printable characters")
+    if not _HEADER_TEXT.fullmatch(content_type):
+        raise BadRequest(f"Content-Type must be at most {MAX_HEADER_CHARS} printable ASCII characters")
     if not is_allowed(content_type, allowed):
         raise UnsupportedMediaType(
             f"Content-Type {content_type[:100]!r} is not accepted; allowed: " + ", ".join(allowed)
@@ -108,9 +119,22 @@ def model_accept(accept: str | None) -> str | None:
     """
     if accept is None or not accept.strip() or accept.strip() == "*/*":
         return None
-    if len(accept) > MAX_HEADER_CHARS or not accept.isprintable():
-        raise BadRequest(f"Accept must be at most {MAX_HEADER_CHARS} printable characters")
+    if not _HEADER_TEXT.fullmatch(accept):
+        raise BadRequest(f"Accept must be at most {MAX_HEADER_CHARS} printable ASCII characters")
     return accept.strip()
+
+
+def custom_attributes(headers: Mapping[str, str]) -> str | None:
+    """X-Amzn-SageMaker-Custom-Attributes, forwarded verbatim to the model (None when absent)."""
+    raw = headers.get(CUSTOM_ATTRIBUTES_HEADER)
+    if raw is None or not raw.strip():
+        return None
+    if not _HEADER_TEXT.fullmatch(raw):
+        raise BadRequest(
+            f"header X-Amzn-SageMaker-Custom-Attributes must be at most {MAX_HEADER_CHARS} visible ASCII "
+            f"characters (and spaces); got {len(raw)} characters starting {raw[:40]!r}"
+        )
+    return raw
 
 
 def int_header(headers: Mapping[str, str], name: str, bounds: tuple[int, int], default: int) -> int:
@@ -119,7 +143,7 @@ def int_header(headers: Mapping[str, str], name: str, bounds: tuple[int, int], d
         return default
     low, high = bounds
     text = raw.strip()
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not _SECONDS.fullmatch(text) or not low <= int(text) <= high:
         raise BadRequest(f"header {display(name)} must be a whole number of seconds from {low} to {high}, got {raw[:40]!r}")
     return int(text)
 
@@ -132,15 +156,18 @@ def idempotency_key(headers: Mapping[str, str]) -> str | None:
     raw = headers.get(IDEMPOTENCY_HEADER)
     if raw is None:
         return None
-    if not IDEMPOTENCY_KEY.match(raw):
+    if not IDEMPOTENCY_KEY.fullmatch(raw):
         raise BadRequest("header Idempotency-Key must be 1-255 printable ASCII characters without spaces")
     return raw
 
 
 # ------------------------------------------------------------------------- identifiers
-def inference_id_for_key(key: str) -> str:
-    """Deterministic: the same Idempotency-Key always names the same inference."""
-    return "k" + hashlib.sha256(b"idempotency-key\n" + key.encode("ascii")).hexdigest()[:32]
+def inference_id_for_key(caller: Caller, key: str) -> str:
+    """Deterministic per caller: the same caller's Idempotency-Key always names the same
+    inference, and the same key from another caller names a different one (keys are not
+    guessable handles on someone else's work)."""
+    source = b"idempotency-key\n" + caller.key.encode("utf-8", "surrogatepass") + b"\n" + key.encode("ascii")
+    return "k" + hashlib.sha256(source).hexdigest()[:32]
 
 
 def new_inference_id() -> str:
@@ -161,8 +188,28 @@ def input_key(inference_id: str, payload_sha256: str) -> str:
     return f"{INPUT_PREFIX}{inference_id}/input-{payload_sha256[:32]}"
 
 
-def upload_key(upload_id: str) -> str:
-    return f"{UPLOAD_PREFIX}{upload_id}"
+def upload_key(caller: Caller, upload_id: str) -> str:
+    # Under the caller's own folder: another caller naming this upload id finds nothing.
+    return f"{UPLOAD_PREFIX}{caller.digest}/{upload_id}"
+
+
+def upload_policy_conditions(content_type: str, max_bytes: int) -> list[Any]:
+    """Conditions of the upload form's POST policy, beside the bucket and key conditions
+    botocore adds itself. S3 refuses a POST that breaks any of them
+    (https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-HTTPPOSTConstructPolicy.html):
+    exactly this Content-Type, and a file of 1 to max_bytes bytes."""
+    return [{"Content-Type": content_type}, ["content-length-range", 1, max_bytes]]
+
+
+def upload_claim_key(upload_id: str) -> str:
+    # Under requests/ (written by the API only, never by an upload form); upload ids start
+    # with "u", inference ids with "k" or "r", so the two never share a folder.
+    return f"{INPUT_PREFIX}{upload_id}/claim.json"
+
+
+def upload_input_key(inference_id: str, attempt: str) -> str:
+    # A new name per attempt: an object SageMaker may already read is never overwritten.
+    return f"{INPUT_PREFIX}{inference_id}/upload-{attempt}"
 
 
 def s3_uri(bucket: str, key: str) -> str:
@@ -170,7 +217,7 @@ def s3_uri(bucket: str, key: str) -> str:
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
-    match = re.match(r"^s3://([^/]+)/(.+)$", uri or "")
+    match = re.fullmatch(r"s3://([^/]+)/(.+)", uri or "", re.DOTALL)
     if not match:
         raise InternalError(f"not an S3 URI: {uri!r}")
     return match.group(1), match.group(2)
@@ -186,6 +233,7 @@ class SubmitRequest:
     request_ttl_seconds: int
     payload: bytes | None = None  # inline body
     upload_id: str | None = None  # or a completed upload
+    custom_attributes: str | None = None  # X-Amzn-SageMaker-Custom-Attributes, verbatim
 
     @property
     def fingerprint(self) -> str:
@@ -212,25 +260,27 @@ def decode_body(event: Mapping[str, Any]) -> bytes:
             return base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
             raise BadRequest("the request body is not valid base64") from None
-    return body.encode("utf-8", errors="surrogateescape")
+    try:
+        return body.encode("utf-8", errors="surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate outside the escape range: no bytes mean it
+        raise BadRequest("the request body is not valid UTF-8 text") from None
 
 
 def parse_upload_reference(payload: bytes, content_type: str) -> str | None:
     """The upload id when the body is exactly `{"uploadId": "..."}` (JSON), else None.
 
     Any other JSON document is a model input. A model input of exactly that shape must be
-    sent through the upload flow itself (docs/api.md).
+    sent through the upload flow itself (docs/api.md). A body declared JSON must parse:
+    a malformed one would otherwise wait in the queue and fail on a GPU (400 here, with
+    the parser's message).
     """
-    if not is_json(content_type) or len(payload) > 256:
+    if not is_json(content_type):
         return None
-    try:
-        document = json.loads(payload)
-    except ValueError:
-        return None
-    if not isinstance(document, dict) or set(document) != {"uploadId"}:
+    document = parse_json(payload, what="the request body (declared JSON by its Content-Type)")
+    if len(payload) > 256 or not isinstance(document, dict) or set(document) != {"uploadId"}:
         return None
     upload_id = document["uploadId"]
-    if not isinstance(upload_id, str) or not UPLOAD_ID.match(upload_id):
+    if not isinstance(upload_id, str) or not UPLOAD_ID.fullmatch(upload_id):
         raise BadRequest("uploadId must be the id returned by POST /uploads ('u' and 32 hex digits)")
     return upload_id
 
@@ -242,6 +292,7 @@ def parse_submit(event: Mapping[str, Any], settings: Settings) -> SubmitRequest:
     ttl = int_header(headers, TTL_HEADER, REQUEST_TTL_RANGE, settings.default_request_ttl_seconds)
     content_type = require_content_type(headers.get("content-type"), settings.allowed_content_types)
     accept = model_accept(headers.get("accept"))
+    attributes = custom_attributes(headers)
     payload = decode_body(event)
     if len(payload) > settings.max_request_bytes:
         raise PayloadTooLarge(
@@ -259,6 +310,7 @@ def parse_submit(event: Mapping[str, Any], settings: Settings) -> SubmitRequest:
         request_ttl_seconds=ttl,
         payload=None if upload_id else payload,
         upload_id=upload_id,
+        custom_attributes=attributes,
     )
 
 
@@ -282,7 +334,15 @@ class Receipt:
     requestTtlSeconds: int
     createdAt: str
     uploadId: str | None = None
-    version: int = 1
+    # Version 2: receipts record their caller; a receipt without one (version 1, written
+    # before inferences were per caller) answers to nobody and expires with the bucket.
+    caller: str | None = None
+    callerArn: str | None = None
+    customAttributes: str | None = None
+    version: int = 2
+
+    def belongs_to(self, caller: Caller) -> bool:
+        return self.caller is not None and self.caller == caller.key
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
@@ -336,10 +396,10 @@ def status_url(event: Mapping[str, Any], inference_id: str) -> str:
     prefix = ""
     if resource_path and client_path.endswith(resource_path):
         candidate = client_path[: len(client_path) - len(resource_path)]
-        prefix = candidate if _PATH_PREFIX.match(candidate) else ""
+        prefix = candidate if _PATH_PREFIX.fullmatch(candidate) else ""
     relative = f"{prefix}/invocations/{inference_id}"
     domain = context.get("domainName")
-    if isinstance(domain, str) and _HOSTNAME.match(domain) and "." in domain:
+    if isinstance(domain, str) and _HOSTNAME.fullmatch(domain) and "." in domain:
         return f"{_scheme(event)}://{domain}{relative}"
     return relative
 
@@ -363,7 +423,7 @@ def render_output(body: bytes, content_type: str | None, accept: str | None) -> 
     if is_json(declared):
         try:
             return {"output": json.loads(body), "outputEncoding": "json"}
-        except ValueError:
+        except (ValueError, RecursionError):  # nested too deeply for the parser: shown as text
             pass
     if declared.startswith("text/") or declared in {"application/jsonlines", "application/x-ndjson"} or is_json(declared):
         try:

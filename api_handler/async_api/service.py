@@ -8,7 +8,10 @@ API Gateway answer a bare 504).
 
 from __future__ import annotations
 
+import json
+import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -19,9 +22,21 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import logic
-from .errors import ApiError, BadRequest, IdempotencyConflict, NotFound, PayloadTooLarge, Unavailable
+from .callers import Caller
+from .errors import (
+    ApiError,
+    BadRequest,
+    IdempotencyConflict,
+    InternalError,
+    NotFound,
+    PayloadTooLarge,
+    Unavailable,
+    UploadAlreadyUsed,
+)
 from .logic import Receipt, SubmitRequest
-from .settings import MAX_ASYNC_PAYLOAD_BYTES, Settings
+from .settings import Settings
+
+log = logging.getLogger(__name__)
 
 # total_max_attempts counts the first try (max_attempts would count retries only).
 # Per attempt: connect + read timeout. Standard retry mode backs off 50 ms * 2^n for
@@ -34,6 +49,13 @@ S3_CONFIG = Config(
 SAGEMAKER_CONFIG = Config(connect_timeout=1, read_timeout=3, retries={"mode": "standard", "total_max_attempts": 3})
 S3_WORST_CASE_SECONDS = 11.0
 SAGEMAKER_WORST_CASE_SECONDS = 15.0
+# CopyObject of an upload (up to 1 GB) is a server-side copy that takes seconds; S3 keeps
+# the connection busy meanwhile. One attempt with a long read timeout: a retry is the
+# client's (same Idempotency-Key), and the claim makes it resume, not copy twice.
+S3_COPY_CONFIG = Config(
+    connect_timeout=1, read_timeout=18, retries={"mode": "standard", "total_max_attempts": 1}, signature_version="s3v4"
+)
+S3_COPY_WORST_CASE_SECONDS = 19.0
 # API Gateway waits 29 s; the Lambda timeout is 28 s. Answer before then.
 REQUEST_BUDGET_SECONDS = 27.0
 FAILURE_BODY_LIMIT = 64 * 1024
@@ -43,6 +65,7 @@ FAILURE_BODY_LIMIT = 64 * 1024
 class Clients:
     s3: Any
     sagemaker: Any
+    s3_copy: Any = None  # defaults to s3
 
 
 def build_clients(settings: Settings) -> Clients:
@@ -51,6 +74,7 @@ def build_clients(settings: Settings) -> Clients:
         sagemaker=boto3.client(
             "sagemaker-runtime", endpoint_url=settings.sagemaker_runtime_endpoint_url, config=SAGEMAKER_CONFIG
         ),
+        s3_copy=boto3.client("s3", endpoint_url=settings.s3_endpoint_url, config=S3_COPY_CONFIG),
     )
 
 
@@ -77,13 +101,15 @@ class InferenceService:
     def __init__(self, settings: Settings, clients: Clients) -> None:
         self.settings = settings
         self.s3 = clients.s3
+        self.s3_copy = clients.s3_copy or clients.s3
         self.sagemaker = clients.sagemaker
 
     # ------------------------------------------------------------------ S3 helpers
     def _s3(self, deadline: Deadline, operation: str, **params: Any) -> Any:
-        deadline.require(S3_WORST_CASE_SECONDS, f"call S3 {operation}")
+        copy = operation == "copy_object"
+        deadline.require(S3_COPY_WORST_CASE_SECONDS if copy else S3_WORST_CASE_SECONDS, f"call S3 {operation}")
         try:
-            return getattr(self.s3, operation)(**params)
+            return getattr(self.s3_copy if copy else self.s3, operation)(**params)
         except ClientError as error:
             raise _mapped("S3", error) from error
         except BotoCoreError as error:  # timeouts, connection errors after retries
@@ -113,54 +139,64 @@ class InferenceService:
         data = self._read(deadline, self.settings.input_bucket, logic.receipt_key(inference_id))
         return None if data is None else Receipt.from_json(data)
 
-    def _write_receipt(self, deadline: Deadline, receipt: Receipt) -> bool:
-        """True when written; False when a receipt for this id already exists (HTTP 412)."""
+    def _create(self, deadline: Deadline, key: str, body: bytes) -> bool:
+        """Write a JSON object only if `key` does not exist: True when written, False when it
+        did (HTTP 412), or a concurrent conditional write to it is in flight (409)."""
         try:
             self._s3(
                 deadline,
                 "put_object",
                 Bucket=self.settings.input_bucket,
-                Key=logic.receipt_key(receipt.inferenceId),
-                Body=receipt.to_json(),
+                Key=key,
+                Body=body,
                 ContentType="application/json",
                 IfNoneMatch="*",
             )
         except ApiError as error:
             cause = error.__cause__
             if isinstance(cause, ClientError) and _status(cause) in {409, 412}:
-                return False  # 409: a concurrent conditional write to the same key is in flight
+                return False
             raise
         return True
 
+    def _write_receipt(self, deadline: Deadline, receipt: Receipt) -> bool:
+        return self._create(deadline, logic.receipt_key(receipt.inferenceId), receipt.to_json())
+
+    def _delete_quietly(self, key: str, why: str) -> None:
+        """Best-effort cleanup: a leftover object expires with the bucket's lifecycle."""
+        try:
+            self.s3.delete_object(Bucket=self.settings.input_bucket, Key=key)
+        except (ClientError, BotoCoreError) as error:
+            log.warning("could not delete %s (%s): %s", key, why, error)
+
     # ------------------------------------------------------------------ operations
-    def submit(self, request: SubmitRequest, deadline: Deadline) -> tuple[Receipt, bool]:
+    def submit(self, request: SubmitRequest, caller: Caller, deadline: Deadline) -> tuple[Receipt, bool]:
         """Store the input, start the inference, persist its receipt. Returns (receipt, replayed)."""
         if request.idempotency_key is not None:
-            inference_id = logic.inference_id_for_key(request.idempotency_key)
+            inference_id = logic.inference_id_for_key(caller, request.idempotency_key)
             existing = self.read_receipt(deadline, inference_id)
             if existing is not None:
-                return _replay(existing, request), True
+                return _replay(existing, request, caller), True
         else:
             inference_id = logic.new_inference_id()
 
-        content_type, input_location = self._store_input(deadline, inference_id, request)
-        deadline.require(SAGEMAKER_WORST_CASE_SECONDS, "start the inference")
-        params: dict[str, Any] = {
-            "EndpointName": self.settings.endpoint_name,
-            "InputLocation": input_location,
-            "ContentType": content_type,
-            "InferenceId": inference_id,
-            "RequestTTLSeconds": request.request_ttl_seconds,
-            "InvocationTimeoutSeconds": request.invocation_timeout_seconds,
-        }
-        if request.accept:
-            params["Accept"] = request.accept
+        if request.upload_id is not None:
+            upload = self._take_upload(deadline, inference_id, request.upload_id, caller)
+            content_type, input_location = upload.content_type, upload.input_location
+        else:
+            upload = None
+            content_type, input_location = self._store_inline(deadline, inference_id, request)
         try:
-            started = self.sagemaker.invoke_endpoint_async(**params)
-        except ClientError as error:
-            raise _mapped("SageMaker", error) from error
-        except BotoCoreError as error:
-            raise Unavailable("SageMaker is unreachable; retry later", retry_after=logic.UNAVAILABLE_RETRY_AFTER) from error
+            started = self._invoke(deadline, inference_id, content_type, input_location, request)
+        except ApiError:
+            if upload is not None:  # nothing started: the upload may be used again
+                self._delete_quietly(upload.claim_key, "release the claim of an upload after a failed start")
+            raise
+        if upload is not None:
+            # SageMaker reads the copy; the upload itself is spent. A re-POST to the upload form
+            # (valid until it expires) recreates an object nothing will ever read: the claim
+            # refuses a second inference from the same upload id.
+            self._delete_quietly(upload.upload_key, "remove a used upload")
 
         receipt = Receipt(
             inferenceId=inference_id,
@@ -174,6 +210,9 @@ class InferenceService:
             requestTtlSeconds=request.request_ttl_seconds,
             createdAt=logic.utc_now(),
             uploadId=request.upload_id,
+            caller=caller.key,
+            callerArn=caller.arn,
+            customAttributes=request.custom_attributes,
         )
         # No deadline check from here on: the inference has started and its receipt must at
         # least be attempted (the Lambda timeout is the hard stop). If it is lost anyway, a
@@ -185,56 +224,136 @@ class InferenceService:
         winner = self.read_receipt(unbounded, inference_id)
         if winner is None:  # pragma: no cover - the object existed a moment ago
             raise Unavailable("a concurrent request is in progress; retry", retry_after=logic.UNAVAILABLE_RETRY_AFTER)
-        return _replay(winner, request), True
+        return _replay(winner, request, caller), True
 
-    def _store_input(self, deadline: Deadline, inference_id: str, request: SubmitRequest) -> tuple[str, str]:
-        """(content type, S3 URI) of the stored input. Inline bodies are written FIRST, before any invoke."""
+    def _invoke(
+        self, deadline: Deadline, inference_id: str, content_type: str, input_location: str, request: SubmitRequest
+    ) -> dict[str, Any]:
+        deadline.require(SAGEMAKER_WORST_CASE_SECONDS, "start the inference")
+        params: dict[str, Any] = {
+            "EndpointName": self.settings.endpoint_name,
+            "InputLocation": input_location,
+            "ContentType": content_type,
+            "InferenceId": inference_id,
+            "RequestTTLSeconds": request.request_ttl_seconds,
+            "InvocationTimeoutSeconds": request.invocation_timeout_seconds,
+        }
+        if request.accept:
+            params["Accept"] = request.accept
+        if request.custom_attributes:
+            params["CustomAttributes"] = request.custom_attributes
+        try:
+            return self.sagemaker.invoke_endpoint_async(**params)
+        except ClientError as error:
+            raise _mapped("SageMaker", error) from error
+        except BotoCoreError as error:
+            raise Unavailable("SageMaker is unreachable; retry later", retry_after=logic.UNAVAILABLE_RETRY_AFTER) from error
+
+    def _store_inline(self, deadline: Deadline, inference_id: str, request: SubmitRequest) -> tuple[str, str]:
+        """(content type, S3 URI) of the stored inline body: written FIRST, before any invoke."""
         bucket = self.settings.input_bucket
-        if request.upload_id is not None:
-            key = logic.upload_key(request.upload_id)
-            head = self._head(deadline, bucket, key)
-            if head is None:
-                raise BadRequest(
-                    f"upload {request.upload_id} has no object yet: PUT the payload to the uploadUrl first"
-                )
-            size = int(head.get("ContentLength", 0))
-            if size == 0:
-                raise BadRequest(f"upload {request.upload_id} is empty")
-            if size > MAX_ASYNC_PAYLOAD_BYTES:
-                raise PayloadTooLarge(f"upload {request.upload_id} has {size} bytes; SageMaker accepts at most 1 GB")
-            content_type = logic.require_content_type(head.get("ContentType"), self.settings.allowed_content_types)
-            return content_type, logic.s3_uri(bucket, key)
         payload = request.payload or b""
         key = logic.input_key(inference_id, logic.payload_sha256(payload))
         self._s3(deadline, "put_object", Bucket=bucket, Key=key, Body=payload, ContentType=request.content_type)
         return request.content_type, logic.s3_uri(bucket, key)
 
-    def create_upload(self, content_type: str, deadline: Deadline) -> dict[str, Any]:
+    # ------------------------------------------------------------------ uploads
+    def _take_upload(self, deadline: Deadline, inference_id: str, upload_id: str, caller: Caller) -> TakenUpload:
+        """Claim the caller's upload for this inference, copy it to the inference's own key,
+        validate the copy. What SageMaker reads is that copy: no client can write there.
+
+        The claim (`requests/<upload id>/claim.json`, created only if absent) makes an upload
+        single use; the same inference (a retry with the same Idempotency-Key) resumes it.
+        """
+        bucket = self.settings.input_bucket
+        source = logic.upload_key(caller, upload_id)
+        claim_key = logic.upload_claim_key(upload_id)
+        claim = self._read_claim(deadline, claim_key)
+        if claim is None:
+            if self._head(deadline, bucket, source) is None:
+                raise _no_upload(upload_id)
+            claim = {"inferenceId": inference_id, "caller": caller.key,
+                     "inputKey": logic.upload_input_key(inference_id, uuid.uuid4().hex)}
+            if not self._create(deadline, claim_key, json.dumps(claim, sort_keys=True).encode()):
+                claim = self._read_claim(deadline, claim_key) or {}
+        if claim.get("caller") != caller.key:
+            raise _no_upload(upload_id)  # someone else's upload id: as if it did not exist
+        if claim.get("inferenceId") != inference_id:
+            raise UploadAlreadyUsed(
+                f"upload {upload_id} already started inference {claim.get('inferenceId')}; "
+                "each upload starts one inference: POST /uploads again for another"
+            )
+        input_key = str(claim["inputKey"])
+        if self._head(deadline, bucket, input_key) is None:  # copied once, never overwritten
+            try:
+                self._s3(deadline, "copy_object", Bucket=bucket, Key=input_key,
+                         CopySource={"Bucket": bucket, "Key": source}, MetadataDirective="COPY")
+            except ApiError as error:
+                self._delete_quietly(claim_key, "release the claim of an upload that could not be copied")
+                if _is_missing(error.__cause__):
+                    raise _no_upload(upload_id) from None
+                raise
+        try:
+            content_type = self._validate_copy(deadline, upload_id, input_key)
+        except ApiError:
+            self._delete_quietly(input_key, "remove a refused upload copy")
+            self._delete_quietly(claim_key, "release the claim of a refused upload")
+            raise
+        return TakenUpload(claim_key, source, content_type, logic.s3_uri(bucket, input_key))
+
+    def _read_claim(self, deadline: Deadline, key: str) -> dict[str, Any] | None:
+        data = self._read(deadline, self.settings.input_bucket, key)
+        if data is None:
+            return None
+        try:
+            claim = json.loads(data)
+        except ValueError as error:
+            raise InternalError(f"unreadable upload claim {key}: {error}") from None
+        return claim if isinstance(claim, dict) else {}
+
+    def _validate_copy(self, deadline: Deadline, upload_id: str, input_key: str) -> str:
+        """The copy's content type, once its size and type are what the API accepts."""
+        head = self._head(deadline, self.settings.input_bucket, input_key)
+        if head is None:  # pragma: no cover - copied a moment ago
+            raise Unavailable("the upload copy is not visible yet; retry", retry_after=logic.UNAVAILABLE_RETRY_AFTER)
+        size = int(head.get("ContentLength", 0))
+        if size == 0:
+            raise BadRequest(f"upload {upload_id} is empty")
+        limit = self.settings.max_upload_bytes
+        if size > limit:
+            raise PayloadTooLarge(f"upload {upload_id} has {size} bytes; uploads take at most {limit} bytes")
+        return logic.require_content_type(head.get("ContentType"), self.settings.allowed_content_types)
+
+    def create_upload(self, content_type: str, caller: Caller, deadline: Deadline) -> dict[str, Any]:
+        """A presigned POST (an HTML-form upload) whose signed policy bounds what S3 accepts:
+        this exact key, this exact Content-Type, 1 to max_upload_bytes bytes
+        (https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-HTTPPOSTConstructPolicy.html).
+        A presigned PUT cannot bound the size: S3 signs headers, not a range of lengths.
+        """
         upload_id = logic.new_upload_id()
         expires = self.settings.upload_url_expiry_seconds
-        deadline.require(1, "sign the upload URL")
-        url = self.s3.generate_presigned_url(
-            "put_object",
-            Params={
-                "Bucket": self.settings.input_bucket,
-                "Key": logic.upload_key(upload_id),
-                "ContentType": content_type,
-            },
+        deadline.require(1, "sign the upload form")
+        post = self.s3.generate_presigned_post(
+            Bucket=self.settings.input_bucket,
+            Key=logic.upload_key(caller, upload_id),
+            Fields={"Content-Type": content_type},
+            Conditions=logic.upload_policy_conditions(content_type, self.settings.max_upload_bytes),
             ExpiresIn=expires,
-            HttpMethod="PUT",
         )
         return {
             "uploadId": upload_id,
-            "uploadUrl": url,
-            "method": "PUT",
-            "headers": {"Content-Type": content_type},
+            "uploadUrl": post["url"],
+            "method": "POST",
+            "fields": post["fields"],
+            "fileField": "file",
             "expiresAt": _in_seconds(expires),
-            "maxBytes": MAX_ASYNC_PAYLOAD_BYTES,
+            "maxBytes": self.settings.max_upload_bytes,
         }
 
-    def status(self, inference_id: str, url: str, deadline: Deadline) -> Answer:
+    def status(self, inference_id: str, caller: Caller, url: str, deadline: Deadline) -> Answer:
         receipt = self.read_receipt(deadline, inference_id)
-        if receipt is None:
+        if receipt is None or not receipt.belongs_to(caller):
+            # Another caller's inference is answered exactly like an unknown id.
             raise NotFound(f"no inference with id {inference_id}")
         base = {"inferenceId": inference_id, "statusUrl": url, "createdAt": receipt.createdAt}
 
@@ -275,8 +394,23 @@ class InferenceService:
         return Answer(202, {**base, "status": "InProgress"}, {"Retry-After": retry})
 
 
-def _replay(existing: Receipt, request: SubmitRequest) -> Receipt:
-    if existing.fingerprint != request.fingerprint:
+@dataclass(frozen=True)
+class TakenUpload:
+    claim_key: str
+    upload_key: str
+    content_type: str
+    input_location: str
+
+
+def _no_upload(upload_id: str) -> BadRequest:
+    return BadRequest(f"upload {upload_id} has no object: POST the payload to the upload form first "
+                      "(uploads belong to the caller that created them)")
+
+
+def _replay(existing: Receipt, request: SubmitRequest, caller: Caller) -> Receipt:
+    # The id already includes the caller; a receipt of someone else at it would be a hash
+    # collision or a pre-caller receipt. Refused like any reuse, revealing nothing.
+    if existing.fingerprint != request.fingerprint or not existing.belongs_to(caller):
         raise IdempotencyConflict(
             "this Idempotency-Key was already used with a different payload or Content-Type; use a new key"
         )

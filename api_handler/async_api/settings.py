@@ -43,6 +43,7 @@ ENVIRONMENT = {
     "ALLOWED_CONTENT_TYPES": "allowed_content_types",
     "STATUS_RETRY_AFTER_SECONDS": "status_retry_after_seconds",
     "UPLOAD_URL_EXPIRY_SECONDS": "upload_url_expiry_seconds",
+    "MAX_UPLOAD_BYTES": "max_upload_bytes",
     "RESULT_URL_EXPIRY_SECONDS": "result_url_expiry_seconds",
 }
 
@@ -73,6 +74,9 @@ class Settings(BaseModel):
     allowed_content_types: tuple[str, ...] = DEFAULT_ALLOWED_CONTENT_TYPES
     status_retry_after_seconds: int = Field(10, ge=1, le=3600)
     upload_url_expiry_seconds: int = Field(900, ge=60, le=3600)
+    # Largest upload: bound in the signed upload policy (S3 refuses more) and checked again
+    # on the copy at submit. SageMaker's async payload limit is the ceiling.
+    max_upload_bytes: int = Field(MAX_ASYNC_PAYLOAD_BYTES, ge=1, le=MAX_ASYNC_PAYLOAD_BYTES)
     result_url_expiry_seconds: int = Field(300, ge=60, le=3600)
 
     @field_validator("allowed_content_types", mode="before")

@@ -32,6 +32,22 @@ OUTPUT_BUCKET = "test-output-bucket"
 FAILURE_BUCKET = "test-failure-bucket"
 ENDPOINT_NAME = "test-endpoint"
 REGION = "us-east-1"
+# What API Gateway puts in requestContext.identity for a SigV4 request signed by an assumed
+# role (the principal id is IAM's aws:userid, "<role unique id>:<session name>").
+IDENTITY = {
+    "accountId": "123456789012",
+    "caller": "AROAEXAMPLEROLE01:client",
+    "user": "AROAEXAMPLEROLE01:client",
+    "userArn": "arn:aws:sts::123456789012:assumed-role/inference-client/client",
+    "accessKey": "ASIAEXAMPLEKEY01",
+}
+OTHER_IDENTITY = {
+    "accountId": "123456789012",
+    "caller": "AROAEXAMPLEROLE02:intruder",
+    "user": "AROAEXAMPLEROLE02:intruder",
+    "userArn": "arn:aws:sts::123456789012:assumed-role/other-team/intruder",
+    "accessKey": "ASIAEXAMPLEKEY02",
+}
 
 
 @pytest.fixture(scope="session")
@@ -205,6 +221,7 @@ def event(
     headers: dict[str, str] | None = None,
     binary: bool = False,
     stage: str = "v1",
+    identity: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """An API Gateway REST proxy event as the real integration sends it."""
     if isinstance(body, bytes):
@@ -234,7 +251,7 @@ def event(
             "stage": stage,
             "requestId": f"req-{uuid.uuid4()}",
             "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
-            "identity": {"caller": "AROAEXAMPLE:client", "accountId": "123456789012"},
+            "identity": dict(IDENTITY if identity is None else identity),
         },
         "body": encoded,
         "isBase64Encoded": is_b64,
@@ -256,13 +273,22 @@ class Api:
         body = json.loads(result["body"]) if result.get("body") else None
         return Answer(result["statusCode"], headers, body, result)
 
-    def submit(self, body: bytes | str, content_type: str = "application/json", **headers: str) -> Answer:
+    def submit(self, body: bytes | str, content_type: str = "application/json", *,
+               identity: dict[str, Any] | None = None, **headers: str) -> Answer:
         all_headers = {"Content-Type": content_type, **{k.replace("_", "-"): v for k, v in headers.items()}}
         raw = body.encode() if isinstance(body, str) else body
-        return self.call(event("POST", "/invocations", body=raw, headers=all_headers, binary=isinstance(body, bytes)))
+        return self.call(event("POST", "/invocations", body=raw, headers=all_headers, binary=isinstance(body, bytes),
+                               identity=identity))
 
-    def status(self, inference_id: str) -> Answer:
-        return self.call(event("GET", f"/invocations/{inference_id}"))
+    def status(self, inference_id: str, *, identity: dict[str, Any] | None = None) -> Answer:
+        return self.call(event("GET", f"/invocations/{inference_id}", identity=identity))
+
+    def upload(self, content_type: str = "text/plain", *, identity: dict[str, Any] | None = None) -> dict[str, Any]:
+        """POST /uploads; the 201 document (a presigned POST form)."""
+        answer = self.call(event("POST", "/uploads", body=json.dumps({"contentType": content_type}).encode(),
+                                 headers={"Content-Type": "application/json"}, identity=identity))
+        assert answer.status == 201, answer.body
+        return answer.body
 
     def setenv(self, name: str, value: str) -> None:
         """Change the handler's environment (settings and clients are rebuilt)."""

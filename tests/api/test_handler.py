@@ -8,8 +8,14 @@ import json
 import httpx
 import pytest
 
-from api_handler.async_api.logic import inference_id_for_key
+from api_handler.async_api import logic
+from api_handler.async_api.callers import caller_of
 from tests.api.conftest import FAILURE_BUCKET, INPUT_BUCKET, OUTPUT_BUCKET, event
+
+
+def inference_id_for_key(key: str) -> str:
+    """The id the default test caller's Idempotency-Key names."""
+    return logic.inference_id_for_key(caller_of(event("GET", "/")), key)
 
 
 def _s3_key(uri: str) -> tuple[str, str]:
@@ -358,42 +364,7 @@ def test_unknown_route_is_404_json(api):
 
 
 # ----------------------------------------------------------------------------- uploads
-def _upload(api, content_type: str = "text/plain") -> dict:
-    answer = api.call(
-        event("POST", "/uploads", body=json.dumps({"contentType": content_type}).encode(),
-              headers={"Content-Type": "application/json"})
-    )
-    assert answer.status == 201, answer.body
-    return answer.body
-
-
-def test_upload_flow_starts_the_job_from_the_uploaded_object(api):
-    upload = _upload(api, "text/plain")
-    assert upload["method"] == "PUT"
-    assert upload["uploadId"].startswith("u")
-    payload = b"a very long document " * 1000
-    put = httpx.put(upload["uploadUrl"], content=payload, headers=upload["headers"], timeout=5)
-    assert put.status_code == 200
-
-    answer = api.submit(json.dumps({"uploadId": upload["uploadId"]}), Idempotency_Key="big-1")
-    assert answer.status == 202
-    [call] = api.stub.calls
-    assert call.headers["x-amzn-sagemaker-inputlocation"] == f"s3://{INPUT_BUCKET}/uploads/{upload['uploadId']}"
-    assert call.headers["x-amzn-sagemaker-content-type"] == "text/plain"  # from the uploaded object
-
-    again = api.submit(json.dumps({"uploadId": upload["uploadId"]}), Idempotency_Key="big-1")
-    assert again.status == 202 and again.body == answer.body
-    assert len(api.stub.calls) == 1
-
-
-def test_submit_before_the_upload_is_400(api):
-    upload = _upload(api)
-    answer = api.submit(json.dumps({"uploadId": upload["uploadId"]}))
-    assert answer.status == 400
-    assert "PUT the payload" in answer.body["message"]
-    assert api.stub.calls == []
-
-
+# The upload flow (presigned POST, copy, single use) is in test_uploads.py.
 @pytest.mark.parametrize(
     ("body", "content_type", "status"),
     [

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from api_handler.async_api import logic
+from api_handler.async_api.callers import Caller
 from api_handler.async_api.errors import BadRequest, InvalidRequest, InternalError, Throttled, Unavailable
 from api_handler.async_api.service import Deadline
 from api_handler.async_api.settings import Settings, SettingsError
@@ -15,12 +16,23 @@ from api_handler.async_api.settings import Settings, SettingsError
 BASE = {"INPUT_BUCKET": "in-bucket", "OUTPUT_BUCKET": "out-bucket", "FAILURE_BUCKET": "fail-bucket", "ENDPOINT_NAME": "e"}
 
 
-def test_inference_ids_are_deterministic_per_key_and_valid_sagemaker_ids():
-    first, again, other = (logic.inference_id_for_key(k) for k in ("order-1", "order-1", "order-2"))
+def test_inference_ids_are_deterministic_per_caller_and_key_and_valid_sagemaker_ids():
+    alice, bob = Caller("123456789012/AROAALICE"), Caller("123456789012/AROABOB")
+    first, again, other = (logic.inference_id_for_key(alice, k) for k in ("order-1", "order-1", "order-2"))
     assert first == again != other
+    assert logic.inference_id_for_key(bob, "order-1") != first  # keys are per caller
+    # SageMaker's InferenceId shape (botocore sagemaker-runtime service-2.json): 1-64, \A\S[\p{Print}]*\z
+    shape = _sagemaker_shape("InferenceId")
     for inference_id in (first, logic.new_inference_id()):
-        assert logic.INFERENCE_ID.match(inference_id)
-        assert 1 <= len(inference_id) <= 64 and inference_id.isprintable()
+        assert logic.INFERENCE_ID.fullmatch(inference_id)
+        assert shape["min"] <= len(inference_id) <= shape["max"] and inference_id.isprintable()
+        assert not inference_id[0].isspace()
+
+
+def _sagemaker_shape(name: str) -> dict:
+    from botocore.loaders import Loader
+
+    return Loader().load_service_model("sagemaker-runtime", "service-2")["shapes"][name]
 
 
 def test_fingerprint_covers_body_and_content_type_but_not_overrides():
