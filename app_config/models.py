@@ -211,6 +211,11 @@ class ApiConfig(_Strict):
     # Stage-wide steady rate (requests/s) and burst for all clients together.
     throttling_rate_limit: float = Field(50.0, gt=0, le=10_000)
     throttling_burst_limit: int = Field(100, ge=1, le=5_000)
+    # The API Lambda's reserved concurrency: a ceiling on what one API can take from the
+    # account's Lambda pool and a floor it always gets. None means the stage burst limit, so
+    # API Gateway throttles (429) before Lambda would (a throttled integration is a 5xx).
+    # Reserving N needs an account concurrency quota of at least N + 100 (docs/operations.md).
+    reserved_concurrency: int | None = Field(None, ge=1)
     # Results up to this size are returned inline; larger ones as a presigned URL.
     inline_result_max_bytes: int = Field(262_144, ge=0, le=4 * 1024**2)
     # Largest inline request body; larger payloads use POST /uploads (Lambda's 6 MB
@@ -253,6 +258,20 @@ class ApiConfig(_Strict):
                 f"throttling_rate_limit/throttling_burst_limit ({self.throttling_rate_limit}/{self.throttling_burst_limit})"
             )
         return self
+
+    @model_validator(mode="after")
+    def _concurrency_covers_burst(self) -> ApiConfig:
+        if self.reserved_concurrency is not None and self.reserved_concurrency < self.throttling_burst_limit:
+            raise ValueError(
+                f"reserved_concurrency ({self.reserved_concurrency}) must be at least throttling_burst_limit "
+                f"({self.throttling_burst_limit}): a burst the stage admits would be throttled by Lambda as a 5xx; "
+                "lower throttling_burst_limit too"
+            )
+        return self
+
+    @property
+    def lambda_reserved_concurrency(self) -> int:
+        return self.reserved_concurrency if self.reserved_concurrency is not None else self.throttling_burst_limit
 
 
 class EnvironmentConfig(_Strict):

@@ -23,7 +23,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from api_handler.async_api import schemas
-from inference_constructs.encryption import removal_policy
+from inference_constructs.encryption import allow_cloudwatch_logs, removal_policy
 from inference_constructs.storage import FAILURE_PREFIX, INPUT_PREFIX, OUTPUT_PREFIX, UPLOAD_PREFIX
 
 HANDLER_DIR = Path(__file__).resolve().parents[1] / "api_handler"
@@ -112,6 +112,7 @@ class InferenceApi(Construct):
         throttling_burst_limit: int,
         log_retention_days: int,
         memory_size_mb: int,
+        reserved_concurrency: int,
         manage_account_cloudwatch_role: bool,
         usage_plan: UsagePlan | None = None,
         service_name: str = "inference-api",
@@ -121,12 +122,17 @@ class InferenceApi(Construct):
         super().__init__(scope, construct_id)
         retention = _RETENTION[log_retention_days]
         removal = removal_policy(retain=retain_logs)
+        # The log groups reuse the data key (no extra key to pay for): request ids and
+        # callers in the logs deserve the same protection as the requests themselves.
+        allow_cloudwatch_logs(data_key)
 
         self.function = self._function(
             code_dir=code_dir,
             retention=retention,
             removal=removal,
             memory_size_mb=memory_size_mb,
+            reserved_concurrency=reserved_concurrency,
+            log_key=data_key,
             environment={
                 "INPUT_BUCKET": input_bucket.bucket_name,
                 "OUTPUT_BUCKET": output_bucket.bucket_name,
@@ -151,7 +157,9 @@ class InferenceApi(Construct):
             endpoint_arn=endpoint_arn,
         )
 
-        self.access_logs = logs.LogGroup(self, "AccessLogs", retention=retention, removal_policy=removal)
+        self.access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=retention, removal_policy=removal, encryption_key=data_key
+        )
         self.rest_api = apigw.RestApi(
             self,
             "RestApi",
@@ -198,9 +206,13 @@ class InferenceApi(Construct):
         retention: logs.RetentionDays,
         removal: cdk.RemovalPolicy,
         memory_size_mb: int,
+        reserved_concurrency: int,
+        log_key: kms.IKey,
         environment: Mapping[str, str],
     ) -> lambda_.Function:
-        log_group = logs.LogGroup(self, "HandlerLogs", retention=retention, removal_policy=removal)
+        log_group = logs.LogGroup(
+            self, "HandlerLogs", retention=retention, removal_policy=removal, encryption_key=log_key
+        )
         # Own role instead of the default one: the default attaches the AWS managed
         # AWSLambdaBasicExecutionRole (logs on every log group, cdk-nag IAM4).
         self.role = iam.Role(
@@ -225,6 +237,9 @@ class InferenceApi(Construct):
             role=self.role,
             log_group=log_group,
             memory_size=memory_size_mb,
+            # Caps what this API can take from the account's Lambda pool and reserves it
+            # (ApiConfig.lambda_reserved_concurrency: never below the stage burst limit).
+            reserved_concurrent_executions=reserved_concurrency,
             timeout=LAMBDA_TIMEOUT,
             tracing=lambda_.Tracing.ACTIVE,
             environment=dict(environment),
@@ -255,11 +270,14 @@ class InferenceApi(Construct):
         )
         # Without ListBucket, S3 answers 403 instead of 404 for a missing object, and the
         # handler could not tell "not finished yet" / "unknown id" from a real denial.
-        iam.Grant.add_to_principal(
-            grantee=self.role,
-            actions=["s3:ListBucket"],
-            resource_arns=[input_bucket.bucket_arn, output_bucket.bucket_arn, failure_bucket.bucket_arn],
-        )
+        # S3 evaluates that implicit ListBucket with the object's key as s3:prefix, so the
+        # condition keeps the 404s and still denies listing any other prefix.
+        for bucket, prefixes in (
+            (input_bucket, (INPUT_PREFIX, UPLOAD_PREFIX)),
+            (output_bucket, (OUTPUT_PREFIX,)),
+            (failure_bucket, (FAILURE_PREFIX,)),
+        ):
+            self.role.add_to_principal_policy(list_within_prefixes(bucket, prefixes))
         # GenerateDataKey to write SSE-KMS objects (also through presigned PUTs), Decrypt to read.
         iam.Grant.add_to_principal(
             grantee=self.role, actions=["kms:Decrypt", "kms:GenerateDataKey"], resource_arns=[data_key.key_arn]
@@ -357,6 +375,18 @@ class InferenceApi(Construct):
     @property
     def url(self) -> str:
         return self.rest_api.url
+
+
+def list_within_prefixes(bucket: s3.IBucket, prefixes: Sequence[str]) -> iam.PolicyStatement:
+    """s3:ListBucket on `bucket` only for keys under `prefixes` (the s3:prefix condition key).
+
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/amazon-s3-policy-keys.html
+    """
+    return iam.PolicyStatement(
+        actions=["s3:ListBucket"],
+        resources=[bucket.bucket_arn],
+        conditions={"StringLike": {"s3:prefix": [f"{prefix}*" for prefix in prefixes]}},
+    )
 
 
 def json_schema(document: Mapping[str, Any]) -> apigw.JsonSchema:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
@@ -24,4 +25,33 @@ def customer_managed_key(scope: Construct, construct_id: str, *, description: st
         description=description,
         enable_key_rotation=True,
         removal_policy=removal_policy(retain=retain),
+    )
+
+
+def allow_cloudwatch_logs(key: kms.IKey) -> None:
+    """Let CloudWatch Logs encrypt this account's and region's log groups with `key`.
+
+    The key policy, not IAM, must admit the regional service principal
+    logs.<region>.amazonaws.com, or creating the log group fails. The condition names
+    log groups of this account and region only: their generated names cannot be
+    referenced here (the log groups reference the key).
+    https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html
+    """
+    stack = cdk.Stack.of(key)
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+            actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+            resources=["*"],
+            conditions={
+                "ArnLike": {
+                    "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name="*",
+                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                }
+            },
+        )
     )

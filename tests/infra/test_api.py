@@ -93,11 +93,18 @@ def grants(statements: list[dict[str, Any]]) -> set[tuple[str, str]]:
     pairs = set()
     for statement in statements:
         assert statement["Effect"] == "Allow"
-        assert set(statement) <= {"Effect", "Action", "Resource"}, f"unexpected keys in {statement}"
+        assert set(statement) <= {"Effect", "Action", "Resource", "Condition"}, f"unexpected keys in {statement}"
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         targets = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-        pairs.update((action, flatten(target)) for action in actions for target in targets)
+        # A condition narrows the grant: it is part of what the pair means.
+        condition = f" if {json.dumps(statement['Condition'], sort_keys=True)}" if "Condition" in statement else ""
+        pairs.update((action, flatten(target) + condition) for action in actions for target in targets)
     return pairs
+
+
+def listing_only(*prefixes: str) -> str:
+    """How `grants` writes an s3:ListBucket limited to keys under `prefixes`."""
+    return f" if {json.dumps({'StringLike': {'s3:prefix': [f'{p}*' for p in prefixes]}}, sort_keys=True)}"
 
 
 # ----------------------------------------------------------------------------- auth, validation
@@ -252,9 +259,10 @@ def test_lambda_has_exactly_the_permissions_it_uses(synthesized, template: Templ
         ("s3:GetObject", uploads),
         ("s3:GetObject", f"<{bucket['Output']}.Arn>/responses/*"),
         ("s3:GetObject", f"<{bucket['Failure']}.Arn>/failures/*"),
-        ("s3:ListBucket", f"<{bucket['Input']}.Arn>"),
-        ("s3:ListBucket", f"<{bucket['Output']}.Arn>"),
-        ("s3:ListBucket", f"<{bucket['Failure']}.Arn>"),
+        # Listing (which S3 needs to answer 404 for a missing key) only under the API's prefixes.
+        ("s3:ListBucket", f"<{bucket['Input']}.Arn>" + listing_only("requests/", "uploads/")),
+        ("s3:ListBucket", f"<{bucket['Output']}.Arn>" + listing_only("responses/")),
+        ("s3:ListBucket", f"<{bucket['Failure']}.Arn>" + listing_only("failures/")),
         ("kms:Decrypt", f"<{key}.Arn>"),
         ("kms:GenerateDataKey", f"<{key}.Arn>"),
         # This endpoint only: its ARN from CloudFormation, no wildcard.
