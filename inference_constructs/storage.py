@@ -51,7 +51,16 @@ class InferenceStorage(Construct):
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            lifecycle_rules=[s3.LifecycleRule(expiration=cdk.Duration.days(access_log_expiry_days))],
+            # Versioned: an overwritten or deleted log object stays recoverable (audit records,
+            # NIST AU-9). S3 writes each log object once under a unique key, so this costs only
+            # the expired versions, kept one more day.
+            versioned=True,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    expiration=cdk.Duration.days(access_log_expiry_days),
+                    noncurrent_version_expiration=cdk.Duration.days(1),
+                )
+            ],
             removal_policy=removal,
         )
         self.input_bucket = self._data_bucket(
