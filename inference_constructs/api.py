@@ -257,8 +257,10 @@ class InferenceApi(Construct):
     ) -> None:
         """Exactly what the handler does, written out (bucket.grant_* would add wildcard actions).
 
-        PutObject on uploads/* is what the presigned upload URLs carry: S3 authorizes a
-        presigned request as the principal that signed it.
+        PutObject on uploads/* is what the presigned upload forms carry: S3 authorizes a
+        presigned request as the principal that signed it. At submit the handler copies an
+        upload into requests/ (GetObject on the source, PutObject on the copy), deletes the
+        spent upload, and releases the claim or copy of a refused one: DeleteObject on both.
         """
         requests = input_bucket.arn_for_objects(f"{INPUT_PREFIX}*")
         uploads = input_bucket.arn_for_objects(f"{UPLOAD_PREFIX}*")
@@ -268,6 +270,7 @@ class InferenceApi(Construct):
         iam.Grant.add_to_principal(
             grantee=self.role, actions=["s3:GetObject"], resource_arns=[requests, uploads, outputs, failures]
         )
+        iam.Grant.add_to_principal(grantee=self.role, actions=["s3:DeleteObject"], resource_arns=[requests, uploads])
         # Without ListBucket, S3 answers 403 instead of 404 for a missing object, and the
         # handler could not tell "not finished yet" / "unknown id" from a real denial.
         # S3 evaluates that implicit ListBucket with the object's key as s3:prefix, so the

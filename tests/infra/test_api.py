@@ -257,6 +257,9 @@ def test_lambda_has_exactly_the_permissions_it_uses(synthesized, template: Templ
         ("s3:PutObject", uploads),
         ("s3:GetObject", requests),
         ("s3:GetObject", uploads),
+        # A spent upload is deleted; a refused upload's claim and copy are released.
+        ("s3:DeleteObject", requests),
+        ("s3:DeleteObject", uploads),
         ("s3:GetObject", f"<{bucket['Output']}.Arn>/responses/*"),
         ("s3:GetObject", f"<{bucket['Failure']}.Arn>/failures/*"),
         # Listing (which S3 needs to answer 404 for a missing key) only under the API's prefixes.
