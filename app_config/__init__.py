@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from app_config.environments import ENVIRONMENTS
+from app_config.errors import ConfigError
 from app_config.models import EnvironmentConfig, HubModel, LocalModel, S3Model
 
 __all__ = [
@@ -20,10 +21,6 @@ __all__ = [
     "load_environment",
     "parse_environment",
 ]
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot be deployed; the message names field, value and rule."""
 
 
 def environment_names(environments: Mapping[str, Any] = ENVIRONMENTS) -> list[str]:

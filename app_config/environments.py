@@ -13,7 +13,14 @@ _DEFAULT_MODEL: dict[str, Any] = {
     "kind": "hub",
     "model_id": "sshleifer/distilbart-cnn-12-6",
     "task": "summarization",
+    # The commit transformers itself pins for its summarization default ("a4f8f3e"), in
+    # full: https://huggingface.co/sshleifer/distilbart-cnn-12-6/tree/a4f8f3ea906ed274767e9906dbaede7531d660ff
+    "revision": "a4f8f3ea906ed274767e9906dbaede7531d660ff",
 }
+
+# Who is told when an alarm fires (e-mail subscription to the alarm topic; the address
+# must confirm the subscription once). Replace with your team's on-call address.
+_ALARM_EMAIL = "inference-oncall@example.com"
 
 ENVIRONMENTS: dict[str, dict[str, Any]] = {
     "dev": {
@@ -33,6 +40,7 @@ ENVIRONMENTS: dict[str, dict[str, Any]] = {
         "deployment": {"strategy": "all_at_once", "termination_wait_seconds": 300},
         "log_retention_days": 14,
         "retain_data": False,
+        "alarm_email": _ALARM_EMAIL,
     },
     "prod": {
         "name": "prod",
@@ -51,5 +59,6 @@ ENVIRONMENTS: dict[str, dict[str, Any]] = {
         "deployment": {"strategy": "canary", "step_percent": 25, "wait_interval_seconds": 600, "termination_wait_seconds": 900},
         "log_retention_days": 365,
         "retain_data": True,
+        "alarm_email": _ALARM_EMAIL,
     },
 }

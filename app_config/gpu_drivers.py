@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from app_config.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class InferenceAmi:
@@ -54,7 +56,7 @@ _GPU_FAMILY = re.compile(r"^(g|gr|p)\d")
 _NEURON_FAMILY = re.compile(r"^(inf|trn)\d")
 
 
-class UnsupportedInstanceType(ValueError):
+class UnsupportedInstanceType(ConfigError):
     """An instance type this image cannot use; the message names the value and why."""
 
 
@@ -84,11 +86,19 @@ def ami_by_name(name: str) -> InferenceAmi | None:
     return next((ami for ami in INFERENCE_AMIS if ami.name == name), None)
 
 
-def inference_ami_for(instance_type: str, cuda_version: str) -> str:
+def inference_ami_for(instance_type: str, cuda_version: str | None) -> str | None:
     """The inference AMI with the oldest driver that supports `cuda_version` on `instance_type`.
 
-    Raises UnsupportedInstanceType, naming the instance type, when no AMI covers it.
+    None for a CPU instance type (nothing to choose). Raises UnsupportedInstanceType,
+    naming the instance type, when no AMI covers it or the image has no CUDA at all.
     """
+    if not is_gpu_instance(instance_type):
+        return None
+    if cuda_version is None:
+        raise UnsupportedInstanceType(
+            f"instance_type {instance_type!r} is a GPU type but the image's base has no CUDA "
+            "(container/Dockerfile ARG BASE_IMAGE): the GPU would sit unused"
+        )
     family = instance_family(instance_type)
     cuda = parse_cuda_version(cuda_version)
     candidates = [ami for ami in INFERENCE_AMIS if family in ami.families]

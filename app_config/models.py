@@ -8,9 +8,13 @@ deploying something that silently never scales).
 
 from __future__ import annotations
 
+import difflib
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+
+import botocore.session
 
 from pydantic import (
     BaseModel,
@@ -21,6 +25,7 @@ from pydantic import (
 )
 
 from app_config.aws_types import AccountId, RegionName
+from app_config.gpu_drivers import is_gpu_instance, is_neuron_instance
 
 # Instance families that ship local NVMe instance storage. SageMaker rejects an
 # endpoint-config KmsKeyId (storage volume encryption) for them: their storage
@@ -37,6 +42,20 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?
 _S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(.+)$")
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 _ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A hub commit id: the full 40 hex digits (a branch or tag moves under a running service).
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+# Container variables the stack derives itself (instance type, API limits): a value in
+# container_environment would contradict them.
+STACK_CONTAINER_VARIABLES = frozenset({"MODEL_SERVER_DEVICE", "MODEL_SERVER_MAX_REQUEST_BYTES", "HF_MODEL_ID", "HF_MODEL_REVISION", "HF_TASK"})
+
+
+@lru_cache(maxsize=1)
+def sagemaker_instance_types() -> tuple[str, ...]:
+    """The SageMaker API's own list of endpoint instance types: the installed botocore's
+    `ProductionVariantInstanceType` enum (CreateEndpointConfig rejects anything else)."""
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return tuple(model.shape_for("ProductionVariantInstanceType").enum)
 
 
 class _Strict(BaseModel):
@@ -51,7 +70,19 @@ class HubModel(_Strict):
     kind: Literal["hub"] = "hub"
     model_id: str
     task: str | None = None
+    # The commit to serve (HF_MODEL_REVISION). Unpinned, the model changes under a running
+    # service whenever the repository's main branch moves; synth warns.
     revision: str | None = None
+
+    @field_validator("revision")
+    @classmethod
+    def _revision(cls, value: str | None) -> str | None:
+        if value is not None and not _COMMIT.match(value):
+            raise ValueError(
+                f"{value!r} is not a commit id: pin the full 40-hex commit of the hub repository "
+                "(a branch or tag name moves under a running service)"
+            )
+        return value
 
     @field_validator("model_id")
     @classmethod
@@ -282,6 +313,12 @@ class EnvironmentConfig(_Strict):
     region: RegionName | None = None
 
     instance_type: str = "ml.g4dn.xlarge"
+    # CPU instance types (ml.c5, ml.m5...) only when this says so: the image is built for
+    # GPUs, and a CPU type is usually a typo. Useful for a cheap dev environment.
+    allow_cpu_instance: bool = False
+    # EnableNetworkIsolation on the SageMaker model: the container gets no network access
+    # at all (no hub download, no outbound calls from user code). Only for s3/local models.
+    enable_network_isolation: bool = False
     # Encrypt the ML storage volume with the data key. Not allowed on instance types
     # with local NVMe storage (SageMaker rejects it; their storage is encrypted in hardware).
     encrypt_storage_volume: bool = False
@@ -323,6 +360,14 @@ class EnvironmentConfig(_Strict):
                 f"{value!r} is not a SageMaker instance type: expected 'ml.<family>.<size>', "
                 "for example 'ml.g5.xlarge'"
             )
+        known = sagemaker_instance_types()
+        if value not in known:
+            close = difflib.get_close_matches(value, known, n=3, cutoff=0.75)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ValueError(
+                f"{value!r} is not a SageMaker endpoint instance type (botocore {botocore.__version__}'s "
+                f"ProductionVariantInstanceType lists {len(known)}){hint}"
+            )
         return value
 
 
@@ -355,6 +400,11 @@ class EnvironmentConfig(_Strict):
         for key in value:
             if not _ENV_VAR.match(key):
                 raise ValueError(f"{key!r} is not a valid environment variable name")
+            if key in STACK_CONTAINER_VARIABLES:
+                raise ValueError(
+                    f"{key!r} is set by the stack (from instance_type, model and the API's limits); "
+                    "remove it from container_environment"
+                )
         return value
 
     @property
@@ -374,6 +424,36 @@ class EnvironmentConfig(_Strict):
                 "of the variant's instances. Use 'all_at_once' (still blue/green with rollback)."
             )
         return self
+
+    @model_validator(mode="after")
+    def _instance_kind(self) -> EnvironmentConfig:
+        if is_neuron_instance(self.instance_type):
+            raise ValueError(
+                f"instance_type {self.instance_type!r} is an AWS Inferentia/Trainium (Neuron) type: "
+                "the image is built for NVIDIA GPUs (CUDA) and cannot use it; choose a GPU type such as 'ml.g5.xlarge'"
+            )
+        if not is_gpu_instance(self.instance_type) and not self.allow_cpu_instance:
+            raise ValueError(
+                f"instance_type {self.instance_type!r} has no GPU: set allow_cpu_instance: true to run the "
+                "model on CPU (the container then runs with MODEL_SERVER_DEVICE=cpu), or choose a GPU type "
+                "such as 'ml.g5.xlarge'"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _network_isolation(self) -> EnvironmentConfig:
+        if self.enable_network_isolation and isinstance(self.model, HubModel):
+            raise ValueError(
+                f"enable_network_isolation=True with a hub model ({self.model.model_id!r}): an isolated "
+                "container cannot download from the Hugging Face hub. Ship the model as "
+                "{'kind': 's3', ...} or {'kind': 'local', ...}, or set enable_network_isolation to False."
+            )
+        return self
+
+    @property
+    def container_device(self) -> str:
+        """MODEL_SERVER_DEVICE for the container: cuda on GPU types, cpu on allowed CPU types."""
+        return "cuda" if is_gpu_instance(self.instance_type) else "cpu"
 
     @model_validator(mode="after")
     def _storage_volume_kms(self) -> EnvironmentConfig:

@@ -1,9 +1,20 @@
 """Operational alarms: is the queue served, did the endpoint wake, are requests failing.
 
-Every async metric uses the only dimension SageMaker publishes them with,
-EndpointName. Missing data is decided per alarm: an endpoint at zero instances
-publishes nothing for most metrics, and for a failure counter "no data" means
-"no failure", while for the idle check it means "no evidence".
+Each metric is read with exactly the dimension set SageMaker publishes it with
+(https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference-monitor.html): the
+queue metrics (backlog, age, HasBacklogWithoutCapacity) with EndpointName only, the
+per-variant ones (invocation failures and errors, expired requests, S3 and SNS
+failures) with EndpointName AND VariantName. An alarm whose dimension set differs by
+one name receives no data, ever. devtools/aws_contract checks every alarm against that
+page. Missing data is decided per alarm: an endpoint at zero instances publishes
+nothing for most metrics, and for a failure counter "no data" means "no failure",
+while for the idle check it means "no evidence".
+
+Delivery: CloudWatch publishes alarm notifications to SNS as the service principal
+cloudwatch.amazonaws.com. A topic policy (here: the TLS-only Deny) replaces SNS's
+default policy, so the topic policy allows that principal explicitly, limited to this
+account's alarms, and the topic's key lets it encrypt.
+https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html
 """
 
 from __future__ import annotations
@@ -39,12 +50,48 @@ def rollback_alarm_names(stack_name: str) -> dict[str, str]:
 
 
 def async_metric(endpoint_name: str, metric_name: str, statistic: str, period: cdk.Duration) -> cloudwatch.Metric:
+    """A queue metric of the endpoint: published with the EndpointName dimension only."""
     return cloudwatch.Metric(
         namespace=NAMESPACE,
         metric_name=metric_name,
         dimensions_map={"EndpointName": endpoint_name},
         statistic=statistic,
         period=period,
+    )
+
+
+def variant_metric(
+    endpoint_name: str, variant_name: str, metric_name: str, statistic: str, period: cdk.Duration
+) -> cloudwatch.Metric:
+    """A per-variant metric (failures, errors, latencies): published with EndpointName and VariantName."""
+    return cloudwatch.Metric(
+        namespace=NAMESPACE,
+        metric_name=metric_name,
+        dimensions_map={"EndpointName": endpoint_name, "VariantName": variant_name},
+        statistic=statistic,
+        period=period,
+    )
+
+
+def allow_cloudwatch_alarms(topic: sns.Topic) -> None:
+    """Let this account's CloudWatch alarms publish to `topic` (its policy replaces SNS's default)."""
+    stack = cdk.Stack.of(topic)
+    topic.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="AllowCloudWatchAlarms",
+            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            actions=["sns:Publish"],
+            resources=[topic.topic_arn],
+            # Confused-deputy guard: only alarms of this account may use the grant.
+            conditions={
+                "StringEquals": {"aws:SourceAccount": stack.account},
+                "ArnLike": {
+                    "aws:SourceArn": stack.format_arn(
+                        service="cloudwatch", resource="alarm", resource_name="*", arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME
+                    )
+                },
+            },
+        )
     )
 
 
@@ -57,6 +104,7 @@ class OperationsAlarms(Construct):
         construct_id: str,
         *,
         endpoint_name: str,
+        variant_name: str,
         max_request_age_seconds: int,
         expected_cold_start_minutes: int,
         failures_per_5_minutes: int,
@@ -78,6 +126,7 @@ class OperationsAlarms(Construct):
             )
         )
         self.topic = sns.Topic(self, "Topic", master_key=self.key, enforce_ssl=True)
+        allow_cloudwatch_alarms(self.topic)
         if alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
         self._action = actions.SnsAction(self.topic)
@@ -105,7 +154,7 @@ class OperationsAlarms(Construct):
         for metric_name, name in names.items():
             self._add(
                 metric_name,
-                async_metric(endpoint_name, metric_name, "Sum", FIVE_MINUTES),
+                variant_metric(endpoint_name, variant_name, metric_name, "Sum", FIVE_MINUTES),
                 threshold=failures_per_5_minutes,
                 periods=1,
                 comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -122,7 +171,7 @@ class OperationsAlarms(Construct):
         ):
             self._add(
                 metric_name,
-                async_metric(endpoint_name, metric_name, "Sum", FIVE_MINUTES),
+                variant_metric(endpoint_name, variant_name, metric_name, "Sum", FIVE_MINUTES),
                 threshold=0,
                 periods=1,
                 missing=cloudwatch.TreatMissingData.NOT_BREACHING,  # no data: nothing happened

@@ -115,6 +115,7 @@ class InferenceApi(Construct):
         reserved_concurrency: int,
         manage_account_cloudwatch_role: bool,
         usage_plan: UsagePlan | None = None,
+        api_name: str | None = None,
         service_name: str = "inference-api",
         retain_logs: bool = False,
         code_dir: Path = HANDLER_DIR,
@@ -163,6 +164,9 @@ class InferenceApi(Construct):
         self.rest_api = apigw.RestApi(
             self,
             "RestApi",
+            # Per environment: API Gateway metrics (and alarms) are keyed by ApiName, so two
+            # environments in one account with the default name "RestApi" would blend.
+            rest_api_name=api_name,
             description="Submit, track and fetch async inferences",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             binary_media_types=binary_media_types(allowed_content_types),

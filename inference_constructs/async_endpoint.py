@@ -50,6 +50,7 @@ def gpu_variant(
     *,
     model_name: str,
     instance_type: str,
+    inference_ami_version: str | None,
     container_startup_timeout_seconds: int,
     model_download_timeout_seconds: int,
 ) -> sagemaker.CfnEndpointConfig.ProductionVariantProperty:
@@ -59,11 +60,16 @@ def gpu_variant(
     is the scalable target's MinCapacity. Once the endpoint exists, the endpoint's
     RetainAllVariantProperties keeps CloudFormation from resetting the autoscaled
     count back to this value on every update.
+
+    `inference_ami_version` picks the host's NVIDIA driver (app_config/gpu_drivers.py):
+    without it g4dn/g5 run driver 470 (CUDA 11.4) and a CUDA 12 image sees no GPU.
+    None on CPU instance types, which have no driver to choose.
     """
     return sagemaker.CfnEndpointConfig.ProductionVariantProperty(
         variant_name=VARIANT_NAME,
         model_name=model_name,
         instance_type=instance_type,
+        inference_ami_version=inference_ami_version,
         initial_instance_count=1,
         initial_variant_weight=1,
         container_startup_health_check_timeout_in_seconds=container_startup_timeout_seconds,
@@ -86,13 +92,19 @@ def deployment_guardrails(
     step, or in linear steps), bakes for `termination_wait_seconds`, and rolls back
     if any of the named alarms fires meanwhile. Steps are percentages of capacity:
     with autoscaling, instance counts are not known at deploy time.
+
+    WaitIntervalInSeconds is set for every strategy, ALL_AT_ONCE included: the
+    SageMaker API requires it (TrafficRoutingConfig.WaitIntervalInSeconds, 0-3600;
+    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_TrafficRoutingConfig.html)
+    although the CloudFormation schema does not, and rejects the create or update
+    without it. For ALL_AT_ONCE it is the wait after the whole shift, before baking.
     """
     step = sagemaker.CfnEndpoint.CapacitySizeProperty(type="CAPACITY_PERCENT", value=step_percent)
     routing = sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(
         type=strategy.upper(),
         canary_size=step if strategy == "canary" else None,
         linear_step_size=step if strategy == "linear" else None,
-        wait_interval_in_seconds=wait_interval_seconds if strategy != "all_at_once" else None,
+        wait_interval_in_seconds=wait_interval_seconds,
     )
     return sagemaker.CfnEndpoint.DeploymentConfigProperty(
         blue_green_update_policy=sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty(
@@ -126,6 +138,8 @@ class AsyncEndpoint(Construct):
         model_data_url: str | None,
         environment: Mapping[str, str],
         instance_type: str,
+        inference_ami_version: str | None,
+        enable_network_isolation: bool,
         container_startup_timeout_seconds: int,
         model_download_timeout_seconds: int,
         async_config: sagemaker.CfnEndpointConfig.AsyncInferenceConfigProperty,
@@ -142,6 +156,8 @@ class AsyncEndpoint(Construct):
                 model_data_url=model_data_url,
                 environment=dict(sorted(environment.items())) or None,
             ),
+            # No network at all for the container: only possible when the model comes from S3.
+            enable_network_isolation=enable_network_isolation or None,
         )
         self.endpoint_config = sagemaker.CfnEndpointConfig(
             self,
@@ -150,6 +166,7 @@ class AsyncEndpoint(Construct):
                 gpu_variant(
                     model_name=self.model.attr_model_name,
                     instance_type=instance_type,
+                    inference_ami_version=inference_ami_version,
                     container_startup_timeout_seconds=container_startup_timeout_seconds,
                     model_download_timeout_seconds=model_download_timeout_seconds,
                 )

@@ -7,7 +7,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from inference_constructs.alarms import async_metric
+from inference_constructs.alarms import async_metric, variant_metric
 
 ONE_MINUTE = cdk.Duration.minutes(1)
 
@@ -23,6 +23,8 @@ class OperationsDashboard(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, endpoint_name: str, variant_name: str) -> None:
         super().__init__(scope, construct_id)
         m = lambda name, stat="Maximum": async_metric(endpoint_name, name, stat, ONE_MINUTE)  # noqa: E731
+        # Failures, errors and latencies are published per variant (EndpointName + VariantName).
+        v = lambda name, stat: variant_metric(endpoint_name, variant_name, name, stat, ONE_MINUTE)  # noqa: E731
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=cdk.Duration.hours(3))
         self.dashboard.add_widgets(
             _graph("Backlog size", [m("ApproximateBacklogSize"), m("ApproximateBacklogSizePerInstance", "Average")]),
@@ -49,7 +51,7 @@ class OperationsDashboard(Construct):
             _graph(
                 "Failures",
                 [
-                    async_metric(endpoint_name, name, "Sum", ONE_MINUTE)
+                    v(name, "Sum")
                     for name in (
                         "InvocationFailures", "Invocation5XXErrors", "Invocation4XXErrors", "ExpiredRequests",
                         "RequestDownloadFailures", "ResponseUploadFailures", "NotificationFailures",
@@ -58,21 +60,10 @@ class OperationsDashboard(Construct):
             ),
             _graph(
                 "Processing time (ms)",
-                [m("TimeInBacklog", "Average"), m("TotalProcessingTime", "Average"), m("TotalProcessingTime", "p99")],
+                [v("TimeInBacklog", "Average"), v("TotalProcessingTime", "Average"), v("TotalProcessingTime", "p99")],
             ),
-            _graph(
-                "Model latency (us)",
-                [
-                    cloudwatch.Metric(
-                        namespace="AWS/SageMaker",
-                        metric_name=name,
-                        dimensions_map={"EndpointName": endpoint_name, "VariantName": variant_name},
-                        statistic=stat,
-                        period=ONE_MINUTE,
-                    )
-                    for name, stat in (("ModelLatency", "Average"), ("ModelLatency", "p99"), ("OverheadLatency", "Average"))
-                ],
-            ),
+            # OverheadLatency is not published for async endpoints: model latency only.
+            _graph("Model latency (us)", [v("ModelLatency", "Average"), v("ModelLatency", "p99")]),
         )
 
     def add_api_widgets(

@@ -58,3 +58,21 @@ class SageMakerExecutionRole(Construct):
             )
         )
 
+    def grant_describe_alarms(self, alarm_names: list[str]) -> None:
+        """cloudwatch:DescribeAlarms on the deployment's rollback alarms.
+
+        SageMaker reads the auto-rollback alarms with the execution role during a
+        blue/green update (https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html);
+        without this it cannot see them and never rolls back. DescribeAlarms supports
+        alarm ARNs as resources, so the grant names exactly these alarms.
+        """
+        stack = cdk.Stack.of(self)
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:DescribeAlarms"],
+                resources=[
+                    stack.format_arn(service="cloudwatch", resource="alarm", resource_name=name, arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)
+                    for name in alarm_names
+                ],
+            )
+        )

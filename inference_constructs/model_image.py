@@ -13,28 +13,34 @@ from constructs import Construct
 # hash (and so `cdk diff`) stable when only caches change.
 _EXCLUDE = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/.mypy_cache"]
 
-# The Dockerfile's default base image, e.g. `ARG BASE_IMAGE=pytorch/pytorch:2.9.0-cuda12.8-cudnn9-runtime`:
-# the one place the image's CUDA version is written down (the GPU driver choice reads it).
+# Where the image's CUDA version is written down, in the order the image gets CUDA from:
+# a CUDA base image names it in its tag (`ARG BASE_IMAGE=pytorch/pytorch:2.9.0-cuda12.8-...`,
+# `nvidia/cuda:12.8.0-...`); otherwise torch's CUDA build brings the CUDA runtime as a pinned
+# wheel (`nvidia-cuda-runtime-cu12==12.8.90` / `nvidia-cuda-runtime==13.0.96` in constraints.txt).
 _BASE_IMAGE_ARG = re.compile(r"^\s*ARG\s+BASE_IMAGE=(\S+)\s*$", re.MULTILINE)
 _CUDA_IN_TAG = re.compile(r"cuda-?(\d+\.\d+)")
+_NVIDIA_CUDA_TAG = re.compile(r"^(\d+\.\d+)(\.\d+)?-")
+_CUDA_RUNTIME_PIN = re.compile(r"^nvidia-cuda-runtime(?:-cu\d+)?==(\d+\.\d+)", re.MULTILINE | re.IGNORECASE)
 
 
-def image_cuda_version(dockerfile: Path) -> str | None:
-    """The CUDA version of the Dockerfile's default base image ('12.8'), None for a CPU-only base.
+def image_cuda_version(container_dir: Path) -> str | None:
+    """The CUDA version ('12.8') of the image built from `container_dir`; None for a CPU-only image.
 
-    Read from the tag of `ARG BASE_IMAGE=...` (PyTorch's and NVIDIA's images name it
-    there: `...-cuda12.8-...`, `nvidia/cuda:12.8.0-...`).
+    The GPU host's driver must support it: the stack chooses the variant's
+    InferenceAmiVersion from it (app_config/gpu_drivers.py).
     """
-    match = _BASE_IMAGE_ARG.search(Path(dockerfile).read_text())
+    container_dir = Path(container_dir)
+    match = _BASE_IMAGE_ARG.search((container_dir / "Dockerfile").read_text())
     if match is None:
-        raise ValueError(f"{dockerfile}: no `ARG BASE_IMAGE=<image>` line to read the CUDA version from")
+        raise ValueError(f"{container_dir / 'Dockerfile'}: no `ARG BASE_IMAGE=<image>` line")
     image = match.group(1)
-    tag = image.rpartition(":")[2] if ":" in image.rpartition("/")[2] else ""
-    found = _CUDA_IN_TAG.search(tag)
-    if found:
-        return found.group(1)
-    nvidia = re.match(r"(\d+\.\d+)(\.\d+)?-", tag) if image.startswith("nvidia/cuda:") else None
-    return nvidia.group(1) if nvidia else None
+    repository, _, tag = image.partition("@")[0].rpartition(":") if ":" in image.rpartition("/")[2] else (image, "", "")
+    in_tag = _CUDA_IN_TAG.search(tag) or (_NVIDIA_CUDA_TAG.match(tag) if repository == "nvidia/cuda" else None)
+    if in_tag:
+        return in_tag.group(1)
+    constraints = container_dir / "constraints.txt"
+    pinned = _CUDA_RUNTIME_PIN.search(constraints.read_text()) if constraints.exists() else None
+    return pinned.group(1) if pinned else None
 
 
 class ModelImage(Construct):
@@ -46,7 +52,7 @@ class ModelImage(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, directory: str) -> None:
         super().__init__(scope, construct_id)
-        self.cuda_version = image_cuda_version(Path(directory) / "Dockerfile")
+        self.cuda_version = image_cuda_version(Path(directory))
         self.asset = ecr_assets.DockerImageAsset(
             self,
             "Asset",

@@ -7,7 +7,9 @@ from pathlib import Path
 import aws_cdk as cdk
 from constructs import Construct
 
+from api_handler.async_api.settings import MAX_ASYNC_PAYLOAD_BYTES
 from app_config import EnvironmentConfig
+from app_config.gpu_drivers import inference_ami_for
 from inference_constructs.alarms import OperationsAlarms, rollback_alarm_names
 from inference_constructs.api import METRICS_NAMESPACE, InferenceApi, UsagePlan
 from inference_constructs.async_endpoint import AsyncEndpoint, async_inference_config, deployment_guardrails
@@ -50,6 +52,8 @@ class AsyncInferenceStack(cdk.Stack):
         artifact = ModelArtifact(self, "ModelArtifact", source=config.model, build_dir=build_dir)
 
         execution = SageMakerExecutionRole(self, "Execution")
+        rollback_alarms = list(rollback_alarm_names(self.stack_name).values())
+        execution.grant_describe_alarms(rollback_alarms)
         storage.grant_endpoint_io(execution.role)
         notifications.grant_publish(execution.role)
         image.grant_pull(execution.role)
@@ -64,8 +68,18 @@ class AsyncInferenceStack(cdk.Stack):
             permissions=execution,
             image_uri=image.image_uri,
             model_data_url=artifact.model_data_url,
-            environment={**artifact.environment, **config.container_environment},
+            environment={
+                **artifact.environment,
+                **config.container_environment,
+                # The agreed container interface: the device the instance type provides (the
+                # server refuses to report healthy when it is cuda and CUDA is unusable), and
+                # the largest request the API can submit (async: SageMaker's 1 GB payload limit).
+                "MODEL_SERVER_DEVICE": config.container_device,
+                "MODEL_SERVER_MAX_REQUEST_BYTES": str(MAX_ASYNC_PAYLOAD_BYTES),
+            },
             instance_type=config.instance_type,
+            inference_ami_version=inference_ami_for(config.instance_type, image.cuda_version),
+            enable_network_isolation=config.enable_network_isolation,
             container_startup_timeout_seconds=config.container_startup_timeout_seconds,
             model_download_timeout_seconds=config.model_download_timeout_seconds,
             async_config=async_inference_config(
@@ -82,7 +96,7 @@ class AsyncInferenceStack(cdk.Stack):
                 wait_interval_seconds=config.deployment.wait_interval_seconds,
                 termination_wait_seconds=config.deployment.termination_wait_seconds,
                 maximum_execution_timeout_seconds=config.deployment.maximum_execution_timeout_seconds,
-                rollback_alarm_names=list(rollback_alarm_names(self.stack_name).values()),
+                rollback_alarm_names=rollback_alarms,
             ),
             storage_volume_kms_key_arn=storage.key.key_arn if config.encrypt_storage_volume else None,
         )
@@ -105,6 +119,7 @@ class AsyncInferenceStack(cdk.Stack):
             self,
             "Alarms",
             endpoint_name=endpoint.endpoint_name,
+            variant_name=endpoint.variant_name,
             max_request_age_seconds=config.operations.max_request_age_seconds,
             expected_cold_start_minutes=config.operations.expected_cold_start_minutes,
             failures_per_5_minutes=config.operations.failures_per_5_minutes,
@@ -140,6 +155,7 @@ class AsyncInferenceStack(cdk.Stack):
             reserved_concurrency=config.api.lambda_reserved_concurrency,
             manage_account_cloudwatch_role=config.api.manage_account_cloudwatch_role,
             usage_plan=UsagePlan(**config.api.usage_plan.model_dump()) if config.api.usage_plan else None,
+            api_name=f"async-inference-{config.name}",
             service_name=api_service,
             retain_logs=config.retain_data,
         )

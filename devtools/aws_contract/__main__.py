@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devtools.aws_contract", description=__doc__)
     parser.add_argument("templates", nargs="+", type=Path, help="synthesized templates (cdk.out/*.template.json)")
-    parser.add_argument("--dockerfile", type=Path, default=ROOT / "container" / "Dockerfile", help="the image whose CUDA version GPU variants must support")
+    parser.add_argument("--container-dir", type=Path, default=ROOT / "container", help="the image whose CUDA version GPU variants must support")
     args = parser.parse_args(argv)
-    cuda = image_cuda_version(args.dockerfile)
+    cuda = image_cuda_version(args.container_dir)
     failed = False
     for path in args.templates:
         findings = check_template(json.loads(path.read_text()), image_cuda_version=cuda)
