@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     # SecretStr: the token never shows up in logged settings or tracebacks.
     hf_api_token: SecretStr | None = Field(None, validation_alias="HF_API_TOKEN")
     hf_task: str | None = Field(None, validation_alias="HF_TASK")
+    # The user script in code/ (HuggingFaceModel(entry_point=...) sets it); default inference.py.
+    sagemaker_program: str | None = Field(None, validation_alias="SAGEMAKER_PROGRAM")
+    # "toolkit": a single input is answered as the Hugging Face toolkit answers it
+    # (what pipeline(input) returns, e.g. [{"label": ...}]). "compact": as this
+    # server did before, the one input's own output (e.g. {"label": ...}).
+    response_shape: Literal["toolkit", "compact"] = "toolkit"
 
     # --- hardware --------------------------------------------------------------
     # The stack sets "cuda" on GPU instance types and "cpu" on CPU ones: with
