@@ -14,7 +14,7 @@ export PATH := $(NODE_BIN):$(PATH)
 CDK := npx --no-install cdk
 # What `make synth` needs (the CDK app), and everything the tests need on top of it.
 SYNTH_REQUIREMENTS := requirements.txt
-REQUIREMENTS := $(SYNTH_REQUIREMENTS) requirements-dev.txt container/requirements.txt
+REQUIREMENTS := $(SYNTH_REQUIREMENTS) requirements-dev.txt container/requirements.txt container/constraints.txt
 
 .PHONY: help
 help: ## List the targets
