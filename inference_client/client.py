@@ -41,6 +41,28 @@ _DEFAULT = urllib.request.build_opener()
 _EXECUTE_API_HOST = re.compile(r"\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
 
 
+# (bytes sent so far, total bytes): called as a request body goes out, from 0 to total.
+UploadProgressHook = Callable[[int, int], None]
+# Read size of a streamed body: progress is reported about every this many bytes.
+_PROGRESS_BLOCK = 256 * 1024
+
+
+class _ProgressReader:
+    """A request body that reports how much of it http.client has read (i.e. sent)."""
+
+    def __init__(self, body: bytes, hook: UploadProgressHook) -> None:
+        self.view, self.hook, self.sent = memoryview(body), hook, 0
+        hook(0, len(body))
+
+    def read(self, size: int = -1) -> bytes:
+        size = _PROGRESS_BLOCK if size is None or size < 0 else min(size, _PROGRESS_BLOCK)
+        block = self.view[self.sent:self.sent + size].tobytes()
+        if block:
+            self.sent += len(block)
+            self.hook(self.sent, len(self.view))
+        return block
+
+
 class ClientError(Exception):
     """Anything that stops a client call; the message says what and why."""
 
@@ -152,6 +174,7 @@ class InferenceClient:
         max_attempts: int = 5,
         upload_threshold: int = DEFAULT_UPLOAD_THRESHOLD,
         sleep: Callable[[float], None] = time.sleep,
+        on_upload_progress: UploadProgressHook | None = None,
     ) -> None:
         if not re.match(r"^https?://", base_url):
             raise ClientError(f"API URL {base_url!r} must start with http:// or https://")
@@ -160,6 +183,8 @@ class InferenceClient:
         self.max_attempts = max(1, max_attempts)
         self.upload_threshold = upload_threshold
         self.sleep = sleep
+        # Told (bytes sent, total) while a payload goes out: inline submits and presigned uploads.
+        self.on_upload_progress = on_upload_progress
         if sign is None:
             sign = not is_local(base_url)
         self.signer: SigV4Signer | None = None
@@ -174,12 +199,17 @@ class InferenceClient:
         return urljoin(self.base_url, path.lstrip("/"))
 
     def _send(self, method: str, url: str, body: bytes = b"", headers: Mapping[str, str] | None = None,
-              *, sign: bool = True) -> HttpResponse:
+              *, sign: bool = True, progress: UploadProgressHook | None = None) -> HttpResponse:
         headers = {"Accept": "application/json", "User-Agent": "inference-client/1", **(headers or {})}
         if sign and self.signer is not None:
             headers = self.signer.sign(method, url, headers, body)
-        request = urllib.request.Request(url, data=body if method in ("POST", "PUT") else None, method=method,
-                                         headers=headers)
+        data: bytes | _ProgressReader | None = body if method in ("POST", "PUT") else None
+        if data and progress is not None:
+            # A file-like body is sent in blocks as it is read; an explicit Content-Length keeps
+            # urllib from switching to chunked encoding (which S3 presigned requests refuse).
+            data = _ProgressReader(body, progress)
+            headers = {**headers, "Content-Length": str(len(body))}
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
         # Loopback never goes through a proxy from the environment (HTTP_PROXY and friends).
         opener = _DIRECT if is_local(url) else _DEFAULT
         try:
@@ -190,7 +220,7 @@ class InferenceClient:
             return HttpResponse(error.code, {k.lower(): v for k, v in error.headers.items()}, error.read())
 
     def _request(self, method: str, url: str, body: bytes = b"", headers: Mapping[str, str] | None = None,
-                 *, sign: bool = True, retry: bool = True) -> HttpResponse:
+                 *, sign: bool = True, retry: bool = True, progress: UploadProgressHook | None = None) -> HttpResponse:
         """Send with bounded retries on network errors, 429 and 5xx (exponential backoff, full jitter).
 
         Only idempotent requests are retried: GETs, PUTs to a presigned URL, and
@@ -200,7 +230,7 @@ class InferenceClient:
         last_error: Exception | None = None
         for attempt in range(1, attempts + 1):
             try:
-                response = self._send(method, url, body, headers, sign=sign)
+                response = self._send(method, url, body, headers, sign=sign, progress=progress)
             except (urllib.error.URLError, ConnectionError, socket.timeout, TimeoutError) as error:
                 last_error = error
                 response = None
@@ -248,7 +278,7 @@ class InferenceClient:
             headers["X-Request-TTL-Seconds"] = str(request_ttl_seconds)
         if not force_upload and len(payload) <= self.upload_threshold:
             response = self._request("POST", self._url("invocations"), payload,
-                                     {**headers, "Content-Type": content_type})
+                                     {**headers, "Content-Type": content_type}, progress=self.on_upload_progress)
             if response.status != 413:
                 return self._accepted(response)
             # Too large for this API's inline limit: same request through an upload.
@@ -270,7 +300,8 @@ class InferenceClient:
         grant = self._expect(response, 200, 201)
         put_headers = dict(grant.get("headers") or {"Content-Type": content_type})
         # The presigned URL carries its own authorization: never SigV4-sign it again.
-        put = self._request(grant.get("method", "PUT"), grant["uploadUrl"], payload, put_headers, sign=False)
+        put = self._request(grant.get("method", "PUT"), grant["uploadUrl"], payload, put_headers, sign=False,
+                            progress=self.on_upload_progress)
         if not 200 <= put.status < 300:
             raise ApiError(put.status, put.json(), f"upload to the presigned URL failed with HTTP {put.status}: "
                                                    f"{put.body[:300].decode(errors='replace')}")
