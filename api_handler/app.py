@@ -136,6 +136,11 @@ def create_upload() -> Response:
 @app.get("/invocations/<inference_id>")
 @tracer.capture_method(capture_response=False)
 def get_status(inference_id: str) -> Response:
+    # API Gateway's own path parameter, not the resolver's capture: the resolver's route regex
+    # ends in `$`, which also matches before a trailing newline ("/invocations/<id>%0A").
+    parameters = _event().get("pathParameters")
+    if isinstance(parameters, Mapping) and isinstance(parameters.get("inference_id"), str):
+        inference_id = parameters["inference_id"]
     if not logic.INFERENCE_ID.fullmatch(inference_id):
         # Not an id this API ever issues, so it names no inference: 404 like any unknown id.
         raise NotFound(f"no inference with id {inference_id[:80]!r} (ids look like 'r' or 'k' and 32 hex digits)")
