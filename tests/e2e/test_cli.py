@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import json
 import subprocess
 import sys
@@ -287,3 +288,115 @@ def test_progress_rewrites_one_line_on_a_terminal_and_logs_changes_elsewhere() -
     assert terminal.getvalue().count("\r") == 3 and "(poll 3)" in terminal.getvalue()
     assert terminal.getvalue().endswith("\n") and "[    3.2s] r1  Completed" in terminal.getvalue()
     assert log.getvalue().splitlines() == ["[    0.0s] r1  InProgress", "[    3.2s] r1  Completed"]
+
+
+# ------------------------------------------------------------------ global options, upload progress, output
+def test_global_options_may_follow_the_command(healthy_pipeline: LocalPipeline) -> None:
+    """Users write `invoke --wait --text ... --url URL` (the README did): both orders work."""
+    text = unique_text("url after the command")
+    code, out, err = run_cli("invoke", "--wait", "--quiet", "--text", text, "--url", str(healthy_pipeline.api_url))
+    assert code == 0, err
+    assert "generated_text" in json.loads(out)[0]
+
+
+def test_a_global_option_after_the_command_wins_and_one_before_it_is_kept() -> None:
+    from inference_client.cli import build_parser
+
+    parser = build_parser()
+    before = parser.parse_args(["--url", "http://a.example", "--region", "eu-west-1", "status", "k1"])
+    assert (before.url, before.region, before.sign, before.http_timeout) == ("http://a.example", "eu-west-1", None, 35)
+    both = parser.parse_args(["--url", "http://a.example", "status", "k1", "--url", "http://b.example", "--no-sign"])
+    assert (both.url, both.sign) == ("http://b.example", False)
+    with pytest.raises(SystemExit):  # still mutually exclusive after the command
+        parser.parse_args(["status", "k1", "--sign", "--no-sign"])
+
+
+class _CountingApi(BaseHTTPRequestHandler):
+    """Accepts a submit after reading its whole body, and remembers how many bytes came."""
+
+    received: list[int]
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        self.received.append(len(self.rfile.read(int(self.headers["Content-Length"]))))
+        body = json.dumps({"inferenceId": "k" + "1" * 32, "status": "InProgress"}).encode()
+        self.send_response(202)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def counting_api() -> Iterator[tuple[str, list[int]]]:
+    handler = type("Handler", (_CountingApi,), {"received": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", handler.received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_large_submit_shows_bytes_sent_and_rate(counting_api: tuple[str, list[int]], tmp_path: Path) -> None:
+    url, received = counting_api
+    payload = tmp_path / "big.txt"
+    payload.write_bytes(b"a" * 3_000_000)
+    code, out, err = run_cli("submit", str(payload), "--url", url)
+    assert code == 0, err
+    assert received == [3_000_000]
+    assert json.loads(out)["inferenceId"] == "k" + "1" * 32
+    assert re.search(r"uploaded 3\.0 MB / 3\.0 MB \(100%\) at [\d.]+ [KMG]?B/s in [\d.]+ s", err), err
+    code, _, err = run_cli("submit", str(payload), "--url", url, "--quiet")
+    assert code == 0 and "uploaded" not in err
+
+
+def test_the_upload_hook_sees_every_byte_in_order(counting_api: tuple[str, list[int]]) -> None:
+    url, received = counting_api
+    seen: list[tuple[int, int]] = []
+    InferenceClient(url, on_upload_progress=lambda sent, total: seen.append((sent, total))).submit(
+        b"x" * 1_000_001, "text/plain")
+    assert received == [1_000_001]
+    assert seen[0] == (0, 1_000_001) and seen[-1] == (1_000_001, 1_000_001)
+    assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:], strict=False)) and len(seen) > 3
+
+
+def test_upload_progress_rewrites_one_line_on_a_terminal() -> None:
+    from inference_client.cli import UploadProgress
+
+    now = [0.0]
+    terminal, log = _Terminal(), io.StringIO()
+    for stream in (terminal, log):
+        now[0] = 0.0
+        progress = UploadProgress(stream, clock=lambda: now[0], min_bytes=10)
+        for sent in (0, 2_000_000, 4_000_000):
+            progress(sent, 4_000_000)
+            now[0] += 1.0
+    assert terminal.getvalue().count("\r") == 3
+    assert "uploading 2.0 MB / 4.0 MB (50%) at 2.0 MB/s" in terminal.getvalue()
+    assert log.getvalue() == "uploaded 4.0 MB / 4.0 MB (100%) at 2.0 MB/s in 2.0 s\n"
+
+
+def test_output_into_a_directory_is_named_by_the_inference_id(tmp_path: Path) -> None:
+    from inference_client.cli import emit_result
+    from inference_client.client import Result
+
+    err = io.StringIO()
+    emit_result(Result(b'{"a": 1}', "application/json", {"inferenceId": "k42"}), f"{tmp_path}/out/", io.StringIO(), err)
+    assert (tmp_path / "out" / "k42.json").read_bytes() == b'{"a": 1}'
+    assert f"to {tmp_path / 'out' / 'k42.json'}" in err.getvalue()
+    emit_result(Result(b"\x89PNG", "image/png", {"inferenceId": "k43"}), str(tmp_path), io.StringIO(), err)
+    assert (tmp_path / "k43.png").read_bytes() == b"\x89PNG"
+    emit_result(Result(b"plain", "text/plain", {"inferenceId": "k44"}), str(tmp_path / "named.txt"), io.StringIO(), err)
+    assert (tmp_path / "named.txt").read_bytes() == b"plain"
+
+
+def test_binary_output_is_not_dumped_on_a_terminal() -> None:
+    from inference_client.cli import UsageError, emit_result
+    from inference_client.client import Result
+
+    with pytest.raises(UsageError, match=r"4 bytes of image/png: save it with -o FILE, or -o DIR/ for DIR/k45"):
+        emit_result(Result(b"\x89PNG", "image/png", {"inferenceId": "k45"}), None, _Terminal(), io.StringIO())
