@@ -71,7 +71,7 @@ def test_unknown_environment_lists_the_known_ones() -> None:
 
 
 def test_storage_volume_encryption_allowed_without_nvme() -> None:
-    config = parse_environment(_dev(instance_type="ml.m5.xlarge", encrypt_storage_volume=True))
+    config = parse_environment(_dev(instance_type="ml.m5.xlarge", allow_cpu_instance=True, encrypt_storage_volume=True))
     assert config.encrypt_storage_volume and not config.has_nvme_storage
 
 

@@ -11,6 +11,7 @@ from aws_cdk.assertions import Match, Template
 import app as cdk_app
 from app_config import ConfigError, load_environment, parse_environment
 from app_config.environments import ENVIRONMENTS
+from devtools.aws_contract.documented_facts import PUBLISHED_DIMENSIONS
 from inference_constructs.alarms import rollback_alarm_names
 from tests.infra.conftest import cdk_context
 
@@ -54,10 +55,14 @@ def test_endpoint_alarm(template: Template, env_name: str, metric: str) -> None:
     alarm = _endpoint_alarm(template, metric)
     topic = {"Ref": _alarm_topic(template)}
     assert alarm["Namespace"] == "AWS/SageMaker"
-    # Async metrics are published with EndpointName only; a VariantName dimension gets no data.
-    assert alarm["Dimensions"] == [{"Name": "EndpointName", "Value": ENDPOINT}] or (
-        alarm["Dimensions"][0]["Name"] == "EndpointName" and len(alarm["Dimensions"]) == 1
-    )
+    # Exactly the dimension set the async-inference-monitor page says SageMaker publishes the
+    # metric with (queue metrics: EndpointName; per-variant ones: EndpointName + VariantName).
+    published = PUBLISHED_DIMENSIONS[("AWS/SageMaker", metric)]
+    dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+    assert set(dimensions) == published
+    assert json.dumps(dimensions["EndpointName"]) == json.dumps(template.to_json()["Outputs"]["EndpointName"]["Value"])
+    if "VariantName" in published:
+        assert dimensions["VariantName"] == "AllTraffic"
     assert (alarm["Statistic"], alarm["Period"], alarm["Threshold"]) == (statistic, period, threshold)
     assert (alarm["ComparisonOperator"], alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (comparison, periods, periods)
     assert alarm["TreatMissingData"] == missing
