@@ -7,9 +7,19 @@ the handler's answer becomes the HTTP response. What API Gateway itself would
 answer without calling the Lambda is answered here too, in the stack's gateway-response JSON shape: an unknown route
 (403 ``MISSING_AUTHENTICATION_TOKEN``), a body over 10 MB (413), a handler that
 raises (502) or overruns the 29 s integration timeout (504). Not modelled: IAM
-authorization (the local API accepts unsigned requests), API keys and usage
-plans, stage throttling, the request validator (the handler validates the same
-schemas itself).
+authorization (signatures are not verified, and unsigned requests are accepted), API
+keys and usage plans, stage throttling, the request validator (the handler validates
+the same schemas itself).
+
+Callers. API Gateway puts the IAM identity that signed a request in
+``requestContext.identity``; the handler scopes inferences by it. Here the caller is the
+access key id of the SigV4 signature (``Authorization: AWS4-HMAC-SHA256
+Credential=<access key id>/<date>/<region>/execute-api/aws4_request, ...`` or the
+``X-Amz-Credential`` query parameter of a presigned URL): two credentials are two callers,
+as two IAM users would be. The identity is filled like an IAM user's (``caller`` and ``user``
+= the key id, ``userArn`` = ``arn:aws:iam::<account>:user/<key id>``). An unsigned request has
+no identity, so all unsigned requests are one anonymous caller. A malformed
+``Authorization`` header is refused with 403 ``INCOMPLETE_SIGNATURE``, as API Gateway does.
 
 Run as its own process (``python -m local_stack.api_gateway``): the handler reads
 its environment at import like in Lambda, and one process holds one "execution
@@ -98,6 +108,56 @@ def is_text(content_type: str | None) -> bool:
     return bool(_TEXT_TYPES.match((content_type or "").split(";", 1)[0].strip().lower()))
 
 
+class IncompleteSignature(ValueError):
+    """An Authorization header that is not a SigV4 signature API Gateway could check."""
+
+
+# Credential=<access key id>/<yyyymmdd>/<region>/<service>/aws4_request
+_CREDENTIAL = re.compile(r"Credential=([A-Za-z0-9]{1,128})/\d{8}/[a-z0-9-]+/[a-z0-9-]+/aws4_request")
+
+
+def access_key_id(headers: Sequence[tuple[str, str]], raw_path: str) -> str | None:
+    """The signing access key id of a SigV4 request, None when unsigned.
+
+    Raises IncompleteSignature for an Authorization header that is not SigV4.
+    """
+    authorization = next((v for k, v in headers if k.lower() == "authorization"), None)
+    if authorization is not None:
+        scheme, _, parameters = authorization.strip().partition(" ")
+        match = _CREDENTIAL.search(parameters)
+        if scheme != "AWS4-HMAC-SHA256" or not match or "Signature=" not in parameters:
+            raise IncompleteSignature(
+                "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' parameters "
+                "of an AWS4-HMAC-SHA256 signature"
+            )
+        return match.group(1)
+    credential = parse_qs(urlsplit(raw_path).query).get("X-Amz-Credential")
+    if credential:
+        match = _CREDENTIAL.fullmatch("Credential=" + credential[-1])
+        if not match:
+            raise IncompleteSignature("X-Amz-Credential is not <access key id>/<date>/<region>/<service>/aws4_request")
+        return match.group(1)
+    return None
+
+
+def caller_identity(key_id: str | None, source_ip: str, user_agent: str | None) -> dict[str, Any]:
+    """requestContext.identity as API Gateway fills it for an IAM user's signature (or nothing)."""
+    signed = key_id is not None
+    return {
+        "sourceIp": source_ip,
+        "userAgent": user_agent,
+        "accountId": ACCOUNT_ID if signed else None,
+        "caller": key_id,
+        "user": key_id,
+        "userArn": f"arn:aws:iam::{ACCOUNT_ID}:user/{key_id}" if signed else None,
+        "accessKey": key_id,
+        "cognitoIdentityId": None,
+        "cognitoIdentityPoolId": None,
+        "cognitoAuthenticationType": None,
+        "cognitoAuthenticationProvider": None,
+    }
+
+
 def build_event(
     *,
     method: str,
@@ -108,6 +168,7 @@ def build_event(
     path_parameters: Mapping[str, str],
     source_ip: str = "127.0.0.1",
     request_id: str | None = None,
+    key_id: str | None = None,
 ) -> dict[str, Any]:
     """A REST API proxy integration event (payload format 1.0) for one HTTP request."""
     split = urlsplit(raw_path)
@@ -151,19 +212,9 @@ def build_event(
             "domainPrefix": "localhost",
             "requestTimeEpoch": int(now.timestamp() * 1000),
             "requestId": request_id,
-            "identity": {
-                "sourceIp": source_ip,
-                "userAgent": single_headers.get("User-Agent") or single_headers.get("user-agent"),
-                "accountId": None,
-                "caller": None,
-                "user": None,
-                "userArn": None,
-                "accessKey": None,
-                "cognitoIdentityId": None,
-                "cognitoIdentityPoolId": None,
-                "cognitoAuthenticationType": None,
-                "cognitoAuthenticationProvider": None,
-            },
+            "identity": caller_identity(
+                key_id, source_ip, single_headers.get("User-Agent") or single_headers.get("user-agent")
+            ),
             # The Host the client called, as API Gateway does; with X-Forwarded-Proto: http
             # the handler's statusUrl is http://127.0.0.1:<port>/invocations/<id>.
             "domainName": single_headers.get("Host") or single_headers.get("host") or "localhost",
@@ -309,11 +360,16 @@ class _GatewayHandler(BaseHTTPRequestHandler):
             return
         route, params = found
         headers = [(k, v) for k, v in self.headers.items() if k.lower() not in ("connection", "content-length")]
+        try:
+            key_id = access_key_id(headers, self.path)
+        except IncompleteSignature as error:
+            self._send(*_gateway_error(HTTPStatus.FORBIDDEN, "INCOMPLETE_SIGNATURE", str(error)))
+            return
         # What API Gateway adds in front of the integration.
         headers += [("X-Forwarded-For", self.client_address[0]), ("X-Forwarded-Proto", "http"),
                     ("X-Forwarded-Port", str(self.server.server_address[1]))]
         event = build_event(method=self.command, raw_path=self.path, headers=headers, body=body, route=route,
-                            path_parameters=params, source_ip=self.client_address[0])
+                            path_parameters=params, source_ip=self.client_address[0], key_id=key_id)
         started = time.monotonic()
         status, response_headers, payload = self.gateway.invoke(event)
         log.info("%s %s -> %s (%.0f ms)", self.command, self.path, status, (time.monotonic() - started) * 1000)

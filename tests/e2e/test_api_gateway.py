@@ -109,3 +109,54 @@ def test_binary_payloads_reach_s3_byte_for_byte(healthy_pipeline: LocalPipeline,
     # The model server only takes JSON and text: its 415 comes back as the failure.
     document = api.wait(inference_id)
     assert document["status"] == "Failed" and json.loads(document["failureReason"])["status"] == 415
+
+
+# ------------------------------------------------------------------------ callers
+def _signed_headers(url: str, key_id: str, *, body: bytes = b"", method: str = "GET") -> dict[str, str]:
+    """Headers of a real SigV4 signature for execute-api, made by botocore."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method=method, url=url, data=body)
+    SigV4Auth(Credentials(key_id, "secret-" + key_id), "execute-api", "us-east-1").add_auth(request)
+    return dict(request.headers.items())
+
+
+def test_the_caller_is_the_signing_access_key_id() -> None:
+    from local_stack.api_gateway import ACCOUNT_ID, access_key_id
+
+    headers = _signed_headers("http://127.0.0.1:3000/invocations/r1", "AKIDALICE")
+    key_id = access_key_id(list(headers.items()), "/invocations/r1")
+    assert key_id == "AKIDALICE"
+    routes = compile_routes()
+    route, params = match_route(routes, "GET", "/invocations/r1")  # type: ignore[misc]
+    event = build_event(method="GET", raw_path="/invocations/r1", headers=list(headers.items()), body=b"",
+                        route=route, path_parameters=params, key_id=key_id)
+    identity = event["requestContext"]["identity"]
+    assert identity["accessKey"] == identity["caller"] == identity["user"] == "AKIDALICE"
+    assert identity["userArn"] == f"arn:aws:iam::{ACCOUNT_ID}:user/AKIDALICE"
+    assert identity["accountId"] == ACCOUNT_ID
+
+
+def test_presigned_query_credentials_name_the_caller_too() -> None:
+    from local_stack.api_gateway import access_key_id
+
+    path = "/invocations/r1?X-Amz-Credential=AKIDBOB%2F20260101%2Fus-east-1%2Fexecute-api%2Faws4_request"
+    assert access_key_id([], path) == "AKIDBOB"
+
+
+def test_unsigned_requests_have_no_identity() -> None:
+    from local_stack.api_gateway import access_key_id
+
+    assert access_key_id([("Host", "x")], "/invocations") is None
+    identity = _event_for("GET", "/invocations/r1")["requestContext"]["identity"]
+    assert identity["caller"] is None and identity["userArn"] is None and identity["accessKey"] is None
+
+
+@pytest.mark.parametrize("authorization", ["Bearer abc", "AWS4-HMAC-SHA256 Signature=abc",
+                                           "AWS4-HMAC-SHA256 Credential=AKID/2026/us-east-1/x/aws4_request, Signature=a"])
+def test_a_malformed_signature_is_403_before_the_lambda(api: Api, authorization: str) -> None:
+    response = api.http.get("/invocations/r" + "0" * 32, headers={"Authorization": authorization})
+    assert response.status_code == 403
+    assert response.json()["error"] == "INCOMPLETE_SIGNATURE"
