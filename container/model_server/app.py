@@ -15,15 +15,16 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import codec
+from . import codec, tasks
 from .batching import DynamicBatcher
-from .errors import ModelNotReady, PayloadTooLarge, ServerError, from_model_exception
+from .errors import ModelNotReady, PayloadTooLarge, ServerError, UnsupportedMediaType, from_model_exception
 from .loader import ModelState, start_loading
 from .settings import Settings
 
@@ -135,19 +136,34 @@ def create_app(settings: Settings, state: ModelState | None = None) -> ASGIApp:
             # User hooks decide what they accept and produce (toolkit semantics).
             body = await read_body(request, settings.max_request_bytes)
             content_type = headers.get("content-type") or codec.JSON
-            accept = headers.get("accept") or codec.JSON
-            data, media_type = await batcher.run_exclusive(
-                lambda: loaded.user_code.handle(loaded.model, body, content_type, accept)
+            hook = await batcher.run_exclusive(
+                lambda: loaded.user_code.handle(loaded.model, body, content_type, headers.get("accept"), dict(headers))
             )
-            return Response(data, media_type=media_type, headers={BATCH_SIZE_HEADER: "1", BATCH_REQUESTS_HEADER: "1"})
-        codec.check_accept(headers.get("accept"))
-        content_type = codec.check_content_type(headers.get("content-type"))
-        payload = codec.decode(await read_body(request, settings.max_request_bytes), content_type)
+            return Response(hook.body, status_code=hook.status, media_type=hook.content_type,
+                            headers={**hook.headers, BATCH_SIZE_HEADER: "1", BATCH_REQUESTS_HEADER: "1"})
+        # Everything about the request is checked before it joins a batch.
+        accept = headers.get("accept")
+        codec.check_accept(accept)
+        kind = codec.request_kind(headers.get("content-type"))
+        if kind not in tasks.input_kinds(loaded.task):
+            raise UnsupportedMediaType(f"Content-Type {headers.get('content-type')!r} is not an input of {loaded.task}")
+        body = await read_body(request, settings.max_request_bytes)
+        if kind in (codec.KIND_IMAGE, codec.KIND_AUDIO, codec.KIND_NPY):
+            # Decoding media is real work: off the event loop, which answers /ping.
+            payload = await run_in_threadpool(codec.decode, body, kind)
+        else:
+            payload = codec.decode(body, kind)
         loaded.model.validate(payload.inputs, payload.parameters)
         outputs, info = await batcher.submit(payload.inputs, payload.parameters)
+        if payload.is_batch:
+            result: Any = outputs
+        elif settings.response_shape == "toolkit":
+            result = tasks.single_output(loaded.task, outputs[0])
+        else:
+            result = outputs[0]
+        data, media_type = codec.encode_response(result, accept)
         return Response(
-            codec.encode(outputs, payload.is_batch),
-            media_type=codec.JSON,
+            data, media_type=media_type,
             headers={BATCH_SIZE_HEADER: str(info.size), BATCH_REQUESTS_HEADER: str(info.requests)},
         )
 

@@ -2,7 +2,11 @@
 
 The Hugging Face toolkit answers every failure with 400, which makes a client
 retry a hopeless request and hides a sick model behind "your fault". Here each
-failure says what it is: the client's (4xx) or ours (5xx).
+failure says what it is, with one rule: what the client sent wrong is a 4xx
+whose message names the field and what was wrong with it (checked before the
+request joins a batch, so a bad request never occupies the model); what failed
+inside the model is a 500; running out of memory is a 507 (the status
+SageMaker's multi-model contract uses for it), which a client may retry later.
 """
 
 from __future__ import annotations
@@ -81,3 +85,15 @@ def from_model_exception(exc: BaseException) -> ServerError:
     if is_out_of_memory(exc):
         return InsufficientStorage(f"out of memory: {exc}")
     return ModelError(f"{type(exc).__name__}: {exc}")
+
+
+def with_status(status: int, message: str) -> ServerError:
+    """An error with a status chosen by user code (e.g. a PredictionException's error_code)."""
+    for cls in (BadRequest, NotAcceptable, PayloadTooLarge, UnsupportedMediaType, ModelError, ModelNotReady,
+                InsufficientStorage):
+        if cls.status == status:
+            return cls(message)
+    error = ServerError(message)
+    error.status = status
+    error.title = "Client Error" if status < 500 else "Server Error"
+    return error

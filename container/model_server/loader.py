@@ -151,7 +151,7 @@ def files_to_download(files: list[str]) -> list[str]:
 def load(settings: Settings) -> LoadedModel:
     model_dir = resolve_model_dir(settings)
     # The toolkit reads code/ from /opt/ml/model even when the weights come from the hub.
-    user_path = find_user_module(settings.model_dir / "code", model_dir / "code")
+    user_path = find_user_module(settings.sagemaker_program, settings.model_dir / "code", model_dir / "code")
     user_code = UserCode(import_user_module(user_path)) if user_path else None
 
     import torch  # heavy: only on this thread
@@ -170,7 +170,9 @@ def load(settings: Settings) -> LoadedModel:
         return holder["model"]
 
     if user_code is not None:
-        model = user_code.load(model_dir, default_loader)
+        # A hook's context reports the GPU's index as MMS does (-1 without one).
+        gpu_id = (device.index or 0) if device.type == "cuda" else -1
+        model = user_code.load(model_dir, default_loader, gpu_id=gpu_id)
     else:
         model = default_loader()
     if settings.warmup and "model" in holder:
@@ -244,10 +246,12 @@ def _load_default(model_dir: Path, settings: Settings, device: Any) -> Any:
 
     from .pipeline_model import PipelineModel
     from .seq2seq import Seq2SeqModel
-    from .tasks import infer_task, is_seq2seq
+    from .tasks import check_servable, infer_task, is_seq2seq
 
     config = AutoConfig.from_pretrained(model_dir)
     task = settings.hf_task or infer_task(config)
+    # A task with no pipeline fails the load with its name, never a wrong task behind a healthy /ping.
+    check_servable(task)
     # float16 only on a GPU: CPU half-precision kernels are slow or missing.
     dtype = torch.float16 if settings.half_precision and device.type == "cuda" else "auto"
     log.info("loading model", extra={"event": "load", "task": task, "device": str(device), "dtype": str(dtype)})

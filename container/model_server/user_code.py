@@ -1,12 +1,26 @@
-"""``code/inference.py`` in the model directory, with the Hugging Face toolkit's hooks.
+"""User scripts written for the Hugging Face inference toolkit, run with its semantics.
 
-Users of the SageMaker Hugging Face inference toolkit ship ``model_fn(model_dir)``,
-``input_fn(input_data, content_type)``, ``predict_fn(data, model)``,
-``output_fn(prediction, accept)`` or a single
-``transform_fn(model, input_data, content_type, accept)``. The same files work
-here unchanged: same names, same arguments, same defaults for the hooks a user
-leaves out, and the same optional trailing ``context`` argument (passed as None:
-there is no Multi Model Server context object here).
+Users of the SageMaker Hugging Face inference toolkit ship ``code/inference.py``
+(or the file ``SAGEMAKER_PROGRAM`` names, which ``HuggingFaceModel(entry_point=...)``
+sets) with ``model_fn(model_dir)``, ``input_fn(input_data, content_type)``,
+``predict_fn(data, model)``, ``output_fn(prediction, accept)`` or a single
+``transform_fn(model, input_data, content_type, accept)``, each optionally with
+a trailing ``context`` argument. What the toolkit does, this module does
+(github.com/aws/sagemaker-huggingface-inference-toolkit, handler_service.py):
+
+- JSON and CSV bodies reach the hooks as ``str``, every other type as ``bytes``;
+- ``Accept`` absent or ``*/*`` reaches them as ``application/json``;
+- a hook gets ``context`` when it declares one parameter more than the
+  toolkit's own signature, and a hook with any other number of parameters
+  fails the load with the toolkit's message;
+- ``transform_fn`` together with ``input_fn`` / ``predict_fn`` / ``output_fn``
+  fails the load with the toolkit's message;
+- the hooks a script leaves out are the toolkit's defaults (its codecs,
+  ``model(inputs, **parameters)``).
+
+Unlike the toolkit, failures are not all 400 (see errors.py and
+docs/container.md): a failing ``input_fn`` is the client's 400, a failing
+``predict_fn`` / ``output_fn`` a 500 (507 when out of memory).
 
 User code sees one request at a time, as in the toolkit: its ``predict_fn``
 was written for one payload, so it is not batched with others.
@@ -16,62 +30,83 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
-import json
 import logging
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import codec
-from .errors import BadRequest, ServerError, from_model_exception
+from .errors import BadRequest, ServerError, from_model_exception, is_out_of_memory, with_status
+from .hook_context import HookContext
 
 log = logging.getLogger(__name__)
 
-MODULE_NAME = "inference"
-_HOOKS = ("model_fn", "input_fn", "predict_fn", "output_fn", "transform_fn")
+DEFAULT_PROGRAM = "inference"
+# Where the stand-in for the toolkit's importable helpers lives (see its __init__).
+TOOLKIT_COMPAT_DIR = Path(__file__).parent / "toolkit_compat"
+
+# Each hook's parameters in the toolkit, without the optional trailing context.
+_ARITY = {"model_fn": 1, "input_fn": 2, "predict_fn": 2, "output_fn": 2, "transform_fn": 4}
 
 
-def find_user_module(*code_dirs: Path) -> Path | None:
+def module_name(program: str | None) -> str:
+    """``SAGEMAKER_PROGRAM`` -> module name: ``"serve.py"`` -> ``"serve"`` (the SageMaker toolkits' rule)."""
+    program = (program or "").strip() or DEFAULT_PROGRAM
+    return program[:-3] if program.endswith(".py") else program
+
+
+def find_user_module(program: str | None, *code_dirs: Path) -> Path | None:
+    """The user script in the first code directory that has it.
+
+    The default ``inference.py`` is optional. A script named by
+    ``SAGEMAKER_PROGRAM`` is not: serving the default pipeline instead of the
+    user's entry point would answer the wrong thing with a healthy /ping.
+    """
+    name = module_name(program)
     for code_dir in code_dirs:
-        candidate = code_dir / f"{MODULE_NAME}.py"
+        candidate = code_dir / f"{name}.py"
         if candidate.is_file():
             return candidate
+    if name != DEFAULT_PROGRAM:
+        searched = ", ".join(str(d) for d in code_dirs)
+        raise FileNotFoundError(f"SAGEMAKER_PROGRAM={program!r}: no {name}.py in {searched}")
     return None
 
 
 def import_user_module(path: Path) -> Any:
-    # The toolkit puts code/ on sys.path, so inference.py may import its siblings.
+    # The toolkit puts code/ first on sys.path, so the script may import its siblings.
     sys.path.insert(0, str(path.parent))
-    spec = importlib.util.spec_from_file_location(MODULE_NAME, path)
+    # Last: a real toolkit installation, if any, wins over the stand-in.
+    if str(TOOLKIT_COMPAT_DIR) not in sys.path:
+        sys.path.append(str(TOOLKIT_COMPAT_DIR))
+    name = path.stem
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules[MODULE_NAME] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
 
-def _call(fn: Callable[..., Any], *args: Any) -> Any:
-    """Call a hook, adding the toolkit's trailing ``context`` argument if it takes one."""
+def takes_context(name: str, fn: Callable[..., Any]) -> bool:
+    """Whether the toolkit would pass ``context`` to this hook; TypeError as the toolkit raises it."""
     try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return fn(*args)
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    if len(positional) > len(args) and positional[len(args)].default is inspect.Parameter.empty:
-        return fn(*args, None)
-    return fn(*args)
+        count = len(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):  # no readable signature (a builtin): call it plainly
+        return False
+    expected = _ARITY[name]
+    if count == expected + 1:
+        return True
+    if count == expected:
+        return False
+    raise TypeError(f"{name} definition takes {expected} or {expected + 1} arguments but {count} were given.")
 
 
 # --- the toolkit's defaults, for the hooks a user does not define ---------------
-def default_input_fn(input_data: bytes, content_type: str) -> Any:
-    kind = codec.check_content_type(content_type)
-    if kind == codec.TEXT:
-        return {"inputs": codec.decode(input_data, kind).inputs[0]}
-    try:
-        return json.loads(input_data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"malformed JSON: {exc}") from None
+def default_input_fn(input_data: bytes | str, content_type: str) -> Any:
+    return codec.decode_document(input_data, codec.request_kind(content_type))
 
 
 def default_predict_fn(data: Any, model: Any) -> Any:
@@ -83,9 +118,16 @@ def default_predict_fn(data: Any, model: Any) -> Any:
     return model(inputs, **parameters)
 
 
-def default_output_fn(prediction: Any, accept: str) -> bytes:
-    codec.check_accept(accept)
-    return json.dumps(prediction, ensure_ascii=False, default=codec._jsonable).encode("utf-8")
+def default_output_fn(prediction: Any, accept: str) -> tuple[bytes, str]:
+    return codec.encode_response(prediction, accept)
+
+
+@dataclass
+class HookResponse:
+    body: bytes
+    content_type: str
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class UserCode:
@@ -93,49 +135,85 @@ class UserCode:
 
     def __init__(self, module: Any) -> None:
         self.module = module
-        found = {name: getattr(module, name, None) for name in _HOOKS}
-        self.defined = sorted(name for name, fn in found.items() if callable(fn))
+        found = {name: getattr(module, name, None) for name in _ARITY}
+        found = {name: fn if callable(fn) else None for name, fn in found.items()}
+        self.defined = sorted(name for name, fn in found.items() if fn is not None)
         if found["transform_fn"] and any(found[n] for n in ("input_fn", "predict_fn", "output_fn")):
-            # Same rule, same reason as the toolkit: transform_fn replaces the other three.
-            raise ValueError("transform_fn cannot be combined with input_fn, predict_fn or output_fn")
-        self.model_fn = found["model_fn"]
-        self.input_fn = found["input_fn"] or default_input_fn
-        self.predict_fn = found["predict_fn"] or default_predict_fn
-        self.output_fn = found["output_fn"] or default_output_fn
+            # The toolkit's own words: transform_fn replaces the other three.
+            raise ValueError(
+                "Cannot use transform_fn implementation in conjunction with input_fn, predict_fn, "
+                "and/or output_fn implementation"
+            )
+        defaults = {"input_fn": default_input_fn, "predict_fn": default_predict_fn, "output_fn": default_output_fn}
+        self.hooks: dict[str, Callable[..., Any] | None] = {}
+        self.with_context: dict[str, bool] = {}
+        for name, fn in found.items():
+            self.hooks[name] = fn or defaults.get(name)
+            self.with_context[name] = fn is not None and takes_context(name, fn)
         self.transform_fn = found["transform_fn"]
+        self.model_dir = ""
+        self.gpu_id = -1
 
-    def load(self, model_dir: Path, default_loader: Callable[[], Any]) -> Any:
-        if self.model_fn is None:
+    def _call(self, name: str, context: HookContext, *args: Any) -> Any:
+        fn = self.hooks[name]
+        assert fn is not None
+        return fn(*args, context) if self.with_context[name] else fn(*args)
+
+    def context(self, headers: dict[str, str] | None = None) -> HookContext:
+        return HookContext(model_dir=self.model_dir, gpu_id=self.gpu_id, headers=headers)
+
+    def load(self, model_dir: Path, default_loader: Callable[[], Any], *, gpu_id: int = -1) -> Any:
+        self.model_dir, self.gpu_id = str(model_dir), gpu_id
+        if self.hooks["model_fn"] is None:
             return default_loader()
-        return _call(self.model_fn, str(model_dir))
+        return self._call("model_fn", self.context(), str(model_dir))
 
-    def handle(self, model: Any, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
-        """Run one request through the hooks; return the response body and its type.
-
-        Failures are classified by the hook that raised: input_fn -> 400 (the
-        payload could not be decoded), predict_fn / output_fn -> 500 or 507.
-        """
+    def handle(self, model: Any, body: bytes, content_type: str, accept: str | None,
+               headers: dict[str, str] | None = None) -> HookResponse:
+        """Run one request through the hooks (on the inference thread)."""
+        context = self.context(headers)
+        accept = (accept or "").strip()
+        if not accept or accept == codec.ANY:
+            accept = codec.JSON
+        data: bytes | str = body
+        if codec.media_type(content_type) in codec.UTF8_TYPES:
+            data = codec.decode_text(body, codec.media_type(content_type))
         if self.transform_fn is not None:
             try:
-                result = _call(self.transform_fn, model, body, content_type, accept)
+                result = self._call("transform_fn", context, model, data, content_type, accept)
             except Exception as exc:
-                raise from_model_exception(exc) from exc
-            return _as_response(result, accept)
+                raise _classify(exc) from exc
+            return _as_response(result, accept, context)
         try:
-            data = _call(self.input_fn, body, content_type)
-        except ServerError:
-            raise
+            decoded = self._call("input_fn", context, data, content_type)
         except Exception as exc:
+            if isinstance(exc, ServerError) or _chosen_status(exc) or is_out_of_memory(exc):
+                raise _classify(exc) from exc
+            # Anything else input_fn raises is about the payload it could not decode.
             raise BadRequest(f"input_fn failed: {type(exc).__name__}: {exc}") from exc
         try:
-            prediction = _call(self.predict_fn, data, model)
-            result = _call(self.output_fn, prediction, accept)
+            prediction = self._call("predict_fn", context, decoded, model)
+            result = self._call("output_fn", context, prediction, accept)
         except Exception as exc:
-            raise from_model_exception(exc) from exc
-        return _as_response(result, accept)
+            raise _classify(exc) from exc
+        return _as_response(result, accept, context)
 
 
-def _as_response(result: Any, accept: str) -> tuple[bytes, str]:
+def _chosen_status(exc: BaseException) -> int | None:
+    """Toolkit scripts raise Multi Model Server's ``PredictionException(message, error_code)``
+    to pick the status themselves: any 4xx / 5xx ``error_code`` is honoured."""
+    code = getattr(exc, "error_code", None)
+    return code if isinstance(code, int) and 400 <= code <= 599 and not isinstance(exc, ServerError) else None
+
+
+def _classify(exc: BaseException) -> ServerError:
+    code = _chosen_status(exc)
+    if code is not None:
+        return with_status(code, str(getattr(exc, "message", exc)))
+    return from_model_exception(exc)
+
+
+def _as_response(result: Any, accept: str, context: HookContext) -> HookResponse:
     content_type = None
     # The generic SageMaker toolkit lets output_fn return (body, content_type).
     if isinstance(result, tuple) and len(result) == 2:
@@ -143,8 +221,11 @@ def _as_response(result: Any, accept: str) -> tuple[bytes, str]:
     if isinstance(result, str):
         result = result.encode("utf-8")
     elif not isinstance(result, (bytes, bytearray)):
-        result = json.dumps(result, ensure_ascii=False, default=codec._jsonable).encode("utf-8")
+        result = codec.encode_json(result)
+    # Like the toolkit, the response's type is the Accept it answered, unless the
+    # hook set one; a list or a wildcard is no content type, so JSON then.
+    content_type = context.response_content_type or content_type
     if content_type is None:
-        concrete = accept and "*" not in accept and "," not in accept
-        content_type = accept.strip() if concrete else codec.JSON
-    return bytes(result), content_type
+        concrete = "*" not in accept and "," not in accept
+        content_type = accept if concrete else codec.JSON
+    return HookResponse(bytes(result), content_type, context.response_status or 200, context.response_headers)

@@ -22,19 +22,20 @@ def test_ping_is_200_once_loaded(server: ServerProcess) -> None:
     assert response.json() == {"status": "healthy"}
 
 
-def test_single_input_gives_single_output(server: ServerProcess) -> None:
+def test_single_input_is_answered_as_the_toolkit_answers_it(server: ServerProcess) -> None:
     response = invoke(server, {"inputs": "The quick brown fox"})
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/json"
-    body = response.json()
-    # transformers' former text2text pipeline key; random weights still emit text.
+    # The toolkit returns what pipeline("...") returned: the text2text pipeline's
+    # one-element list, under its "generated_text" key; random weights still emit text.
+    (body,) = response.json()
     assert set(body) == {"generated_text"}
     assert isinstance(body["generated_text"], str) and body["generated_text"]
 
 
 def test_list_input_gives_list_output_in_order(server: ServerProcess) -> None:
     texts = ["The quick brown fox", "two", "Dynamic batching groups requests"]
-    solo = [invoke(server, {"inputs": t}).json() for t in texts]
+    solo = [invoke(server, {"inputs": t}).json()[0] for t in texts]
     response = invoke(server, {"inputs": texts})
     assert response.status_code == 200, response.text
     assert response.json() == solo
@@ -46,6 +47,9 @@ def test_text_plain_body_is_one_input(server: ServerProcess) -> None:
     response = server.client.post("/invocations", content=text.encode(), headers={"Content-Type": "text/plain; charset=utf-8"})
     assert response.status_code == 200, response.text
     assert response.json() == invoke(server, {"inputs": text}).json()
+    # Accept: */* (curl's and requests' default) is JSON, as in the toolkit.
+    assert server.client.post("/invocations", content=text.encode(), headers={
+        "Content-Type": "text/plain", "Accept": "*/*"}).json() == response.json()
 
 
 def test_no_content_type_defaults_to_json(server: ServerProcess) -> None:
@@ -55,8 +59,8 @@ def test_no_content_type_defaults_to_json(server: ServerProcess) -> None:
 
 def test_parameters_reach_generate(server: ServerProcess) -> None:
     text = "Dynamic batching groups requests"
-    short = invoke(server, {"inputs": text, "parameters": {"max_new_tokens": 1}}).json()["generated_text"]
-    long = invoke(server, {"inputs": text, "parameters": {"max_new_tokens": 12}}).json()["generated_text"]
+    short = invoke(server, {"inputs": text, "parameters": {"max_new_tokens": 1}}).json()[0]["generated_text"]
+    long = invoke(server, {"inputs": text, "parameters": {"max_new_tokens": 12}}).json()[0]["generated_text"]
     assert len(long) > len(short)
     # Beam search with two returned sequences: two outputs for the one input.
     response = invoke(server, {"inputs": [text], "parameters": {"num_beams": 2, "num_return_sequences": 2}})

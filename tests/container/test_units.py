@@ -14,31 +14,60 @@ from model_server import codec
 from model_server.batching import DynamicBatcher
 from model_server.errors import BadRequest, InsufficientStorage, ModelError, NotAcceptable, UnsupportedMediaType
 from model_server.settings import Settings
-from model_server.tasks import infer_task, is_seq2seq, output_key
+from model_server.tasks import check_servable, infer_task, is_seq2seq, output_key
 
 
 def config(**kw) -> types.SimpleNamespace:
     return types.SimpleNamespace(**{"architectures": None, "is_encoder_decoder": False, "task_specific_params": None, **kw})
 
 
+# The toolkit's rule (transformers_utils.infer_task_from_model_architecture): the
+# first architecture's suffix decides; task_specific_params do not.
 @pytest.mark.parametrize(
     ("cfg", "task"),
     [
         (config(architectures=["BartForConditionalGeneration"], is_encoder_decoder=True), "text2text-generation"),
+        # A BART summarizer without HF_TASK: the toolkit answers generated_text, so do we.
         (config(architectures=["BartForConditionalGeneration"], is_encoder_decoder=True,
-                task_specific_params={"summarization": {"max_length": 142}}), "summarization"),
+                task_specific_params={"summarization": {"max_length": 142}}), "text2text-generation"),
         (config(architectures=["T5ForConditionalGeneration"], is_encoder_decoder=True,
                 task_specific_params={"summarization": {}, "translation_en_to_de": {}}), "text2text-generation"),
+        (config(architectures=["MarianMTModel"], is_encoder_decoder=True), "text2text-generation"),
         (config(architectures=["DistilBertForSequenceClassification"]), "text-classification"),
+        (config(architectures=["DistilBertForQuestionAnswering"]), "question-answering"),
+        (config(architectures=["TapasForQuestionAnswering"]), "table-question-answering"),
+        (config(architectures=["BertForMultipleChoice"]), "multiple-choice"),
+        (config(architectures=["RobertaForMaskedLM"]), "fill-mask"),
         (config(architectures=["GPT2LMHeadModel"]), "text-generation"),
         (config(architectures=["LlamaForCausalLM"]), "text-generation"),
         (config(architectures=["BertForTokenClassification"]), "token-classification"),
+        # Audio and image heads share text suffixes; transformers' auto tables tell them apart.
+        (config(architectures=["Wav2Vec2ForSequenceClassification"]), "audio-classification"),
+        (config(architectures=["WhisperForConditionalGeneration"], is_encoder_decoder=True),
+         "automatic-speech-recognition"),
+        (config(architectures=["ViTForImageClassification"]), "image-classification"),
+        (config(architectures=["LlavaForConditionalGeneration"]), "image-text-to-text"),
         (config(architectures=["BertModel"]), "feature-extraction"),
         (config(), "feature-extraction"),
     ],
 )
 def test_task_is_inferred_from_the_config(cfg, task: str) -> None:
     assert infer_task(cfg) == task
+
+
+# A decoder-only "...ForConditionalGeneration" is no text2text model.
+@pytest.mark.parametrize("arch", ["SomethingNobodyKnows", "MadeUpForConditionalGeneration"])
+def test_an_architecture_without_a_task_fails_with_a_message_naming_it(arch: str) -> None:
+    with pytest.raises(ValueError, match=f"{arch}.*HF_TASK"):
+        infer_task(config(architectures=[arch]))
+
+
+@pytest.mark.parametrize("task", ["question-answering", "visual-question-answering", "multiple-choice", "conversational"])
+def test_a_task_without_a_pipeline_fails_the_load_with_its_name(task: str) -> None:
+    with pytest.raises(ValueError, match=f"task '{task}' cannot be served.*code/inference.py"):
+        check_servable(task)
+    for servable in ("summarization", "translation_en_to_de", "fill-mask", "sentiment-analysis", "ner"):
+        check_servable(servable)
 
 
 def test_seq2seq_tasks_and_their_output_keys() -> None:
@@ -64,26 +93,31 @@ def test_settings_use_sagemaker_and_toolkit_names(monkeypatch: pytest.MonkeyPatc
 
 def test_accept_and_content_type_rules() -> None:
     for ok in (None, "", "*/*", "application/json", "application/json; charset=utf-8", "text/html, */*;q=0.1"):
-        codec.check_accept(ok)
-    for bad in ("text/html", "application/json;q=0", "text/csv, image/png"):
+        assert codec.negotiate(ok) == codec.JSON
+    assert codec.negotiate("text/csv") == codec.CSV
+    assert codec.negotiate("application/x-npy, application/json;q=0.5") == codec.NPY
+    assert codec.negotiate("text/*") == codec.CSV
+    for bad in ("text/html", "application/json;q=0", "image/png, text/html"):
         with pytest.raises(NotAcceptable):
             codec.check_accept(bad)
-    assert codec.check_content_type("Application/JSON; charset=utf-8") == codec.JSON
-    assert codec.check_content_type(None) == codec.JSON
-    assert codec.check_content_type("text/plain") == codec.TEXT
-    with pytest.raises(UnsupportedMediaType):
-        codec.check_content_type("application/octet-stream")
+    assert codec.request_kind("Application/JSON; charset=utf-8") == codec.KIND_JSON
+    assert codec.request_kind(None) == codec.KIND_JSON
+    assert codec.request_kind("text/plain") == codec.KIND_TEXT
+    assert codec.request_kind("image/webp") == codec.KIND_IMAGE
+    assert codec.request_kind("audio/x-flac") == codec.KIND_AUDIO
+    with pytest.raises(UnsupportedMediaType, match="application/octet-stream"):
+        codec.request_kind("application/octet-stream")
 
 
 def test_decode_keeps_the_shape_of_inputs() -> None:
-    single = codec.decode(b'{"inputs": "a"}', codec.JSON)
+    single = codec.decode(b'{"inputs": "a"}', codec.KIND_JSON)
     assert single.inputs == ["a"] and not single.is_batch
-    batch = codec.decode(b'{"inputs": ["a", "b"], "parameters": {"x": 1}}', codec.JSON)
+    batch = codec.decode(b'{"inputs": ["a", "b"], "parameters": {"x": 1}}', codec.KIND_JSON)
     assert batch.inputs == ["a", "b"] and batch.is_batch and batch.parameters == {"x": 1}
-    assert codec.encode([{"o": 1}], is_batch=False) == b'{"o": 1}'
-    assert codec.encode([{"o": 1}], is_batch=True) == b'[{"o": 1}]'
+    assert codec.encode([{"o": 1}], is_batch=False) == b'{"o":1}'
+    assert codec.encode([{"o": 1}], is_batch=True) == b'[{"o":1}]'
     with pytest.raises(BadRequest):
-        codec.decode(b'{"inputs": "a", "parameters": null, "extra": 1', codec.JSON)
+        codec.decode(b'{"inputs": "a", "parameters": null, "extra": 1', codec.KIND_JSON)
 
 
 def test_parameters_key_ignores_key_order() -> None:

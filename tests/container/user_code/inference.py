@@ -40,8 +40,8 @@ def model_fn(model_dir, context=None):
 
 def input_fn(input_data, content_type):
     if content_type == "text/csv":
-        # A content type the default path refuses: user code decides.
-        return {"inputs": input_data.decode().split(",")[0]}
+        # As under the toolkit, CSV and JSON bodies arrive as str.
+        return {"inputs": input_data.splitlines()[0].split(",")[0]}
     return json.loads(input_data)
 
 

@@ -1,0 +1,130 @@
+"""Tiny random-weight models for the tasks the Hugging Face toolkit serves, built offline.
+
+No model hub is reachable in tests, so each model is made from a config with
+random weights, and text models get a WordPiece tokenizer trained on a few
+sentences with the ``tokenizers`` library. The directories are what
+``save_pretrained`` writes, so the server loads them exactly as it would a
+downloaded model (config.json with ``architectures``, weights, tokenizer or
+image / audio processor).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+_CORPUS = [
+    "My name is Wolfgang and I live in Berlin.",
+    "The capital of France is Paris.",
+    "I love this movie, it is great.",
+    "I hate waiting, it is terrible.",
+    "Amazon SageMaker serves models on GPU instances.",
+    "0123456789 !?.,;:'\"()[]{}<>-_/\\|@#$%^&*+=~`",
+]
+_SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def _bert_tokenizer(out: Path) -> Any:
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    tok.train_from_iterator(_CORPUS * 4, trainers.WordPieceTrainer(vocab_size=300, special_tokens=_SPECIAL))
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
+        mask_token="[MASK]", model_max_length=64,
+    )
+    tokenizer.save_pretrained(out)
+    return tokenizer
+
+
+def build_tiny_bert(path: str | Path, head: str, *, labels: list[str] | None = None, seed: int = 0) -> Path:
+    """A tiny BERT with ``head``: "ForMaskedLM", "ForSequenceClassification",
+    "ForTokenClassification", "ForQuestionAnswering" or "Model" (no head)."""
+    import torch
+    import transformers
+    from transformers import BertConfig
+
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = _bert_tokenizer(out)
+    label_kw: dict[str, Any] = {}
+    if labels:
+        label_kw = {"id2label": dict(enumerate(labels)), "label2id": {v: i for i, v in enumerate(labels)}}
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id, **label_kw,
+    )
+    torch.manual_seed(seed)
+    model = getattr(transformers, f"Bert{head}")(config).eval()
+    model.save_pretrained(out)  # writes architectures=["Bert<head>"], as a fine-tuned model's config has
+    return out
+
+
+def build_tiny_gpt2(path: str | Path, seed: int = 0) -> Path:
+    """A tiny GPT-2 (``GPT2LMHeadModel``) for text-generation, with a byte-level BPE tokenizer."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2Config, GPT2LMHeadModel, GenerationConfig, PreTrainedTokenizerFast
+
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(_CORPUS * 4, vocab_size=300, min_frequency=1, special_tokens=["<|endoftext|>"])
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe._tokenizer, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+        unk_token="<|endoftext|>", model_max_length=64,
+    )
+    tokenizer.save_pretrained(out)
+    eos = tokenizer.eos_token_id
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=16, n_layer=1, n_head=2,
+                        bos_token_id=eos, eos_token_id=eos)
+    torch.manual_seed(seed)
+    model = GPT2LMHeadModel(config).eval()
+    model.generation_config = GenerationConfig(max_new_tokens=4, do_sample=False, bos_token_id=eos,
+                                               eos_token_id=eos, pad_token_id=eos)
+    model.save_pretrained(out)
+    return out
+
+
+def build_tiny_vit(path: str | Path, labels: tuple[str, ...] = ("cat", "dog"), seed: int = 0) -> Path:
+    """A tiny ``ViTForImageClassification`` with its image processor (32x32 inputs)."""
+    import torch
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(out)
+    config = ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                       intermediate_size=32, id2label=dict(enumerate(labels)),
+                       label2id={v: i for i, v in enumerate(labels)})
+    torch.manual_seed(seed)
+    ViTForImageClassification(config).eval().save_pretrained(out)
+    return out
+
+
+def build_tiny_wav2vec2_classifier(path: str | Path, labels: tuple[str, ...] = ("yes", "no"), seed: int = 0) -> Path:
+    """A tiny ``Wav2Vec2ForSequenceClassification`` (audio-classification, 16 kHz)."""
+    import torch
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
+
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
+                             return_attention_mask=True).save_pretrained(out)
+    config = Wav2Vec2Config(
+        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+        conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 8), num_feat_extract_layers=2,
+        num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2, classifier_proj_size=8,
+        id2label=dict(enumerate(labels)), label2id={v: i for i, v in enumerate(labels)},
+    )
+    torch.manual_seed(seed)
+    Wav2Vec2ForSequenceClassification(config).eval().save_pretrained(out)
+    return out
