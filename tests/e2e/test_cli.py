@@ -52,7 +52,7 @@ def test_the_module_entry_point_runs(healthy_pipeline: LocalPipeline) -> None:
         cwd=REPO_ROOT, capture_output=True, timeout=60, check=False,
     )
     assert completed.returncode == 0, completed.stderr.decode()
-    assert "generated_text" in json.loads(completed.stdout)
+    assert "generated_text" in json.loads(completed.stdout)[0]  # one input: the toolkit's one-element list
 
 
 def test_submit_from_stdin_then_status_then_result(healthy_pipeline: LocalPipeline) -> None:
