@@ -24,6 +24,8 @@ from local_stack.pipeline import LocalPipeline, PipelineConfig
 MAX_CONCURRENCY = 4  # the dev environment's MaxConcurrentInvocationsPerInstance
 FINAL = ("Completed", "Failed")
 INLINE_RESULT_MAX_BYTES = 4096
+# Small, so a test can post a form over the upload limit (moto stores it; the submit refuses it).
+MAX_UPLOAD_BYTES = 256 * 1024
 # Generation that fails inside the model (an out-of-vocabulary forced token): the model
 # server answers 5xx with a JSON error body; the parameters pass its validation.
 MODEL_ERROR = {"inputs": "this fails inside generate", "parameters": {"forced_bos_token_id": 99999}}
@@ -54,7 +56,8 @@ def pipeline(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
             # made inference about 10x slower (measured with 2 threads).
             container_env={"MODEL_SERVER_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1"},
             # Small, so a test can get a result too large to inline (a presigned URL instead).
-            lambda_env={"INLINE_RESULT_MAX_BYTES": str(INLINE_RESULT_MAX_BYTES)},
+            lambda_env={"INLINE_RESULT_MAX_BYTES": str(INLINE_RESULT_MAX_BYTES),
+                        "MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES)},
         )
         local = LocalPipeline(config)
         try:

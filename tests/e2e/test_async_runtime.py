@@ -34,6 +34,7 @@ class StubModel(BaseHTTPRequestHandler):
     max_active = 0
     calls = 0
     lock = threading.Lock()
+    seen_attributes: list[str | None] = []  # X-Amzn-SageMaker-Custom-Attributes of each call
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:  # noqa: N802
@@ -44,6 +45,7 @@ class StubModel(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         with cls.lock:
             cls.calls += 1
+            cls.seen_attributes.append(self.headers.get("X-Amzn-SageMaker-Custom-Attributes"))
             cls.active += 1
             cls.max_active = max(cls.max_active, cls.active)
         try:
@@ -73,7 +75,7 @@ class StubModel(BaseHTTPRequestHandler):
 def stub_runtime(pipeline: LocalPipeline) -> Iterator[tuple[AsyncInferenceRuntime, type[StubModel]]]:
     """A second runtime on the pipeline's moto, in front of a stub model server, 2 slots."""
     model = type("Stub", (StubModel,), {"ping_status": 200, "active": 0, "max_active": 0, "calls": 0,
-                                        "lock": threading.Lock()})
+                                        "lock": threading.Lock(), "seen_attributes": []})
     server = ThreadingHTTPServer(("127.0.0.1", 0), model)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -142,6 +144,8 @@ def test_invoke_endpoint_async_wire_protocol(pipeline: LocalPipeline, stub_runti
     assert answer["FailureLocation"].endswith("-error.out")
     wait_for(lambda: _read(pipeline, answer["OutputLocation"]) is not None, timeout=10, what="the output")
     assert json.loads(_read(pipeline, answer["OutputLocation"]) or b"") == {"inputs": "echo me"}
+    # CustomAttributes reach the container verbatim as the header SageMaker documents.
+    assert model.seen_attributes == ["trace=abc"]
 
     with pytest.raises(ClientError) as unknown:
         sagemaker.invoke_endpoint_async(EndpointName="no-such-endpoint", InputLocation=input_location)
