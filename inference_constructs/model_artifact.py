@@ -41,6 +41,14 @@ class ModelArtifact(Construct):
             self.environment["HF_MODEL_ID"] = source.model_id
             if source.revision:
                 self.environment["HF_MODEL_REVISION"] = source.revision
+            else:
+                # Not an error (trying a model out should stay one line), but loud: an unpinned
+                # hub model changes under a running service whenever its main branch moves.
+                cdk.Annotations.of(self).add_warning_v2(
+                    "inference:unpinned-hub-model",
+                    f"hub model {source.model_id!r} has no revision: every new instance downloads whatever "
+                    "its main branch holds then. Pin model.revision to a 40-hex commit id.",
+                )
         elif isinstance(source, S3Model):
             self.model_data_url = source.uri
             self._object_arn = f"arn:{cdk.Aws.PARTITION}:s3:::{source.bucket}/{source.key}"
