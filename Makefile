@@ -36,18 +36,30 @@ $(VENV)/.installed: $(REQUIREMENTS) | $(PY)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@ $(VENV)/.synth-installed
 
+# checkov (issue 12) in a venv of its own: it pins boto3==1.35.49, which conflicts with
+# requirements-dev.txt's boto3. tests/infra/test_checkov.py runs it from here.
+CHECKOV_VENV := .venv-checkov
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	@touch $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 .PHONY: install install-synth
-install: $(VENV)/.installed node_modules/.installed ## Install every pinned dependency (tests, local pipeline, model server)
+install: $(VENV)/.installed $(CHECKOV_VENV)/.installed node_modules/.installed ## Install every pinned dependency (tests, local pipeline, model server, checkov)
 install-synth: $(VENV)/.synth-installed node_modules/.installed ## Install only what synthesis needs (CDK, cdk-nag, pydantic, CDK CLI, Node 22)
 
 # ---------------------------------------------------------------- infrastructure (issue 2)
 .PHONY: synth
 synth: install-synth ## Synthesize every environment into cdk.out/ (cdk-nag checked, offline)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CDK) synth --quiet -c env=all
+
+.PHONY: checkov
+checkov: synth $(CHECKOV_VENV)/.installed ## Scan cdk.out with checkov (accepted failures are skipped in the template, with reasons)
+	$(CHECKOV_VENV)/bin/checkov -d cdk.out --framework cloudformation --skip-download --compact
 
 .PHONY: test
 test: install ## Run the whole test suite (offline)
