@@ -9,8 +9,10 @@ wherever boto3 does. Two rules shape it:
   with the original inference id.
 - A deployed API uses IAM authorization: requests are signed with SigV4 for the
   ``execute-api`` service, credentials from botocore's usual chain (environment,
-  profile, SSO, instance role). The local pipeline (`make local`) has no auth:
-  requests to 127.0.0.1 / localhost go unsigned unless signing is forced.
+  profile, SSO, instance role). The local pipeline (`make local`) checks no
+  signature: requests to 127.0.0.1 / localhost go unsigned unless signing is forced,
+  and all unsigned requests are one (anonymous) caller there. Inferences belong to
+  the caller that submitted them (docs/api.md): poll with the same credentials.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 # Inline bodies up to this size go straight to POST /invocations; larger ones through
-# POST /uploads + a presigned PUT. The API's default inline limit is 4 MiB
+# POST /uploads + a presigned POST form. The API's default inline limit is 4 MiB
 # (MAX_REQUEST_BYTES), and API Gateway's 10 MB and Lambda's 6 MB (base64) limits
 # apply on the way; a 413 for a smaller body falls back to the upload flow too.
 DEFAULT_UPLOAD_THRESHOLD = 4 * 1024 * 1024
@@ -223,7 +225,7 @@ class InferenceClient:
                  *, sign: bool = True, retry: bool = True, progress: UploadProgressHook | None = None) -> HttpResponse:
         """Send with bounded retries on network errors, 429 and 5xx (exponential backoff, full jitter).
 
-        Only idempotent requests are retried: GETs, PUTs to a presigned URL, and
+        Only idempotent requests are retried: GETs, uploads to a presigned form or URL, and
         submits, which always carry an Idempotency-Key.
         """
         attempts = self.max_attempts if retry else 1
@@ -294,17 +296,30 @@ class InferenceClient:
         return document
 
     def upload(self, payload: bytes, content_type: str) -> str:
-        """POST /uploads, then PUT the payload to the presigned URL; returns the uploadId."""
+        """POST /uploads, then send the payload to S3 with the presigned form; returns the uploadId.
+
+        The API answers a presigned POST (docs/api.md): S3 itself refuses a file over
+        ``maxBytes`` or of another Content-Type, so the size is checked here first rather
+        than after sending a gigabyte. The upload is single use: submit it once.
+        """
         response = self._request("POST", self._url("uploads"), json.dumps({"contentType": content_type}).encode(),
                                  {"Content-Type": "application/json"})
         grant = self._expect(response, 200, 201)
-        put_headers = dict(grant.get("headers") or {"Content-Type": content_type})
-        # The presigned URL carries its own authorization: never SigV4-sign it again.
-        put = self._request(grant.get("method", "PUT"), grant["uploadUrl"], payload, put_headers, sign=False,
-                            progress=self.on_upload_progress)
-        if not 200 <= put.status < 300:
-            raise ApiError(put.status, put.json(), f"upload to the presigned URL failed with HTTP {put.status}: "
-                                                   f"{put.body[:300].decode(errors='replace')}")
+        limit = grant.get("maxBytes")
+        if isinstance(limit, int) and len(payload) > limit:
+            raise ClientError(f"the payload has {len(payload)} bytes; this API accepts uploads of at most {limit}")
+        if grant.get("method") == "POST" and isinstance(grant.get("fields"), dict):
+            body, form_type = multipart_form(grant["fields"], str(grant.get("fileField") or "file"), payload,
+                                             str(grant["fields"].get("Content-Type") or content_type))
+            method, headers = "POST", {"Content-Type": form_type}
+        else:  # an API from before presigned POSTs: a presigned PUT with the headers it signed
+            body, method = payload, str(grant.get("method") or "PUT")
+            headers = dict(grant.get("headers") or {"Content-Type": content_type})
+        # The presigned form/URL carries its own authorization: never SigV4-sign it again.
+        sent = self._request(method, grant["uploadUrl"], body, headers, sign=False, progress=self.on_upload_progress)
+        if not 200 <= sent.status < 300:
+            raise ApiError(sent.status, sent.json(), f"S3 refused the upload with HTTP {sent.status}: "
+                                                     f"{s3_error(sent.body)}")
         return str(grant["uploadId"])
 
     def status(self, inference_id: str) -> tuple[dict[str, Any], float | None]:
@@ -366,6 +381,33 @@ class InferenceClient:
             self.sleep(delay)
             interval = min(interval * 1.5, max_interval)
         raise WaitTimeout(f"inference {inference_id} did not finish")  # pragma: no cover
+
+
+def multipart_form(fields: Mapping[str, str], file_field: str, payload: bytes, file_type: str) -> tuple[bytes, str]:
+    """A multipart/form-data body (RFC 7578) for an S3 POST upload, and its Content-Type.
+
+    S3 reads the form fields in order and ignores everything after the file, so the
+    file goes last (https://docs.aws.amazon.com/AmazonS3/latest/API/RESTObjectPOST.html).
+    """
+    boundary = uuid.uuid4().hex * 2
+    while boundary.encode() in payload:  # pragma: no cover - 64 random hex digits
+        boundary = uuid.uuid4().hex * 2
+    parts = []
+    for name, value in fields.items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; filename="payload"\r\n'
+                 f"Content-Type: {file_type}\r\n\r\n".encode())
+    return b"".join([*parts, payload, f"\r\n--{boundary}--\r\n".encode()]), f"multipart/form-data; boundary={boundary}"
+
+
+def s3_error(body: bytes) -> str:
+    """'EntityTooLarge: Your proposed upload exceeds the maximum allowed size' from S3's XML error."""
+    text = body[:2000].decode("utf-8", errors="replace")
+    code = re.search(r"<Code>([^<]*)</Code>", text)
+    message = re.search(r"<Message>([^<]*)</Message>", text)
+    if code:
+        return f"{code.group(1)}: {message.group(1) if message else ''}".rstrip(": ")
+    return text[:300]
 
 
 def _session_region(session: Any | None) -> str | None:

@@ -20,7 +20,7 @@ import pytest
 from inference_client import ClientError, InferenceClient
 from inference_client.cli import main as cli_main
 from inference_client.client import region_from_url
-from local_stack.aws import UPLOAD_PREFIX
+from local_stack.aws import INPUT_PREFIX
 from local_stack.container import REPO_ROOT
 from local_stack.pipeline import LocalPipeline
 
@@ -88,7 +88,8 @@ def test_large_payloads_go_through_the_upload_flow(
     assert json.loads(saved.read_bytes()) == direct
     inference_id = err.split("]")[1].split()[0]  # the progress line names the inference
     receipt = _receipt(s3, healthy_pipeline, inference_id)
-    assert receipt["uploadId"] and receipt["inputLocation"].endswith(f"/{UPLOAD_PREFIX}{receipt['uploadId']}")
+    # SageMaker read the API's own copy of the upload, under the inference's requests/ folder.
+    assert receipt["uploadId"] and f"/{INPUT_PREFIX}{inference_id}/" in receipt["inputLocation"]
 
 
 def test_a_result_too_large_to_inline_is_downloaded(healthy_pipeline: LocalPipeline, tmp_path: Path) -> None:

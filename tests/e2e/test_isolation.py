@@ -165,3 +165,34 @@ def test_custom_attributes_travel_with_the_request(
     assert note["requestParameters"]["customAttributes"] == value  # what InvokeEndpointAsync was given
     refused = alice.submit({"inputs": "x"}, **{"X-Amzn-SageMaker-Custom-Attributes": "x" * 1025})
     assert refused.status_code == 400 and "Custom-Attributes" in refused.json()["message"]
+
+
+def _client(url: str, key_id: str) -> Any:
+    """The project's client, signing with its own credentials (the CLI's code path)."""
+    import botocore.session
+
+    from inference_client.client import InferenceClient
+
+    session = botocore.session.Session()
+    session.set_credentials(key_id, f"secret-of-{key_id}")
+    return InferenceClient(url, sign=True, region="us-east-1", session=session, sleep=lambda _: None)
+
+
+def test_the_client_uploads_through_the_presigned_form_and_only_its_caller_sees_the_result(
+    healthy_pipeline: LocalPipeline,
+) -> None:
+    from inference_client.client import ApiError, ClientError
+
+    url = str(healthy_pipeline.api_url)
+    carol, dave = _client(url, "AKIDCAROL"), _client(url, "AKIDDAVE")
+    payload = json.dumps({"inputs": unique_text("client upload"), "parameters": {"max_new_tokens": 3}}).encode()
+    direct = healthy_pipeline.container.invoke(payload).json()
+    accepted = carol.submit(payload, "application/json", force_upload=True)
+    document = carol.wait(accepted["inferenceId"], timeout=60, initial_interval=0.1, max_interval=0.5)
+    assert document["status"] == "Completed" and document["output"] == direct
+    with pytest.raises(ApiError) as theirs:
+        dave.status(accepted["inferenceId"])
+    assert theirs.value.status == 404
+    # Over the API's upload limit: refused before a byte goes to S3, naming both sizes.
+    with pytest.raises(ClientError, match=f"{MAX_UPLOAD_BYTES + 1} bytes.*at most {MAX_UPLOAD_BYTES}"):
+        carol.upload(b"x" * (MAX_UPLOAD_BYTES + 1), "text/plain")
