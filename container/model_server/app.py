@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -24,7 +25,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import codec, tasks
 from .batching import DynamicBatcher
-from .errors import ModelNotReady, PayloadTooLarge, ServerError, UnsupportedMediaType, from_model_exception
+from .bodies import RELEASE_AFTER_BYTES, read_body, release_memory
+from .errors import ModelNotReady, ServerError, UnsupportedMediaType, from_model_exception
 from .loader import ModelState, start_loading
 from .settings import Settings
 
@@ -70,21 +72,6 @@ class EchoCustomAttributes:
         await self.app(scope, receive, send_echo)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, or 413 as soon as it is known to exceed ``limit`` bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {limit} bytes")
-    # Chunked bodies have no Content-Length: count while reading.
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def create_app(settings: Settings, state: ModelState | None = None) -> ASGIApp:
     state = state or ModelState()
 
@@ -116,6 +103,13 @@ def create_app(settings: Settings, state: ModelState | None = None) -> ASGIApp:
         return _json(503, body)
 
     async def invocations(request: Request) -> Response:
+        response = await _invoke_or_error(request)
+        if getattr(request.state, "body_bytes", 0) >= RELEASE_AFTER_BYTES:
+            # After the response is sent, when the request's buffers are gone.
+            response.background = BackgroundTask(release_memory)
+        return response
+
+    async def _invoke_or_error(request: Request) -> Response:
         try:
             return await _invoke(request)
         except ServerError as exc:

@@ -16,6 +16,7 @@ import torch
 
 from .errors import BadRequest
 from .tasks import output_key
+from .truncation import bounded_prefix, max_input_tokens
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class Seq2SeqModel:
         specific = (getattr(model.config, "task_specific_params", None) or {}).get(task, {})
         # T5 needs its "summarize: " / "translate English to German: " prefix.
         self._prefix = specific.get("prefix") or ""
+        self.max_input_tokens = max_input_tokens(tokenizer, model.config)
         self.generation_config = copy.deepcopy(model.generation_config)
         defaults = {k: v for k, v in specific.items() if k not in _NON_GENERATION_KEYS}
         if defaults:
@@ -60,12 +62,14 @@ class Seq2SeqModel:
     def predict_batch(self, inputs: list[str], parameters: dict[str, Any]) -> list[Any]:
         config = self._generation_config(parameters)
         encoded = self.tokenizer(
-            [self._prefix + text for text in inputs],
+            # Cut before tokenizing: a long text costs no more than a fitting one.
+            [bounded_prefix(self._prefix + text, self.tokenizer, self.max_input_tokens) for text in inputs],
             return_tensors="pt",
             padding=True,
             # Over-long inputs are cut to the model's maximum instead of crashing
             # the position embeddings (the removed pipelines did the same).
             truncation=True,
+            max_length=self.max_input_tokens,
         ).to(self.device)
         with torch.inference_mode():
             generated = self.model.generate(**encoded, generation_config=config)

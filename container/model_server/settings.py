@@ -62,8 +62,13 @@ class Settings(BaseSettings):
     max_batch_wait_ms: float = Field(10.0, ge=0)
 
     # --- requests -------------------------------------------------------------------
-    # Bodies above this get 413 before they are read in full.
-    max_request_bytes: int = Field(10 * 1024 * 1024, ge=1)
+    # Bodies above this get 413 before they are read in full. Default: the
+    # largest payload an asynchronous endpoint accepts, 1 GB
+    # (https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference.html);
+    # the stack sets it from the API's own maximum. Large bodies are spooled to
+    # a temporary file while they arrive and long texts are cut while
+    # tokenizing (bodies.py, truncation.py), so the limit is not a memory bound.
+    max_request_bytes: int = Field(1024**3, ge=1)
 
     # --- lifecycle --------------------------------------------------------------------
     # SageMaker sends SIGKILL 30 s after SIGTERM: drain well inside that.
