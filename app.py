@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 
 import aws_cdk as cdk
-from cdk_nag import AwsSolutionsChecks
 
 from app_config import ConfigError, EnvironmentConfig, environment_names, load_environment
 from app_config.ci_identity import CiIdentityConfig, load_ci_identity
+from inference_constructs.compliance import nag_packs
 from stacks.async_inference_stack import AsyncInferenceStack
 from stacks.ci_identity_stack import CiIdentityStack
 
@@ -60,7 +60,8 @@ def build_app(
                 description=f"SageMaker async inference service ({config.name})",
             )
         )
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    # AwsSolutions and NIST 800-53 rev 5: any unacknowledged finding fails synth.
+    cdk.Validations.of(app).add_plugins(*nag_packs(app))
     return stacks
 
 

@@ -1,4 +1,9 @@
-"""cdk-nag and cfn-lint over every synthesized template."""
+"""cdk-nag (AwsSolutions and NIST 800-53 rev 5) and cfn-lint over every synthesized template.
+
+The rule packs are cdk-nag's own; the report read here is the one CDK writes
+(`validation-report.json`), so a finding, a suppression and its reason are what the
+tools say, not what compliance.py claims.
+"""
 
 from __future__ import annotations
 
@@ -6,54 +11,235 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
-from cdk_nag import AwsSolutionsChecks
+from aws_cdk.assertions import Template
 
-from inference_constructs.compliance import FINDINGS, Finding, acknowledge_findings
+import app as cdk_app
+from app_config import load_environment
+from app_config.ci_identity import load_ci_identity
+from app_config.models import ApiConfig
+from inference_constructs.compliance import (
+    CHECKOV_SKIPS,
+    CI_IDENTITY_FINDINGS,
+    FINDINGS,
+    PACKS,
+    CheckovSkip,
+    Finding,
+    acknowledge_findings,
+    nag_packs,
+    pack_of,
+)
+from tests.infra.conftest import cdk_context
+
+ALL_FINDINGS = FINDINGS + CI_IDENTITY_FINDINGS
 
 
-def test_every_environment_synthesized_with_cdk_nag(synthesized) -> None:
-    # The fixture's app.synth() raises ValidationFailed on any unacknowledged finding;
-    # a report, if written, must hold no violation.
+def report(outdir: Path) -> list[dict[str, Any]]:
+    return json.loads((outdir / "validation-report.json").read_text())["pluginReports"]
+
+
+def violated_rules(outdir: Path) -> set[str]:
+    return {v["ruleName"] for plugin in report(outdir) for v in plugin["violations"]}
+
+
+def suppressed(outdir: Path) -> list[dict[str, Any]]:
+    return [v for plugin in report(outdir) for v in plugin.get("suppressedViolations", [])]
+
+
+@pytest.fixture(scope="module")
+def ci_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The CI identity stack alone (`cdk synth -c ci=true`), with the packs app.py adds."""
+    outdir = tmp_path_factory.mktemp("ci.out")
+    app = cdk.App(outdir=str(outdir), context=cdk_context())
+    cdk_app.build_app(app, [], ci_identity=load_ci_identity({"github_repository": "acme-corp/inference-service"}))
+    app.synth()
+    return outdir
+
+
+# ----------------------------------------------------------------------------- both packs, every stack
+def test_app_runs_both_packs_and_every_stack_passes(synthesized, ci_outdir: Path) -> None:
+    # The fixtures' app.synth() raises ValidationFailed on any unacknowledged finding; the
+    # report must also show that both packs ran, not just that nothing failed.
     assert set(synthesized.templates) >= {"dev", "prod"}
-    report = synthesized.outdir / "validation-report.json"
-    if report.exists():
-        for plugin in json.loads(report.read_text())["pluginReports"]:
+    for outdir, expected in ((synthesized.outdir, set(PACKS)), (ci_outdir, {"NIST.800.53.R5"})):
+        # A pack with nothing to report (AwsSolutions on the CI stack) is left out of the report.
+        plugins = {plugin["pluginName"]: plugin for plugin in report(outdir)}
+        assert set(plugins) == expected
+        for plugin in plugins.values():
+            assert plugin["conclusion"] == "success"
             assert plugin["violations"] == [], plugin["violations"]
 
 
-def test_cdk_nag_really_rejects_an_insecure_resource(tmp_path: Path) -> None:
-    """Proves the plugin is wired the way app.py wires it: an unencrypted, unlogged bucket fails."""
+def test_every_acknowledgment_suppresses_a_real_finding_with_its_reason(synthesized, ci_outdir: Path) -> None:
+    """A stale entry (its rule no longer fires on its construct in any environment) fails here."""
+    recorded = {
+        (v["acknowledgedId"], v["acknowledgedAt"].split("/", 1)[1], v["reason"])
+        for outdir in (synthesized.outdir, ci_outdir)
+        for v in suppressed(outdir)
+    }
+    unused = [f for f in ALL_FINDINGS if (f.acknowledgment_id, f.path, f.reason) not in recorded]
+    assert unused == [], "acknowledgments that suppress nothing (remove them):\n" + "\n".join(map(str, unused))
+
+
+def test_nothing_is_suppressed_outside_compliance_py(synthesized, ci_outdir: Path) -> None:
+    """Every suppression in the report comes from an entry of compliance.py, and no construct
+    carries a bare-id acknowledgment (cdk-nag drops those silently: they never reach the report)."""
+    known = {(f.acknowledgment_id, f.path) for f in ALL_FINDINGS}
+    for outdir in (synthesized.outdir, ci_outdir):
+        for violation in suppressed(outdir):
+            assert (violation["acknowledgedId"], violation["acknowledgedAt"].split("/", 1)[1]) in known, violation
+    key = cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY
+    for stack in synthesized.stacks.values():
+        for construct in stack.node.find_all():
+            for entry in construct.node.metadata:
+                if entry.type == key:
+                    for acknowledged in entry.data:
+                        rule_id = acknowledged.split("::", 1)[-1] if acknowledged.lower().startswith("annotation::") else acknowledged
+                        assert "::" in rule_id and rule_id.split("::")[0] in PACKS, f"{construct.node.path}: {acknowledged}"
+
+
+# ----------------------------------------------------------------------------- the acknowledgment form
+@pytest.mark.parametrize("pack", sorted(PACKS))
+def test_cdk_nag_302_records_only_pack_qualified_acknowledgments(tmp_path: Path, pack: str) -> None:
+    """The experiment behind compliance.py's id form: cdk-nag 3.0.2 honours both the bare rule
+    id and "<pack>::<rule>", but only the qualified form reaches the report with its reason."""
+    rule = {"AwsSolutions": "AwsSolutions-S1", "NIST.800.53.R5": "NIST.800.53.R5-S3BucketVersioningEnabled"}[pack]
+    outcomes = {}
+    for form in (rule, f"{pack}::{rule}"):
+        outdir = tmp_path / form.replace(":", "_")
+        app = cdk.App(outdir=str(outdir))
+        bucket = s3.Bucket(cdk.Stack(app, "Probe"), "Plain")
+        cdk.Validations.of(bucket).acknowledge(cdk.Acknowledgment(id=form, reason="probe of the acknowledgment form"))
+        cdk.Validations.of(app).add_plugins(*nag_packs(app))
+        with pytest.raises(Exception, match="ValidationFailed"):  # the bucket has other findings
+            app.synth()
+        outcomes[form] = (rule in violated_rules(outdir), [v["ruleName"] for v in suppressed(outdir)])
+    assert outcomes[rule] == (False, []), "bare id: suppressed, but silently"
+    assert outcomes[f"{pack}::{rule}"] == (False, [rule]), "qualified id: suppressed and recorded"
+
+
+def test_finding_ids_are_qualified_by_their_pack() -> None:
+    assert Finding("X", "NIST.800.53.R5-LambdaDLQ", "r").acknowledgment_id == "NIST.800.53.R5::NIST.800.53.R5-LambdaDLQ"
+    assert Finding("X", "AwsSolutions-IAM5[Resource::*]", "r").acknowledgment_id == "AwsSolutions::AwsSolutions-IAM5[Resource::*]"
+    with pytest.raises(ValueError, match="'HIPAA.Security-LambdaDLQ' belongs to none of the packs"):
+        pack_of("HIPAA.Security-LambdaDLQ")
+
+
+def test_nist_pack_really_rejects_what_it_should(tmp_path: Path) -> None:
+    """Proves the packs are wired as app.py wires them: a plain bucket and a Lambda without
+    reserved concurrency fail both packs."""
     app = cdk.App(outdir=str(tmp_path))
     stack = cdk.Stack(app, "Insecure")
     s3.Bucket(stack, "Plain")
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    lambda_.Function(
+        stack, "Fn", runtime=lambda_.Runtime.PYTHON_3_12, handler="index.handler", code=lambda_.Code.from_inline("x=1")
+    )
+    cdk.Validations.of(app).add_plugins(*nag_packs(app))
     with pytest.raises(Exception, match="ValidationFailed"):
         app.synth()
-    rules = {
-        violation["ruleName"]
-        for plugin in json.loads((tmp_path / "validation-report.json").read_text())["pluginReports"]
-        for violation in plugin["violations"]
-    }
-    assert {"AwsSolutions-S1", "AwsSolutions-S10"} <= rules
+    assert {
+        "AwsSolutions-S1",
+        "AwsSolutions-S10",
+        "NIST.800.53.R5-S3BucketLoggingEnabled",
+        "NIST.800.53.R5-LambdaConcurrency",
+        "NIST.800.53.R5-LambdaDLQ",
+    } <= violated_rules(tmp_path)
 
 
 def test_acknowledgments_have_specific_reasons() -> None:
-    assert len({(f.path, f.rule) for f in FINDINGS}) == len(FINDINGS), "duplicate acknowledgment"
-    for finding in FINDINGS:
-        assert finding.rule.startswith("AwsSolutions-"), finding
-        assert len(finding.reason) >= 40, f"reason too vague: {finding}"
+    assert len({(f.path, f.rule) for f in ALL_FINDINGS}) == len(ALL_FINDINGS), "duplicate acknowledgment"
+    assert len({(s.path, s.check) for s in CHECKOV_SKIPS}) == len(CHECKOV_SKIPS), "duplicate checkov skip"
+    for entry in (*ALL_FINDINGS, *CHECKOV_SKIPS):
+        assert len(entry.reason) >= 40, f"reason too vague: {entry}"
+    for finding in ALL_FINDINGS:
+        assert pack_of(finding.rule) in PACKS
 
 
 def test_an_acknowledgment_for_a_missing_construct_fails(tmp_path: Path) -> None:
     stack = cdk.Stack(cdk.App(outdir=str(tmp_path)), "Empty")
     with pytest.raises(ValueError, match="names no construct at 'Nowhere/Bucket'"):
-        acknowledge_findings(stack, (Finding("Nowhere/Bucket", "AwsSolutions-S1", "x" * 40),))
+        acknowledge_findings(stack, (Finding("Nowhere/Bucket", "AwsSolutions-S1", "x" * 40),), checkov_skips=())
+    with pytest.raises(ValueError, match="checkov skip of CKV_AWS_18 names 0 constructs at 'Nowhere/Bucket'"):
+        acknowledge_findings(stack, (), checkov_skips=(CheckovSkip("Nowhere/Bucket", "CKV_AWS_18", "x" * 40),))
 
 
+# ----------------------------------------------------------------------------- the real fixes
+def _resources(template: Template, resource_type: str) -> dict[str, dict]:
+    return template.find_resources(resource_type)
+
+
+def test_api_lambda_has_reserved_concurrency_covering_the_stage_burst(template: Template, env_name: str) -> None:
+    api = load_environment(env_name).api
+    [handler] = [
+        r["Properties"] for r in _resources(template, "AWS::Lambda::Function").values()
+        if r["Properties"].get("Handler") == "app.handler"
+    ]  # fmt: skip
+    assert handler["ReservedConcurrentExecutions"] == api.lambda_reserved_concurrency
+    # API Gateway must throttle (429) before Lambda does: a throttled proxy integration is a 500.
+    assert handler["ReservedConcurrentExecutions"] >= api.throttling_burst_limit
+
+
+def test_reserved_concurrency_below_the_burst_limit_is_refused() -> None:
+    assert ApiConfig().lambda_reserved_concurrency == ApiConfig().throttling_burst_limit
+    assert ApiConfig(throttling_burst_limit=20, reserved_concurrency=50).lambda_reserved_concurrency == 50
+    with pytest.raises(ValueError, match=r"reserved_concurrency \(10\) must be at least throttling_burst_limit \(100\)"):
+        ApiConfig(reserved_concurrency=10)
+    with pytest.raises(ValueError, match="reserved_concurrency"):
+        ApiConfig(reserved_concurrency=0)  # Lambda would never run the function
+
+
+def test_every_log_group_is_encrypted_with_a_key_that_admits_cloudwatch_logs(template: Template) -> None:
+    """https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html: the key
+    policy must allow logs.<region>.amazonaws.com, limited by the aws:logs:arn encryption context."""
+    log_groups = _resources(template, "AWS::Logs::LogGroup")
+    assert log_groups
+    keys = _resources(template, "AWS::KMS::Key")
+    for name, log_group in log_groups.items():
+        key_ref = log_group["Properties"].get("KmsKeyId")
+        assert key_ref and "Fn::GetAtt" in key_ref, f"{name} is not encrypted with a key of this stack"
+        key_id = key_ref["Fn::GetAtt"][0]
+        statements = keys[key_id]["Properties"]["KeyPolicy"]["Statement"]
+        logs_statements = [
+            s for s in statements
+            if s.get("Principal", {}).get("Service") == {"Fn::Join": ["", ["logs.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]}
+        ]  # fmt: skip
+        assert len(logs_statements) == 1, f"{key_id} does not admit CloudWatch Logs"
+        [statement] = logs_statements
+        assert statement["Effect"] == "Allow"
+        assert {"kms:Encrypt*", "kms:Decrypt*", "kms:GenerateDataKey*"} <= set(statement["Action"])
+        context = statement["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
+        assert context == {
+            "Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":logs:", {"Ref": "AWS::Region"}, ":",
+                              {"Ref": "AWS::AccountId"}, ":log-group:*"]]
+        }  # fmt: skip
+
+
+def test_no_role_may_list_a_bucket_outside_its_prefixes(template: Template) -> None:
+    for name, policy in _resources(template, "AWS::IAM::Policy").items():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            if any(a in ("s3:ListBucket", "s3:List*", "s3:*") for a in actions):
+                prefixes = statement.get("Condition", {}).get("StringLike", {}).get("s3:prefix")
+                assert prefixes and all(p.endswith("/*") and p != "/*" for p in prefixes), f"{name}: {statement}"
+
+
+def test_access_log_bucket_is_versioned_and_old_versions_expire(template: Template) -> None:
+    [logs] = [
+        r["Properties"] for lid, r in _resources(template, "AWS::S3::Bucket").items() if lid.startswith("StorageAccessLogs")
+    ]
+    assert logs["VersioningConfiguration"] == {"Status": "Enabled"}
+    [rule] = logs["LifecycleConfiguration"]["Rules"]
+    assert rule["Status"] == "Enabled"
+    assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
+    assert rule["ExpirationInDays"] >= 1
+
+
+# ----------------------------------------------------------------------------- cfn-lint
 def test_cfn_lint_reports_no_error(synthesized) -> None:
     templates = sorted(str(p) for p in Path(synthesized.outdir).glob("*.template.json"))
     assert len(templates) >= 2
@@ -65,3 +251,4 @@ def test_cfn_lint_reports_no_error(synthesized) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
