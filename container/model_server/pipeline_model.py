@@ -19,9 +19,13 @@ from typing import Any
 from .codec import Audio
 from .errors import BadRequest
 from .tasks import AUDIO_TASKS, IMAGE_TASKS
+from .truncation import bounded_prefix, max_input_tokens
 
 # Tasks whose pipeline hands unknown keyword arguments to ``generate``.
 _GENERATING = frozenset({"text-generation", "image-text-to-text", "automatic-speech-recognition", "any-to-any"})
+# Text tasks whose pipelines tokenize a text from its start (token-classification is
+# not one: with a stride it reads long texts in overlapping windows).
+_READ_FROM_START = frozenset({"text-classification", "feature-extraction", "text-generation", "fill-mask"})
 # Keyword arguments these pipelines take through **kwargs (not in their _sanitize_parameters signature).
 _KWARGS = {
     "zero-shot-classification": {"candidate_labels", "hypothesis_template", "multi_label"},
@@ -53,6 +57,11 @@ class PipelineModel:
                 self._strict = False
         feature_extractor = getattr(pipe, "feature_extractor", None)
         self._sampling_rate = getattr(feature_extractor, "sampling_rate", None)
+        # Long texts are cut before tokenizing (truncation.py) where a pipeline reads from
+        # the start: the prefix keeps more tokens than the model takes, so results and
+        # "too long" errors are those of the whole text, without tokenizing megabytes.
+        self._max_tokens = (max_input_tokens(tokenizer, getattr(pipe.model, "config", None))
+                            if tokenizer is not None and self.task in _READ_FROM_START else None)
 
     # -- called on the event loop: cheap checks only -------------------------------------
     def validate(self, inputs: list[Any], parameters: dict[str, Any]) -> None:
@@ -132,6 +141,8 @@ class PipelineModel:
 
     def _prepare(self, item: Any) -> Any:
         """Audio in the form pipelines take without ffmpeg or torchaudio: samples at the model's rate."""
+        if self._max_tokens is not None and isinstance(item, str):
+            return bounded_prefix(item, self.pipe.tokenizer, self._max_tokens)
         if self.task not in AUDIO_TASKS:
             return item
         if isinstance(item, (bytes, bytearray)):  # a toolkit user's predict_fn passing decode_audio's bytes

@@ -92,6 +92,26 @@ def test_a_9_mb_text_never_reaches_the_tokenizer_whole(tiny_model_dir: Path) -> 
     assert out == reference
 
 
+def test_pipeline_tasks_cut_long_texts_before_tokenizing_too(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+    from .test_loader import with_tokenizer
+
+    model_dir = with_tokenizer(tiny_model_dir, tmp_path / "classifier")
+    config = DistilBertConfig(vocab_size=512, dim=32, n_layers=1, n_heads=2, hidden_dim=64, num_labels=2,
+                              pad_token_id=1, max_position_embeddings=256,
+                              architectures=["DistilBertForSequenceClassification"])
+    DistilBertForSequenceClassification(config).save_pretrained(model_dir)
+    model = loader.load(Settings(model_dir=model_dir, warmup=False)).model
+    recording = RecordingTokenizer(model.pipe.tokenizer)
+    model.pipe.tokenizer = recording
+    huge = prose(400_000)
+    (out,) = model.predict_batch([huge], {"truncation": True})
+    assert recording.longest < 20_000, recording.longest
+    (reference,) = model.predict_batch([huge[:20_000]], {"truncation": True})
+    assert out == reference
+
+
 def test_max_input_tokens_ignores_the_no_limit_sentinel() -> None:
     class Tok:
         model_max_length = int(1e30)
