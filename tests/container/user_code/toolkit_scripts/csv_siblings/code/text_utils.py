@@ -1,0 +1,2 @@
+def clean(line):
+    return " ".join(line.split()).strip('"')

@@ -1,0 +1,2 @@
+def predict_fn(data):
+    return data
