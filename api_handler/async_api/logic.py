@@ -59,6 +59,8 @@ _SECONDS = re.compile(r"[0-9]{1,9}")
 # visible ASCII and spaces it is, for all three: anything else cannot travel as an HTTP header.
 MAX_HEADER_CHARS = 1024
 _HEADER_TEXT = re.compile(r"[\x20-\x7e]{1,1024}")
+# HTTP's optional whitespace (RFC 9110 OWS): str.strip() would also drop U+00A0, U+2028...
+_HTTP_SPACE = " \t"
 
 THROTTLED_RETRY_AFTER = 2
 UNAVAILABLE_RETRY_AFTER = 5
@@ -117,7 +119,7 @@ def model_accept(accept: str | None) -> str | None:
 
     `*/*` (what curl and most HTTP libraries send by default) means no preference.
     """
-    if accept is None or not accept.strip() or accept.strip() == "*/*":
+    if accept is None or not accept.strip(_HTTP_SPACE) or accept.strip(_HTTP_SPACE) == "*/*":
         return None
     if not _HEADER_TEXT.fullmatch(accept):
         raise BadRequest(f"Accept must be at most {MAX_HEADER_CHARS} printable ASCII characters")
@@ -127,7 +129,7 @@ def model_accept(accept: str | None) -> str | None:
 def custom_attributes(headers: Mapping[str, str]) -> str | None:
     """X-Amzn-SageMaker-Custom-Attributes, forwarded verbatim to the model (None when absent)."""
     raw = headers.get(CUSTOM_ATTRIBUTES_HEADER)
-    if raw is None or not raw.strip():
+    if raw is None or not raw.strip(_HTTP_SPACE):
         return None
     if not _HEADER_TEXT.fullmatch(raw):
         raise BadRequest(
@@ -142,7 +144,7 @@ def int_header(headers: Mapping[str, str], name: str, bounds: tuple[int, int], d
     if raw is None:
         return default
     low, high = bounds
-    text = raw.strip()
+    text = raw.strip(_HTTP_SPACE)
     if not _SECONDS.fullmatch(text) or not low <= int(text) <= high:
         raise BadRequest(f"header {display(name)} must be a whole number of seconds from {low} to {high}, got {raw[:40]!r}")
     return int(text)

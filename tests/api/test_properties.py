@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from api_handler.async_api.errors import DOCUMENTED_STATUSES
 from tests.api.conftest import LambdaContext, event
 
-HEADER_NAMES = ["Content-Type", "Idempotency-Key", "X-Invocation-Timeout-Seconds", "X-Request-TTL-Seconds", "Accept"]
+HEADER_NAMES = ["Content-Type", "Idempotency-Key", "X-Invocation-Timeout-Seconds", "X-Request-TTL-Seconds", "Accept",
+                "X-Amzn-SageMaker-Custom-Attributes"]
 HEADER_VALUES = ["application/json", "text/plain; charset=utf-8", "image/png", "application/xml", "*/*",
                  "60", "3600", "0", "-1", "99999999999999999999", "key-1", ""]  # fmt: skip
 PATHS = ["/invocations", "/uploads", "/invocations/r" + "0" * 32, "/invocations/k" + "a" * 32, "/", "/invocations/"]
@@ -23,8 +24,30 @@ json_values = st.recursive(
     max_leaves=12,
 )
 
+# Numbers in other scripts ('²', Arabic-Indic, full-width) are str.isdigit(); Latin-1 and
+# beyond are what a header decoded by API Gateway can still carry.
+NON_ASCII_VALUES = st.sampled_from(["²", "٣٠٠", "６０", "60²", "naïve", "🙂", "\u00a0", "\u2028"]) | st.text(
+    st.characters(min_codepoint=0x80), min_size=1, max_size=30)
+
+
+def deep_json(depth: int, *, wrap: str | None = None) -> str:
+    nested = "[" * depth + "]" * depth
+    return json.dumps({wrap: None}).replace("null", nested) if wrap else nested
+
+
+deep_bodies = st.builds(
+    deep_json, st.integers(1, 20_000), wrap=st.sampled_from([None, "inputs", "contentType", "uploadId"])
+)
+# Large but under the inline limit: many small values, or one long string.
+huge_bodies = st.one_of(
+    st.integers(10_000, 200_000).map(lambda n: json.dumps({"inputs": list(range(n))})),
+    st.integers(100_000, 1_000_000).map(lambda n: json.dumps({"inputs": "é" * n})),
+    st.integers(1_000, 6_000).map(lambda n: '{"inputs": ' + "9" * n + "}"),
+)
+
 bodies = st.one_of(
     st.none(),
+    deep_bodies,
     st.text(max_size=200),
     st.binary(max_size=200).map(lambda data: base64.b64encode(data).decode()),
     st.sampled_from(['{"uploadId": "u' + "0" * 32 + '"}', '{"uploadId": 5}', '{"contentType": "text/plain"}', "{}"]),
@@ -48,7 +71,7 @@ def api_events(draw: st.DrawFn) -> dict:
         draw(
             st.dictionaries(
                 st.sampled_from(HEADER_NAMES) | st.text(min_size=1, max_size=20),
-                st.sampled_from(HEADER_VALUES) | st.text(max_size=60),
+                st.sampled_from(HEADER_VALUES) | st.text(max_size=60) | NON_ASCII_VALUES,
                 max_size=4,
             )
         )
@@ -83,3 +106,30 @@ def test_any_api_gateway_event_gets_a_documented_answer(api, raw):
 @given(raw=json_values)
 def test_any_event_at_all_gets_a_documented_answer(api, raw):
     _check(api.module.handler(raw, LambdaContext()))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    header=st.sampled_from(HEADER_NAMES),
+    value=NON_ASCII_VALUES,
+    route=st.sampled_from(ROUTES),
+)
+def test_non_ascii_header_values_are_4xx_or_accepted_never_5xx(api, header, value, route):
+    method, path = route
+    headers = {"Content-Type": "application/json", header: value}
+    answer = api.module.handler(event(method, path, body='{"inputs": "x"}', headers=headers), LambdaContext())
+    _check(answer)
+    assert answer["statusCode"] < 500, answer
+    if header in ("X-Invocation-Timeout-Seconds", "X-Request-TTL-Seconds", "X-Amzn-SageMaker-Custom-Attributes") \
+            and method == "POST" and path == "/invocations":
+        assert answer["statusCode"] == 400, answer  # never read as a number or forwarded
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=deep_bodies | huge_bodies, route=st.sampled_from(ROUTES[:2]))
+def test_deep_and_huge_json_is_answered_never_5xx(api, body, route):
+    method, path = route
+    answer = api.module.handler(event(method, path, body=body, headers={"Content-Type": "application/json"}),
+                                LambdaContext())
+    _check(answer)
+    assert answer["statusCode"] < 500, answer
