@@ -4,9 +4,20 @@ Three policies, each for one job:
 
 1. Target tracking (scale OUT only) on ApproximateAgeOfOldestRequest or
    ApproximateBacklogSizePerInstance: adds instances while requests wait too long.
+   The tracked value is blanked (0) while HasBacklogWithoutCapacity is 1: during a
+   cold start the waiting request's age (or the whole backlog "per instance") says
+   nothing about how many instances the work needs, and tracking it would scale
+   one request at zero to max_capacity.
 2. Step scaling on HasBacklogWithoutCapacity: target tracking never scales out
    from zero instances (there is no per-instance value to track), so a request
    arriving at an idle endpoint needs this policy to get the first instance.
+   It SETS the capacity to 1 (ExactCapacity), it does not add 1: its alarm stays
+   in ALARM for the whole cold start (minutes: instance, image pull, model load),
+   Application Auto Scaling applies a step policy again on every further breach
+   while a scaling activity is still in progress, and a +1 step would keep adding
+   instances until max_capacity. Setting 1 again is a no-op. It can lower the
+   count only when no instance is in service at all (that is what the metric
+   means), and target tracking is blanked then, so it never undoes a scale-out.
    That metric must never drive scale-in: it is 0 both when idle and when busy.
 3. Step scaling to MinCapacity once ApproximateBacklogSize - which counts requests
    being processed as well as queued - has been 0 for `idle_minutes` in a row.
@@ -18,9 +29,16 @@ it 30 s later). With (3) an instance is removed only when nothing is in flight.
 The cost: a partially busy endpoint keeps its peak instance count until the
 backlog drains. README "Scaling" discusses the trade-off.
 
-All metrics use the only dimension SageMaker publishes async metrics with,
-EndpointName; a metric with EndpointName+VariantName receives no data and a
+All metrics are queue metrics, published with the EndpointName dimension only
+(https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference-monitor.html); a
 policy on Invocations never fires for async endpoints.
+
+Semantics relied on (Application Auto Scaling user guide):
+https://docs.aws.amazon.com/autoscaling/application/userguide/step-scaling-policy-overview.html
+https://docs.aws.amazon.com/autoscaling/application/userguide/application-auto-scaling-target-tracking.html
+https://docs.aws.amazon.com/autoscaling/application/userguide/application-auto-scaling-target-tracking-metric-math.html
+devtools/scaling_simulator.py replays them over metric traces against the synthesized
+template (tests/infra/test_scaling_simulation.py, docs/operations.md).
 """
 
 from __future__ import annotations
@@ -44,18 +62,48 @@ def endpoint_dimensions(endpoint_name: str) -> list[cloudwatch.CfnAlarm.Dimensio
     return [cloudwatch.CfnAlarm.DimensionProperty(name="EndpointName", value=endpoint_name)]
 
 
+# The tracked value: the metric, or 0 while no instance is in service (see the module docstring).
+# FILL: a minute without a HasBacklogWithoutCapacity datapoint counts as "has capacity".
+TRACKED_EXPRESSION = "IF(FILL(nocapacity, 0) > 0, 0, tracked)"
+
+
+def _endpoint_metric(
+    *, query_id: str, metric_name: str, endpoint_name: str, stat: str
+) -> appscaling.CfnScalingPolicy.TargetTrackingMetricDataQueryProperty:
+    return appscaling.CfnScalingPolicy.TargetTrackingMetricDataQueryProperty(
+        id=query_id,
+        return_data=False,
+        metric_stat=appscaling.CfnScalingPolicy.TargetTrackingMetricStatProperty(
+            stat=stat,
+            metric=appscaling.CfnScalingPolicy.TargetTrackingMetricProperty(
+                namespace=NAMESPACE,
+                metric_name=metric_name,
+                dimensions=[
+                    appscaling.CfnScalingPolicy.TargetTrackingMetricDimensionProperty(name="EndpointName", value=endpoint_name)
+                ],
+            ),
+        ),
+    )
+
+
 def tracked_metric(
     *, metric_name: str, endpoint_name: str
 ) -> appscaling.CfnScalingPolicy.CustomizedMetricSpecificationProperty:
-    """A customized metric: the predefined SageMaker metric is per-variant invocations,
-    which async endpoints do not publish."""
+    """A customized metric-math specification: the predefined SageMaker metric is
+    per-variant invocations, which async endpoints do not publish."""
     return appscaling.CfnScalingPolicy.CustomizedMetricSpecificationProperty(
-        metric_name=metric_name,
-        namespace=NAMESPACE,
-        dimensions=[
-            appscaling.CfnScalingPolicy.MetricDimensionProperty(name="EndpointName", value=endpoint_name)
+        metrics=[
+            _endpoint_metric(
+                query_id="tracked", metric_name=metric_name, endpoint_name=endpoint_name,
+                stat=TRACKED_METRIC_STATISTICS[metric_name],
+            ),  # fmt: skip
+            _endpoint_metric(
+                query_id="nocapacity", metric_name="HasBacklogWithoutCapacity", endpoint_name=endpoint_name, stat="Maximum"
+            ),
+            appscaling.CfnScalingPolicy.TargetTrackingMetricDataQueryProperty(
+                id="value", expression=TRACKED_EXPRESSION, label=f"{metric_name} while in service", return_data=True
+            ),
         ],
-        statistic=TRACKED_METRIC_STATISTICS[metric_name],
     )
 
 
@@ -71,11 +119,16 @@ def scale_out_tracking(
     )
 
 
-def add_one_instance(*, cooldown_seconds: int) -> appscaling.CfnScalingPolicy.StepScalingPolicyConfigurationProperty:
-    """+1 instance whenever the alarm fires (metric - threshold >= 0)."""
+def wake_one_instance(*, cooldown_seconds: int) -> appscaling.CfnScalingPolicy.StepScalingPolicyConfigurationProperty:
+    """Set the count to exactly 1 whenever the alarm fires (metric - threshold >= 0).
+
+    Idempotent: applied again and again during a cold start it still asks for one
+    instance. The cooldown is the cold-start bound, as documentation of intent: with
+    an exact capacity a repeat cannot add anything anyway.
+    """
     return appscaling.CfnScalingPolicy.StepScalingPolicyConfigurationProperty(
-        adjustment_type="ChangeInCapacity",
-        metric_aggregation_type="Average",
+        adjustment_type="ExactCapacity",
+        metric_aggregation_type="Maximum",
         cooldown=cooldown_seconds,
         step_adjustments=[
             appscaling.CfnScalingPolicy.StepAdjustmentProperty(metric_interval_lower_bound=0, scaling_adjustment=1)
@@ -111,6 +164,7 @@ class EndpointAutoscaling(Construct):
         metric_name: str,
         target_value: float,
         scale_out_cooldown_seconds: int,
+        cold_start_seconds: int,
         idle_minutes_before_scale_in: int,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -143,12 +197,12 @@ class EndpointAutoscaling(Construct):
         self.from_zero_policy = self._policy(
             "ScaleOutFromZero",
             policy_type="StepScaling",
-            step_scaling_policy_configuration=add_one_instance(cooldown_seconds=scale_out_cooldown_seconds),
+            step_scaling_policy_configuration=wake_one_instance(cooldown_seconds=cold_start_seconds),
         )
         self.from_zero_alarm = cloudwatch.CfnAlarm(
             self,
             "BacklogWithoutCapacityAlarm",
-            alarm_description="Requests are queued and the endpoint has no instance: add one",
+            alarm_description="Requests are queued and the endpoint has no instance: set the count to 1",
             namespace=NAMESPACE,
             metric_name="HasBacklogWithoutCapacity",
             dimensions=endpoint_dimensions(endpoint_name),

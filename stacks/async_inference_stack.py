@@ -112,6 +112,7 @@ class AsyncInferenceStack(cdk.Stack):
                 metric_name=config.scaling.metric,
                 target_value=config.scaling.target_value,
                 scale_out_cooldown_seconds=config.scaling.scale_out_cooldown_seconds,
+                cold_start_seconds=config.operations.expected_cold_start_minutes * 60,
                 idle_minutes_before_scale_in=config.scaling.idle_minutes_before_scale_in,
             )
 

@@ -35,6 +35,14 @@ def test_scalable_target_is_the_variant_with_min_zero(template: Template, env_na
     )
 
 
+def _query(metric: str, stat: str, query_id: str) -> dict:
+    return {
+        "Id": query_id,
+        "ReturnData": False,
+        "MetricStat": {"Stat": stat, "Metric": {"MetricName": metric, "Namespace": "AWS/SageMaker", "Dimensions": ENDPOINT_DIMENSION}},
+    }
+
+
 def test_target_tracking_uses_the_configured_async_metric(template: Template, env_name: str) -> None:
     scaling = load_environment(env_name).scaling
     template.has_resource_properties(
@@ -45,10 +53,12 @@ def test_target_tracking_uses_the_configured_async_metric(template: Template, en
                 "TargetValue": scaling.target_value,
                 "DisableScaleIn": True,
                 "CustomizedMetricSpecification": {
-                    "MetricName": scaling.metric,
-                    "Namespace": "AWS/SageMaker",
-                    "Dimensions": ENDPOINT_DIMENSION,
-                    "Statistic": "Maximum" if scaling.metric == "ApproximateAgeOfOldestRequest" else "Average",
+                    "Metrics": [
+                        _query(scaling.metric, "Maximum" if scaling.metric == "ApproximateAgeOfOldestRequest" else "Average", "tracked"),
+                        _query("HasBacklogWithoutCapacity", "Maximum", "nocapacity"),
+                        # Blank while no instance serves: a cold start is not a reason to add instances.
+                        Match.object_like({"Id": "value", "Expression": "IF(FILL(nocapacity, 0) > 0, 0, tracked)", "ReturnData": True}),
+                    ]
                 },
             },
         },
@@ -62,7 +72,8 @@ def test_scale_out_from_zero_on_backlog_without_capacity(template: Template) -> 
         {
             "PolicyType": "StepScaling",
             "StepScalingPolicyConfiguration": {
-                "AdjustmentType": "ChangeInCapacity",
+                # Set 1, do not add 1: the policy is applied again on every breach of a cold start.
+                "AdjustmentType": "ExactCapacity",
                 "StepAdjustments": [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}],
             },
         },
@@ -135,9 +146,11 @@ def test_no_policy_or_alarm_on_a_metric_that_never_fires(template: Template) -> 
     ).values():
         configuration = policy["Properties"]["TargetTrackingScalingPolicyConfiguration"]
         assert "PredefinedMetricSpecification" not in configuration
-        spec = configuration["CustomizedMetricSpecification"]
-        assert spec["MetricName"] in ASYNC_METRICS
-        assert [d["Name"] for d in spec["Dimensions"]] == ["EndpointName"]
+        metrics = [q["MetricStat"]["Metric"] for q in configuration["CustomizedMetricSpecification"]["Metrics"] if "MetricStat" in q]
+        assert metrics
+        for metric in metrics:
+            assert metric["MetricName"] in ASYNC_METRICS
+            assert [d["Name"] for d in metric["Dimensions"]] == ["EndpointName"]
     scaling_alarms = [
         alarm["Properties"]
         for lid, alarm in template.find_resources("AWS::CloudWatch::Alarm").items()
@@ -169,7 +182,7 @@ def test_backlog_per_instance_is_selectable(metric: str, tmp_path) -> None:
         {
             "TargetTrackingScalingPolicyConfiguration": {
                 "TargetValue": 5,
-                "CustomizedMetricSpecification": Match.object_like({"MetricName": metric, "Statistic": "Average"}),
+                "CustomizedMetricSpecification": {"Metrics": Match.array_with([Match.object_like(_query(metric, "Average", "tracked"))])},
             }
         },
     )
