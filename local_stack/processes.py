@@ -67,6 +67,57 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+class PortInUse(RuntimeError):
+    """A port the pipeline is configured to use is taken; the message names the variable to change."""
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether a listener could bind ``host:port`` right now.
+
+    SO_REUSEADDR only (what servers set, so a port in TIME_WAIT counts as free), never
+    SO_REUSEPORT: with it, a bind succeeds next to another SO_REUSEPORT listener and two
+    pipelines would share the port, each answering a random half of the requests.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def check_ports(host: str, ports: Mapping[str, int]) -> None:
+    """Fail before anything starts if a configured port is taken or given twice.
+
+    ``ports`` maps the setting that chose each port (e.g. ``LOCAL_API_PORT``) to it; 0 means
+    "any free port" and is not checked.
+    """
+    problems: list[str] = []
+    seen: dict[int, str] = {}
+    for variable, port in ports.items():
+        if not port:
+            continue
+        if not 0 < port < 65536:
+            problems.append(f"{variable}={port} is not a TCP port (1-65535)")
+        elif port in seen:
+            problems.append(f"{variable}={port} is also {seen[port]}: give each a different port")
+        elif not port_is_free(host, port):
+            problems.append(f"port {port} ({variable}) is already in use on {host}: stop what listens there "
+                            f"or choose another port, e.g. {variable}={_suggest(host, port)}")
+        seen.setdefault(port, variable)
+    if problems:
+        raise PortInUse("; ".join(problems))
+
+
+def _suggest(host: str, port: int) -> int:
+    """The next free port above ``port`` (a hint only: it may be taken by the time it is used)."""
+    for candidate in range(port + 1, min(port + 100, 65536)):
+        if port_is_free(host, candidate):
+            return candidate
+    return free_port(host)
+
+
 def wait_for_port(host: str, port: int, *, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

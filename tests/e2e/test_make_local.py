@@ -1,11 +1,13 @@
-"""`make local`'s program as a user runs it: starts, prints the API URL, serves, and Ctrl-C
-(SIGINT) stops it and every process it started."""
+"""`make local` as a user runs it: starts, prints the API URL, serves; Ctrl-C, SIGINT or
+SIGTERM to make stops it and every process it started; a model that cannot load or a
+taken port ends it at once with an error that names the cause."""
 
 from __future__ import annotations
 
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +19,10 @@ import pytest
 from inference_client import InferenceClient
 from local_stack.container import REPO_ROOT
 from local_stack.processes import free_port
+
+# `make local` without its install prerequisites (-o: "treat as old, do not remake"): `make
+# test` installed the venv; the default model's package is not needed with MODEL_DIR.
+MAKE_LOCAL = ["make", "--no-print-directory", "-o", "install", "-o", ".venv/.local-model", "local"]
 
 pytestmark = pytest.mark.slow
 
@@ -100,3 +106,128 @@ def test_local_pipeline_serves_and_ctrl_c_stops_everything(tiny_model_dir: Path,
         if process.poll() is None:
             process.kill()
             process.wait(timeout=10)
+
+
+def _local_env(model_dir: Path, tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "LOCAL_API_PORT": str(free_port()),
+        "LOCAL_AWS_PORT": str(free_port()),
+        "LOCAL_CONTAINER_PORT": str(free_port()),
+        "LOCAL_RUNTIME_PORT": str(free_port()),
+        "MODEL_DIR": str(model_dir),
+        "LOCAL_LOG_FILE": str(tmp_path / "children.log"),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
+
+
+class _Run:
+    """A `make local` (or `python -m local_stack`) process with its output collected line by line."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(  # noqa: S603
+            argv, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        self.lines: list[str] = []
+        self.ready = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+            if "model ready" in line:
+                self.ready.set()
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def kill(self) -> None:
+        """Whatever a failed test left: make and every process below it (they outlive make)."""
+        left = _descendants(self.process.pid)
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_model_that_cannot_load_ends_make_local_within_a_minute(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """The model server stays up answering /ping 503 "failed": make local must not wait for it."""
+    env = _local_env(tiny_model_dir, tmp_path, HF_TASK="bogus-task")
+    started = time.monotonic()
+    run = _Run(MAKE_LOCAL, env)
+    children: set[int] = set()
+    try:
+        while run.process.poll() is None and time.monotonic() - started < 60:
+            children |= _descendants(run.process.pid)
+            time.sleep(0.2)
+        assert run.process.poll() is not None, f"still running after 60 s:\n{run.output}"
+        elapsed = time.monotonic() - started
+    finally:
+        run.kill()
+    time.sleep(0.5)
+    assert run.process.returncode != 0, run.output
+    assert "could not load the model" in run.output and "'bogus-task'" in run.output, run.output
+    assert f"model server log: {tmp_path / 'children.log'}" in run.output
+    assert elapsed < 60
+    assert len(children) >= 3, children  # the model server had started: the failure came from /ping
+    assert not [pid for pid in children if _alive(pid)], "processes outlived the failed start"
+
+
+@pytest.mark.parametrize("variable", ["LOCAL_API_PORT", "LOCAL_AWS_PORT", "LOCAL_CONTAINER_PORT", "LOCAL_RUNTIME_PORT"])
+def test_a_taken_port_is_named_before_anything_starts(variable: str, tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Even a listener with SO_REUSEPORT (another `make local`'s API processes) counts as taken."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = _local_env(tiny_model_dir, tmp_path, **{variable: str(port)})
+        completed = subprocess.run(  # noqa: S603
+            [sys.executable, "-m", "local_stack"], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+            timeout=60, check=False,
+        )
+    assert completed.returncode == 1, completed.stdout + completed.stderr
+    assert f"port {port} ({variable}) is already in use" in completed.stderr
+    assert f"{variable}=" in completed.stderr.split("already in use", 1)[1]  # which setting to change
+    assert "starting" not in completed.stdout  # nothing was started
+
+
+def test_two_settings_on_one_port_are_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
+    port = free_port()
+    env = _local_env(tiny_model_dir, tmp_path, LOCAL_API_PORT=str(port), LOCAL_CONTAINER_PORT=str(port))
+    completed = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "local_stack"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 1
+    assert f"LOCAL_CONTAINER_PORT={port} is also LOCAL_API_PORT" in completed.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_to_make_itself_stops_everything(signum: int, tiny_model_dir: Path, tmp_path: Path) -> None:
+    """`kill -INT <make's pid>`: make does not pass SIGINT on (it expects the terminal to have sent it
+    to the whole group), so make local must notice on its own; SIGTERM make forwards."""
+    run = _Run(MAKE_LOCAL, _local_env(tiny_model_dir, tmp_path))
+    try:
+        assert run.ready.wait(120), run.output
+        children = _descendants(run.process.pid)
+        assert len(children) >= 4, children  # local_stack, the model server, two Lambda environments
+        run.process.send_signal(signum)  # to make's pid only, not its process group
+        run.process.wait(timeout=60)
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in children if _alive(pid)], "processes outlived the signal to make"
+        assert "local pipeline: stopped" in run.output, run.output
+    finally:
+        run.kill()
