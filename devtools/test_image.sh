@@ -122,8 +122,32 @@ grep -qi '^x-amzn-sagemaker-custom-attributes: ci=1' "$WORK/headers" || fail "cu
 code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: text/plain' --data-binary 'plain text' "$url/invocations")
 [ "$code" = 200 ] || fail "text/plain request returned $code"
 
+# A body far above the old 10 MiB limit: spooled to the image's /tmp while it arrives,
+# cut before tokenizing (the default limit is SageMaker's async 1 GB).
+head -c 30000000 /dev/zero | tr '\0' 'a' >"$WORK/large.txt"
+code=$(curl -s -o "$WORK/large.out" -w '%{http_code}' -H 'Content-Type: text/plain' --data-binary "@$WORK/large.txt" \
+    "$url/invocations")
+[ "$code" = 200 ] || { cat "$WORK/large.out" >&2; fail "a 30 MB text/plain request returned $code"; }
+rm -f "$WORK/large.txt"
+
 step "stopping (SIGTERM, 30 s grace as on SageMaker)"
 podman stop -t 30 "$NAME" >/dev/null
 exit_code=$(podman inspect "$NAME" --format '{{.State.ExitCode}}')
 [ "$exit_code" = 0 ] || { podman logs "$NAME" | tail -20 >&2; fail "container exited with $exit_code after SIGTERM"; }
+# MODEL_SERVER_DEVICE=cuda (what the stack sets on GPU instance types) where torch sees no
+# GPU: /ping must stay 503 with the reason, never a healthy server on the CPU.
+step "MODEL_SERVER_DEVICE=cuda without a GPU"
+podman rm -f "$NAME" >/dev/null
+podman run -d --name "$NAME" --network=host -e MODEL_SERVER_DEVICE=cuda \
+    -e SAGEMAKER_BIND_TO_PORT="$port" -e MODEL_SERVER_HOST=127.0.0.1 \
+    -v "$WORK/model:/opt/ml/model:ro" "$IMAGE" serve >/dev/null
+status=""
+for _ in $(seq 1 240); do
+    status=$(curl -s "$url/ping" || true)
+    case "$status" in *'"failed"'*) break ;; *healthy*) fail "/ping says healthy with MODEL_SERVER_DEVICE=cuda and no GPU" ;; esac
+    sleep 0.5
+done
+case "$status" in *torch.cuda.is_available*) ;; *) fail "/ping did not report the CUDA failure: $status" ;; esac
+podman logs "$NAME" 2>&1 | grep -q '"event": "device_unavailable"' || fail "no device_unavailable log line"
+podman rm -f "$NAME" >/dev/null
 step "PASS ($IMAGE)"
