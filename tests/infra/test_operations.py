@@ -84,9 +84,21 @@ def test_alarm_topic_is_encrypted_and_usable_by_cloudwatch(template: Template, e
             },
         },
     )
+    # The topic policy replaces SNS's default policy: it must admit CloudWatch itself.
+    template.has_resource_properties(
+        "AWS::SNS::TopicPolicy",
+        {
+            "Topics": [{"Ref": _alarm_topic(template)}],
+            "PolicyDocument": {"Statement": Match.array_with([Match.object_like({
+                "Effect": "Allow", "Principal": {"Service": "cloudwatch.amazonaws.com"}, "Action": "sns:Publish",
+                "Condition": Match.object_like({"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}),
+            })])},
+        },
+    )  # fmt: skip
     email = load_environment(env_name).alarm_email
+    assert email, "someone must be told: every shipped environment subscribes an address"
     subscriptions = template.find_resources("AWS::SNS::Subscription", {"Properties": {"TopicArn": {"Ref": _alarm_topic(template)}}})
-    assert bool(subscriptions) == bool(email)
+    assert [s["Properties"]["Endpoint"] for s in subscriptions.values()] == [email]
 
 
 def test_alarm_email_subscribes_to_the_alarm_topic(tmp_path) -> None:
@@ -108,9 +120,10 @@ def test_alarm_email_subscribes_to_the_alarm_topic(tmp_path) -> None:
 def test_deployment_guardrails_roll_back_on_the_failure_alarms(template: Template, env_name: str) -> None:
     deployment = load_environment(env_name).deployment
     names = list(rollback_alarm_names(f"AsyncInference-{env_name}").values())
-    routing: dict = {"Type": deployment.strategy.upper()}
+    # WaitIntervalInSeconds for every type: the SageMaker API requires it (TrafficRoutingConfig).
+    routing: dict = {"Type": deployment.strategy.upper(), "WaitIntervalInSeconds": deployment.wait_interval_seconds}
     if deployment.strategy == "canary":
-        routing |= {"CanarySize": {"Type": "CAPACITY_PERCENT", "Value": deployment.step_percent}, "WaitIntervalInSeconds": deployment.wait_interval_seconds}
+        routing |= {"CanarySize": {"Type": "CAPACITY_PERCENT", "Value": deployment.step_percent}}
     template.has_resource_properties(
         "AWS::SageMaker::Endpoint",
         {
@@ -132,6 +145,13 @@ def test_deployment_guardrails_roll_back_on_the_failure_alarms(template: Templat
         if "AlarmName" in a["Properties"]
     }
     assert {existing[n] for n in names} == {"InvocationFailures", "Invocation5XXErrors"}
+    # SageMaker reads them with the execution role: DescribeAlarms on exactly these alarms.
+    [statement] = [
+        st for policy in template.find_resources("AWS::IAM::Policy").values()
+        for st in policy["Properties"]["PolicyDocument"]["Statement"] if st["Action"] == "cloudwatch:DescribeAlarms"
+    ]  # fmt: skip
+    resources = json.dumps(statement["Resource"])
+    assert statement["Effect"] == "Allow" and all(f":alarm:{n}" in resources for n in names) and "*" not in resources
 
 
 def test_prod_uses_a_canary_and_dev_all_at_once() -> None:
