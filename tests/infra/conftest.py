@@ -12,6 +12,7 @@ from aws_cdk.assertions import Template
 
 import app as cdk_app
 from app_config import environment_names
+from app_config.ci_identity import load_ci_identity
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,6 +43,16 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
         stacks=by_env,
         templates={name: Template.from_stack(stack) for name, stack in by_env.items()},
     )
+
+
+@pytest.fixture(scope="session")
+def ci_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The CI identity stack alone (`cdk synth -c ci=true`), with the cdk-nag packs app.py adds."""
+    outdir = tmp_path_factory.mktemp("ci.out")
+    app = cdk.App(outdir=str(outdir), context=cdk_context())
+    cdk_app.build_app(app, [], ci_identity=load_ci_identity({"github_repository": "acme-corp/inference-service"}))
+    app.synth()
+    return outdir
 
 
 @pytest.fixture(params=environment_names())

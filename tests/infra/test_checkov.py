@@ -20,13 +20,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import aws_cdk as cdk
 import pytest
 
 import app as cdk_app
-from app_config.ci_identity import load_ci_identity
 from inference_constructs.compliance import CHECKOV_SKIPS
-from tests.infra.conftest import ROOT, cdk_context
+from tests.infra.conftest import ROOT
 
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 
@@ -69,13 +67,6 @@ def declared_skips(templates: list[Path]) -> dict[Verdict, str]:
     return skips
 
 
-@pytest.fixture(scope="module")
-def ci_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    outdir = tmp_path_factory.mktemp("ci-checkov.out")
-    app = cdk.App(outdir=str(outdir), context=cdk_context())
-    cdk_app.build_app(app, [], ci_identity=load_ci_identity({"github_repository": "acme-corp/inference-service"}))
-    app.synth()
-    return outdir
 
 
 @pytest.fixture(scope="module")

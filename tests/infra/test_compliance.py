@@ -19,9 +19,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Template
 
-import app as cdk_app
 from app_config import load_environment
-from app_config.ci_identity import load_ci_identity
 from app_config.models import ApiConfig
 from inference_constructs.compliance import (
     CHECKOV_SKIPS,
@@ -34,7 +32,6 @@ from inference_constructs.compliance import (
     nag_packs,
     pack_of,
 )
-from tests.infra.conftest import cdk_context
 
 ALL_FINDINGS = FINDINGS + CI_IDENTITY_FINDINGS
 
@@ -51,14 +48,6 @@ def suppressed(outdir: Path) -> list[dict[str, Any]]:
     return [v for plugin in report(outdir) for v in plugin.get("suppressedViolations", [])]
 
 
-@pytest.fixture(scope="module")
-def ci_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The CI identity stack alone (`cdk synth -c ci=true`), with the packs app.py adds."""
-    outdir = tmp_path_factory.mktemp("ci.out")
-    app = cdk.App(outdir=str(outdir), context=cdk_context())
-    cdk_app.build_app(app, [], ci_identity=load_ci_identity({"github_repository": "acme-corp/inference-service"}))
-    app.synth()
-    return outdir
 
 
 # ----------------------------------------------------------------------------- both packs, every stack
