@@ -82,7 +82,14 @@ class PipelineModel:
         if self.task in AUDIO_TASKS:
             if isinstance(item, str):
                 _check_remote_reference(item, where, "audio")
-            elif not isinstance(item, (Audio, bytes, dict)) and not hasattr(item, "dtype"):
+            elif isinstance(item, dict):
+                # The pipelines' own dict form, e.g. from JSON: {"raw": [samples], "sampling_rate": 16000}.
+                samples = item.get("raw", item.get("array"))
+                rate = item.get("sampling_rate")
+                if not isinstance(samples, list) and not hasattr(samples, "dtype") or not isinstance(rate, int) \
+                        or rate <= 0:
+                    raise BadRequest(f'{where}: audio as an object is {{"raw": [samples...], "sampling_rate": <Hz>}}')
+            elif not isinstance(item, (Audio, bytes)) and not hasattr(item, "dtype"):
                 raise BadRequest(f"{where}: {self.task} takes audio (send the file with an audio/* Content-Type), "
                                  f"not {type(item).__name__}")
             return
@@ -149,6 +156,11 @@ class PipelineModel:
             from .codec import load_audio
 
             item = load_audio(bytes(item))
+        if isinstance(item, dict) and ("raw" in item or "array" in item):
+            import numpy as np
+
+            samples = np.asarray(item.get("raw", item.get("array")), dtype=np.float32)
+            item = Audio(samples=samples, sampling_rate=int(item["sampling_rate"]))
         if isinstance(item, Audio):
             return {"raw": _resample(item.samples, item.sampling_rate, self._sampling_rate),
                     "sampling_rate": self._sampling_rate or item.sampling_rate}

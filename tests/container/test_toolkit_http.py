@@ -24,7 +24,13 @@ import pytest
 from devtools.tiny_model import build_tiny_seq2seq
 
 from .inprocess import InProcessServer, serve
-from .tiny_models import build_tiny_bert, build_tiny_gpt2, build_tiny_vit, build_tiny_wav2vec2_classifier
+from .tiny_models import (
+    build_tiny_bert,
+    build_tiny_gpt2,
+    build_tiny_vit,
+    build_tiny_wav2vec2_classifier,
+    build_tiny_wav2vec2_ctc,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -52,6 +58,7 @@ MODELS: dict[str, tuple[Callable[[Path], Path], dict[str, str]]] = {
     "feature-extraction": (lambda p: build_tiny_bert(p, "Model"), {}),
     "image-classification": (build_tiny_vit, {}),
     "audio-classification": (build_tiny_wav2vec2_classifier, {}),
+    "speech-recognition": (build_tiny_wav2vec2_ctc, {}),
     "question-answering": (lambda p: build_tiny_bert(p, "ForQuestionAnswering"), {}),
 }
 
@@ -243,6 +250,16 @@ CASES = {
     "audio-classification, an .npy waveform at the model's rate":
         Case("audio-classification", npy(np.zeros(8000, dtype=np.float32)), "application/x-npy",
              expect=is_list_of(LABEL)),
+    "automatic-speech-recognition (inferred from Wav2Vec2ForCTC), a FLAC body: {text}":
+        Case("speech-recognition", audio("FLAC", rate=22050), "audio/x-flac",
+             expect=lambda b: set(b) == {"text"} and isinstance(b["text"], str)),
+    "automatic-speech-recognition, JSON samples in the pipeline's own dict form, at 8 kHz":
+        Case("speech-recognition", js({"inputs": {"raw": [0.0, 0.1, -0.1] * 2000, "sampling_rate": 8000}}),
+             expect=lambda b: set(b) == {"text"}),
+    "automatic-speech-recognition, a dict without a sampling rate":
+        Case("speech-recognition", js({"inputs": {"raw": [0.0, 0.1]}}), status=400, expect="sampling_rate"),
+    "automatic-speech-recognition, a list of recordings is not a JSON request it can take":
+        Case("speech-recognition", js({"inputs": [1, 2, 3]}), status=400, expect="audio"),
     "audio-classification, a body that is not audio":
         Case("audio-classification", b"RIFF....not audio", "audio/wave", status=400, expect="audio"),
 }

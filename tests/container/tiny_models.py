@@ -128,3 +128,27 @@ def build_tiny_wav2vec2_classifier(path: str | Path, labels: tuple[str, ...] = (
     torch.manual_seed(seed)
     Wav2Vec2ForSequenceClassification(config).eval().save_pretrained(out)
     return out
+
+
+def build_tiny_wav2vec2_ctc(path: str | Path, seed: int = 0) -> Path:
+    """A tiny ``Wav2Vec2ForCTC`` with a character vocabulary (automatic-speech-recognition, 16 kHz)."""
+    import json
+
+    import torch
+    from transformers import Wav2Vec2Config, Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC
+
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4, **{c: i + 5 for i, c in enumerate("abcdefghij")}}
+    (out / "vocab.json").write_text(json.dumps(vocab))
+    Wav2Vec2CTCTokenizer(str(out / "vocab.json")).save_pretrained(out)
+    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
+                             return_attention_mask=True).save_pretrained(out)
+    config = Wav2Vec2Config(
+        vocab_size=len(vocab), pad_token_id=0, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 8), num_feat_extract_layers=2,
+        num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2,
+    )
+    torch.manual_seed(seed)
+    Wav2Vec2ForCTC(config).eval().save_pretrained(out)
+    return out
