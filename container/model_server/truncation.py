@@ -1,9 +1,9 @@
 """Cut long texts before the tokenizer sees them, not after.
 
 ``tokenizer(text, truncation=True, max_length=n)`` tokenizes the WHOLE text and
-then drops all but n tokens: a 9.6 MB body took 35 s of the single inference
-thread and gigabytes of token ids, offsets and encodings (measured with the
-tests' byte-level BPE tokenizer), for a model that reads its first 1024 tokens.
+then drops all but n tokens: a 9.6 MB text took 12 s of the single inference
+thread (devtools/bench_long_text.py, docs/benchmarks.md) and gigabytes of token
+ids, offsets and encodings, for a model that reads its first few hundred tokens.
 
 ``bounded_prefix`` hands the tokenizer a prefix just long enough to hold more
 than n tokens. The prefix is grown geometrically from a few characters per

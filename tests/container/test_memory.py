@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -173,11 +174,12 @@ def test_release_memory_uses_glibc_malloc_trim() -> None:
     assert isinstance(bodies.release_memory(), bool)
 
 
-def rss_bytes(pid: int) -> int:
+def rss_bytes(pid: int, field: str = "VmRSS") -> int:
+    """Resident memory now (VmRSS) or its peak since the process started (VmHWM)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
+    raise AssertionError(f"no {field}")
 
 
 def settle_rss(pid: int, below: float, timeout: float = 10.0) -> int:
@@ -216,3 +218,18 @@ def test_a_50_mb_text_is_served_and_memory_returns_near_idle(tiny_model_dir: Pat
     assert elapsed < 60, elapsed
     # The server is still healthy and serves the next request.
     assert server.ping().status_code == 200
+
+    # Four concurrent 10 MB texts (the toolkit's server took 7 GB for four 9 MB bodies): the peak
+    # stays within a small multiple of the bodies themselves, and memory comes back afterwards.
+    peak_before = rss_bytes(server.proc.pid, "VmHWM")
+    body = text[: 10 * 1024 * 1024]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        responses = list(pool.map(lambda _: server.client.post(
+            "/invocations", content=body, headers={"Content-Type": "text/plain"}, timeout=httpx.Timeout(120)),
+            range(4)))
+    assert [r.status_code for r in responses] == [200] * 4
+    peak = rss_bytes(server.proc.pid, "VmHWM")
+    print(f"RSS idle {idle / 2**20:.0f} MiB; after 50 MiB {after / 2**20:.0f} MiB; "
+          f"peak before {peak_before / 2**20:.0f} MiB, with 4 x 10 MiB {peak / 2**20:.0f} MiB")
+    assert peak - idle < 16 * 4 * len(body), f"peak {peak / 2**20:.0f} MiB, idle {idle / 2**20:.0f} MiB"
+    assert settle_rss(server.proc.pid, below=1.5 * idle) < 1.5 * idle
