@@ -1,6 +1,6 @@
 """The cdk-nag rule packs the app runs and every acknowledgment of the project, each with its reason.
 
-Two packs check every stack: AwsSolutions and NIST 800-53 rev 5 (`nag_packs`). An entry
+Two packs check every stack (app.py adds them): AwsSolutions and NIST 800-53 rev 5. An entry
 names a construct path below the stack (a suffix such as "Storage/AccessLogs") and the
 exact finding id it acknowledges. `acknowledge_findings` fails synth if an entry matches
 no construct, and tests/infra/test_compliance.py fails if an entry suppresses no finding
@@ -24,16 +24,11 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks, NagPack, NIST80053R5Checks
 from constructs import Construct, IConstruct
 
-# cdk-nag pack name -> pack class. The name prefixes every rule id of the pack.
+# The packs app.py runs, by cdk-nag pack name: the name prefixes every rule id of the pack.
 PACKS: dict[str, type[NagPack]] = {
     "AwsSolutions": AwsSolutionsChecks,
     "NIST.800.53.R5": NIST80053R5Checks,
 }
-
-
-def nag_packs(scope: IConstruct) -> list[NagPack]:
-    """One instance of every pack, for `Validations.of(app).add_plugins(*nag_packs(app))`."""
-    return [pack(scope) for pack in PACKS.values()]
 
 
 def pack_of(rule: str) -> str:

@@ -19,6 +19,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Template
 
+import app as cdk_app
 from app_config import load_environment
 from app_config.models import ApiConfig
 from inference_constructs.compliance import (
@@ -29,7 +30,6 @@ from inference_constructs.compliance import (
     CheckovSkip,
     Finding,
     acknowledge_findings,
-    nag_packs,
     pack_of,
 )
 
@@ -48,6 +48,13 @@ def suppressed(outdir: Path) -> list[dict[str, Any]]:
     return [v for plugin in report(outdir) for v in plugin.get("suppressedViolations", [])]
 
 
+
+
+def app_with_packs(outdir: Path) -> cdk.App:
+    """An app with the cdk-nag packs exactly as app.py adds them (build_app without stacks)."""
+    app = cdk.App(outdir=str(outdir))
+    cdk_app.build_app(app, [])
+    return app
 
 
 # ----------------------------------------------------------------------------- both packs, every stack
@@ -101,10 +108,9 @@ def test_cdk_nag_302_records_only_pack_qualified_acknowledgments(tmp_path: Path,
     outcomes = {}
     for form in (rule, f"{pack}::{rule}"):
         outdir = tmp_path / form.replace(":", "_")
-        app = cdk.App(outdir=str(outdir))
+        app = app_with_packs(outdir)
         bucket = s3.Bucket(cdk.Stack(app, "Probe"), "Plain")
         cdk.Validations.of(bucket).acknowledge(cdk.Acknowledgment(id=form, reason="probe of the acknowledgment form"))
-        cdk.Validations.of(app).add_plugins(*nag_packs(app))
         with pytest.raises(Exception, match="ValidationFailed"):  # the bucket has other findings
             app.synth()
         outcomes[form] = (rule in violated_rules(outdir), [v["ruleName"] for v in suppressed(outdir)])
@@ -122,13 +128,12 @@ def test_finding_ids_are_qualified_by_their_pack() -> None:
 def test_nist_pack_really_rejects_what_it_should(tmp_path: Path) -> None:
     """Proves the packs are wired as app.py wires them: a plain bucket and a Lambda without
     reserved concurrency fail both packs."""
-    app = cdk.App(outdir=str(tmp_path))
+    app = app_with_packs(tmp_path)
     stack = cdk.Stack(app, "Insecure")
     s3.Bucket(stack, "Plain")
     lambda_.Function(
         stack, "Fn", runtime=lambda_.Runtime.PYTHON_3_12, handler="index.handler", code=lambda_.Code.from_inline("x=1")
     )
-    cdk.Validations.of(app).add_plugins(*nag_packs(app))
     with pytest.raises(Exception, match="ValidationFailed"):
         app.synth()
     assert {
