@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from devtools.aws_contract import check_template
-from inference_constructs.model_image import image_cuda_version
+from app_config.image_cuda import image_cuda_version
 
 ROOT = Path(__file__).resolve().parents[2]
 

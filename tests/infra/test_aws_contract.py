@@ -18,7 +18,7 @@ import pytest
 
 from devtools.aws_contract import check_template
 from devtools.aws_contract.service_models import operation, validate_request
-from inference_constructs.model_image import image_cuda_version
+from app_config.image_cuda import image_cuda_version
 from tests.infra.conftest import ROOT, Synthesized
 
 CUDA = image_cuda_version(ROOT / "container")

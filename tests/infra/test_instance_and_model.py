@@ -20,7 +20,7 @@ from app_config import ConfigError, load_environment, parse_environment
 from app_config.environments import ENVIRONMENTS
 from app_config.gpu_drivers import INFERENCE_AMIS, UnsupportedInstanceType, inference_ami_for
 from devtools.aws_contract.service_models import enum_values
-from inference_constructs.model_image import image_cuda_version
+from app_config.image_cuda import image_cuda_version
 from stacks.async_inference_stack import AsyncInferenceStack
 from tests.infra.conftest import ROOT, cdk_context
 
@@ -133,6 +133,22 @@ def test_oldest_sufficient_driver_is_chosen(instance_type: str, cuda: str, expec
 def test_no_covering_ami_is_an_error_naming_the_type(instance_type: str, cuda: str | None) -> None:
     with pytest.raises(UnsupportedInstanceType, match=repr(instance_type)):
         inference_ami_for(instance_type, cuda)
+
+
+@pytest.mark.parametrize(
+    ("base_image", "constraints", "expected"),
+    [
+        ("pytorch/pytorch:2.9.0-cuda12.8-cudnn9-runtime", "", "12.8"),
+        ("nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04", "", "12.4"),
+        ("python:3.11.14-slim-bookworm", "numpy==2.0.0\nnvidia-cuda-runtime-cu12==12.8.90\n", "12.8"),
+        ("python:3.11.14-slim-bookworm", "nvidia-cuda-runtime==13.0.96\n", "13.0"),
+        ("python:3.11.14-slim-bookworm", "numpy==2.0.0\n", None),
+    ],
+)
+def test_image_cuda_version_comes_from_where_the_image_gets_cuda(tmp_path, base_image: str, constraints: str, expected: str | None) -> None:
+    (tmp_path / "Dockerfile").write_text(f"ARG BASE_IMAGE={base_image}\nFROM ${{BASE_IMAGE}}\n")
+    (tmp_path / "constraints.txt").write_text(constraints)
+    assert image_cuda_version(tmp_path) == expected
 
 
 def test_container_environment_cannot_contradict_the_stack() -> None:
