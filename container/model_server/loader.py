@@ -195,10 +195,25 @@ def cpu_threads(configured: int | None, torch_default: int) -> int:
 
 def _pick_device(settings: Settings, torch: Any) -> str:
     if settings.device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        available, reasons = cuda_status(torch)
+        if not available and reasons:
+            # A GPU build that cannot use its GPU: say so, even where the CPU is an acceptable answer.
+            log.warning(f"no usable GPU, serving on the CPU (MODEL_SERVER_DEVICE=auto): torch says: {reasons}",
+                        extra={"event": "cuda_unusable"})
+        return "cuda" if available else "cpu"
     if settings.device == "cuda":
         require_cuda(torch)
     return settings.device
+
+
+def cuda_status(torch: Any) -> tuple[bool, str]:
+    """``torch.cuda.is_available()``, and the reason torch gave when it is False (else "")."""
+    with warnings.catch_warnings(record=True) as caught:
+        # torch explains a driver mismatch only in a warning ("The NVIDIA
+        # driver on your system is too old (found version 11040)...").
+        warnings.simplefilter("always")
+        available = bool(torch.cuda.is_available())
+    return available, "" if available else "; ".join(dict.fromkeys(str(w.message).strip() for w in caught))
 
 
 def require_cuda(torch: Any) -> None:
@@ -213,14 +228,10 @@ def require_cuda(torch: Any) -> None:
     variant's ``InferenceAmiVersion`` selects a newer one
     (https://docs.aws.amazon.com/sagemaker/latest/dg/inference-gpu-drivers.html).
     """
-    with warnings.catch_warnings(record=True) as caught:
-        # torch explains a driver mismatch only in a warning ("The NVIDIA
-        # driver on your system is too old (found version 11040)...").
-        warnings.simplefilter("always")
-        available = torch.cuda.is_available()
+    available, reasons = cuda_status(torch)
     if available:
         return
-    reasons = "; ".join(dict.fromkeys(str(w.message).strip() for w in caught)) or "no reason given by torch"
+    reasons = reasons or "no reason given by torch"
     raise DeviceUnavailable(
         f"MODEL_SERVER_DEVICE=cuda but torch.cuda.is_available() is False: torch {torch.__version__} "
         f"built for CUDA {torch.version.cuda or 'none (a CPU-only build)'}, NVIDIA driver: {nvidia_driver_version()}; "

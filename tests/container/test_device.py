@@ -81,13 +81,23 @@ def test_cpu_device_never_asks_for_a_gpu(monkeypatch: pytest.MonkeyPatch, tiny_m
     assert loaded.device == "cpu"
 
 
-def test_device_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_device_choice(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert loader._pick_device(Settings(device="cuda"), torch) == "cuda"
     assert loader._pick_device(Settings(device="auto"), torch) == "cuda"
     monkeypatch.setattr(torch.cuda, "is_available", no_gpu)
-    # auto is for `make serve` on a laptop: CPU is a fine answer there.
+    # auto is for `make serve` on a laptop: CPU is a fine answer there, but a GPU build
+    # that cannot use its GPU says why.
+    with caplog.at_level(logging.WARNING, logger="model_server"):
+        assert loader._pick_device(Settings(device="auto"), torch) == "cpu"
+    (warned,) = [r for r in caplog.records if getattr(r, "event", None) == "cuda_unusable"]
+    assert DRIVER_TOO_OLD in warned.getMessage()
+    # A CPU-only torch (no reason given) on a machine without GPU: nothing to warn about.
+    caplog.clear()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert loader._pick_device(Settings(device="auto"), torch) == "cpu"
+    assert not [r for r in caplog.records if getattr(r, "event", None) == "cuda_unusable"]
+    monkeypatch.setattr(torch.cuda, "is_available", no_gpu)
     with pytest.raises(loader.DeviceUnavailable, match="MODEL_SERVER_DEVICE=cuda"):
         loader._pick_device(Settings(device="cuda"), torch)
 
