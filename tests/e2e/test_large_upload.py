@@ -39,13 +39,8 @@ def default_pipeline(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFact
             # One torch thread, as the package's pipeline: the machine is shared with moto and the Lambdas.
             container_env={"MODEL_SERVER_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1"},
         ))
-        try:
-            local.start(wait_for_model=True, model_timeout=120)
-        except BaseException:
-            print(log_path.read_text()[-5000:])
-            raise
-        try:
-            yield local
+        try:  # on a failed start, the pipeline's log is in log_path
+            yield local.start(wait_for_model=True, model_timeout=120)
         finally:
             local.stop()
 
