@@ -1,4 +1,5 @@
-"""The cdk-nag rule packs the app runs and every acknowledgment of the project, each with its reason.
+"""Every accepted compliance finding of the project, each with its reason, in one place:
+cdk-nag acknowledgments (`FINDINGS`, `CI_IDENTITY_FINDINGS`) and checkov skips (`CHECKOV_SKIPS`).
 
 Two packs check every stack (app.py adds them): AwsSolutions and NIST 800-53 rev 5. An entry
 names a construct path below the stack (a suffix such as "Storage/AccessLogs") and the
@@ -215,8 +216,6 @@ CI_IDENTITY_FINDINGS: tuple[Finding, ...] = (
 )
 
 
-
-
 # ---------------------------------------------------------------------------- checkov
 @dataclass(frozen=True)
 class CheckovSkip:
@@ -233,6 +232,11 @@ class CheckovSkip:
     check: str
     reason: str
     when: Callable[[cdk.CfnResource], bool] | None = None
+
+
+def _network_isolation_off(model: cdk.CfnResource) -> bool:
+    """True unless the SageMaker model sets EnableNetworkIsolation (app_config's enable_network_isolation)."""
+    return not getattr(model, "enable_network_isolation", None)
 
 
 CHECKOV_SKIPS: tuple[CheckovSkip, ...] = (
@@ -252,7 +256,7 @@ CHECKOV_SKIPS: tuple[CheckovSkip, ...] = (
         "CKV_AWS_370",
         "The model is a hub model that the container downloads at start-up (HF_MODEL_ID), which needs the network; "
         "an environment serving an S3 or local artifact sets enable_network_isolation, which drops this skip.",
-        when=lambda model: not getattr(model, "enable_network_isolation", None),
+        when=_network_isolation_off,
     ),
     CheckovSkip(
         "Api/Handler",

@@ -17,7 +17,9 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk.assertions import Template
+from constructs import Construct
 
 import app as cdk_app
 from app_config import load_environment
@@ -246,3 +248,19 @@ def test_cfn_lint_reports_no_error(synthesized) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
+
+
+@pytest.mark.parametrize("isolated", [True, False])
+def test_network_isolation_drops_its_checkov_skip(tmp_path: Path, isolated: bool) -> None:
+    stack = cdk.Stack(cdk.App(outdir=str(tmp_path)), "Probe")
+    model = sagemaker.CfnModel(
+        Construct(stack, "Inference"),
+        "Model",
+        execution_role_arn="arn:aws:iam::123456789012:role/x",
+        primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(image="img"),
+        enable_network_isolation=isolated or None,
+    )
+    [skip] = [s for s in CHECKOV_SKIPS if s.check == "CKV_AWS_370"]
+    acknowledge_findings(stack, (), checkov_skips=(skip,))
+    metadata = Template.from_stack(stack).to_json()["Resources"][stack.get_logical_id(model)].get("Metadata", {})
+    assert ("checkov" in metadata) is (not isolated)
