@@ -35,15 +35,28 @@ def main(argv: list[str] | None = None) -> int:
     if args not in ([], ["serve"]):
         print(USAGE, file=sys.stderr)
         return 2
-    sock = _listen()
+    try:
+        sock = _listen()
+    except (ValueError, OverflowError, OSError) as exc:
+        port = os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080")
+        print(f"cannot listen on {os.environ.get('MODEL_SERVER_HOST', '0.0.0.0')}:{port} "
+              f"(SAGEMAKER_BIND_TO_PORT={port!r}): {exc}", file=sys.stderr)
+        return 2
 
     import uvicorn
+    from pydantic import ValidationError
 
     from .app import create_app
     from .logs import configure_logging
-    from .settings import Settings
+    from .settings import Settings, describe_errors
 
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        # Exit instead of serving with a setting nobody chose: the container's
+        # log names the variable, its value and what is allowed.
+        print(describe_errors(exc), file=sys.stderr)
+        return 2
     configure_logging(settings.log_level)
     import logging
 

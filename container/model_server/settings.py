@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -82,3 +82,19 @@ class Settings(BaseSettings):
     def public_dict(self) -> dict[str, object]:
         """The settings as logged at startup (the token is masked by SecretStr)."""
         return {k: (str(v) if v is not None else None) for k, v in self.model_dump().items()}
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """A settings error in the names the operator set: the variable, its value, what is allowed.
+
+    pydantic names the Python field (``max_request_bytes``); the person reading
+    the container's log set ``MODEL_SERVER_MAX_REQUEST_BYTES``.
+    """
+    lines = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        info = Settings.model_fields.get(field)
+        alias = info.validation_alias if info is not None and isinstance(info.validation_alias, str) else None
+        variable = alias or (Settings.model_config.get("env_prefix", "") + field).upper()
+        lines.append(f"{variable}={error.get('input')!r}: {error['msg']}")
+    return "invalid settings: " + "; ".join(lines)

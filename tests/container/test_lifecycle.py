@@ -114,3 +114,23 @@ def test_sigterm_drains_in_flight_requests_then_exits_0(user_model_dir: Path, st
     assert response.status_code == 200, response.text
     assert response.json()["input"] == "block:drain"
     assert server.proc.wait(timeout=25) == 0
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("MODEL_SERVER_MAX_REQUEST_BYTES", "0", "MODEL_SERVER_MAX_REQUEST_BYTES='0': Input should be greater than or equal to 1"),
+        ("MODEL_SERVER_DEVICE", "gpu", "MODEL_SERVER_DEVICE='gpu': Input should be 'auto', 'cpu' or 'cuda'"),
+        ("MODEL_SERVER_MAX_BATCH_SIZE", "lots", "MODEL_SERVER_MAX_BATCH_SIZE='lots': Input should be a valid integer"),
+        ("SAGEMAKER_BIND_TO_PORT", "99999", "SAGEMAKER_BIND_TO_PORT='99999'"),
+        ("SAGEMAKER_BIND_TO_PORT", "http", "SAGEMAKER_BIND_TO_PORT='http'"),
+    ],
+)
+def test_a_bad_setting_stops_the_server_naming_the_variable(tmp_path: Path, variable: str, value: str,
+                                                           says: str) -> None:
+    env = {"PYTHONPATH": str(CONTAINER), "MODEL_DIR": str(tmp_path), "SAGEMAKER_BIND_TO_PORT": str(free_port()),
+           "MODEL_SERVER_HOST": "127.0.0.1", "PATH": "/usr/bin:/bin", variable: value}
+    done = subprocess.run([sys.executable, "-m", "model_server", "serve"], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert says in done.stderr and "Traceback" not in done.stderr
