@@ -277,8 +277,10 @@ class InferenceApi(Construct):
         iam.Grant.add_to_principal(grantee=self.role, actions=["s3:DeleteObject"], resource_arns=[requests, uploads])
         # Without ListBucket, S3 answers 403 instead of 404 for a missing object, and the
         # handler could not tell "not finished yet" / "unknown id" from a real denial.
-        # S3 evaluates that implicit ListBucket with the object's key as s3:prefix, so the
-        # condition keeps the 404s and still denies listing any other prefix.
+        # S3 evaluates that implicit ListBucket with the object's key as s3:prefix (observed
+        # behaviour, not in the API reference: a pending inference answering 500 instead of
+        # 202 after a deploy would mean otherwise), so the condition keeps the 404s and still
+        # denies listing any other prefix.
         for bucket, prefixes in (
             (input_bucket, (INPUT_PREFIX, UPLOAD_PREFIX)),
             (output_bucket, (OUTPUT_PREFIX,)),
