@@ -73,7 +73,8 @@ class AsyncInferenceStack(cdk.Stack):
                 **config.container_environment,
                 # The agreed container interface: the device the instance type provides (the
                 # server refuses to report healthy when it is cuda and CUDA is unusable), and
-                # the largest request the API can submit (async: SageMaker's 1 GB payload limit).
+                # the largest request the API can submit (async: SageMaker's 1 GB payload limit,
+                # https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference.html).
                 "MODEL_SERVER_DEVICE": config.container_device,
                 "MODEL_SERVER_MAX_REQUEST_BYTES": str(MAX_ASYNC_PAYLOAD_BYTES),
             },
