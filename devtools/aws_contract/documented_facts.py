@@ -256,6 +256,14 @@ def _topic_admits_cloudwatch(resources: dict, topic_id: str, alarms: list[str]) 
         if r.get("Type") == "AWS::SNS::TopicPolicy" and {"Ref": topic_id} in (r.get("Properties", {}).get("Topics") or [])
     ]
     # No topic policy: SNS's default policy lets the owning account's services publish.
+    for policy in policies:
+        for statement in _statements(policy):
+            principal = statement.get("Principal")
+            everyone = principal == "*" or (isinstance(principal, dict) and principal.get("AWS") == "*")
+            if statement.get("Effect") == "Deny" and "Condition" not in statement and _action_allows(statement, "sns:Publish") and (
+                everyone or ALARM_PUBLISHER in _service_principals(statement)
+            ):
+                findings.append(Finding(topic_id, "alarm-topic-policy", f"an unconditional Deny of sns:Publish ({statement.get('Sid', 'no Sid')}) stops {ALARM_PUBLISHER}"))
     if policies:
         missing = [a for a in TOPIC_ACTIONS if all(_allows_service(p, ALARM_PUBLISHER, (a,)) for p in policies)]
         if missing:

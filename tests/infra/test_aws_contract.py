@@ -205,6 +205,15 @@ def test_alarm_topic_policy_that_admits_only_tls_never_delivers(dev: dict) -> No
     _assert_finds(dev, topic, "[alarm-topic-policy]", "cloudwatch.amazonaws.com")
 
 
+def test_alarm_topic_policy_with_an_unconditional_deny_never_delivers(dev: dict) -> None:
+    topic = _alarm_topic(dev)
+    _, policy = _first(dev, "AWS::SNS::TopicPolicy", lambda lid, p: {"Ref": topic} in p["Topics"])
+    for statement in policy["PolicyDocument"]["Statement"]:
+        if statement["Effect"] == "Deny":
+            del statement["Condition"]  # the TLS-only Deny, without its aws:SecureTransport condition
+    _assert_finds(dev, topic, "[alarm-topic-policy]", "unconditional Deny")
+
+
 def test_alarm_topic_key_that_does_not_admit_cloudwatch_never_delivers(dev: dict) -> None:
     key_id, key = _first(dev, "AWS::KMS::Key", lambda lid, p: lid.startswith("AlarmsTopicKey"))
     key["KeyPolicy"]["Statement"] = [
