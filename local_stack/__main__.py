@@ -164,9 +164,14 @@ def supervise(pipeline: LocalPipeline) -> None:
         try:
             pipeline.container.wait_healthy(timeout=600)
             healthy_since = time.monotonic()
-            _say("local pipeline: model server back; queued requests run")
+            _say(f"local pipeline: model server back (pid {_pid(pipeline)}); queued requests run")
         except (RuntimeError, TimeoutError) as error:
             _say(f"local pipeline: {error}", error=True)
+
+
+def _pid(pipeline: LocalPipeline) -> int | None:
+    """The model server's process id (printed so a user can kill exactly it, never a port's owner)."""
+    return pipeline.container.process.pid if pipeline.container.process else None
 
 
 def _say(message: str, *, error: bool = False) -> None:
@@ -253,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config, description = config_from_environment()
     except PortInUse as error:
-        print(f"local pipeline: cannot start: {error}", file=sys.stderr, flush=True)
+        problems = str(error).replace("\n", "\n  ")
+        print(f"local pipeline: cannot start, nothing was started:\n  {problems}", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:
         return 0
@@ -276,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"  S3 / SNS / SQS       {pipeline.aws_endpoint_url}   (moto; any credentials)",
                     f"  SageMaker runtime    {pipeline.runtime.endpoint_url}   (endpoint {pipeline.runtime.endpoint_name},"
                     f" MaxConcurrentInvocationsPerInstance={config.max_concurrent_invocations})",
-                    f"  model server         {pipeline.container.url}",
+                    f"  model server         {pipeline.container.url}   (pid {_pid(pipeline)})",
                     f"  buckets              {pipeline.resources.input_bucket}, {pipeline.resources.output_bucket},"
                     f" {pipeline.resources.failure_bucket}",
                     f"  logs                 {_log_path(config)}",

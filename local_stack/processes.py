@@ -107,7 +107,7 @@ def check_ports(host: str, ports: Mapping[str, int]) -> None:
                             f"or choose another port, e.g. {variable}={_suggest(host, port)}")
         seen.setdefault(port, variable)
     if problems:
-        raise PortInUse("; ".join(problems))
+        raise PortInUse("\n".join(problems))
 
 
 def _suggest(host: str, port: int) -> int:
