@@ -270,4 +270,11 @@ def _load_default(model_dir: Path, settings: Settings, device: Any) -> Any:
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         model = AutoModelForSeq2SeqLM.from_pretrained(model_dir, dtype=dtype).to(device).eval()
         return Seq2SeqModel(model, tokenizer, task, device)
+    if task == "question-answering":  # no pipeline in transformers 5: served by question_answering.py
+        from transformers import AutoModelForQuestionAnswering
+
+        from .question_answering import QuestionAnsweringModel
+
+        model = AutoModelForQuestionAnswering.from_pretrained(model_dir, dtype=dtype).to(device).eval()
+        return QuestionAnsweringModel(model, AutoTokenizer.from_pretrained(model_dir), device)
     return PipelineModel(pipeline(task, model=str(model_dir), device=device, dtype=dtype))

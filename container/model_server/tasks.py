@@ -8,10 +8,11 @@ answers here what it answered there: a BART summarizer is
 
 transformers 5 removed the ``summarization``, ``text2text-generation`` and
 ``translation`` pipelines; those tasks are served by ``seq2seq.py`` through
-``generate``. Every other task goes through a transformers pipeline, and a task
-that has none (``question-answering`` in transformers 5, for one) fails the
-load with a message naming it: /ping is never healthy for a model that would
-answer as something else.
+``generate``, and ``question-answering`` by ``question_answering.py``. Every
+other task goes through a transformers pipeline, and a task that has none
+(``visual-question-answering`` in transformers 5, for one) fails the load with
+a message naming it: /ping is never healthy for a model that would answer as
+something else.
 
 This module is imported on the event loop: transformers is only imported
 inside the functions the loader thread calls.
@@ -95,6 +96,8 @@ def input_kinds(task: str | None) -> frozenset[str]:
         return frozenset({KIND_JSON, KIND_AUDIO, KIND_NPY})
     if task in _NO_CSV_TASKS:
         return frozenset({KIND_JSON, KIND_TEXT})
+    if task == "question-answering":  # question and context: JSON objects or CSV columns
+        return frozenset({KIND_JSON, KIND_CSV})
     return frozenset({KIND_JSON, KIND_TEXT, KIND_CSV, KIND_NPY})
 
 
@@ -138,16 +141,17 @@ def infer_task(config: Any) -> str:
 
 def check_servable(task: str) -> None:
     """ValueError, naming the task and the alternatives, unless this server can serve ``task``."""
-    if is_seq2seq(task):
+    if is_seq2seq(task) or task == "question-answering":  # served without a pipeline
         return
     import transformers
     from transformers.pipelines import SUPPORTED_TASKS
 
     if base_task(task) in SUPPORTED_TASKS:
         return
-    supported = sorted({*SUPPORTED_TASKS, "summarization", "text2text-generation", "translation_xx_to_yy"})
+    supported = sorted({*SUPPORTED_TASKS, "question-answering", "summarization", "text2text-generation",
+                        "translation_xx_to_yy"})
     raise ValueError(
         f"task {task!r} cannot be served: transformers {transformers.__version__} has no pipeline for it "
-        f"(question-answering, image-to-text and visual-question-answering were removed in transformers 5). "
+        f"(image-to-text and visual-question-answering were removed in transformers 5). "
         f"Serve it with code/inference.py (model_fn and predict_fn), or set HF_TASK to one of: {', '.join(supported)}"
     )

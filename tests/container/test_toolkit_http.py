@@ -283,14 +283,78 @@ def test_toolkit_http_behaviour(servers: Callable[[str], InProcessServer], case:
         assert case.expect(response.json()), response.text[:500]
 
 
-def test_a_task_without_a_pipeline_fails_to_load_with_its_name(servers: Callable[[str], InProcessServer]) -> None:
-    """A question-answering model: no pipeline in transformers 5, so /ping must not say healthy."""
+CONTEXT = "My name is Wolfgang and I live in Berlin. The capital of France is Paris."
+
+
+def is_answer_in(context: str) -> Callable[[Any], bool]:
+    """transformers 4's question-answering output: the span's text at its character offsets."""
+    def check(answer: Any) -> bool:
+        return (isinstance(answer, dict) and set(answer) == {"score", "start", "end", "answer"}
+                and 0 <= answer["score"] <= 1 and answer["answer"] == context[answer["start"]:answer["end"]]
+                and 0 < len(answer["answer"]))
+    return check
+
+
+QA_CASES = {
+    "one question: one answer object (the pipeline's shape)":
+        (js({"inputs": {"question": "Where do I live?", "context": CONTEXT}}), 200, is_answer_in(CONTEXT)),
+    "top_k=3: a list of answers":
+        (js({"inputs": {"question": "Where?", "context": CONTEXT}, "parameters": {"top_k": 3}}), 200,
+         lambda b: isinstance(b, list) and len(b) == 3 and all(is_answer_in(CONTEXT)(a) for a in b)
+         and b[0]["score"] >= b[1]["score"] >= b[2]["score"]),
+    "a list of questions: one answer each":
+        (js({"inputs": [{"question": "Who?", "context": CONTEXT}, {"question": "What?", "context": "I love Paris."}]}),
+         200, lambda b: is_answer_in(CONTEXT)(b[0]) and is_answer_in("I love Paris.")(b[1])),
+    "a context longer than the model's window is read in overlapping windows":
+        (js({"inputs": {"question": "Where?", "context": " ".join([CONTEXT] * 12)}}), 200,
+         is_answer_in(" ".join([CONTEXT] * 12))),
+    "handle_impossible_answer may answer nothing":
+        (js({"inputs": {"question": "Where?", "context": CONTEXT},
+             "parameters": {"handle_impossible_answer": True, "top_k": 40}}), 200,
+         lambda b: [(a["start"], a["end"]) for a in b if a["answer"] == ""] == [(0, 0)]),
+    "a string instead of question and context":
+        (js({"inputs": "Where do I live?"}), 400, "question"),
+    "an unknown parameter":
+        (js({"inputs": {"question": "a", "context": "b"}, "parameters": {"max_new_tokens": 2}}), 400, "max_new_tokens"),
+    "top_k 0":
+        (js({"inputs": {"question": "a", "context": "b"}, "parameters": {"top_k": 0}}), 400, "top_k"),
+}
+
+
+@pytest.mark.parametrize(("body", "status", "expect"), list(QA_CASES.values()), ids=list(QA_CASES))
+def test_question_answering_without_a_pipeline(servers: Callable[[str], InProcessServer], body: bytes, status: int,
+                                               expect: Any) -> None:
+    """A ...ForQuestionAnswering model without HF_TASK is served as question-answering, never as another task."""
     server = servers("question-answering")
-    ping = server.client.get("/ping")
-    assert ping.status_code == 503
-    assert ping.json()["status"] == "failed" and "question-answering" in ping.json()["error"]
-    response = server.post(js({"inputs": {"question": "q", "context": "c"}}))
-    assert response.status_code == 503 and "question-answering" in response.json()["message"]
+    assert server.state.status == "ready", server.state.error
+    assert server.state.loaded.task == "question-answering"
+    response = server.post(body)
+    assert response.status_code == status, response.text
+    if status == 200:
+        assert expect(response.json()), response.text
+    else:
+        assert expect in response.json()["message"]
+
+
+def test_question_answering_from_csv_rows(servers: Callable[[str], InProcessServer]) -> None:
+    """The toolkit's CSV form for this task: question and context columns, one object per row."""
+    server = servers("question-answering")
+    body = f'question,context\r\nwhere do i live?,"{CONTEXT}"\r\nwhat is paris?,The capital of France is Paris.\r\n'
+    response = server.post(body.encode(), "text/csv", accept="text/csv")
+    assert response.status_code == 200, response.text
+    lines = response.text.splitlines()
+    assert lines[0] == "score,start,end,answer" and len(lines) == 3
+
+
+def test_a_task_without_a_pipeline_fails_to_load_with_its_name(tmp_path: Path) -> None:
+    """/ping must not say healthy for a task this server cannot serve."""
+    model_dir = build_tiny_bert(tmp_path / "vqa", "ForQuestionAnswering")
+    with serve(model_dir, hf_task="visual-question-answering") as server:
+        ping = server.client.get("/ping")
+        assert ping.status_code == 503
+        assert ping.json()["status"] == "failed" and "visual-question-answering" in ping.json()["error"]
+        response = server.post(js({"inputs": {"question": "q", "context": "c"}}))
+        assert response.status_code == 503 and "visual-question-answering" in response.json()["message"]
 
 
 def test_bad_requests_never_reach_the_batch(servers: Callable[[str], InProcessServer],

@@ -62,11 +62,12 @@ def test_an_architecture_without_a_task_fails_with_a_message_naming_it(arch: str
         infer_task(config(architectures=[arch]))
 
 
-@pytest.mark.parametrize("task", ["question-answering", "visual-question-answering", "multiple-choice", "conversational"])
+@pytest.mark.parametrize("task", ["image-to-text", "visual-question-answering", "multiple-choice", "conversational"])
 def test_a_task_without_a_pipeline_fails_the_load_with_its_name(task: str) -> None:
     with pytest.raises(ValueError, match=f"task '{task}' cannot be served.*code/inference.py"):
         check_servable(task)
-    for servable in ("summarization", "translation_en_to_de", "fill-mask", "sentiment-analysis", "ner"):
+    for servable in ("summarization", "translation_en_to_de", "question-answering", "fill-mask", "sentiment-analysis",
+                     "ner"):
         check_servable(servable)
 
 
