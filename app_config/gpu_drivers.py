@@ -54,6 +54,9 @@ DEFAULT_DRIVERS: dict[str, tuple[int, tuple[int, int]]] = {
 _GPU_FAMILY = re.compile(r"^(g|gr|p)\d")
 # AWS Inferentia / Trainium: Neuron accelerators, not CUDA.
 _NEURON_FAMILY = re.compile(r"^(inf|trn)\d")
+# Graviton (arm64) CPU families: ml.c6g, ml.m7g, ml.r6gd, ml.c6gn... The image is built for
+# linux/amd64 and would fail there with "exec format error".
+_ARM_FAMILY = re.compile(r"^[cmrt]\d+g[a-z]*$")
 
 
 class UnsupportedInstanceType(ConfigError):
@@ -72,6 +75,10 @@ def is_gpu_instance(instance_type: str) -> bool:
 
 def is_neuron_instance(instance_type: str) -> bool:
     return bool(_NEURON_FAMILY.match(instance_family(instance_type)))
+
+
+def is_arm_instance(instance_type: str) -> bool:
+    return bool(_ARM_FAMILY.match(instance_family(instance_type)))
 
 
 def parse_cuda_version(text: str) -> tuple[int, int]:

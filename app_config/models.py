@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from app_config.aws_types import AccountId, RegionName
-from app_config.gpu_drivers import is_gpu_instance, is_neuron_instance
+from app_config.gpu_drivers import is_arm_instance, is_gpu_instance, is_neuron_instance
 
 # Instance families that ship local NVMe instance storage. SageMaker rejects an
 # endpoint-config KmsKeyId (storage volume encryption) for them: their storage
@@ -431,6 +431,11 @@ class EnvironmentConfig(_Strict):
             raise ValueError(
                 f"instance_type {self.instance_type!r} is an AWS Inferentia/Trainium (Neuron) type: "
                 "the image is built for NVIDIA GPUs (CUDA) and cannot use it; choose a GPU type such as 'ml.g5.xlarge'"
+            )
+        if is_arm_instance(self.instance_type):
+            raise ValueError(
+                f"instance_type {self.instance_type!r} is a Graviton (arm64) type: the image is built for "
+                "linux/amd64 and would fail there with 'exec format error'; choose an x86 type"
             )
         if not is_gpu_instance(self.instance_type) and not self.allow_cpu_instance:
             raise ValueError(

@@ -80,6 +80,10 @@ def test_cpu_type_needs_an_explicit_opt_in() -> None:
         parse_environment(_raw(instance_type="ml.c5.xlarge"))
     with pytest.raises(ConfigError, match=r"'ml.inf2.xlarge' is an AWS Inferentia/Trainium"):
         parse_environment(_raw(instance_type="ml.inf2.xlarge", allow_cpu_instance=True))
+    for graviton in ("ml.c7g.xlarge", "ml.m6gd.large", "ml.c6gn.xlarge"):
+        with pytest.raises(ConfigError, match=rf"'{graviton}' is a Graviton \(arm64\) type"):
+            parse_environment(_raw(instance_type=graviton, allow_cpu_instance=True))
+    parse_environment(_raw(instance_type="ml.c7i.xlarge", allow_cpu_instance=True))
 
 
 def test_cpu_type_runs_the_container_on_cpu_without_an_ami(tmp_path) -> None:
