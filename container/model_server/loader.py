@@ -91,9 +91,7 @@ def resolve_model_dir(settings: Settings) -> Path:
         if not settings.model_dir.is_dir():
             raise FileNotFoundError(f"MODEL_DIR {settings.model_dir} does not exist and HF_MODEL_ID is not set")
         return settings.model_dir
-    from huggingface_hub import snapshot_download
-
-    from huggingface_hub import list_repo_files
+    from huggingface_hub import list_repo_files, snapshot_download
 
     token = settings.hf_api_token.get_secret_value() if settings.hf_api_token else None
     files = list_repo_files(settings.hf_model_id, revision=settings.hf_model_revision, token=token)
