@@ -149,11 +149,14 @@ def _dashboard_uses(logical_id: str, body: Any) -> Iterator[MetricUse]:
     for widget in dashboard.get("widgets", []):
         properties = widget.get("properties", {})
         title = properties.get("title", "?")
+        previous: list = []
         for row in properties.get("metrics", []):
             # [namespace, name, dim1, value1, ..., {options}]; "." repeats the previous row's
-            # field. CDK writes full rows; expression rows are a single {options} object.
+            # field in that position. Expression rows are a single {options} object.
             fields = [item for item in row if not isinstance(item, dict)]
-            if len(fields) >= 2 and "." not in fields:
+            fields = [previous[i] if item == "." and i < len(previous) else item for i, item in enumerate(fields)]
+            if len(fields) >= 2:
+                previous = fields
                 names = frozenset(fields[2::2])
                 yield MetricUse(logical_id, f"dashboard widget {title!r}", fields[0], fields[1], names)
 

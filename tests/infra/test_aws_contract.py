@@ -158,6 +158,17 @@ def test_dashboard_widget_on_a_metric_that_gets_no_data_is_refused(dev: dict) ->
     _assert_finds(dev, dashboard_id, "[metric-published]", "OverheadLatency")
 
 
+def test_dashboard_shorthand_rows_are_read_like_the_console_reads_them() -> None:
+    body = {"widgets": [{"properties": {"title": "t", "metrics": [
+        ["AWS/SageMaker", "InvocationFailures", "EndpointName", "e", "VariantName", "AllTraffic"],
+        [".", "ExpiredRequests", ".", ".", ".", "."],
+        [".", "Invocation5XXErrors", ".", "."],
+    ]}}]}  # fmt: skip
+    template = {"Resources": {"D": {"Type": "AWS::CloudWatch::Dashboard", "Properties": {"DashboardBody": json.dumps(body)}}}}
+    findings = [str(f) for f in check_template(template, image_cuda_version=CUDA)]
+    assert len(findings) == 1 and "Invocation5XXErrors" in findings[0] and "['EndpointName']" in findings[0]
+
+
 # ------------------------------------------------------------------------ defect 4: rollback alarms
 
 
