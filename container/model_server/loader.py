@@ -91,16 +91,32 @@ def resolve_model_dir(settings: Settings) -> Path:
         if not settings.model_dir.is_dir():
             raise FileNotFoundError(f"MODEL_DIR {settings.model_dir} does not exist and HF_MODEL_ID is not set")
         return settings.model_dir
-    from huggingface_hub import list_repo_files, snapshot_download
+    from huggingface_hub import snapshot_download
 
     token = settings.hf_api_token.get_secret_value() if settings.hf_api_token else None
-    files = list_repo_files(settings.hf_model_id, revision=settings.hf_model_revision, token=token)
+    files = _repo_lister()(settings.hf_model_id, revision=settings.hf_model_revision, token=token)
     wanted = files_to_download(files)
     log.info("downloading model", extra={"event": "download", "model_id": settings.hf_model_id,
                                          "revision": settings.hf_model_revision, "files": wanted,
                                          "skipped": len(files) - len(wanted)})
     return Path(snapshot_download(repo_id=settings.hf_model_id, revision=settings.hf_model_revision, token=token,
                                   allow_patterns=wanted))
+
+
+def _repo_lister() -> Any:
+    """huggingface_hub's ``list_repo_files``, as currently defined.
+
+    The module-level function is a method bound to a default ``HfApi`` when
+    huggingface_hub is imported, so a later replacement of
+    ``HfApi.list_repo_files`` (a mirror's client, a test double) is only seen
+    through a fresh ``HfApi``; a replaced module-level function is used as is.
+    """
+    import huggingface_hub
+
+    lister = huggingface_hub.list_repo_files
+    if hasattr(lister, "__func__") and lister.__func__ is not huggingface_hub.HfApi.list_repo_files:
+        return huggingface_hub.HfApi().list_repo_files
+    return lister
 
 
 # Weight files transformers' from_pretrained looks for, in its order of

@@ -106,6 +106,18 @@ def test_hf_model_id_downloads_only_what_loading_needs_at_the_revision(fake_hub:
     ]
 
 
+def test_a_replaced_hfapi_method_is_the_listing_used(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import huggingface_hub
+
+    downloaded = []
+    monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files",
+                        lambda self, repo_id, *, revision=None, repo_type=None, token=None: HUB_LISTING)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda **kw: downloaded.append(kw) or str(tmp_path))
+    loader.resolve_model_dir(Settings(hf_model_id="org/model"))
+    assert "model.safetensors" in downloaded[0]["allow_patterns"]
+    assert "tf_model.h5" not in downloaded[0]["allow_patterns"]
+
+
 def test_the_patterns_select_the_same_files_in_huggingface_hub_itself() -> None:
     """snapshot_download filters with huggingface_hub's own matcher: check the patterns against it."""
     from huggingface_hub.utils import filter_repo_objects
