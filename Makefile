@@ -75,9 +75,12 @@ ENV ?= dev
 # Where `make diff` keeps the CLI's output for the pull-request comment.
 DIFF_OUT ?= .build/diff-$(ENV).txt
 CDK_RUN := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CDK)
+# Credentials and region first: one clear line instead of a synth and the CLI's error, twice.
+AWS_PREFLIGHT := $(PY) -m devtools.aws_preflight
 
 .PHONY: diff
 diff: install-synth ## cdk diff of ENV against AWS, read-only via the bootstrap lookup role (needs AWS credentials)
+	@$(AWS_PREFLIGHT)
 	@mkdir -p "$(dir $(DIFF_OUT))"
 	@# --method=template: compare templates through the lookup role (a change set needs the
 	@# deploy role). --fail-on=never: a non-empty diff is the normal case, not an error.
@@ -86,11 +89,13 @@ diff: install-synth ## cdk diff of ENV against AWS, read-only via the bootstrap 
 
 .PHONY: deploy
 deploy: install-synth ## cdk deploy of ENV (only that environment's service stack; needs AWS credentials)
+	@$(AWS_PREFLIGHT)
 	@# No interactive approval: in CI the GitHub environment's reviewers are the approval.
 	$(CDK_RUN) deploy -c env=$(ENV) AsyncInference-$(ENV) --require-approval=never --no-color
 
 .PHONY: ci-identity-deploy
 ci-identity-deploy: install-synth ## Deploy the GitHub OIDC roles once, by hand (optional REPO=owner/name)
+	@$(AWS_PREFLIGHT)
 	$(CDK_RUN) deploy -c ci=true $(if $(REPO),-c github_repository=$(REPO)) AsyncInference-ci-identity
 
 # ---------------------------------------------------------------- container (issue 3)
