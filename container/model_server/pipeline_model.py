@@ -21,8 +21,11 @@ from .errors import BadRequest
 from .tasks import AUDIO_TASKS, IMAGE_TASKS
 from .truncation import bounded_prefix, max_input_tokens
 
-# Tasks whose pipeline hands unknown keyword arguments to ``generate``.
-_GENERATING = frozenset({"text-generation", "image-text-to-text", "automatic-speech-recognition", "any-to-any"})
+# Tasks whose pipeline hands unknown keyword arguments to ``generate``, checked here
+# against the model's GenerationConfig. (Speech models' generate also takes
+# arguments that are no GenerationConfig field, e.g. Whisper's ``language``:
+# those pipelines are left to check their own.)
+_GENERATING = frozenset({"text-generation"})
 # Text tasks whose pipelines tokenize a text from its start (token-classification is
 # not one: with a stride it reads long texts in overlapping windows).
 _READ_FROM_START = frozenset({"text-classification", "feature-extraction", "text-generation", "fill-mask"})
