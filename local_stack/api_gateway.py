@@ -376,7 +376,14 @@ class _GatewayHandler(BaseHTTPRequestHandler):
         response_headers.setdefault("x-amzn-RequestId", event["requestContext"]["requestId"])
         self._send(status, response_headers, payload)
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle  # noqa: N815
+    do_GET = do_POST = _handle  # noqa: N815
+
+    def __getattr__(self, name: str) -> Any:
+        # Every other method (PUT, TRACE, QUERY...) reaches routing too, and a method the API does
+        # not declare gets API Gateway's 403 MISSING_AUTHENTICATION_TOKEN, not http.server's HTML 501.
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
 
     def _send(self, status: int, headers: Mapping[str, str], payload: bytes) -> None:
         self.send_response(status)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 DRAFT_04 = "http://json-schema.org/draft-04/schema#"
 
-# type/subtype with an optional parameter list, as in an HTTP Content-Type header.
-MEDIA_TYPE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9!#&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#&^_.+-]*( *;.*)?$"
+# type/subtype with an optional parameter list, as in an HTTP Content-Type header: visible
+# ASCII only (`.` would admit characters that cannot be a header, which SageMaker refuses).
+MEDIA_TYPE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9!#&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#&^_.+-]*( *;[\x20-\x7e]*)?$"
 UPLOAD_ID_PATTERN = r"^u[0-9a-f]{32}$"
 
 UPLOAD_REQUEST: dict = {
