@@ -35,7 +35,7 @@ policy on Invocations never fires for async endpoints.
 
 Semantics relied on (Application Auto Scaling user guide):
 https://docs.aws.amazon.com/autoscaling/application/userguide/step-scaling-policy-overview.html
-https://docs.aws.amazon.com/autoscaling/application/userguide/application-auto-scaling-target-tracking.html
+https://docs.aws.amazon.com/autoscaling/application/userguide/target-tracking-scaling-policy-overview.html
 https://docs.aws.amazon.com/autoscaling/application/userguide/application-auto-scaling-target-tracking-metric-math.html
 devtools/scaling_simulator.py replays them over metric traces against the synthesized
 template (tests/infra/test_scaling_simulation.py, docs/operations.md).
