@@ -154,3 +154,25 @@ def test_import_user_module_registers_the_script_under_its_own_name(tmp_path: Pa
     script.write_text("NAME = __name__\n")
     module = import_user_module(script)
     assert module.NAME == "serve_entry" and sys.modules["serve_entry"] is module
+
+
+def test_generic_sagemaker_inference_helpers_as_documented(toolkit) -> None:
+    """``sagemaker_inference`` (the package the HF toolkit builds on), as its docstrings describe it."""
+    encoder = importlib.import_module("sagemaker_inference.encoder")
+    decoder = importlib.import_module("sagemaker_inference.decoder")
+    errors = importlib.import_module("sagemaker_inference.errors")
+    utils = importlib.import_module("sagemaker_inference.utils")
+    assert json.loads(encoder.encode(np.array([[1, 2], [3, 4]]), "application/json")) == [[1, 2], [3, 4]]
+    assert encoder.encode([[1, 2], [3, 4]], "text/csv") == "1,2\n3,4\n"
+    assert decoder.decode("[[1, 2]]", "application/json").tolist() == [[1, 2]]
+    assert decoder.decode("1,2\n3,4", "text/csv").tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    with pytest.raises(errors.UnsupportedFormatError, match="application/x-npz") as raised:
+        decoder.decode(b"PK", "application/x-npz")
+    assert raised.value.status == 415
+    with pytest.raises(errors.UnsupportedFormatError) as raised:
+        encoder.encode([1], "text/html")
+    assert raised.value.status == 406
+    error = errors.GenericInferenceToolkitError(422)
+    assert (error.status_code, error.message, error.phrase) == (422, "Invalid Request", "Invalid Request")
+    assert utils.retrieve_content_type_header({"Accept": "a", "content-type": "text/csv"}) == "text/csv"
+    assert utils.parse_accept("application/json, text/csv") == ["application/json", "text/csv"]

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from devtools.tiny_model import build_tiny_seq2seq
@@ -154,6 +155,25 @@ def test_a_script_chooses_its_error_status(deploy) -> None:
     assert server.post(json.dumps({"inputs": "short"})).json() == {"ok": "short"}
     response = server.post(json.dumps({"inputs": "far longer than ten"}))
     assert response.status_code == 400 and "longer than 10" in response.json()["message"]
+
+
+def test_generic_sagemaker_inference_helpers(deploy) -> None:
+    """``from sagemaker_inference import decoder, encoder, errors``: what the HF containers also ship."""
+    server = ready(deploy("generic_toolkit"))
+    response = server.post(b"1,2\n3,4\n", "text/csv", accept="text/csv")
+    assert response.status_code == 200, response.text
+    assert response.text == "2.0,6.0\n6.0,12.0\n"
+    response = server.post(b"[[1, 1]]", "application/json", accept="application/json")
+    assert response.json() == [[2.0, 3.0]]
+    buffer = io.BytesIO()
+    np.save(buffer, np.ones((1, 2)))
+    response = server.post(buffer.getvalue(), "application/x-npy", accept="application/x-npy")
+    assert np.load(io.BytesIO(response.content)).tolist() == [[2.0, 3.0]]
+    # The script's own errors keep their status: 415, 400 with its message, 406.
+    assert server.post(b"<a/>", "application/xml").status_code == 415
+    response = server.post(b"[1, 2]", "application/json")
+    assert response.status_code == 400 and response.json()["message"] == "send rows of two numbers"
+    assert server.post(b"[[1, 1]]", "application/json", accept="text/html").status_code == 406
 
 
 @pytest.mark.parametrize(("script", "message"), [
