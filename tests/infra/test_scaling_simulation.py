@@ -116,3 +116,24 @@ def test_step_cooldown_counts_the_capacity_already_added() -> None:
     policy.cooldown_base, policy.cooldown_until = 4, 5
     assert policy.desired(current=6, breach=20, minute=3) == 7
     assert policy.desired(current=6, breach=20, minute=5) == 9
+
+
+def test_backlog_per_instance_tracking_also_wakes_exactly_one_instance(tmp_path) -> None:
+    import aws_cdk as cdk
+    from aws_cdk.assertions import Template
+
+    from app_config import parse_environment
+    from app_config.environments import ENVIRONMENTS
+    from stacks.async_inference_stack import AsyncInferenceStack
+    from tests.infra.conftest import ROOT, cdk_context
+
+    raw = {**ENVIRONMENTS["prod"], "scaling": {**ENVIRONMENTS["prod"]["scaling"], "metric": "ApproximateBacklogSizePerInstance", "target_value": 2}}
+    stack = AsyncInferenceStack(
+        cdk.App(outdir=str(tmp_path), context=cdk_context()), "Backlog", config=parse_environment(raw),
+        container_dir=ROOT / "container", build_dir=tmp_path / "build",
+    )  # fmt: skip
+    template = Template.from_stack(stack).to_json()
+    assert {row.desired for row in _run(template, one_request_at_zero(COLD_START_MINUTES + 10))} == {1}
+    burst = _run(template, [100] + [0] * 120)
+    assert max(row.desired for row in burst) == 4 and all(row.in_service for row in burst if row.desired > 1)
+    _assert_no_scale_in_with_backlog(burst)
