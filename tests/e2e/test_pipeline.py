@@ -233,10 +233,22 @@ BIG = b"x" * (4 * 1024 * 1024 + 1)  # over the API's default inline limit (4 MiB
         ("POST", "/uploads", b'{"contentType": "nope"}', {"Content-Type": "application/json"}, 400, "BadRequest"),
         ("GET", "/invocations/r" + "0" * 32, b"", {}, 404, "NotFound"),
         ("GET", "/invocations/not-an-id", b"", {}, 404, "NotFound"),
+        # Regressions: each of these was a 500 (or a 202 that failed later, on the GPU).
+        ("POST", "/invocations", b"{}", {"Content-Type": "application/json", "X-Request-TTL-Seconds": "²".encode()}, 400,
+         "BadRequest"),
+        ("POST", "/uploads", b'{"contentType": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+         {"Content-Type": "application/json"}, 400, "BadRequest"),
+        ("POST", "/invocations", b'{"inputs": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+         {"Content-Type": "application/json"}, 400, "BadRequest"),
+        ("POST", "/invocations", b'{"inputs": "unterminated', {"Content-Type": "application/json"}, 400, "BadRequest"),
+        ("GET", "/invocations/r" + "0" * 32 + "%0A", b"", {}, 404, "NotFound"),
+        ("POST", "/invocations", b"{}", {"Content-Type": "application/json",
+                                         "X-Amzn-SageMaker-Custom-Attributes": "x" * 1025}, 400, "BadRequest"),
     ],
     ids=["empty-body", "unsupported-type", "ttl-below-60", "timeout-zero", "bad-idempotency-key",
          "upload-never-put", "inline-too-large", "upload-bad-json", "upload-not-json", "upload-bad-type",
-         "unknown-id", "malformed-id"],
+         "unknown-id", "malformed-id", "non-ascii-digit-ttl", "deep-json-upload-request", "deep-json-input",
+         "malformed-json-input", "id-with-trailing-newline", "custom-attributes-too-long"],
 )
 def test_bad_inputs_get_their_4xx(
     api: Api, method: str, path: str, body: bytes, headers: dict[str, str], status: int, error: str
@@ -246,6 +258,7 @@ def test_bad_inputs_get_their_4xx(
     document = response.json()
     assert document["error"] == error
     assert document["message"]  # says what was wrong
+    assert set(document) == {"error", "message", "requestId"}
 
 
 def test_the_gateway_answers_what_never_reaches_the_lambda(api: Api) -> None:
