@@ -57,6 +57,11 @@ DEFAULT_TTL_SECONDS = 21600
 DEFAULT_INVOCATION_TIMEOUT_SECONDS = 900
 _INFERENCE_ID = re.compile(r"\A\S[\x20-\x7e]{0,63}\Z")  # 1-64 printable, no leading space
 _PATH = re.compile(r"^/endpoints/(?P<name>[^/]+)/async-invocations$")
+# Header (ContentType, Accept) and CustomAttributesHeader: at most 1024 characters of
+# \p{ASCII} (botocore's sagemaker-runtime service-2.json). botocore checks minimums only,
+# so the maximum is the service's to refuse, and the stand-in's.
+_HEADER_PARAMS = ("ContentType", "Accept", "CustomAttributes")
+_MAX_HEADER_CHARS = 1024
 _PING_TIMEOUT_S = 2.0  # SageMaker's per-ping timeout
 
 
@@ -240,6 +245,13 @@ class AsyncInferenceRuntime:
                     f"InputLocation {input_location!r}: the local runtime reads s3://bucket/key locations only"
                 )
             _split_s3(input_location)  # raises on a location without a key
+        for name in _HEADER_PARAMS:
+            value = params.get(name)
+            if value is not None and (len(value) > _MAX_HEADER_CHARS or not value.isascii()):
+                raise _ValidationError(
+                    f"Value at '{name[0].lower()}{name[1:]}' failed to satisfy constraint: "
+                    f"at most {_MAX_HEADER_CHARS} ASCII characters"
+                )
         ttl = _int_param(params, "RequestTTLSeconds", DEFAULT_TTL_SECONDS, TTL_RANGE)
         timeout = _int_param(params, "InvocationTimeoutSeconds", DEFAULT_INVOCATION_TIMEOUT_SECONDS, TIMEOUT_RANGE)
 

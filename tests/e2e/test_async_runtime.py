@@ -156,6 +156,12 @@ def test_invoke_endpoint_async_wire_protocol(pipeline: LocalPipeline, stub_runti
                                         RequestTTLSeconds=99999)
     assert too_long.value.response["Error"]["Code"] == "ValidationError"
     assert "RequestTTLSeconds" in too_long.value.response["Error"]["Message"]
+    # CustomAttributesHeader: max 1024 (botocore checks only minimums client-side; the service refuses more).
+    with pytest.raises(ClientError) as attributes:
+        sagemaker.invoke_endpoint_async(EndpointName="stub-endpoint", InputLocation=input_location,
+                                        CustomAttributes="a" * 1025)
+    assert attributes.value.response["Error"]["Code"] == "ValidationError"
+    assert "customAttributes" in attributes.value.response["Error"]["Message"]
 
 
 def test_the_pipeline_runtime_serves_the_configured_endpoint_name(pipeline: LocalPipeline) -> None:
