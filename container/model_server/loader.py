@@ -273,6 +273,10 @@ def _load_default(model_dir: Path, settings: Settings, device: Any) -> Any:
     from .seq2seq import Seq2SeqModel
     from .tasks import check_servable, infer_task, is_seq2seq
 
+    if not (model_dir / "config.json").is_file() and (model_dir / "model_index.json").is_file():
+        # The toolkit serves these as text-to-image through diffusers, which this image does not ship.
+        raise ValueError(f"{model_dir} is a diffusers pipeline (model_index.json): text-to-image is not served "
+                         "by this image (no diffusers); serve it with code/inference.py and diffusers installed")
     config = AutoConfig.from_pretrained(model_dir)
     task = settings.hf_task or infer_task(config)
     # A task with no pipeline fails the load with its name, never a wrong task behind a healthy /ping.

@@ -431,3 +431,11 @@ def test_compact_response_shape_is_the_opt_in_for_the_previous_shape(tmp_path: P
         body = server.post(js({"inputs": "i love it"})).json()
         assert isinstance(body, dict) and set(body) == LABEL
         assert is_list_of(LABEL, 2)(server.post(js({"inputs": ["a", "b"]})).json())
+
+
+def test_a_diffusers_model_fails_to_load_with_the_reason(tmp_path: Path) -> None:
+    """The toolkit serves a model_index.json directory as text-to-image; without diffusers that is a clear failure."""
+    (tmp_path / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline"}')
+    with serve(tmp_path) as server:
+        ping = server.client.get("/ping")
+        assert ping.status_code == 503 and "text-to-image" in ping.json()["error"]
