@@ -252,6 +252,9 @@ class ApiConfig(_Strict):
     # Largest inline request body; larger payloads use POST /uploads (Lambda's 6 MB
     # event limit applies to the base64-encoded body).
     max_request_bytes: int = Field(4 * 1024**2, ge=1, le=4_500_000)
+    # Largest upload (POST /uploads): bound in the signed upload policy, so S3 itself refuses
+    # more, and checked again at submit. SageMaker's async payload limit (1 GB) is the ceiling.
+    max_upload_bytes: int = Field(1024**3, ge=1, le=1024**3)
     allowed_content_types: tuple[str, ...] = (
         "application/json", "application/jsonlines", "text/plain", "text/csv",
         "application/octet-stream", "application/x-npy", "image/*", "audio/*",

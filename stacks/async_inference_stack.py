@@ -147,6 +147,7 @@ class AsyncInferenceStack(cdk.Stack):
             default_request_ttl_seconds=config.request_ttl_seconds,
             inline_result_max_bytes=config.api.inline_result_max_bytes,
             max_request_bytes=config.api.max_request_bytes,
+            max_upload_bytes=config.api.max_upload_bytes,
             allowed_content_types=config.api.allowed_content_types,
             status_retry_after_seconds=config.api.status_retry_after_seconds,
             stage_name=config.api.stage_name,

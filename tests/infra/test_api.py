@@ -18,7 +18,7 @@ from openapi_spec_validator import validate as validate_openapi
 import app as cdk_app
 from api_handler.async_api import schemas
 from api_handler.async_api.errors import DOCUMENTED_STATUSES
-from api_handler.async_api.settings import DEFAULT_ALLOWED_CONTENT_TYPES, ENVIRONMENT
+from api_handler.async_api.settings import DEFAULT_ALLOWED_CONTENT_TYPES, ENVIRONMENT, MAX_ASYNC_PAYLOAD_BYTES
 from app_config import ConfigError, load_environment, parse_environment
 from app_config.environments import ENVIRONMENTS
 from app_config.models import ApiConfig
@@ -211,6 +211,9 @@ def test_function_runtime_layer_and_environment(synthesized, template: Template,
     assert variables["DEFAULT_INVOCATION_TIMEOUT_SECONDS"] == str(config.invocation_timeout_seconds)
     assert variables["DEFAULT_REQUEST_TTL_SECONDS"] == str(config.request_ttl_seconds)
     assert variables["INLINE_RESULT_MAX_BYTES"] == str(config.api.inline_result_max_bytes)
+    # The handler bounds upload policies by it; never above SageMaker's async payload limit.
+    assert variables["MAX_UPLOAD_BYTES"] == str(config.api.max_upload_bytes)
+    assert 1 <= int(variables["MAX_UPLOAD_BYTES"]) <= MAX_ASYNC_PAYLOAD_BYTES
     # Every variable set is one the handler reads (or a Powertools one): the contract cannot drift.
     assert {name for name in variables if not name.startswith("POWERTOOLS_")} <= set(ENVIRONMENT)
 
