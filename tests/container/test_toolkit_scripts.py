@@ -186,3 +186,17 @@ def test_invalid_scripts_fail_the_load_with_the_toolkits_message(deploy, script:
     ping = server.client.get("/ping")
     assert ping.status_code == 503 and ping.json()["status"] == "failed"
     assert message in ping.json()["error"]
+
+
+def test_a_real_server_process_reads_sagemaker_program_from_its_environment(
+        models: dict[str, Path], start_server, tmp_path: Path) -> None:
+    """As SageMaker starts it: SAGEMAKER_PROGRAM in the environment of ``python -m model_server serve``."""
+    shutil.copytree(models["seq2seq"], tmp_path, dirs_exist_ok=True)
+    shutil.copytree(SCRIPTS / "entry_point" / "code", tmp_path / "code")
+    server = start_server(tmp_path, SAGEMAKER_PROGRAM="serve_transform.py")
+    server.wait_until(200)
+    response = server.client.post("/invocations", content=b'{"inputs": "hi"}',
+                                  headers={"Content-Type": "application/json", "Accept": "*/*"})
+    assert response.status_code == 200, response.text
+    assert response.json() == [{"script": "serve_transform.py", "model": "entry point model", "text": "HI"}]
+    assert response.headers["content-type"] == "application/json"
