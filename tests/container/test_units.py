@@ -71,6 +71,30 @@ def test_a_task_without_a_pipeline_fails_the_load_with_its_name(task: str) -> No
         check_servable(servable)
 
 
+# Every task the toolkit served (transformers 4's pipeline tasks, and diffusers' text-to-image).
+TOOLKIT_TASKS = [
+    "audio-classification", "automatic-speech-recognition", "conversational", "depth-estimation",
+    "document-question-answering", "feature-extraction", "fill-mask", "image-classification",
+    "image-feature-extraction", "image-segmentation", "image-to-image", "image-to-text", "mask-generation",
+    "ner", "object-detection", "question-answering", "sentiment-analysis", "summarization",
+    "table-question-answering", "text-classification", "text-generation", "text-to-audio", "text-to-image",
+    "text2text-generation", "token-classification", "translation", "translation_en_to_fr",
+    "video-classification", "visual-question-answering", "zero-shot-audio-classification",
+    "zero-shot-classification", "zero-shot-image-classification", "zero-shot-object-detection",
+]
+REMOVED_IN_TRANSFORMERS_5 = {"conversational", "image-to-image", "image-to-text", "text-to-image",
+                             "visual-question-answering"}
+
+
+@pytest.mark.parametrize("task", TOOLKIT_TASKS)
+def test_every_toolkit_task_is_served_or_refused_by_name(task: str) -> None:
+    if task in REMOVED_IN_TRANSFORMERS_5:
+        with pytest.raises(ValueError, match=f"'{task}' cannot be served"):
+            check_servable(task)
+    else:
+        check_servable(task)
+
+
 def test_seq2seq_tasks_and_their_output_keys() -> None:
     assert is_seq2seq("translation_en_to_de") and is_seq2seq("summarization") and not is_seq2seq("text-generation")
     assert output_key("translation_en_to_fr") == "translation_text"
