@@ -275,7 +275,10 @@ class InferenceService:
             claim = {"inferenceId": inference_id, "caller": caller.key,
                      "inputKey": logic.upload_input_key(inference_id, uuid.uuid4().hex)}
             if not self._create(deadline, claim_key, json.dumps(claim, sort_keys=True).encode()):
-                claim = self._read_claim(deadline, claim_key) or {}
+                claim = self._read_claim(deadline, claim_key)
+                if claim is None:  # a concurrent submit's conditional write is still in flight (409)
+                    raise Unavailable(f"upload {upload_id} is being submitted by a concurrent request; retry",
+                                      retry_after=logic.UNAVAILABLE_RETRY_AFTER)
         if claim.get("caller") != caller.key:
             raise _no_upload(upload_id)  # someone else's upload id: as if it did not exist
         if claim.get("inferenceId") != inference_id:

@@ -216,3 +216,40 @@ def test_a_failed_start_releases_the_upload_for_a_retry(api):
     assert retried.status == 202
     _, data = _input_of(api)
     assert data == b"payload"
+
+
+def test_two_concurrent_submits_of_one_upload_start_one_inference(api):
+    upload = api.upload("text/plain")
+    _post(upload, b"payload")
+    from tests.api.conftest import LambdaContext, event
+
+    seen = {}
+
+    def concurrent_submit(_headers):
+        api.stub.on_invoke = None
+        raw = event("POST", "/invocations", body=_ref(upload).encode(),
+                    headers={"Content-Type": "application/json", "Idempotency-Key": "second"})
+        seen["answer"] = api.module.handler(raw, LambdaContext())
+
+    api.stub.on_invoke = concurrent_submit  # runs while the first submit's invoke is in flight
+    first = api.submit(_ref(upload), Idempotency_Key="first")
+    assert first.status == 202
+    assert seen["answer"]["statusCode"] == 409
+    assert len(api.stub.calls) == 1
+
+
+def test_a_submit_that_died_after_starting_resumes_on_the_same_copy(api):
+    """The Lambda started the inference but never wrote the receipt: a retry with the same key
+    starts it again (at-least-once), from the same immutable copy, though the upload is gone."""
+    upload = api.upload("text/plain")
+    _post(upload, b"payload")
+    first = api.submit(_ref(upload), Idempotency_Key="resume")
+    inference_id = first.body["inferenceId"]
+    first_key, _ = _input_of(api)
+    api.s3.delete_object(Bucket=INPUT_BUCKET, Key=f"requests/{inference_id}/receipt.json")
+
+    again = api.submit(_ref(upload), Idempotency_Key="resume")
+    assert again.status == 202 and again.body["inferenceId"] == inference_id
+    assert len(api.stub.calls) == 2
+    second_key, data = _input_of(api)
+    assert second_key == first_key and data == b"payload"
