@@ -140,8 +140,11 @@ def load_json(body: bytes | str) -> Any:
 def load_csv(body: bytes | str) -> dict[str, list[Any]]:
     """CSV with a header row -> ``{"inputs": [...]}`` (the toolkit's ``decode_csv`` rule)."""
     text = decode_text(body, "text/csv")
-    lines = text.splitlines()
-    if not lines or not any(name in lines[0].lower() for name in _CSV_COLUMNS):
+    if text.startswith("\ufeff"):  # spreadsheet exports start with a byte-order mark
+        text = text[1:]
+    # Only the header row is needed here: no copy of a large body split into lines.
+    header = text.split("\n", 1)[0].lower()
+    if not any(name in header for name in _CSV_COLUMNS):
         raise BadRequest('text/csv needs a header row naming an "inputs" column (or "question" and "context")')
     try:
         rows = list(csv.DictReader(io.StringIO(text)))

@@ -48,6 +48,8 @@ def test_decode_csv_as_the_toolkit(toolkit) -> None:
         {"question": "where is Berlin?", "context": "Berlin is the capital of Germany"},
     ]}
     assert decoder_encoder.decode_csv("inputs\r\nI love you\r\nI like you") == {"inputs": ["I love you", "I like you"]}
+    # A spreadsheet's byte-order mark is not part of the header's first name.
+    assert decoder_encoder.decode_csv("\ufeffinputs\r\nA\r\n".encode()) == {"inputs": ["A"]}
     with pytest.raises(BadRequest, match="header"):
         decoder_encoder.decode_csv("where do i live?,My name is Philipp\r\nwhere is Berlin?,Berlin is the capital")
 
