@@ -21,7 +21,9 @@ from .errors import BadRequest
 # far below where the parser's recursion could hit Python's limit (~1000).
 MAX_JSON_DEPTH = 64
 
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# A JSON string literal, written as an unrolled loop (runs of plain characters, then one
+# escape): about ten times faster on megabyte strings than an alternation per character.
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _STEP = str.maketrans({"[": "1", "{": "1", "]": "2", "}": "2"})
 
