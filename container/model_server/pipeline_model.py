@@ -150,7 +150,8 @@ class PipelineModel:
         return list(outputs)
 
     def _prepare(self, item: Any) -> Any:
-        """Audio in the form pipelines take without ffmpeg or torchaudio: samples at the model's rate."""
+        """An input as the pipeline should get it: a long text cut (truncation.py), audio as
+        samples at the model's rate (a form pipelines take without ffmpeg or torchaudio)."""
         if self._max_tokens is not None and isinstance(item, str):
             return bounded_prefix(item, self.pipe.tokenizer, self._max_tokens)
         if self.task not in AUDIO_TASKS:
