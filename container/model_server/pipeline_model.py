@@ -110,6 +110,10 @@ class PipelineModel:
 
     def _validate_parameters(self, parameters: dict[str, Any]) -> None:
         unknown = set(parameters) - self._named - _KWARGS.get(self.task, set())
+        top_k = parameters.get("top_k")
+        if "top_k" in parameters and top_k is not None and (
+                not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
+            raise BadRequest(f'"parameters.top_k" must be a positive integer (or null), not {top_k!r}')
         if self.task == "zero-shot-classification":
             labels = parameters.get("candidate_labels")
             if isinstance(labels, str):
@@ -117,6 +121,12 @@ class PipelineModel:
             if not labels or not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
                 raise BadRequest('zero-shot-classification needs "parameters": {"candidate_labels": [...]} '
                                  "with at least one label (a list of strings or a comma-separated string)")
+            template = parameters.get("hypothesis_template", "{}")
+            if not isinstance(template, str) or "{}" not in template:
+                raise BadRequest('"parameters.hypothesis_template" must be a string with a {} for the label, '
+                                 f"not {template!r}")
+            if not isinstance(parameters.get("multi_label", False), bool):
+                raise BadRequest('"parameters.multi_label" must be true or false')
         if self._generation_config is not None:
             generation = {k: parameters[k] for k in unknown | ({"max_length"} & set(parameters))}
             config = copy.deepcopy(self._generation_config)

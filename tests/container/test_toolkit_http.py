@@ -209,6 +209,11 @@ CASES = {
              expect=lambda b: set(b) == {"sequence", "labels", "scores"} and sorted(b["labels"]) == ["bad", "good"]),
     "zero-shot without labels is the client's mistake":
         Case("zero-shot", js({"inputs": "i love it"}), status=400, expect="candidate_labels"),
+    "zero-shot with a hypothesis template that has no {} for the label":
+        Case("zero-shot", js({"inputs": "x", "parameters": {"candidate_labels": ["a"], "hypothesis_template": "It is"}}),
+             status=400, expect="hypothesis_template"),
+    "top_k must be a positive integer":
+        Case("text-classification", js({"inputs": "x", "parameters": {"top_k": "three"}}), status=400, expect="top_k"),
     "zero-shot refuses CSV, as the toolkit does":
         Case("zero-shot", b"inputs\nx\n", "text/csv", status=415, expect="zero-shot-classification"),
     # --- token-classification, text-generation, feature-extraction
