@@ -80,7 +80,7 @@ def curl_options() -> frozenset[str]:
 # ------------------------------------------------------------------ the commands are all understood
 def test_every_command_is_recognised() -> None:
     """A new kind of command in the docs needs a check here: none slips through unexamined."""
-    known = {"make", "npx", "curl", "aws", "source", "bash", "lsof", *PYTHONS, *UNCHECKED_TOOLS, *FUNCTIONS}
+    known = {"make", "npx", "curl", "aws", "source", "bash", *PYTHONS, *UNCHECKED_TOOLS, *FUNCTIONS}
     unknown = [str(c) for c in COMMANDS if _program(c) not in known]
     assert not unknown, "\n".join(unknown)
     assert len(COMMANDS) > 50  # the extraction found the documents' commands
