@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import codec, tasks
 from .batching import DynamicBatcher
-from .bodies import RELEASE_AFTER_BYTES, read_body, release_memory
+from .bodies import RELEASE_AFTER_BYTES, SPOOL_MEMORY_BYTES, read_body, release_memory
 from .errors import ModelNotReady, ServerError, UnsupportedMediaType, from_model_exception
 from .loader import ModelState, start_loading
 from .settings import Settings
@@ -142,8 +142,8 @@ def create_app(settings: Settings, state: ModelState | None = None) -> ASGIApp:
         if kind not in tasks.input_kinds(loaded.task):
             raise UnsupportedMediaType(f"Content-Type {headers.get('content-type')!r} is not an input of {loaded.task}")
         body = await read_body(request, settings.max_request_bytes)
-        if kind in (codec.KIND_IMAGE, codec.KIND_AUDIO, codec.KIND_NPY):
-            # Decoding media is real work: off the event loop, which answers /ping.
+        if kind in (codec.KIND_IMAGE, codec.KIND_AUDIO, codec.KIND_NPY) or len(body) > SPOOL_MEMORY_BYTES:
+            # Decoding media or a large document is real work: off the event loop, which answers /ping.
             payload = await run_in_threadpool(codec.decode, body, kind)
         else:
             payload = codec.decode(body, kind)
