@@ -61,4 +61,37 @@ ENVIRONMENTS: dict[str, dict[str, Any]] = {
         "retain_data": True,
         "alarm_email": _ALARM_EMAIL,
     },
+    # Examples of the other hosting modes (app_config/hosting.py), synthesized and checked by
+    # every `make synth` and test run. Switching an environment's mode is its "hosting" line.
+    "example-realtime": {
+        "name": "example-realtime",
+        "hosting": {
+            "mode": "realtime",
+            "min_capacity": 1,
+            "max_capacity": 2,
+            # Measured with devtools/bench.py against one ml.g5.xlarge (replace with your model's figure).
+            "peak_requests_per_second_per_instance": 4,
+            "max_model_latency_ms": 20000,
+        },
+        "instance_type": "ml.g5.xlarge",
+        "model": _DEFAULT_MODEL,
+        "deployment": {"strategy": "canary", "step_percent": 50, "wait_interval_seconds": 300, "termination_wait_seconds": 300},
+        "log_retention_days": 30,
+        "alarm_email": _ALARM_EMAIL,
+    },
+    "example-serverless": {
+        "name": "example-serverless",
+        # CPU only, nothing billed while idle; one warm execution kept, scaled up to 4 on utilization.
+        "hosting": {
+            "mode": "serverless",
+            "memory_size_mb": 4096,
+            "max_concurrency": 10,
+            "provisioned_concurrency": 1,
+            "max_provisioned_concurrency": 4,
+        },
+        "model": _DEFAULT_MODEL,
+        "deployment": {"strategy": "all_at_once", "wait_interval_seconds": 0, "termination_wait_seconds": 300},
+        "log_retention_days": 14,
+        "alarm_email": _ALARM_EMAIL,
+    },
 }

@@ -26,6 +26,7 @@ from pydantic import (
 
 from app_config.aws_types import AccountId, RegionName
 from app_config.gpu_drivers import is_arm_instance, is_gpu_instance, is_neuron_instance
+from app_config.hosting import AsyncHosting, Hosting, RealtimeHosting, ServerlessHosting
 
 # Instance families that ship local NVMe instance storage. SageMaker rejects an
 # endpoint-config KmsKeyId (storage volume encryption) for them: their storage
@@ -315,6 +316,10 @@ class EnvironmentConfig(_Strict):
     account: AccountId | None = None
     region: RegionName | None = None
 
+    # Which SageMaker endpoint type serves the model (app_config/hosting.py): async (default),
+    # realtime or serverless. Changing it is one line; the rest of the stack stays.
+    hosting: Hosting = AsyncHosting()
+
     instance_type: str = "ml.g4dn.xlarge"
     # CPU instance types (ml.c5, ml.m5...) only when this says so: the image is built for
     # GPUs, and a CPU type is usually a typo. Useful for a cheap dev environment.
@@ -420,11 +425,57 @@ class EnvironmentConfig(_Strict):
 
     @model_validator(mode="after")
     def _guardrails_fit_capacity(self) -> EnvironmentConfig:
-        if self.deployment.strategy != "all_at_once" and self.scaling.max_capacity < 2:
+        if self.deployment.strategy == "all_at_once" or isinstance(self.hosting, ServerlessHosting):
+            return self  # serverless: _serverless_support names the reason
+        field, capacity = (
+            ("hosting.max_capacity", self.hosting.max_capacity)
+            if isinstance(self.hosting, RealtimeHosting)
+            else ("scaling.max_capacity", self.scaling.max_capacity)
+        )
+        if capacity < 2:
             raise ValueError(
-                f"deployment.strategy={self.deployment.strategy!r} needs scaling.max_capacity >= 2 "
-                f"(is {self.scaling.max_capacity}): SageMaker limits a canary or linear step to 50% "
+                f"deployment.strategy={self.deployment.strategy!r} needs {field} >= 2 "
+                f"(is {capacity}): SageMaker limits a canary or linear step to 50% "
                 "of the variant's instances. Use 'all_at_once' (still blue/green with rollback)."
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _serverless_support(self) -> EnvironmentConfig:
+        """What a serverless endpoint does not support, refused at synth with the reason.
+
+        https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html (feature
+        exclusions: GPUs, VPC configuration, network isolation, multi-model endpoints, multiple
+        production variants) and
+        https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-exclusions.html.
+        This stack has no VPC option and serves one variant, so those two cannot be asked for.
+        """
+        if not isinstance(self.hosting, ServerlessHosting):
+            return self
+        page = "https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html"
+        if "instance_type" in self.model_fields_set:
+            kind = "a GPU instance type" if is_gpu_instance(self.instance_type) else "an instance type"
+            raise ValueError(
+                f"hosting.mode='serverless' with instance_type={self.instance_type!r} ({kind}): serverless "
+                "endpoints run on CPU capacity SageMaker picks (no GPUs, no instance types; size it with "
+                f"hosting.memory_size_mb). Remove instance_type, or use mode 'realtime' or 'async' for a GPU ({page})"
+            )
+        if self.enable_network_isolation:
+            raise ValueError(
+                "hosting.mode='serverless' with enable_network_isolation=True: serverless endpoints do not "
+                f"support network isolation ({page}). Set it to False or use mode 'realtime' or 'async'."
+            )
+        if self.encrypt_storage_volume:
+            raise ValueError(
+                "hosting.mode='serverless' with encrypt_storage_volume=True: a serverless endpoint has no ML "
+                "storage volume (the endpoint-config KmsKeyId encrypts the instance volume). Set it to False."
+            )
+        if self.deployment.strategy != "all_at_once":
+            raise ValueError(
+                f"hosting.mode='serverless' with deployment.strategy={self.deployment.strategy!r}: canary and "
+                "linear steps are shares of a variant's instances, and a serverless variant has none. Use "
+                "'all_at_once' (blue/green with auto-rollback; rolling deployments exclude serverless endpoints: "
+                "https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-exclusions.html)."
             )
         return self
 
@@ -440,7 +491,8 @@ class EnvironmentConfig(_Strict):
                 f"instance_type {self.instance_type!r} is a Graviton (arm64) type: the image is built for "
                 "linux/amd64 and would fail there with 'exec format error'; choose an x86 type"
             )
-        if not is_gpu_instance(self.instance_type) and not self.allow_cpu_instance:
+        serverless = isinstance(self.hosting, ServerlessHosting)
+        if not serverless and not is_gpu_instance(self.instance_type) and not self.allow_cpu_instance:
             raise ValueError(
                 f"instance_type {self.instance_type!r} has no GPU: set allow_cpu_instance: true to run the "
                 "model on CPU (the container then runs with MODEL_SERVER_DEVICE=cpu), or choose a GPU type "
@@ -460,7 +512,9 @@ class EnvironmentConfig(_Strict):
 
     @property
     def container_device(self) -> str:
-        """MODEL_SERVER_DEVICE for the container: cuda on GPU types, cpu on allowed CPU types."""
+        """MODEL_SERVER_DEVICE for the container: cuda on GPU types, cpu on allowed CPU types and serverless."""
+        if isinstance(self.hosting, ServerlessHosting):
+            return "cpu"  # serverless endpoints have no GPU
         return "cuda" if is_gpu_instance(self.instance_type) else "cpu"
 
     @model_validator(mode="after")

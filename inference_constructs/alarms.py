@@ -1,4 +1,5 @@
-"""Operational alarms: is the queue served, did the endpoint wake, are requests failing.
+"""Operational alarms per hosting mode: is the queue served (async), is capacity keeping up,
+are requests failing or slow.
 
 Each metric is read with exactly the dimension set SageMaker publishes it with
 (https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference-monitor.html): the
@@ -34,18 +35,28 @@ NAMESPACE = "AWS/SageMaker"
 FIVE_MINUTES = cdk.Duration.minutes(5)
 
 
-def rollback_alarm_names(stack_name: str) -> dict[str, str]:
-    """Names of the alarms the endpoint's deployment guardrails watch.
+def rollback_alarm_names(stack_name: str, mode: str = "async") -> dict[str, str]:
+    """Names of the alarms the endpoint's deployment guardrails watch, per hosting mode.
 
     The endpoint must name these alarms while the alarms' metrics need the endpoint's
     generated name: referencing each other would be a dependency cycle. So these two
     alarms get names derived from the stack name (an alarm is only replaced when its
     name changes, so a stable name cannot block a replacement) and the endpoint lists
     the names as plain strings - the pattern ECS and Copilot use for rollback alarms.
+
+    Async endpoints publish InvocationFailures; real-time and serverless endpoints do not,
+    and answer the caller directly, so their second alarm is on ModelLatency (p99).
     """
+    if mode not in ("async", "realtime", "serverless"):
+        raise ValueError(f"mode {mode!r}: async, realtime or serverless")
+    if mode == "async":
+        return {
+            "InvocationFailures": f"{stack_name}-endpoint-invocation-failures",
+            "Invocation5XXErrors": f"{stack_name}-endpoint-5xx-errors",
+        }
     return {
-        "InvocationFailures": f"{stack_name}-endpoint-invocation-failures",
         "Invocation5XXErrors": f"{stack_name}-endpoint-5xx-errors",
+        "ModelLatency": f"{stack_name}-endpoint-model-latency",
     }
 
 
@@ -103,11 +114,6 @@ class OperationsAlarms(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        endpoint_name: str,
-        variant_name: str,
-        max_request_age_seconds: int,
-        expected_cold_start_minutes: int,
-        failures_per_5_minutes: int,
         alarm_email: str | None,
         retain: bool,
     ) -> None:
@@ -130,8 +136,18 @@ class OperationsAlarms(Construct):
         if alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
         self._action = actions.SnsAction(self.topic)
-        names = rollback_alarm_names(cdk.Stack.of(self).stack_name)
 
+    def add_async_alarms(
+        self,
+        *,
+        endpoint_name: str,
+        variant_name: str,
+        max_request_age_seconds: int,
+        expected_cold_start_minutes: int,
+        failures_per_5_minutes: int,
+    ) -> None:
+        """An asynchronous endpoint: is the queue served, did it wake, are requests failing."""
+        names = rollback_alarm_names(cdk.Stack.of(self).stack_name, "async")
         self._add(
             "OldestRequestTooOld",
             async_metric(endpoint_name, "ApproximateAgeOfOldestRequest", "Maximum", cdk.Duration.minutes(1)),
@@ -177,6 +193,103 @@ class OperationsAlarms(Construct):
                 missing=cloudwatch.TreatMissingData.NOT_BREACHING,  # no data: nothing happened
                 description=f"{metric_name} > 0: {meaning}.",
             )
+
+    def add_realtime_alarms(
+        self,
+        *,
+        endpoint_name: str,
+        variant_name: str,
+        failures_per_5_minutes: int,
+        max_model_latency_ms: int,
+        invocations_per_instance_target: float,
+    ) -> None:
+        """A real-time endpoint: errors and latency (both roll a deployment back), and capacity.
+
+        Real-time metrics, all with EndpointName and VariantName
+        (https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html).
+        """
+        self._add_synchronous_rollback_alarms(
+            mode="realtime", endpoint_name=endpoint_name, variant_name=variant_name,
+            failures_per_5_minutes=failures_per_5_minutes, max_model_latency_ms=max_model_latency_ms,
+        )  # fmt: skip
+        # Target tracking keeps InvocationsPerInstance near the target; twice the target for
+        # 15 minutes means it cannot (max_capacity reached, or instances failing to start).
+        self._add(
+            "InvocationsPerInstanceHigh",
+            variant_metric(endpoint_name, variant_name, "InvocationsPerInstance", "Sum", cdk.Duration.minutes(1)),
+            threshold=2 * invocations_per_instance_target,
+            periods=15,
+            missing=cloudwatch.TreatMissingData.NOT_BREACHING,  # no data: no traffic
+            description=f"InvocationsPerInstance above twice the scaling target ({invocations_per_instance_target:g}/min) "
+            "for 15 minutes: capacity is not keeping up (max_capacity reached, or new instances fail).",
+        )
+
+    def add_serverless_alarms(
+        self,
+        *,
+        endpoint_name: str,
+        variant_name: str,
+        failures_per_5_minutes: int,
+        max_model_latency_ms: int,
+        max_model_setup_seconds: int,
+    ) -> None:
+        """A serverless endpoint: errors and latency (rollback), cold starts and concurrency.
+
+        Only metrics the serverless monitoring page lists, with EndpointName and VariantName
+        (https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints-monitoring.html).
+        """
+        self._add_synchronous_rollback_alarms(
+            mode="serverless", endpoint_name=endpoint_name, variant_name=variant_name,
+            failures_per_5_minutes=failures_per_5_minutes, max_model_latency_ms=max_model_latency_ms,
+        )  # fmt: skip
+        self._add(
+            "ModelSetupTooSlow",
+            # ModelSetupTime is in microseconds: the time to launch compute and load the model.
+            variant_metric(endpoint_name, variant_name, "ModelSetupTime", "Maximum", FIVE_MINUTES),
+            threshold=max_model_setup_seconds * 1_000_000,
+            periods=1,
+            missing=cloudwatch.TreatMissingData.NOT_BREACHING,  # no data: no cold start
+            description=f"A cold start took more than {max_model_setup_seconds} s: the model or image grew, "
+            "or memory_size_mb is too small to load it quickly.",
+        )
+        self._add(
+            "ConcurrencyNearMaximum",
+            variant_metric(endpoint_name, variant_name, "ServerlessConcurrentExecutionsUtilization", "Maximum", cdk.Duration.minutes(1)),
+            threshold=0.9,
+            periods=5,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            missing=cloudwatch.TreatMissingData.NOT_BREACHING,  # no data: no executions
+            description="Concurrent executions at 90% or more of MaxConcurrency for 5 minutes: further "
+            "requests are throttled; raise hosting.max_concurrency.",
+        )
+
+    def _add_synchronous_rollback_alarms(
+        self, *, mode: str, endpoint_name: str, variant_name: str, failures_per_5_minutes: int, max_model_latency_ms: int
+    ) -> None:
+        """The two alarms a real-time or serverless deployment rolls back on (rollback_alarm_names)."""
+        names = rollback_alarm_names(cdk.Stack.of(self).stack_name, mode)
+        self._add(
+            "Invocation5XXErrors",
+            variant_metric(endpoint_name, variant_name, "Invocation5XXErrors", "Sum", FIVE_MINUTES),
+            threshold=failures_per_5_minutes,
+            periods=1,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            missing=cloudwatch.TreatMissingData.NOT_BREACHING,  # no data: no failures
+            description=f"Invocation5XXErrors reached {failures_per_5_minutes} in 5 minutes. Also rolls back "
+            "an endpoint deployment in progress.",
+            alarm_name=names["Invocation5XXErrors"],
+        )
+        self._add(
+            "ModelLatency",
+            # ModelLatency is in microseconds.
+            variant_metric(endpoint_name, variant_name, "ModelLatency", "p99", FIVE_MINUTES),
+            threshold=max_model_latency_ms * 1000,
+            periods=1,
+            missing=cloudwatch.TreatMissingData.NOT_BREACHING,  # no data: no traffic
+            description=f"ModelLatency p99 above {max_model_latency_ms} ms in 5 minutes (callers wait for it; "
+            "API Gateway gives up at 29 s). Also rolls back an endpoint deployment in progress.",
+            alarm_name=names["ModelLatency"],
+        )
 
     def _add(
         self,

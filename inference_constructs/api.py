@@ -55,6 +55,13 @@ _RETENTION = {
     3288: logs.RetentionDays.NINE_YEARS, 3653: logs.RetentionDays.TEN_YEARS,
 }  # fmt: skip
 
+# The one SageMaker runtime action the handler needs per hosting mode.
+INVOKE_ACTIONS = {
+    "async": "sagemaker:InvokeEndpointAsync",
+    "realtime": "sagemaker:InvokeEndpoint",
+    "serverless": "sagemaker:InvokeEndpoint",
+}
+
 # Media types API Gateway must hand to the Lambda as base64 so their bytes survive.
 # Text-like types (JSON, text/*) stay text, so the request validator can read JSON bodies.
 _TEXT_MEDIA_PREFIXES = ("text/", "application/json", "application/jsonlines", "application/x-ndjson")
@@ -101,6 +108,7 @@ class InferenceApi(Construct):
         data_key: kms.IKey,
         endpoint_name: str,
         endpoint_arn: str,
+        hosting_mode: str,
         default_invocation_timeout_seconds: int,
         default_request_ttl_seconds: int,
         inline_result_max_bytes: int,
@@ -140,6 +148,8 @@ class InferenceApi(Construct):
                 "OUTPUT_BUCKET": output_bucket.bucket_name,
                 "FAILURE_BUCKET": failure_bucket.bucket_name,
                 "ENDPOINT_NAME": endpoint_name,
+                # async: InvokeEndpointAsync and 202; realtime/serverless: InvokeEndpoint and 200.
+                "HOSTING_MODE": hosting_mode,
                 "DEFAULT_INVOCATION_TIMEOUT_SECONDS": str(default_invocation_timeout_seconds),
                 "DEFAULT_REQUEST_TTL_SECONDS": str(default_request_ttl_seconds),
                 "INLINE_RESULT_MAX_BYTES": str(inline_result_max_bytes),
@@ -158,6 +168,7 @@ class InferenceApi(Construct):
             failure_bucket=failure_bucket,
             data_key=data_key,
             endpoint_arn=endpoint_arn,
+            invoke_action=INVOKE_ACTIONS[hosting_mode],
         )
 
         self.access_logs = logs.LogGroup(
@@ -260,6 +271,7 @@ class InferenceApi(Construct):
         failure_bucket: s3.IBucket,
         data_key: kms.IKey,
         endpoint_arn: str,
+        invoke_action: str,
     ) -> None:
         """Exactly what the handler does, written out (bucket.grant_* would add wildcard actions).
 
@@ -294,7 +306,7 @@ class InferenceApi(Construct):
             grantee=self.role, actions=["kms:Decrypt", "kms:GenerateDataKey"], resource_arns=[data_key.key_arn]
         )
         iam.Grant.add_to_principal(
-            grantee=self.role, actions=["sagemaker:InvokeEndpointAsync"], resource_arns=[endpoint_arn]
+            grantee=self.role, actions=[invoke_action], resource_arns=[endpoint_arn]
         )
 
     # ------------------------------------------------------------------ API

@@ -18,14 +18,17 @@ def _graph(title: str, metrics: list[cloudwatch.IMetric], **kwargs: object) -> c
 
 class OperationsDashboard(Construct):
     """Widgets in the order an operator asks questions: is work waiting, is there
-    capacity, is it failing, how slow is it, and is the API healthy."""
+    capacity, is it failing, how slow is it, and is the API healthy. One add_*_widgets
+    per hosting mode: each shows only metrics that mode publishes."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, endpoint_name: str, variant_name: str) -> None:
+    def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=cdk.Duration.hours(3))
+
+    def add_async_widgets(self, *, endpoint_name: str, variant_name: str) -> None:
         m = lambda name, stat="Maximum": async_metric(endpoint_name, name, stat, ONE_MINUTE)  # noqa: E731
         # Failures, errors and latencies are published per variant (EndpointName + VariantName).
         v = lambda name, stat: variant_metric(endpoint_name, variant_name, name, stat, ONE_MINUTE)  # noqa: E731
-        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=cdk.Duration.hours(3))
         self.dashboard.add_widgets(
             _graph("Backlog size", [m("ApproximateBacklogSize"), m("ApproximateBacklogSizePerInstance", "Average")]),
             _graph("Age of oldest request (s)", [m("ApproximateAgeOfOldestRequest")]),
@@ -65,6 +68,46 @@ class OperationsDashboard(Construct):
             # OverheadLatency is not published for async endpoints: model latency only.
             _graph("Model latency (us)", [v("ModelLatency", "Average"), v("ModelLatency", "p99")]),
         )
+
+    def add_realtime_widgets(self, *, endpoint_name: str, variant_name: str) -> None:
+        """Real-time metrics (EndpointName + VariantName), instance metrics in /aws/sagemaker/Endpoints."""
+        v = lambda name, stat: variant_metric(endpoint_name, variant_name, name, stat, ONE_MINUTE)  # noqa: E731
+        instance = lambda name: cloudwatch.Metric(  # noqa: E731
+            namespace="/aws/sagemaker/Endpoints", metric_name=name,
+            dimensions_map={"EndpointName": endpoint_name, "VariantName": variant_name},
+            statistic="Average", period=ONE_MINUTE,
+        )  # fmt: skip
+        self.dashboard.add_widgets(
+            _graph("Invocations", [v("Invocations", "Sum"), v("InvocationsPerInstance", "Sum")]),
+            _graph("Errors", [v("Invocation4XXErrors", "Sum"), v("Invocation5XXErrors", "Sum")]),
+            _graph(
+                "Latency (us)",
+                [v("ModelLatency", "Average"), v("ModelLatency", "p99"), v("OverheadLatency", "p99")],
+            ),
+        )
+        self.dashboard.add_widgets(
+            _graph("Instance utilization (%)", [instance(n) for n in ("CPUUtilization", "MemoryUtilization", "GPUUtilization", "GPUMemoryUtilization")]),
+        )
+
+    def add_serverless_widgets(self, *, endpoint_name: str, variant_name: str, provisioned: bool) -> None:
+        """Only what the serverless monitoring page lists (its list is exhaustive)."""
+        v = lambda name, stat: variant_metric(endpoint_name, variant_name, name, stat, ONE_MINUTE)  # noqa: E731
+        self.dashboard.add_widgets(
+            _graph("Invocations and errors", [v("Invocations", "Sum"), v("Invocation4XXErrors", "Sum"), v("Invocation5XXErrors", "Sum")]),
+            _graph(
+                "Latency (us)",
+                [v("ModelLatency", "p99"), v("OverheadLatency", "p99"), v("ModelSetupTime", "Maximum")],
+            ),
+            _graph("Concurrency used (share of MaxConcurrency)", [v("ServerlessConcurrentExecutionsUtilization", "Maximum")]),
+        )
+        if provisioned:
+            self.dashboard.add_widgets(
+                _graph(
+                    "Provisioned concurrency",
+                    [v("ServerlessProvisionedConcurrencyExecutions", "Maximum"), v("ServerlessProvisionedConcurrencyUtilization", "Maximum")],
+                    right=[v("ServerlessProvisionedConcurrencyInvocations", "Sum"), v("ServerlessProvisionedConcurrencySpilloverInvocations", "Sum")],
+                ),
+            )
 
     def add_api_widgets(
         self, *, api_name: str, stage_name: str, function: lambda_.IFunction, service_name: str, metrics_namespace: str

@@ -1,4 +1,10 @@
-"""One environment of the async inference service: wires constructs and grants, nothing else."""
+"""One environment of the inference service: wires constructs and grants, nothing else.
+
+The endpoint type follows `config.hosting.mode` (async, realtime, serverless). Everything
+else - storage, notifications, image, model, execution role, API - is the same construct
+with the same id in every mode, so changing the mode changes only the endpoint, its
+scaling, its alarms and dashboard, and the API handler's mode variable and invoke grant.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +16,18 @@ from constructs import Construct
 from api_handler.async_api.settings import MAX_ASYNC_PAYLOAD_BYTES
 from app_config import EnvironmentConfig
 from app_config.gpu_drivers import inference_ami_for
+from app_config.hosting import RealtimeHosting, ServerlessHosting
 from inference_constructs.alarms import OperationsAlarms, rollback_alarm_names
 from inference_constructs.api import METRICS_NAMESPACE, InferenceApi, UsagePlan
-from inference_constructs.async_endpoint import AsyncEndpoint, async_inference_config, deployment_guardrails
 from inference_constructs.autoscaling import EndpointAutoscaling
+from inference_constructs.endpoint import (
+    InferenceEndpoint,
+    async_inference_config,
+    deployment_guardrails,
+    instance_variant,
+    serverless_variant,
+)
+from inference_constructs.variant_scaling import INSTANCE_COUNT, PROVISIONED_CONCURRENCY, VariantTargetTracking
 from inference_constructs.compliance import acknowledge_findings
 from inference_constructs.dashboard import OperationsDashboard
 from inference_constructs.execution_role import SageMakerExecutionRole
@@ -52,7 +66,8 @@ class AsyncInferenceStack(cdk.Stack):
         artifact = ModelArtifact(self, "ModelArtifact", source=config.model, build_dir=build_dir)
 
         execution = SageMakerExecutionRole(self, "Execution")
-        rollback_alarms = list(rollback_alarm_names(self.stack_name).values())
+        hosting = config.hosting
+        rollback_alarms = list(rollback_alarm_names(self.stack_name, hosting.mode).values())
         execution.grant_describe_alarms(rollback_alarms)
         storage.grant_endpoint_io(execution.role)
         notifications.grant_publish(execution.role)
@@ -61,7 +76,7 @@ class AsyncInferenceStack(cdk.Stack):
         if config.encrypt_storage_volume:
             storage.key.grant_encrypt_decrypt(execution.role)
 
-        endpoint = AsyncEndpoint(
+        endpoint = InferenceEndpoint(
             self,
             "Inference",
             execution_role_arn=execution.role.role_arn,
@@ -71,18 +86,16 @@ class AsyncInferenceStack(cdk.Stack):
             environment={
                 **artifact.environment,
                 **config.container_environment,
-                # The agreed container interface: the device the instance type provides (the
+                # The agreed container interface: the device the hosting provides (the
                 # server refuses to report healthy when it is cuda and CUDA is unusable), and
-                # the largest request the API can submit (async: SageMaker's 1 GB payload limit,
-                # https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference.html).
+                # the largest request the endpoint type accepts (async: SageMaker's 1 GB payload
+                # limit, https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference.html;
+                # real-time and serverless: InvokeEndpoint's, below the API's own limit anyway).
                 "MODEL_SERVER_DEVICE": config.container_device,
                 "MODEL_SERVER_MAX_REQUEST_BYTES": str(MAX_ASYNC_PAYLOAD_BYTES),
             },
-            instance_type=config.instance_type,
-            inference_ami_version=inference_ami_for(config.instance_type, image.cuda_version),
             enable_network_isolation=config.enable_network_isolation,
-            container_startup_timeout_seconds=config.container_startup_timeout_seconds,
-            model_download_timeout_seconds=config.model_download_timeout_seconds,
+            variant=self._variant(config, image.cuda_version),
             async_config=async_inference_config(
                 s3_output_path=storage.s3_output_path,
                 s3_failure_path=storage.s3_failure_path,
@@ -90,7 +103,9 @@ class AsyncInferenceStack(cdk.Stack):
                 success_topic_arn=notifications.success_topic.topic_arn,
                 error_topic_arn=notifications.error_topic.topic_arn,
                 max_concurrent_invocations_per_instance=config.max_concurrent_invocations_per_instance,
-            ),
+            )
+            if hosting.mode == "async"
+            else None,
             deployment_config=deployment_guardrails(
                 strategy=config.deployment.strategy,
                 step_percent=config.deployment.step_percent,
@@ -103,34 +118,11 @@ class AsyncInferenceStack(cdk.Stack):
         )
 
         if config.autoscaling_enabled:
-            EndpointAutoscaling(
-                self,
-                "Scaling",
-                endpoint_name=endpoint.endpoint_name,
-                variant_name=endpoint.variant_name,
-                min_capacity=config.scaling.min_capacity,
-                max_capacity=config.scaling.max_capacity,
-                metric_name=config.scaling.metric,
-                target_value=config.scaling.target_value,
-                scale_out_cooldown_seconds=config.scaling.scale_out_cooldown_seconds,
-                cold_start_seconds=config.operations.expected_cold_start_minutes * 60,
-                idle_minutes_before_scale_in=config.scaling.idle_minutes_before_scale_in,
-            )
+            self._scaling(config, endpoint_name=endpoint.endpoint_name, variant_name=endpoint.variant_name)
 
-        alarms = OperationsAlarms(
-            self,
-            "Alarms",
-            endpoint_name=endpoint.endpoint_name,
-            variant_name=endpoint.variant_name,
-            max_request_age_seconds=config.operations.max_request_age_seconds,
-            expected_cold_start_minutes=config.operations.expected_cold_start_minutes,
-            failures_per_5_minutes=config.operations.failures_per_5_minutes,
-            alarm_email=config.alarm_email,
-            retain=config.retain_data,
-        )
-        dashboard = OperationsDashboard(
-            self, "Dashboard", endpoint_name=endpoint.endpoint_name, variant_name=endpoint.variant_name
-        )
+        alarms = OperationsAlarms(self, "Alarms", alarm_email=config.alarm_email, retain=config.retain_data)
+        dashboard = OperationsDashboard(self, "Dashboard")
+        self._endpoint_operations(config, alarms, dashboard, endpoint_name=endpoint.endpoint_name, variant_name=endpoint.variant_name)
 
         # Client API (issue 4): clients call this, never S3 or SageMaker directly.
         api_service = f"inference-api-{config.name}"
@@ -143,6 +135,7 @@ class AsyncInferenceStack(cdk.Stack):
             data_key=storage.key,
             endpoint_name=endpoint.endpoint_name,
             endpoint_arn=endpoint.endpoint.attr_endpoint_arn,
+            hosting_mode=hosting.mode,
             default_invocation_timeout_seconds=config.invocation_timeout_seconds,
             default_request_ttl_seconds=config.request_ttl_seconds,
             inline_result_max_bytes=config.api.inline_result_max_bytes,
@@ -188,3 +181,108 @@ class AsyncInferenceStack(cdk.Stack):
             cdk.CfnOutput(self, name, value=value)
 
         acknowledge_findings(self)
+
+    # ------------------------------------------------------------------ per hosting mode
+    @staticmethod
+    def _variant(config: EnvironmentConfig, cuda_version: str | None):  # noqa: ANN205 - a variant factory
+        """The production variant for the hosting mode, as a function of the model's generated name."""
+        hosting = config.hosting
+        if isinstance(hosting, ServerlessHosting):
+            return lambda model_name: serverless_variant(
+                model_name=model_name,
+                memory_size_mb=hosting.memory_size_mb,
+                max_concurrency=hosting.max_concurrency,
+                provisioned_concurrency=hosting.provisioned_concurrency,
+            )
+        return lambda model_name: instance_variant(
+            model_name=model_name,
+            instance_type=config.instance_type,
+            inference_ami_version=inference_ami_for(config.instance_type, cuda_version),
+            container_startup_timeout_seconds=config.container_startup_timeout_seconds,
+            model_download_timeout_seconds=config.model_download_timeout_seconds,
+        )
+
+    def _scaling(self, config: EnvironmentConfig, *, endpoint_name: str, variant_name: str) -> None:
+        hosting = config.hosting
+        if isinstance(hosting, RealtimeHosting):
+            VariantTargetTracking(
+                self,
+                "Scaling",
+                endpoint_name=endpoint_name,
+                variant_name=variant_name,
+                scalable_dimension=INSTANCE_COUNT,
+                min_capacity=hosting.min_capacity,
+                max_capacity=hosting.max_capacity,
+                metric_type="SageMakerVariantInvocationsPerInstance",
+                target_value=hosting.invocations_per_instance_target,
+                scale_out_cooldown_seconds=hosting.scale_out_cooldown_seconds,
+                scale_in_cooldown_seconds=hosting.scale_in_cooldown_seconds,
+            )
+        elif isinstance(hosting, ServerlessHosting):
+            # Only provisioned concurrency scales; on-demand concurrency is SageMaker's up to MaxConcurrency.
+            if hosting.provisioned_concurrency is not None and hosting.max_provisioned_concurrency is not None:
+                VariantTargetTracking(
+                    self,
+                    "Scaling",
+                    endpoint_name=endpoint_name,
+                    variant_name=variant_name,
+                    scalable_dimension=PROVISIONED_CONCURRENCY,
+                    min_capacity=hosting.provisioned_concurrency,
+                    max_capacity=hosting.max_provisioned_concurrency,
+                    metric_type="SageMakerVariantProvisionedConcurrencyUtilization",
+                    target_value=hosting.provisioned_utilization_target,
+                    scale_out_cooldown_seconds=60,
+                    scale_in_cooldown_seconds=300,
+                )
+        else:
+            EndpointAutoscaling(
+                self,
+                "Scaling",
+                endpoint_name=endpoint_name,
+                variant_name=variant_name,
+                min_capacity=config.scaling.min_capacity,
+                max_capacity=config.scaling.max_capacity,
+                metric_name=config.scaling.metric,
+                target_value=config.scaling.target_value,
+                scale_out_cooldown_seconds=config.scaling.scale_out_cooldown_seconds,
+                cold_start_seconds=config.operations.expected_cold_start_minutes * 60,
+                idle_minutes_before_scale_in=config.scaling.idle_minutes_before_scale_in,
+            )
+
+    @staticmethod
+    def _endpoint_operations(
+        config: EnvironmentConfig,
+        alarms: OperationsAlarms,
+        dashboard: OperationsDashboard,
+        *,
+        endpoint_name: str,
+        variant_name: str,
+    ) -> None:
+        """Alarms and dashboard widgets on the metrics the hosting mode publishes."""
+        hosting = config.hosting
+        where = {"endpoint_name": endpoint_name, "variant_name": variant_name}
+        failures = config.operations.failures_per_5_minutes
+        if isinstance(hosting, RealtimeHosting):
+            alarms.add_realtime_alarms(
+                **where,
+                failures_per_5_minutes=failures,
+                max_model_latency_ms=hosting.max_model_latency_ms,
+                invocations_per_instance_target=hosting.invocations_per_instance_target,
+            )
+            dashboard.add_realtime_widgets(**where)
+        elif isinstance(hosting, ServerlessHosting):
+            alarms.add_serverless_alarms(
+                **where,
+                failures_per_5_minutes=failures,
+                max_model_latency_ms=hosting.max_model_latency_ms,
+                max_model_setup_seconds=hosting.max_model_setup_seconds,
+            )
+            dashboard.add_serverless_widgets(**where, provisioned=hosting.provisioned_concurrency is not None)
+        else:
+            alarms.add_async_alarms(
+                **where,
+                max_request_age_seconds=config.operations.max_request_age_seconds,
+                expected_cold_start_minutes=config.operations.expected_cold_start_minutes,
+                failures_per_5_minutes=failures,
+            )
+            dashboard.add_async_widgets(**where)

@@ -8,8 +8,10 @@ Two layers:
   resource is turned into the API request CloudFormation makes (api_requests) and
   validated against botocore's service model: required and unknown members, types,
   enums, min/max and patterns.
-- documented_facts: what only the documentation says (metric dimension sets, who may
-  publish to an alarm topic, rollback alarm permissions, GPU drivers).
+- documented_facts: what only the documentation says (the metrics each endpoint type
+  publishes and their dimension sets, who may publish to an alarm topic, rollback alarm
+  permissions, GPU drivers); hosting_facts: serverless limits and exclusions, and which
+  scaling each endpoint type supports.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from devtools.aws_contract.documented_facts import (
     check_metric_dimensions,
     check_rollback_alarms,
 )
+from devtools.aws_contract.hosting_facts import check_serverless_configs, check_serverless_deployments, check_variant_scaling
 from devtools.aws_contract.service_models import validate_request
 
 __all__ = ["Finding", "check_template"]
@@ -40,4 +43,7 @@ def check_template(template: dict[str, Any], *, image_cuda_version: str | None) 
     findings += check_alarm_topics(template)
     findings += check_rollback_alarms(template)
     findings += check_gpu_drivers(template, image_cuda_version=image_cuda_version)
+    findings += check_serverless_configs(template)
+    findings += check_serverless_deployments(template)
+    findings += check_variant_scaling(template)
     return findings

@@ -48,6 +48,50 @@ PUBLISHED_DIMENSIONS: dict[tuple[str, str], frozenset[str]] = {
 # Real-time metrics the page names as NOT published for asynchronous endpoints.
 NOT_PUBLISHED_FOR_ASYNC = frozenset({"Invocations", "InvocationsPerInstance", "OverheadLatency"})
 
+# Real-time endpoints: the endpoint invocation metrics and instance metrics, each with
+# EndpointName and VariantName.
+# https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html
+REALTIME_METRICS_PAGE = "https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html"
+REALTIME_PUBLISHED_DIMENSIONS: dict[tuple[str, str], frozenset[str]] = {
+    **{("AWS/SageMaker", name): ENDPOINT_AND_VARIANT for name in (
+        "Invocations", "InvocationsPerInstance", "ModelLatency", "OverheadLatency", "Invocation4XXErrors",
+        "Invocation5XXErrors", "InvocationModelErrors",
+    )},
+    **{("/aws/sagemaker/Endpoints", name): ENDPOINT_AND_VARIANT for name in (
+        "CPUUtilization", "MemoryUtilization", "DiskUtilization", "GPUUtilization", "GPUMemoryUtilization",
+    )},
+}  # fmt: skip
+
+# Serverless endpoints: "The metrics below are an exhaustive list of metrics for serverless
+# endpoints. Any metric not listed below is not published for serverless endpoints."
+# https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints-monitoring.html
+# (the page spells the error counters "Invocations4XXErrors"; the metric is Invocation4XXErrors,
+# as on the real-time page). No instances: no InvocationsPerInstance, CPU or GPU metrics.
+SERVERLESS_METRICS_PAGE = "https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints-monitoring.html"
+SERVERLESS_PUBLISHED_DIMENSIONS: dict[tuple[str, str], frozenset[str]] = {
+    **{("AWS/SageMaker", name): ENDPOINT_AND_VARIANT for name in (
+        "Invocations", "Invocation4XXErrors", "Invocation5XXErrors", "ModelLatency", "OverheadLatency",
+        "ModelSetupTime", "ServerlessConcurrentExecutionsUtilization", "ServerlessProvisionedConcurrencyExecutions",
+        "ServerlessProvisionedConcurrencyUtilization", "ServerlessProvisionedConcurrencyInvocations",
+        "ServerlessProvisionedConcurrencySpilloverInvocations",
+    )},
+    ("/aws/sagemaker/Endpoints", "MemoryUtilization"): ENDPOINT_AND_VARIANT,
+}  # fmt: skip
+
+# Per hosting mode: the published metrics and the page that lists them.
+METRICS_BY_MODE: dict[str, tuple[dict[tuple[str, str], frozenset[str]], str]] = {
+    "async": (PUBLISHED_DIMENSIONS, ASYNC_METRICS_PAGE),
+    "realtime": (REALTIME_PUBLISHED_DIMENSIONS, REALTIME_METRICS_PAGE),
+    "serverless": (SERVERLESS_PUBLISHED_DIMENSIONS, SERVERLESS_METRICS_PAGE),
+}
+
+# What each predefined scaling metric reads (Application Auto Scaling's PredefinedMetricSpecification).
+# https://docs.aws.amazon.com/autoscaling/application/APIReference/API_PredefinedMetricSpecification.html
+PREDEFINED_METRICS = {
+    "SageMakerVariantInvocationsPerInstance": "InvocationsPerInstance",
+    "SageMakerVariantProvisionedConcurrencyUtilization": "ServerlessProvisionedConcurrencyUtilization",
+}
+
 # ---------------------------------------------------------------------------------------
 # CloudWatch alarm actions to SNS: CloudWatch publishes as the service principal
 # cloudwatch.amazonaws.com. A topic policy replaces SNS's default policy, so a topic
@@ -123,8 +167,9 @@ def metric_uses(template: dict[str, Any]) -> Iterator[MetricUse]:
                     yield MetricUse(logical_id, "target tracking", spec.get("Namespace"), spec["MetricName"], _dimension_names(spec.get("Dimensions")))
                 yield from _metric_stat_uses(logical_id, "target tracking Metrics", spec.get("Metrics"))
             predefined = tracking.get("PredefinedMetricSpecification")
-            if isinstance(predefined, dict) and predefined.get("PredefinedMetricType") == "SageMakerVariantInvocationsPerInstance":
-                yield MetricUse(logical_id, "predefined target tracking", "AWS/SageMaker", "InvocationsPerInstance", ENDPOINT_AND_VARIANT)
+            if isinstance(predefined, dict) and predefined.get("PredefinedMetricType") in PREDEFINED_METRICS:
+                metric = PREDEFINED_METRICS[predefined["PredefinedMetricType"]]
+                yield MetricUse(logical_id, "predefined target tracking", "AWS/SageMaker", metric, ENDPOINT_AND_VARIANT)
         elif kind == "AWS::CloudWatch::Dashboard":
             yield from _dashboard_uses(logical_id, props.get("DashboardBody"))
 
@@ -161,25 +206,51 @@ def _dashboard_uses(logical_id: str, body: Any) -> Iterator[MetricUse]:
                 yield MetricUse(logical_id, f"dashboard widget {title!r}", fields[0], fields[1], names)
 
 
+def endpoint_config_mode(config_properties: dict[str, Any]) -> str:
+    """async (AsyncInferenceConfig), serverless (a variant with ServerlessConfig) or realtime."""
+    if config_properties.get("AsyncInferenceConfig") not in (None, {"Ref": "AWS::NoValue"}):
+        return "async"
+    variants = config_properties.get("ProductionVariants") or []
+    if any(isinstance(v, dict) and v.get("ServerlessConfig") for v in variants):
+        return "serverless"
+    return "realtime"
+
+
+def template_modes(template: dict[str, Any]) -> set[str]:
+    """The hosting modes of the template's endpoint configurations (async when it has none)."""
+    modes = {
+        endpoint_config_mode(r.get("Properties", {}))
+        for r in template.get("Resources", {}).values()
+        if r.get("Type") == "AWS::SageMaker::EndpointConfig"
+    }
+    return modes or {"async"}
+
+
 def check_metric_dimensions(template: dict[str, Any]) -> list[Finding]:
-    """Every SageMaker metric read with exactly the dimension set it is published with."""
+    """Every SageMaker metric is one the template's endpoint type publishes, read with exactly
+    the dimension set it is published with."""
+    modes = sorted(template_modes(template))
+    tables = [METRICS_BY_MODE[mode] for mode in modes]
+    kind = " or ".join(f"{mode} endpoint" for mode in modes)
+    pages = ", ".join(page for _, page in tables)
     findings = []
     for use in metric_uses(template):
         if is_intrinsic(use.namespace) or is_intrinsic(use.metric_name):
             continue
         if use.namespace not in ("AWS/SageMaker", "/aws/sagemaker/Endpoints"):
             continue
-        expected = PUBLISHED_DIMENSIONS.get((use.namespace, use.metric_name))
-        if use.metric_name in NOT_PUBLISHED_FOR_ASYNC:
+        published = [table[(use.namespace, use.metric_name)] for table, _ in tables if (use.namespace, use.metric_name) in table]
+        if not published and modes == ["async"] and use.metric_name in NOT_PUBLISHED_FOR_ASYNC:
             findings.append(Finding(use.logical_id, "metric-published", f"{use.where}: {use.metric_name} is not published for asynchronous endpoints ({ASYNC_METRICS_PAGE})"))
-        elif expected is None:
-            findings.append(Finding(use.logical_id, "metric-published", f"{use.where}: {use.namespace} {use.metric_name} is not in the documented list of async endpoint metrics ({ASYNC_METRICS_PAGE})"))
-        elif use.dimensions != expected:
+        elif not published:
+            findings.append(Finding(use.logical_id, "metric-published", f"{use.where}: {use.namespace} {use.metric_name} is not in the documented list of {kind} metrics ({pages})"))
+        elif use.dimensions not in published:
+            expected = published[0]
             findings.append(
                 Finding(
                     use.logical_id, "metric-dimensions",
                     f"{use.where}: {use.metric_name} is published with dimensions {sorted(expected)}, "
-                    f"read with {sorted(use.dimensions)}: it never receives data ({ASYNC_METRICS_PAGE})",
+                    f"read with {sorted(use.dimensions)}: it never receives data ({pages})",
                 )  # fmt: skip
             )
     return findings

@@ -1,4 +1,10 @@
-"""The SageMaker model, async endpoint configuration and endpoint.
+"""The SageMaker model, endpoint configuration and endpoint, in every hosting mode.
+
+async: an instance variant plus AsyncInferenceConfig; realtime: the same instance variant
+without it; serverless: a variant with ServerlessConfig and no instances
+(https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProductionVariant.html).
+The model, the construct ids and so the logical ids are the same in every mode: changing
+an environment's mode replaces the endpoint configuration and updates the endpoint.
 
 Helpers return L1 property objects so each SageMaker setting is visible in one
 place and maps one-to-one onto the CloudFormation documentation.
@@ -6,7 +12,7 @@ place and maps one-to-one onto the CloudFormation documentation.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
@@ -46,7 +52,7 @@ def async_inference_config(
     )
 
 
-def gpu_variant(
+def instance_variant(
     *,
     model_name: str,
     instance_type: str,
@@ -54,7 +60,7 @@ def gpu_variant(
     container_startup_timeout_seconds: int,
     model_download_timeout_seconds: int,
 ) -> sagemaker.CfnEndpointConfig.ProductionVariantProperty:
-    """The single variant that autoscaling manages.
+    """The single instance-based variant (async and realtime) that autoscaling manages.
 
     InitialInstanceCount must be >= 1 (CloudFormation rejects 0); scaling to zero
     is the scalable target's MinCapacity. Once the endpoint exists, the endpoint's
@@ -74,6 +80,29 @@ def gpu_variant(
         initial_variant_weight=1,
         container_startup_health_check_timeout_in_seconds=container_startup_timeout_seconds,
         model_data_download_timeout_in_seconds=model_download_timeout_seconds,
+    )
+
+
+def serverless_variant(
+    *, model_name: str, memory_size_mb: int, max_concurrency: int, provisioned_concurrency: int | None
+) -> sagemaker.CfnEndpointConfig.ProductionVariantProperty:
+    """The single serverless variant: memory and concurrency instead of instances.
+
+    No InstanceType, InitialInstanceCount, InferenceAmiVersion or instance timeouts: those
+    describe instances, which a serverless variant does not have (SageMaker rejects a
+    variant that mixes ServerlessConfig with instance properties). ProvisionedConcurrency
+    keeps that many executions warm; it is the floor of the provisioned-concurrency scaling.
+    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProductionVariantServerlessConfig.html
+    """
+    return sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+        variant_name=VARIANT_NAME,
+        model_name=model_name,
+        initial_variant_weight=1,
+        serverless_config=sagemaker.CfnEndpointConfig.ServerlessConfigProperty(
+            memory_size_in_mb=memory_size_mb,
+            max_concurrency=max_concurrency,
+            provisioned_concurrency=provisioned_concurrency,
+        ),
     )
 
 
@@ -118,8 +147,11 @@ def deployment_guardrails(
     )
 
 
-class AsyncEndpoint(Construct):
+class InferenceEndpoint(Construct):
     """Model -> endpoint config -> endpoint, with no physical names.
+
+    `variant` is instance_variant (async, realtime) or serverless_variant; `async_config`
+    makes it an asynchronous endpoint.
 
     Almost every property of a model or endpoint config requires replacement; a
     fixed ModelName or EndpointConfigName would make that replacement fail with
@@ -137,12 +169,9 @@ class AsyncEndpoint(Construct):
         image_uri: str,
         model_data_url: str | None,
         environment: Mapping[str, str],
-        instance_type: str,
-        inference_ami_version: str | None,
         enable_network_isolation: bool,
-        container_startup_timeout_seconds: int,
-        model_download_timeout_seconds: int,
-        async_config: sagemaker.CfnEndpointConfig.AsyncInferenceConfigProperty,
+        variant: Callable[[str], sagemaker.CfnEndpointConfig.ProductionVariantProperty],
+        async_config: sagemaker.CfnEndpointConfig.AsyncInferenceConfigProperty | None = None,
         deployment_config: sagemaker.CfnEndpoint.DeploymentConfigProperty | None = None,
         storage_volume_kms_key_arn: str | None = None,
     ) -> None:
@@ -162,15 +191,8 @@ class AsyncEndpoint(Construct):
         self.endpoint_config = sagemaker.CfnEndpointConfig(
             self,
             "Config",
-            production_variants=[
-                gpu_variant(
-                    model_name=self.model.attr_model_name,
-                    instance_type=instance_type,
-                    inference_ami_version=inference_ami_version,
-                    container_startup_timeout_seconds=container_startup_timeout_seconds,
-                    model_download_timeout_seconds=model_download_timeout_seconds,
-                )
-            ],
+            # `variant` takes the model's generated name, known only here.
+            production_variants=[variant(self.model.attr_model_name)],
             async_inference_config=async_config,
             kms_key_id=storage_volume_kms_key_arn,
         )
