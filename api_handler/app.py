@@ -4,7 +4,8 @@ Routing, structured logs, metrics and tracing come from Powertools for AWS Lambd
 (Python), attached as AWS's public layer; this module only wires HTTP to the service.
 
 Routes (docs/api.md, docs/openapi.yaml):
-    POST /invocations                 submit (inline body, or {"uploadId": ...})
+    POST /invocations                 submit (inline body, or {"uploadId": ...}); 202 for an async
+                                      endpoint, 200 with the result for realtime/serverless
     POST /uploads                     presigned POST form for a large payload
     GET  /invocations/{inference_id}  status and result
 """
@@ -29,6 +30,7 @@ if __package__:  # imported as api_handler.app (tests, local runs)
     from .async_api.callers import caller_of
     from .async_api.errors import ApiError, BadRequest, NotFound, UnsupportedMediaType
     from .async_api.json_input import parse_json
+    from .async_api.realtime import SYNC_MODES, SyncInferenceService, build_sync_clients
     from .async_api.service import Deadline, InferenceService, build_clients
     from .async_api.settings import Settings
 else:  # Lambda: the asset root is on sys.path and this file is the top-level module `app`
@@ -36,6 +38,7 @@ else:  # Lambda: the asset root is on sys.path and this file is the top-level mo
     from async_api.callers import caller_of
     from async_api.errors import ApiError, BadRequest, NotFound, UnsupportedMediaType
     from async_api.json_input import parse_json
+    from async_api.realtime import SYNC_MODES, SyncInferenceService, build_sync_clients
     from async_api.service import Deadline, InferenceService, build_clients
     from async_api.settings import Settings
 
@@ -54,6 +57,8 @@ _UPLOAD_REQUEST_MAX_BYTES = 4096
 def service() -> InferenceService:
     """Settings and boto3 clients, created once per execution environment."""
     settings = Settings.from_environment(os.environ)
+    if settings.hosting_mode in SYNC_MODES:  # real-time / serverless: InvokeEndpoint during the request
+        return SyncInferenceService(settings, build_sync_clients(settings))
     return InferenceService(settings, build_clients(settings))
 
 
@@ -107,6 +112,10 @@ def submit() -> Response:
         "inference accepted",
         extra={"inference_id": receipt.inferenceId, "replayed": replayed, "upload_id": receipt.uploadId},
     )
+    if svc.settings.hosting_mode in SYNC_MODES:
+        # The result exists already: answer what GET /invocations/{id} would (200 Completed or Failed).
+        answer = svc.status(receipt.inferenceId, caller_of(_event()), url, _deadline())
+        return _json(answer.status, answer.body, {**answer.headers, **headers})
     return _json(202, logic.accepted_body(receipt, url), headers)
 
 

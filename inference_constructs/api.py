@@ -169,6 +169,7 @@ class InferenceApi(Construct):
             data_key=data_key,
             endpoint_arn=endpoint_arn,
             invoke_action=INVOKE_ACTIONS[hosting_mode],
+            writes_results=hosting_mode != "async",
         )
 
         self.access_logs = logs.LogGroup(
@@ -272,6 +273,7 @@ class InferenceApi(Construct):
         data_key: kms.IKey,
         endpoint_arn: str,
         invoke_action: str,
+        writes_results: bool,
     ) -> None:
         """Exactly what the handler does, written out (bucket.grant_* would add wildcard actions).
 
@@ -289,6 +291,10 @@ class InferenceApi(Construct):
             grantee=self.role, actions=["s3:GetObject"], resource_arns=[requests, uploads, outputs, failures]
         )
         iam.Grant.add_to_principal(grantee=self.role, actions=["s3:DeleteObject"], resource_arns=[requests, uploads])
+        if writes_results:
+            # Real-time / serverless: the handler itself writes the model's answer where SageMaker
+            # would put an async result (api_handler/async_api/realtime.py).
+            iam.Grant.add_to_principal(grantee=self.role, actions=["s3:PutObject"], resource_arns=[outputs, failures])
         # Without ListBucket, S3 answers 403 instead of 404 for a missing object, and the
         # handler could not tell "not finished yet" / "unknown id" from a real denial.
         # S3 evaluates that implicit ListBucket with the object's key as s3:prefix (observed

@@ -8,6 +8,7 @@ Powertools layer (it is built with the `[all]` extras) and in requirements-dev.t
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -45,6 +46,7 @@ ENVIRONMENT = {
     "UPLOAD_URL_EXPIRY_SECONDS": "upload_url_expiry_seconds",
     "MAX_UPLOAD_BYTES": "max_upload_bytes",
     "RESULT_URL_EXPIRY_SECONDS": "result_url_expiry_seconds",
+    "HOSTING_MODE": "hosting_mode",
 }
 
 
@@ -78,6 +80,9 @@ class Settings(BaseModel):
     # on the copy at submit. SageMaker's async payload limit is the ceiling.
     max_upload_bytes: int = Field(MAX_ASYNC_PAYLOAD_BYTES, ge=1, le=MAX_ASYNC_PAYLOAD_BYTES)
     result_url_expiry_seconds: int = Field(300, ge=60, le=3600)
+    # The endpoint type (app_config/hosting.py): async answers POST /invocations with 202 and
+    # InvokeEndpointAsync; realtime and serverless run the model in the request (200, realtime.py).
+    hosting_mode: Literal["async", "realtime", "serverless"] = "async"
 
     @field_validator("allowed_content_types", mode="before")
     @classmethod

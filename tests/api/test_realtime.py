@@ -1,0 +1,162 @@
+"""POST /invocations in hosting modes realtime and serverless: the handler runs the model with
+InvokeEndpoint and answers 200 with the result, through botocore's real client, against the
+local InvokeEndpoint stand-in (local_stack/realtime_runtime.py) in front of a small container.
+
+Same auth, caller scoping, idempotency and error shapes as async mode (tests/api/test_handler.py).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import botocore.session
+import httpx
+import pytest
+
+from api_handler.async_api import realtime
+from inference_constructs import storage
+from local_stack.realtime_runtime import RealtimeRuntime
+from tests.api.conftest import (
+    ENDPOINT_NAME,
+    FAILURE_BUCKET,
+    INPUT_BUCKET,
+    OTHER_IDENTITY,
+    OUTPUT_BUCKET,
+    REGION,
+    Api,
+)
+
+
+class _Container(BaseHTTPRequestHandler):
+    """A model container: echoes JSON with the headers it saw; {"fail": true} is a 400."""
+
+    seen: list[dict[str, str]] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        type(self).seen.append(headers)
+        document = json.loads(body)
+        if document.get("fail"):
+            answer, status = b'{"error": "inputs is required"}', 400
+        else:
+            big = "x" * int(document.get("pad", 0))
+            answer, status = json.dumps({"echo": document, "accept": headers.get("accept"), "attributes": headers.get("x-amzn-sagemaker-custom-attributes"), "pad": big}).encode(), 200
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def runtime() -> Iterator[RealtimeRuntime]:
+    container = ThreadingHTTPServer(("127.0.0.1", 0), _Container)
+    threading.Thread(target=container.serve_forever, daemon=True).start()
+    stand_in = RealtimeRuntime(endpoint_name=ENDPOINT_NAME, container_url=f"http://127.0.0.1:{container.server_address[1]}")
+    stand_in.start()
+    yield stand_in
+    stand_in.stop()
+    container.shutdown()
+
+
+@pytest.fixture(params=["realtime", "serverless"])
+def sync_api(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, moto_url: str, s3: Any, runtime: RealtimeRuntime) -> Iterator[Api]:
+    httpx.post(f"{moto_url}/moto-api/reset", timeout=5)
+    for bucket in (INPUT_BUCKET, OUTPUT_BUCKET, FAILURE_BUCKET):
+        s3.create_bucket(Bucket=bucket)
+    environment = {
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+        "INPUT_BUCKET": INPUT_BUCKET, "OUTPUT_BUCKET": OUTPUT_BUCKET, "FAILURE_BUCKET": FAILURE_BUCKET,
+        "ENDPOINT_NAME": ENDPOINT_NAME, "S3_ENDPOINT_URL": moto_url, "SAGEMAKER_RUNTIME_ENDPOINT_URL": runtime.url,
+        "INLINE_RESULT_MAX_BYTES": "1024", "HOSTING_MODE": request.param,
+    }  # fmt: skip
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    from api_handler import app as module
+
+    module.service.cache_clear()
+    yield Api(module=module, stub=None, s3=s3, monkeypatch=monkeypatch)  # type: ignore[arg-type]
+    module.service.cache_clear()
+
+
+def test_invoke_answers_200_with_the_models_result(sync_api: Api) -> None:
+    answer = sync_api.submit('{"inputs": "hello"}', accept="application/json", X_Amzn_SageMaker_Custom_Attributes="trace=1")
+    assert answer.status == 200, answer.body
+    assert answer.body["status"] == "Completed"
+    assert answer.body["output"]["echo"] == {"inputs": "hello"}
+    # The container saw the caller's Accept and custom attributes, as InvokeEndpoint forwards them.
+    assert answer.body["output"]["accept"] == "application/json"
+    assert answer.body["output"]["attributes"] == "trace=1"
+    assert answer.headers["Location"].endswith(f"/invocations/{answer.body['inferenceId']}")
+    # The same result is there for GET, and only for its caller.
+    again = sync_api.status(answer.body["inferenceId"])
+    assert again.status == 200 and again.body["output"] == answer.body["output"]
+    assert sync_api.status(answer.body["inferenceId"], identity=OTHER_IDENTITY).status == 404
+
+
+def test_large_result_comes_through_the_result_location(sync_api: Api) -> None:
+    answer = sync_api.submit('{"inputs": "x", "pad": 5000}')
+    assert answer.status == 200
+    assert "output" not in answer.body and answer.body["outputUrl"].startswith("http")
+    assert answer.body["outputBytes"] > 5000
+    key = realtime.output_key(answer.body["inferenceId"])
+    assert sync_api.s3.head_object(Bucket=OUTPUT_BUCKET, Key=key)["ContentLength"] == answer.body["outputBytes"]
+
+
+def test_model_error_is_a_failed_inference_with_the_containers_message(sync_api: Api) -> None:
+    answer = sync_api.submit('{"fail": true}')
+    assert answer.status == 200, answer.body
+    assert answer.body["status"] == "Failed"
+    assert "400" in answer.body["failureReason"] and "inputs is required" in answer.body["failureReason"]
+
+
+def test_idempotent_replay_does_not_run_the_model_twice(sync_api: Api, runtime: RealtimeRuntime) -> None:
+    first = sync_api.submit('{"inputs": "once"}', Idempotency_Key="key-1")
+    count = runtime.invocations
+    second = sync_api.submit('{"inputs": "once"}', Idempotency_Key="key-1")
+    assert (first.status, second.status) == (200, 200)
+    assert second.body["inferenceId"] == first.body["inferenceId"] and second.body["output"] == first.body["output"]
+    assert second.headers.get("Idempotent-Replayed") == "true"
+    assert runtime.invocations == count
+
+
+def test_bad_input_is_refused_in_the_same_shape_as_async(sync_api: Api) -> None:
+    answer = sync_api.submit("{}", content_type="application/x-unknown")
+    assert answer.status == 415 and set(answer.body) == {"error", "message", "requestId"}
+
+
+def test_unknown_endpoint_is_sagemakers_validation_error(sync_api: Api) -> None:
+    sync_api.setenv("ENDPOINT_NAME", "no-such-endpoint")
+    answer = sync_api.submit('{"inputs": "x"}')
+    assert answer.status == 400 and answer.body["error"] == "ValidationError"
+    assert "no-such-endpoint" in answer.body["message"]
+
+
+def test_invoke_parameters_fit_botocores_model() -> None:
+    """What the handler sends is a valid InvokeEndpoint request (required members, known names)."""
+    from api_handler.async_api.logic import SubmitRequest
+    from api_handler.async_api.settings import Settings
+
+    settings = Settings(input_bucket="in-b", output_bucket="out-b", failure_bucket="fail-b", endpoint_name="ep", hosting_mode="realtime")
+    request = SubmitRequest(content_type="application/json", accept="application/json", idempotency_key=None,
+                            invocation_timeout_seconds=60, request_ttl_seconds=60, payload=b"{}", upload_id=None,
+                            custom_attributes="a=b")  # fmt: skip
+    params = realtime.invoke_params(settings, "r" + "0" * 32, "application/json", b"{}", request)
+    shape = botocore.session.get_session().get_service_model("sagemaker-runtime").operation_model("InvokeEndpoint").input_shape
+    assert set(shape.required_members) <= set(params) and set(params) <= set(shape.members)
+
+
+def test_result_prefixes_match_where_the_stack_grants_them() -> None:
+    # The Lambda role may write responses/* and failures/* (inference_constructs/api.py); the
+    # handler must write exactly there or PutObject is denied in AWS.
+    assert realtime.OUTPUT_PREFIX == storage.OUTPUT_PREFIX and realtime.FAILURE_PREFIX == storage.FAILURE_PREFIX
