@@ -110,7 +110,8 @@ def submit() -> Response:
         metrics.add_metric(name="InferencesSubmitted", unit=MetricUnit.Count, value=1)
     logger.info(
         "inference accepted",
-        extra={"inference_id": receipt.inferenceId, "replayed": replayed, "upload_id": receipt.uploadId},
+        extra={"inference_id": receipt.inferenceId, "replayed": replayed, "upload_id": receipt.uploadId,
+               "caller": receipt.caller},
     )
     if svc.settings.hosting_mode in SYNC_MODES:
         # The result exists already: answer what GET /invocations/{id} would (200 Completed or Failed).
