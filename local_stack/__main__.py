@@ -182,6 +182,10 @@ def _say(message: str, *, error: bool = False) -> None:
         pass
 
 
+# Set by the first SIGINT / SIGTERM: the pipeline is stopping, further signals change nothing.
+STOPPING = threading.Event()
+
+
 def _caught_signals(pid: int) -> int | None:
     """The mask of signals ``pid`` has a handler for (Linux /proc), None if unreadable."""
     try:
@@ -216,6 +220,8 @@ def follow_make_interrupt(interval: float = 0.2) -> threading.Thread | None:
     def watch() -> None:
         while True:
             time.sleep(interval)
+            if STOPPING.is_set():
+                return
             if os.getppid() != parent:  # make itself is gone
                 os.kill(os.getpid(), signal.SIGTERM)
                 return
@@ -250,7 +256,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if args[0] in ("-h", "--help") else 2
 
     def _on_signal(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt  # SIGTERM stops as cleanly as Ctrl-C
+        # SIGTERM stops as cleanly as Ctrl-C. Only the first signal interrupts: a Ctrl-C reaches
+        # both make (which the watcher then notices) and us, and a second interrupt inside the
+        # cleanup would leave processes behind.
+        if not STOPPING.is_set():
+            STOPPING.set()
+            raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)

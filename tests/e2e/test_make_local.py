@@ -126,9 +126,10 @@ def _local_env(model_dir: Path, tmp_path: Path, **extra: str) -> dict[str, str]:
 class _Run:
     """A `make local` (or `python -m local_stack`) process with its output collected line by line."""
 
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str], *, own_group: bool = False) -> None:
         self.process = subprocess.Popen(  # noqa: S603
             argv, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=own_group,  # its own process group, as a terminal's foreground job has
         )
         self.lines: list[str] = []
         self.ready = threading.Event()
@@ -213,21 +214,26 @@ def test_two_settings_on_one_port_are_refused(tiny_model_dir: Path, tmp_path: Pa
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_signal_to_make_itself_stops_everything(signum: int, tiny_model_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("signum", "to_group"), [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)],
+                         ids=["SIGINT to make", "SIGTERM to make", "Ctrl-C (SIGINT to the terminal's group)"])
+def test_a_signal_to_make_stops_everything(signum: int, to_group: bool, tiny_model_dir: Path, tmp_path: Path) -> None:
     """`kill -INT <make's pid>`: make does not pass SIGINT on (it expects the terminal to have sent it
-    to the whole group), so make local must notice on its own; SIGTERM make forwards."""
-    run = _Run(MAKE_LOCAL, _local_env(tiny_model_dir, tmp_path))
+    to the whole group), so make local must notice on its own; SIGTERM make forwards; Ctrl-C
+    reaches make and the pipeline at once, and must still stop everything exactly once."""
+    run = _Run(MAKE_LOCAL, _local_env(tiny_model_dir, tmp_path), own_group=to_group)
     try:
         assert run.ready.wait(120), run.output
         children = _descendants(run.process.pid)
         assert len(children) >= 4, children  # local_stack, the model server, two Lambda environments
-        run.process.send_signal(signum)  # to make's pid only, not its process group
+        if to_group:
+            os.killpg(run.process.pid, signum)
+        else:
+            run.process.send_signal(signum)  # to make's pid only, not its process group
         run.process.wait(timeout=60)
         deadline = time.monotonic() + 10
         while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not [pid for pid in children if _alive(pid)], "processes outlived the signal to make"
-        assert "local pipeline: stopped" in run.output, run.output
+        assert run.output.count("local pipeline: stopped") == 1, run.output
     finally:
         run.kill()
