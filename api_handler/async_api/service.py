@@ -287,7 +287,8 @@ class InferenceService:
                 "each upload starts one inference: POST /uploads again for another"
             )
         input_key = str(claim["inputKey"])
-        if self._head(deadline, bucket, input_key) is None:  # copied once, never overwritten
+        copied = self._head(deadline, bucket, input_key) is None
+        if copied:  # copied once, never overwritten: a resumed submit finds the copy in place
             try:
                 self._s3(deadline, "copy_object", Bucket=bucket, Key=input_key,
                          CopySource={"Bucket": bucket, "Key": source}, MetadataDirective="COPY")
@@ -299,8 +300,9 @@ class InferenceService:
         try:
             content_type = self._validate_copy(deadline, upload_id, input_key)
         except ApiError:
-            self._delete_quietly(input_key, "remove a refused upload copy")
-            self._delete_quietly(claim_key, "release the claim of a refused upload")
+            if copied:  # a copy from an earlier attempt may already be what SageMaker reads
+                self._delete_quietly(input_key, "remove a refused upload copy")
+                self._delete_quietly(claim_key, "release the claim of a refused upload")
             raise
         return TakenUpload(claim_key, source, content_type, logic.s3_uri(bucket, input_key))
 
