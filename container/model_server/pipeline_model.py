@@ -29,6 +29,8 @@ _GENERATING = frozenset({"text-generation"})
 # Text tasks whose pipelines tokenize a text from its start (token-classification is
 # not one: with a stride it reads long texts in overlapping windows).
 _READ_FROM_START = frozenset({"text-classification", "feature-extraction", "text-generation", "fill-mask"})
+# transformers' AggregationStrategy values (token-classification).
+_AGGREGATIONS = frozenset({"none", "simple", "first", "average", "max"})
 # Keyword arguments these pipelines take through **kwargs (not in their _sanitize_parameters signature).
 _KWARGS = {
     "zero-shot-classification": {"candidate_labels", "hypothesis_template", "multi_label"},
@@ -114,6 +116,9 @@ class PipelineModel:
         if "top_k" in parameters and top_k is not None and (
                 not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
             raise BadRequest(f'"parameters.top_k" must be a positive integer (or null), not {top_k!r}')
+        strategy = parameters.get("aggregation_strategy")
+        if self.task == "token-classification" and strategy is not None and str(strategy).lower() not in _AGGREGATIONS:
+            raise BadRequest(f'"parameters.aggregation_strategy" must be one of {sorted(_AGGREGATIONS)}, not {strategy!r}')
         if self.task == "zero-shot-classification":
             labels = parameters.get("candidate_labels")
             if isinstance(labels, str):

@@ -220,6 +220,12 @@ CASES = {
     "token-classification, one input: a list of entities":
         Case("token-classification", js({"inputs": "my name is wolfgang"}),
              expect=is_list_of({"entity", "score", "word", "start", "end"})),
+    "token-classification, aggregation_strategy=simple groups entities":
+        Case("token-classification", js({"inputs": "my name is wolfgang", "parameters": {"aggregation_strategy": "simple"}}),
+             expect=is_list_of({"entity_group", "score", "word", "start", "end"})),
+    "token-classification, an unknown aggregation_strategy":
+        Case("token-classification", js({"inputs": "x", "parameters": {"aggregation_strategy": "biggest"}}), status=400,
+             expect="aggregation_strategy"),
     "text-generation, one input: [{generated_text}]":
         Case("text-generation", js({"inputs": "i love", "parameters": {"max_new_tokens": 2}}),
              expect=is_list_of({"generated_text"}, 1)),
