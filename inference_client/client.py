@@ -267,7 +267,8 @@ class InferenceClient:
         request_ttl_seconds: int | None = None,
         force_upload: bool = False,
     ) -> dict[str, Any]:
-        """Start an inference; returns the API's 202 document (inferenceId, status, statusUrl)."""
+        """Start an inference; returns the API's 202 document (inferenceId, status, statusUrl), or
+        for a realtime/serverless endpoint its 200 document with the result already in it."""
         if not payload:
             raise ClientError("the payload is empty: nothing to infer")
         key = idempotency_key or str(uuid.uuid4())
@@ -291,7 +292,9 @@ class InferenceClient:
         return self._accepted(response)
 
     def _accepted(self, response: HttpResponse) -> dict[str, Any]:
-        document = self._expect(response, 202)
+        # 202 InProgress from an async endpoint; 200 with the final status document (Completed
+        # or Failed, same shape as GET /invocations/{id}) from a realtime or serverless one.
+        document = self._expect(response, 200, 202)
         document["replayed"] = response.headers.get("idempotent-replayed") == "true"
         return document
 
