@@ -23,6 +23,7 @@ from local_stack.async_runtime import AsyncInferenceRuntime, Clock
 from local_stack.aws import FAKE_CREDENTIALS_ENV, LocalResources, MotoService, aws_client, create_resources
 from local_stack.container import REPO_ROOT, ModelContainer
 from local_stack.processes import free_port, spawn, terminate
+from local_stack.realtime_runtime import RealtimeRuntime
 
 ENDPOINT_NAME = "local-async-endpoint"
 
@@ -40,6 +41,9 @@ class PipelineConfig:
     runtime_port: int = 0
     container_port: int = 0
     max_concurrent_invocations: int = 4
+    # app_config's hosting.mode: async (queue stand-in, 202) or realtime / serverless
+    # (InvokeEndpoint stand-in: the handler calls the model server during the request, 200).
+    hosting_mode: str = "async"
     default_invocation_timeout_seconds: int = 900
     default_request_ttl_seconds: int = 21600
     # Concurrent Lambda execution environments (processes) behind the API.
@@ -82,20 +86,26 @@ class LocalPipeline:
             self.container.start()
             self.aws_endpoint_url = self.moto.start()
             self.resources = create_resources(self.aws_endpoint_url)
-            self.runtime = AsyncInferenceRuntime(
-                endpoint_name=ENDPOINT_NAME,
-                container_url=self.container.url,
-                s3=aws_client("s3", self.aws_endpoint_url),
-                sns=aws_client("sns", self.aws_endpoint_url),
-                s3_output_path=self.resources.s3_output_path,
-                s3_failure_path=self.resources.s3_failure_path,
-                success_topic_arn=self.resources.success_topic_arn,
-                error_topic_arn=self.resources.error_topic_arn,
-                max_concurrent_invocations=self.config.max_concurrent_invocations,
-                host=self.config.host,
-                port=self.config.runtime_port,
-                clock=self.clock,
-            )
+            if self.config.hosting_mode != "async":
+                self.runtime = RealtimeRuntime(  # type: ignore[assignment]
+                    endpoint_name=ENDPOINT_NAME, container_url=self.container.url,
+                    host=self.config.host, port=self.config.runtime_port,
+                )  # fmt: skip
+            else:
+                self.runtime = AsyncInferenceRuntime(
+                    endpoint_name=ENDPOINT_NAME,
+                    container_url=self.container.url,
+                    s3=aws_client("s3", self.aws_endpoint_url),
+                    sns=aws_client("sns", self.aws_endpoint_url),
+                    s3_output_path=self.resources.s3_output_path,
+                    s3_failure_path=self.resources.s3_failure_path,
+                    success_topic_arn=self.resources.success_topic_arn,
+                    error_topic_arn=self.resources.error_topic_arn,
+                    max_concurrent_invocations=self.config.max_concurrent_invocations,
+                    host=self.config.host,
+                    port=self.config.runtime_port,
+                    clock=self.clock,
+                )
             self.runtime.start()
             self._start_api()
             if wait_for_model:
@@ -113,6 +123,7 @@ class LocalPipeline:
             "OUTPUT_BUCKET": self.resources.output_bucket,
             "FAILURE_BUCKET": self.resources.failure_bucket,
             "ENDPOINT_NAME": ENDPOINT_NAME,
+            "HOSTING_MODE": self.config.hosting_mode,
             "SAGEMAKER_RUNTIME_ENDPOINT_URL": self.runtime.endpoint_url,
             "S3_ENDPOINT_URL": self.aws_endpoint_url,
             "DEFAULT_INVOCATION_TIMEOUT_SECONDS": str(self.config.default_invocation_timeout_seconds),

@@ -74,6 +74,11 @@ class RealtimeRuntime:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
+    @property
+    def endpoint_url(self) -> str:
+        """What the API Lambda's SAGEMAKER_RUNTIME_ENDPOINT_URL points at (as for the async stand-in)."""
+        return self.url
+
     def start(self) -> str:
         self._thread = threading.Thread(target=self._server.serve_forever, name="realtime-runtime", daemon=True)
         self._thread.start()
