@@ -69,11 +69,6 @@ FINDINGS: tuple[Finding, ...] = (
     ),
     Finding(
         "Execution/Role/DefaultPolicy",
-        "AwsSolutions-IAM5[Resource::<StorageInput124FA7A1.Arn>/uploads/*]",
-        "Large payloads are uploaded by clients under uploads/ with generated keys.",
-    ),
-    Finding(
-        "Execution/Role/DefaultPolicy",
         "AwsSolutions-IAM5[Resource::<StorageOutputBB69BB33.Arn>/responses/*]",
         "SageMaker writes one response object per request, named after the generated inference id.",
     ),
@@ -170,9 +165,9 @@ FINDINGS: tuple[Finding, ...] = (
         "Inference/Config",
         "NIST.800.53.R5-SageMakerEndpointConfigurationKMSKeyConfigured",
         "The GPU instance types used (g4dn, g5) have NVMe instance storage, encrypted by a hardware module on the "
-        "instance; the API documents that KmsKeyId does not encrypt it, and app_config refuses encrypt_storage_volume "
-        "for these families (an EBS-backed type may set it). Results are encrypted with the data key through "
-        "AsyncInferenceConfig.OutputConfig.KmsKeyId. "
+        "instance, which the API documents KmsKeyId does not encrypt; a serverless endpoint has no ML storage "
+        "volume. app_config refuses encrypt_storage_volume for both (an EBS-backed instance type may set it, which "
+        "removes this finding). Async results are encrypted with the data key (OutputConfig.KmsKeyId). "
         "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateEndpointConfig.html",
     ),
     Finding(
