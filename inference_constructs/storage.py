@@ -113,14 +113,13 @@ class InferenceStorage(Construct):
 
         Written out instead of bucket.grant_read/grant_write, which grant wildcard
         actions (s3:GetObject*, s3:List*, s3:DeleteObject*) that the endpoint never uses.
+        Not uploads/: clients write there, so the API copies an upload under requests/ and
+        SageMaker reads only that copy (docs/api.md, upload flow).
         """
         iam.Grant.add_to_principal(
             grantee=grantee,
             actions=["s3:GetObject"],
-            resource_arns=[
-                self.input_bucket.arn_for_objects(f"{INPUT_PREFIX}*"),
-                self.input_bucket.arn_for_objects(f"{UPLOAD_PREFIX}*"),
-            ],
+            resource_arns=[self.input_bucket.arn_for_objects(f"{INPUT_PREFIX}*")],
         )
         iam.Grant.add_to_principal(
             grantee=grantee,

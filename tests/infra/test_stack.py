@@ -245,6 +245,7 @@ def test_execution_role_has_every_grant_it_needs(template: Template) -> None:
     }
     get_objects = " ".join(_granted(statements, "s3:GetObject"))
     assert f'"{ids["StorageInput"]}"' in get_objects and "/requests/*" in get_objects
+    assert "/uploads/*" not in get_objects, "clients write uploads/: the endpoint reads only the API's copies"
     put_objects = " ".join(_granted(statements, "s3:PutObject"))
     assert f'"{ids["StorageOutput"]}"' in put_objects and "/responses/*" in put_objects
     assert f'"{ids["StorageFailure"]}"' in put_objects and "/failures/*" in put_objects
