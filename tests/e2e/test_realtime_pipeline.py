@@ -1,0 +1,74 @@
+"""`make local` in hosting mode realtime (and serverless): the real API Lambda calls the real
+model server synchronously through the InvokeEndpoint stand-in; the CLI's `invoke --wait`
+works unchanged.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from inference_client.cli import main as cli_main
+from local_stack.pipeline import LocalPipeline, PipelineConfig
+from local_stack.realtime_runtime import RealtimeRuntime
+
+from .conftest import MODEL_ERROR, unique_text
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", params=["realtime", "serverless"])
+def sync_pipeline(request: pytest.FixtureRequest, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPipeline]:
+    log_path = tmp_path_factory.mktemp("realtime-logs") / "pipeline.log"
+    with open(log_path, "w", buffering=1) as log_file:
+        config = PipelineConfig(
+            model_dir=tiny_model_dir, api_port=0, aws_port=0, runtime_port=0, container_port=0,
+            lambda_environments=1, log_file=log_file, hosting_mode=request.param,
+            container_env={"MODEL_SERVER_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1"},
+            lambda_env={"INLINE_RESULT_MAX_BYTES": "4096"},
+        )  # fmt: skip
+        local = LocalPipeline(config)
+        try:
+            local.start(wait_for_model=True, model_timeout=120)
+        except BaseException:
+            print(log_path.read_text()[-5000:])
+            raise
+        try:
+            yield local
+        finally:
+            local.stop()
+
+
+def test_post_invocations_answers_200_with_what_the_model_answers(sync_pipeline: LocalPipeline) -> None:
+    assert isinstance(sync_pipeline.runtime, RealtimeRuntime)
+    text = unique_text("realtime")
+    direct = sync_pipeline.container.invoke(text.encode(), content_type="text/plain").json()
+    with httpx.Client(base_url=str(sync_pipeline.api_url), timeout=30, trust_env=False) as http:
+        answer = http.post("/invocations", content=text.encode(), headers={"Content-Type": "text/plain"})
+        assert answer.status_code == 200, answer.text
+        document = answer.json()
+        assert document["status"] == "Completed" and document["output"] == direct
+        again = http.get(f"/invocations/{document['inferenceId']}")
+        assert again.status_code == 200 and again.json()["output"] == direct
+
+
+def test_a_model_error_is_a_failed_inference(sync_pipeline: LocalPipeline) -> None:
+    with httpx.Client(base_url=str(sync_pipeline.api_url), timeout=30, trust_env=False) as http:
+        answer = http.post("/invocations", json=MODEL_ERROR)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "Failed" and answer.json()["failureReason"].startswith("the model answered 5")
+
+
+def test_cli_invoke_wait_works_unchanged(sync_pipeline: LocalPipeline) -> None:
+    text = unique_text("cli realtime")
+    direct = sync_pipeline.container.invoke(text.encode(), content_type="text/plain").json()
+    out, err = io.StringIO(), io.StringIO()
+    code = cli_main(["--url", str(sync_pipeline.api_url), "invoke", "--wait", "--text", text],
+                    stdin=io.BytesIO(b""), stdout=out, stderr=err)  # fmt: skip
+    assert code == 0, err.getvalue()
+    assert json.loads(out.getvalue()) == direct
