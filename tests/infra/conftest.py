@@ -11,7 +11,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 import app as cdk_app
-from app_config import environment_names
+from app_config import environment_names, load_environment
 from app_config.ci_identity import load_ci_identity
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,6 +58,15 @@ def ci_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(params=environment_names())
 def env_name(request: pytest.FixtureRequest) -> str:
     return request.param
+
+
+def environments_in_mode(*modes: str) -> list[str]:
+    """The shipped environments whose hosting.mode is one of `modes` (for mode-specific tests:
+    `@pytest.mark.parametrize("env_name", environments_in_mode("async"))`)."""
+    return [name for name in environment_names() if load_environment(name).hosting.mode in modes]
+
+
+ASYNC_ENVIRONMENTS = environments_in_mode("async")
 
 
 @pytest.fixture

@@ -208,6 +208,7 @@ def test_function_runtime_layer_and_environment(synthesized, template: Template,
     assert variables["OUTPUT_BUCKET"] == {"Ref": logical_id(stack, "Storage/Output")}
     assert variables["FAILURE_BUCKET"] == {"Ref": logical_id(stack, "Storage/Failure")}
     assert variables["ENDPOINT_NAME"] == {"Fn::GetAtt": [logical_id(stack, "Inference/Endpoint"), "EndpointName"]}
+    assert variables["HOSTING_MODE"] == config.hosting.mode
     assert variables["DEFAULT_INVOCATION_TIMEOUT_SECONDS"] == str(config.invocation_timeout_seconds)
     assert variables["DEFAULT_REQUEST_TTL_SECONDS"] == str(config.request_ttl_seconds)
     assert variables["INLINE_RESULT_MAX_BYTES"] == str(config.api.inline_result_max_bytes)
@@ -251,7 +252,14 @@ def test_lambda_has_exactly_the_permissions_it_uses(synthesized, template: Templ
     endpoint = logical_id(stack, "Inference/Endpoint")
     logs = logical_id(stack, "Api/HandlerLogs")
     requests, uploads = f"<{bucket['Input']}.Arn>/requests/*", f"<{bucket['Input']}.Arn>/uploads/*"
-    assert grants(role_statements(template, role_id)) == {
+    outputs, failures = f"<{bucket['Output']}.Arn>/responses/*", f"<{bucket['Failure']}.Arn>/failures/*"
+    # Per hosting mode: async starts inferences with InvokeEndpointAsync (SageMaker writes the
+    # results); realtime/serverless call InvokeEndpoint and write the answer themselves.
+    if load_environment(env_name).hosting.mode == "async":
+        by_mode = {("sagemaker:InvokeEndpointAsync", f"<{endpoint}.EndpointArn>")}
+    else:
+        by_mode = {("sagemaker:InvokeEndpoint", f"<{endpoint}.EndpointArn>"), ("s3:PutObject", outputs), ("s3:PutObject", failures)}
+    assert grants(role_statements(template, role_id)) == by_mode | {
         ("logs:CreateLogStream", f"<{logs}.Arn>"),
         ("logs:PutLogEvents", f"<{logs}.Arn>"),
         ("xray:PutTraceSegments", "*"),
@@ -271,8 +279,6 @@ def test_lambda_has_exactly_the_permissions_it_uses(synthesized, template: Templ
         ("s3:ListBucket", f"<{bucket['Failure']}.Arn>" + listing_only("failures/")),
         ("kms:Decrypt", f"<{key}.Arn>"),
         ("kms:GenerateDataKey", f"<{key}.Arn>"),
-        # This endpoint only: its ARN from CloudFormation, no wildcard.
-        ("sagemaker:InvokeEndpointAsync", f"<{endpoint}.EndpointArn>"),
     }
 
 

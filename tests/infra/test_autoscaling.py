@@ -6,8 +6,16 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from app_config import load_environment
+from tests.infra.conftest import ASYNC_ENVIRONMENTS
 
 ENDPOINT_DIMENSION = [{"Name": "EndpointName", "Value": {"Fn::GetAtt": [Match.string_like_regexp("^InferenceEndpoint"), "EndpointName"]}}]
+
+
+@pytest.fixture(params=ASYNC_ENVIRONMENTS)
+def env_name(request: pytest.FixtureRequest) -> str:
+    """This module is about async endpoints' scaling: the async environments only
+    (real-time and serverless scaling: tests/infra/test_hosting_modes.py)."""
+    return request.param
 
 
 def _policy_id(template: Template, prefix: str) -> str:

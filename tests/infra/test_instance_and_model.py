@@ -23,6 +23,7 @@ from devtools.aws_contract.service_models import enum_values
 from app_config.image_cuda import image_cuda_version
 from stacks.async_inference_stack import AsyncInferenceStack
 from tests.infra.conftest import ROOT, cdk_context
+from tests.infra.conftest import environments_in_mode
 
 
 def _raw(**changes: Any) -> dict[str, Any]:
@@ -95,6 +96,7 @@ def test_cpu_type_runs_the_container_on_cpu_without_an_ami(tmp_path) -> None:
     assert "InferenceAmiVersion" not in config["Properties"]["ProductionVariants"][0]
 
 
+@pytest.mark.parametrize("env_name", environments_in_mode("async", "realtime"))
 def test_shipped_gpu_environments_run_cuda_on_a_driver_for_the_images_cuda(template: Template, env_name: str) -> None:
     config = load_environment(env_name)
     cuda = image_cuda_version(ROOT / "container")

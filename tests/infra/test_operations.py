@@ -14,6 +14,7 @@ from app_config.environments import ENVIRONMENTS
 from devtools.aws_contract.documented_facts import PUBLISHED_DIMENSIONS
 from inference_constructs.alarms import rollback_alarm_names
 from tests.infra.conftest import cdk_context
+from tests.infra.conftest import ASYNC_ENVIRONMENTS
 
 ENDPOINT = {"Fn::GetAtt": [Match.string_like_regexp("^InferenceEndpoint"), "EndpointName"]}
 
@@ -49,6 +50,7 @@ def _expected(env_name: str) -> dict[str, tuple]:
     }
 
 
+@pytest.mark.parametrize("env_name", ASYNC_ENVIRONMENTS)
 @pytest.mark.parametrize("metric", sorted(_expected("dev")))
 def test_endpoint_alarm(template: Template, env_name: str, metric: str) -> None:
     statistic, period, threshold, comparison, periods, missing = _expected(env_name)[metric]
@@ -117,6 +119,7 @@ def test_alarm_email_subscribes_to_the_alarm_topic(tmp_path) -> None:
     )
 
 
+@pytest.mark.parametrize("env_name", ASYNC_ENVIRONMENTS)
 def test_deployment_guardrails_roll_back_on_the_failure_alarms(template: Template, env_name: str) -> None:
     deployment = load_environment(env_name).deployment
     names = list(rollback_alarm_names(f"AsyncInference-{env_name}").values())
@@ -170,6 +173,7 @@ def _dashboard_body(template: Template) -> str:
     return json.dumps(dashboard["Properties"]["DashboardBody"])
 
 
+@pytest.mark.parametrize("env_name", ASYNC_ENVIRONMENTS)
 def test_dashboard_shows_queue_capacity_failures_and_latency(template: Template) -> None:
     body = _dashboard_body(template)
     for metric in (

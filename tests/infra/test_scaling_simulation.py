@@ -14,7 +14,16 @@ import pytest
 from app_config import load_environment
 from devtools.scaling_simulator import Minute, Simulation, StepPolicy, one_request_at_zero
 
+from tests.infra.conftest import ASYNC_ENVIRONMENTS
+
 COLD_START_MINUTES = 10  # instance launch + image pull + model download: minutes
+
+
+@pytest.fixture(params=ASYNC_ENVIRONMENTS)
+def env_name(request: pytest.FixtureRequest) -> str:
+    """This module is about async endpoints' scaling: the async environments only
+    (real-time and serverless scaling: tests/infra/test_hosting_modes.py)."""
+    return request.param
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from aws_cdk.assertions import Capture, Match, Template
 
 from app_config import load_environment
 from inference_constructs.alarms import rollback_alarm_names
+from tests.infra.conftest import ASYNC_ENVIRONMENTS
 
 
 def _one(template: Template, resource_type: str) -> tuple[str, dict]:
@@ -54,6 +55,7 @@ def _execution_role(template: Template) -> str:
 # --------------------------------------------------------------------------- async endpoint config
 
 
+@pytest.mark.parametrize("env_name", ASYNC_ENVIRONMENTS)
 def test_async_results_go_to_the_output_and_failure_buckets(template: Template) -> None:
     output = _logical_id(template, "AWS::S3::Bucket", "StorageOutput")
     failure = _logical_id(template, "AWS::S3::Bucket", "StorageFailure")
@@ -86,6 +88,7 @@ def test_topics_are_encrypted_with_the_notification_key(template: Template) -> N
         assert topic["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key, "Arn"]}
 
 
+@pytest.mark.parametrize("env_name", ASYNC_ENVIRONMENTS)
 def test_variant_and_client_config_follow_the_environment(template: Template, env_name: str) -> None:
     config = load_environment(env_name)
     model = _logical_id(template, "AWS::SageMaker::Model", "InferenceModel")
@@ -174,7 +177,8 @@ def test_no_fixed_physical_names(template: Template, env_name: str) -> None:
             named.append(resource["Properties"][prop])
     # The only exception: the endpoint's rollback alarms, which the endpoint must name before
     # they exist (see alarms.rollback_alarm_names); an alarm is replaced only when its name changes.
-    assert sorted(named) == sorted(rollback_alarm_names(f"AsyncInference-{env_name}").values())
+    mode = load_environment(env_name).hosting.mode
+    assert sorted(named) == sorted(rollback_alarm_names(f"AsyncInference-{env_name}", mode).values())
 
 
 def test_sagemaker_resources_wait_for_the_role_policy(template: Template) -> None:
