@@ -6,13 +6,15 @@ For each text size it prints the best-of-N wall time of
   - ``tokenizer(text, truncation=True, max_length=n)``: what the server did before
     (the whole text is tokenized, then cut);
   - ``bounded_prefix`` + the same call: what it does now (truncation.py);
-  - one full request on the inference thread (``Seq2SeqModel.predict_batch``, 4 new tokens).
+  - one full request on the inference thread (``Seq2SeqModel.predict_batch``, 4 new tokens);
+  - ``json.loads`` of the body ``{"inputs": text}`` (the event loop parses JSON bodies whole).
 The model is the tests' tiny random-weight BART (devtools/tiny_model.py), built offline.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 import tempfile
@@ -63,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     model = load(Settings(model_dir=model_dir, device="cpu", warmup=True, torch_threads=1)).model
     tokenizer, n = model.tokenizer, model.max_input_tokens
     print(f"tiny BART, max input tokens {n}, torch threads 1, best of {args.rounds}")
-    print(f"{'chars':>10} {'whole-text tokenize':>20} {'bounded prefix':>15} {'request (4 tokens)':>19}")
+    print(f"{'chars':>10} {'whole-text tokenize':>20} {'bounded prefix':>15} {'request (4 tokens)':>19} "
+          f"{'JSON parse':>11}")
     for size in (int(s) for s in args.sizes.split(",")):
         text = text_of(size)
         whole = best_of(args.rounds, lambda: tokenizer(text, truncation=True, max_length=n))
@@ -71,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
                                                          max_length=n))
         request = best_of(args.rounds, lambda: model.predict_batch([text], {"max_new_tokens": 4,
                                                                             "min_new_tokens": 4}))
-        print(f"{size:>10} {whole * 1000:>17.1f} ms {bounded * 1000:>12.1f} ms {request * 1000:>16.1f} ms")
+        body = json.dumps({"inputs": text}).encode()
+        parse = best_of(args.rounds, lambda: json.loads(body))
+        print(f"{size:>10} {whole * 1000:>17.1f} ms {bounded * 1000:>12.1f} ms {request * 1000:>16.1f} ms "
+              f"{parse * 1000:>8.1f} ms")
     return 0
 
 

@@ -1,7 +1,7 @@
 """Cut long texts before the tokenizer sees them, not after.
 
 ``tokenizer(text, truncation=True, max_length=n)`` tokenizes the WHOLE text and
-then drops all but n tokens: a 9.6 MB text took 12 s of the single inference
+then drops all but n tokens: a 9.6 MB text took 13 s of the single inference
 thread (devtools/bench_long_text.py, docs/benchmarks.md) and gigabytes of token
 ids, offsets and encodings, for a model that reads its first few hundred tokens.
 
