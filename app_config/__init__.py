@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from app_config.environments import ENVIRONMENTS
 from app_config.errors import ConfigError
 from app_config.models import EnvironmentConfig, HubModel, LocalModel, S3Model
+from app_config.ranges import range_note
 
 __all__ = [
     "ConfigError",
@@ -38,7 +39,7 @@ def parse_environment(raw: Mapping[str, Any]) -> EnvironmentConfig:
             field = ".".join(str(part) for part in item["loc"]) or "(environment)"
             value = item.get("input")
             shown = "" if isinstance(value, Mapping) else f" = {value!r}"
-            message = item["msg"].removeprefix("Value error, ")
+            message = item["msg"].removeprefix("Value error, ") + range_note(EnvironmentConfig, item)
             problems.append(f"  {field}{shown}: {message}")
         raise ConfigError(f"invalid configuration for environment {name!r}:\n" + "\n".join(problems)) from None
 
