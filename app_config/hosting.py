@@ -3,6 +3,7 @@
     "hosting": {"mode": "async"}                                   (the default)
     "hosting": {"mode": "realtime", "max_capacity": 4, ...}
     "hosting": {"mode": "serverless", "memory_size_mb": 4096, ...}
+    "hosting": {"mode": "multimodel", "model_cache_setting": "Enabled", ...}
 
 One discriminated union keyed by `mode`: each member carries only the settings its endpoint
 type has, so a setting of another mode is an error naming the field (not a silently ignored
@@ -127,5 +128,31 @@ class ServerlessHosting(_Strict):
         return self
 
 
-Hosting = Annotated[AsyncHosting | RealtimeHosting | ServerlessHosting, Field(discriminator="mode")]
-HOSTING_MODES = ("async", "realtime", "serverless")
+class MultiModelHosting(RealtimeHosting):
+    """A real-time multi-model endpoint: one container, many models loaded on demand.
+
+    SageMaker's multi-model hosting (https://docs.aws.amazon.com/sagemaker/latest/dg/multi-model-endpoints.html):
+    the model is `Mode: MultiModel` with ModelDataUrl an S3 prefix (environment `model`
+    of kind `s3_prefix`); InvokeEndpoint's TargetModel names the tarball under that prefix,
+    SageMaker downloads it and asks the container to load it (POST /models), unloading the
+    least recently used models when the instance runs out of memory. Real-time only:
+    InvokeEndpointAsync has no TargetModel. A custom container's multi-model endpoint runs
+    on CPU instance types (GPU multi-model endpoints are offered with SageMaker's Triton
+    image only); several models behind one async GPU endpoint is what the container's
+    `model=<name>` custom attribute gives instead (docs/container.md).
+
+    Scaling, alarms and dashboard are the real-time ones (same metrics, same dimensions)
+    plus the multi-model loading metrics.
+    """
+
+    mode: Literal["multimodel"]  # type: ignore[assignment] - the discriminator of this member
+    # MultiModelConfig.ModelCacheSetting (Enabled | Disabled, botocore's MultiModelConfig):
+    # None leaves SageMaker's default (Enabled: loaded models stay cached until evicted).
+    # Disabled suits many models each invoked rarely (every invocation loads its model).
+    model_cache_setting: Literal["Enabled", "Disabled"] | None = None
+
+
+Hosting = Annotated[
+    AsyncHosting | RealtimeHosting | ServerlessHosting | MultiModelHosting, Field(discriminator="mode")
+]
+HOSTING_MODES = ("async", "realtime", "serverless", "multimodel")
