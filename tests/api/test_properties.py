@@ -133,3 +133,24 @@ def test_deep_and_huge_json_is_answered_never_5xx(api, body, route):
                                 LambdaContext())
     _check(answer)
     assert answer["statusCode"] < 500, answer
+
+
+principal_ids = st.from_regex(r"(AIDA|AROA)[A-Z0-9]{8,16}", fullmatch=True)
+session_names = st.from_regex(r"[\w+=,.@-]{2,32}", fullmatch=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(first=principal_ids, second=principal_ids, session_a=session_names, session_b=session_names,
+       key=st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=64))
+def test_idempotency_keys_never_collide_across_principals(first, second, session_a, session_b, key):
+    from api_handler.async_api.callers import caller_of
+    from api_handler.async_api.logic import inference_id_for_key
+
+    def caller(principal: str, session: str):
+        principal_id = f"{principal}:{session}" if principal.startswith("AROA") else principal
+        return caller_of({"requestContext": {"identity": {"accountId": "123456789012", "caller": principal_id}}})
+
+    a, b = caller(first, session_a), caller(second, session_b)
+    same_principal = first == second
+    assert (a.key == b.key) == same_principal  # sessions of one role are one caller; nothing else is
+    assert (inference_id_for_key(a, key) == inference_id_for_key(b, key)) == same_principal
