@@ -26,6 +26,7 @@ from .errors import (
     Unavailable,
     UnsupportedMediaType,
 )
+from .callback_url import check_callback_url
 from .callers import Caller
 from .json_input import parse_json
 from .settings import INVOCATION_TIMEOUT_RANGE, REQUEST_TTL_RANGE, Settings
@@ -36,6 +37,7 @@ TIMEOUT_HEADER = "x-invocation-timeout-seconds"
 TTL_HEADER = "x-request-ttl-seconds"
 CUSTOM_ATTRIBUTES_HEADER = "x-amzn-sagemaker-custom-attributes"
 REPLAYED_HEADER = "Idempotent-Replayed"
+CALLBACK_HEADER = "x-callback-url"
 
 INPUT_PREFIX = "requests/"  # == inference_constructs.storage.INPUT_PREFIX
 UPLOAD_PREFIX = "uploads/"  # == inference_constructs.storage.UPLOAD_PREFIX
@@ -236,6 +238,9 @@ class SubmitRequest:
     payload: bytes | None = None  # inline body
     upload_id: str | None = None  # or a completed upload
     custom_attributes: str | None = None  # X-Amzn-SageMaker-Custom-Attributes, verbatim
+    # X-Callback-Url or the upload reference's callbackUrl, checked (callback_url.py). Not part
+    # of the fingerprint: a replay with the same key keeps the first submit's callback.
+    callback_url: str | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -269,7 +274,17 @@ def decode_body(event: Mapping[str, Any]) -> bytes:
 
 
 def parse_upload_reference(payload: bytes, content_type: str) -> str | None:
-    """The upload id when the body is exactly `{"uploadId": "..."}` (JSON), else None.
+    """The upload id when the body is exactly `{"uploadId": "..."}` (JSON), else None."""
+    return parse_upload_document(payload, content_type)[0]
+
+
+# An upload reference with a callback: the id, the longest callback URL and the JSON around them.
+_UPLOAD_REFERENCE_MAX_BYTES = 256 + 2048
+
+
+def parse_upload_document(payload: bytes, content_type: str) -> tuple[str | None, str | None]:
+    """(upload id, callbackUrl) when the body is exactly `{"uploadId": "..."}` or
+    `{"uploadId": "...", "callbackUrl": "..."}` (JSON), else (None, None).
 
     Any other JSON document is a model input. A model input of exactly that shape must be
     sent through the upload flow itself (docs/api.md). A body declared JSON must parse:
@@ -277,14 +292,18 @@ def parse_upload_reference(payload: bytes, content_type: str) -> str | None:
     the parser's message).
     """
     if not is_json(content_type):
-        return None
+        return None, None
     document = parse_json(payload, what="the request body (declared JSON by its Content-Type)")
-    if len(payload) > 256 or not isinstance(document, dict) or set(document) != {"uploadId"}:
-        return None
+    if (len(payload) > _UPLOAD_REFERENCE_MAX_BYTES or not isinstance(document, dict)
+            or set(document) not in ({"uploadId"}, {"uploadId", "callbackUrl"})):
+        return None, None
     upload_id = document["uploadId"]
     if not isinstance(upload_id, str) or not UPLOAD_ID.fullmatch(upload_id):
         raise BadRequest("uploadId must be the id returned by POST /uploads ('u' and 32 hex digits)")
-    return upload_id
+    callback = document.get("callbackUrl")
+    if "callbackUrl" in document and not isinstance(callback, str):
+        raise BadRequest("callbackUrl must be a string: the https:// URL to POST the completion event to")
+    return upload_id, callback
 
 
 def parse_submit(event: Mapping[str, Any], settings: Settings) -> SubmitRequest:
@@ -303,7 +322,18 @@ def parse_submit(event: Mapping[str, Any], settings: Settings) -> SubmitRequest:
         )
     if not payload:
         raise BadRequest("the request body is empty: send the model input as the body")
-    upload_id = parse_upload_reference(payload, content_type)
+    upload_id, document_callback = parse_upload_document(payload, content_type)
+    header_callback = headers.get(CALLBACK_HEADER)
+    if header_callback is not None and document_callback is not None and header_callback != document_callback:
+        raise BadRequest("X-Callback-Url and the upload reference's callbackUrl differ; send one of them")
+    callback = header_callback if header_callback is not None else document_callback
+    if callback is not None:
+        if not settings.callbacks_enabled:
+            raise BadRequest(
+                "callbacks are not available here: they need the async hosting mode with callbacks enabled "
+                "(in realtime/serverless mode the answer to this request is the result)"
+            )
+        callback = check_callback_url(callback.strip(_HTTP_SPACE), settings.callback_policy)
     return SubmitRequest(
         content_type=content_type,
         accept=accept,
@@ -313,6 +343,7 @@ def parse_submit(event: Mapping[str, Any], settings: Settings) -> SubmitRequest:
         payload=None if upload_id else payload,
         upload_id=upload_id,
         custom_attributes=attributes,
+        callback_url=callback,
     )
 
 
@@ -341,6 +372,8 @@ class Receipt:
     caller: str | None = None
     callerArn: str | None = None
     customAttributes: str | None = None
+    # Where the notifier POSTs the completion event (issue 18); None: no callback.
+    callbackUrl: str | None = None
     version: int = 2
 
     def belongs_to(self, caller: Caller) -> bool:

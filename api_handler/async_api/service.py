@@ -33,6 +33,7 @@ from .errors import (
     Unavailable,
     UploadAlreadyUsed,
 )
+from .callback_state import CallbackState, state_key
 from .logic import Receipt, SubmitRequest
 from .settings import Settings
 
@@ -213,6 +214,7 @@ class InferenceService:
             caller=caller.key,
             callerArn=caller.arn,
             customAttributes=request.custom_attributes,
+            callbackUrl=request.callback_url,
         )
         # No deadline check from here on: the inference has started and its receipt must at
         # least be attempted (the Lambda timeout is the hard stop). If it is lost anyway, a
@@ -360,6 +362,18 @@ class InferenceService:
         if receipt is None or not receipt.belongs_to(caller):
             # Another caller's inference is answered exactly like an unknown id.
             raise NotFound(f"no inference with id {inference_id}")
+        answer = self.document(receipt, url, deadline)
+        if receipt.callbackUrl:
+            state = CallbackState.from_json(self._read(deadline, self.settings.input_bucket, state_key(inference_id)))
+            answer.body["callback"] = state.public()
+        return answer
+
+    def document(self, receipt: Receipt, url: str, deadline: Deadline, inline_limit: int | None = None) -> Answer:
+        """What GET /invocations/{id} answers for this receipt (without the callback state):
+        also the `data` of a callback event (api_handler/notifier). `inline_limit` lowers the
+        size up to which a result is inlined (the callback's payload cap)."""
+        inference_id = receipt.inferenceId
+        inline_max = self.settings.inline_result_max_bytes if inline_limit is None else inline_limit
         base = {"inferenceId": inference_id, "statusUrl": url, "createdAt": receipt.createdAt}
 
         out_bucket, out_key = logic.parse_s3_uri(receipt.outputLocation)
@@ -373,9 +387,9 @@ class InferenceService:
                 "outputBytes": size,
             }
             data = None
-            if size <= self.settings.inline_result_max_bytes:
+            if size <= inline_max:
                 data = self._read(deadline, out_bucket, out_key)
-            if data is not None and len(data) <= self.settings.inline_result_max_bytes:
+            if data is not None and len(data) <= inline_max:
                 body.update(logic.render_output(data, head.get("ContentType"), receipt.accept))
             else:
                 expires = self.settings.result_url_expiry_seconds

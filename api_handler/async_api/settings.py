@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
+from .callback_url import CallbackPolicy
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 # SageMaker async limits (InvokeEndpointAsync): REFERENCE.md section 2.
@@ -47,6 +49,10 @@ ENVIRONMENT = {
     "MAX_UPLOAD_BYTES": "max_upload_bytes",
     "RESULT_URL_EXPIRY_SECONDS": "result_url_expiry_seconds",
     "HOSTING_MODE": "hosting_mode",
+    # Completion callbacks (issue 18, callback_url.py): on only where the notifier is deployed.
+    "CALLBACKS_ENABLED": "callbacks_enabled",
+    "CALLBACK_ALLOWED_HOSTS": "callback_allowed_hosts",
+    "CALLBACK_ALLOW_LOOPBACK_HTTP": "callback_allow_loopback_http",
 }
 
 
@@ -82,7 +88,24 @@ class Settings(BaseModel):
     result_url_expiry_seconds: int = Field(300, ge=60, le=3600)
     # The endpoint type (app_config/hosting.py): async answers POST /invocations with 202 and
     # InvokeEndpointAsync; realtime and serverless run the model in the request (200, realtime.py).
-    hosting_mode: Literal["async", "realtime", "serverless"] = "async"
+    # multimodel: realtime with InvokeEndpoint's TargetModel naming the model (a model name is required).
+    hosting_mode: Literal["async", "realtime", "serverless", "multimodel"] = "async"
+    callbacks_enabled: bool = False
+    # Empty: any public https host. Entries are host names, or "*.example.com" for subdomains.
+    callback_allowed_hosts: tuple[str, ...] = ()
+    # Local pipeline only (`make local` sets it; the stack never does): http://127.0.0.1:<port>.
+    callback_allow_loopback_http: bool = False
+
+    @field_validator("callback_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(item.strip().lower() for item in value.split(",") if item.strip())
+        return value
+
+    @property
+    def callback_policy(self) -> CallbackPolicy:
+        return CallbackPolicy(self.callback_allowed_hosts, self.callback_allow_loopback_http)
 
     @field_validator("allowed_content_types", mode="before")
     @classmethod
