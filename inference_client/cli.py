@@ -4,6 +4,7 @@
     python -m inference_client --url https://abc.execute-api.eu-west-1.amazonaws.com/prod submit doc.json
     python -m inference_client status r0123...   # --url may come from INFERENCE_API_URL
     python -m inference_client invoke --wait --text "Summarise this" --url "$API_URL" -o results/
+    python -m inference_client batch s3://BUCKET/batch/in/ s3://BUCKET/batch/out/ --model-name NAME
 
 Global options (--url, --sign/--no-sign, --region, --http-timeout) go before or after the command.
 
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
+from inference_client.batch_cli import add_batch_command, run_batch
 from inference_client.client import (
     DEFAULT_UPLOAD_THRESHOLD,
     ClientError,
@@ -107,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_output(invoke)
     for sub in (submit, invoke):
         sub.add_argument("--quiet", action="store_true", help="no progress display (upload, polling)")
+    add_batch_command(commands)
     return parser
 
 
@@ -261,6 +264,8 @@ def main(argv: list[str] | None = None, *, stdin: BinaryIO | None = None, stdout
     stderr = stderr or sys.stderr
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "batch":  # SageMaker's API directly (AWS credentials), not the HTTPS API
+        return run_batch(args, stdout, stderr)
     if not args.url:
         parser.error("the API URL is required: --url URL or INFERENCE_API_URL")
     try:
