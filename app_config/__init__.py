@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from app_config.environments import ENVIRONMENTS
 from app_config.errors import ConfigError
-from app_config.models import EnvironmentConfig, HubModel, LocalModel, S3Model
+from app_config.models import EnvironmentConfig, HubModel, LocalModel, S3Model, S3PrefixModel
 from app_config.ranges import range_note
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "HubModel",
     "LocalModel",
     "S3Model",
+    "S3PrefixModel",
     "environment_names",
     "load_environment",
     "parse_environment",

@@ -79,6 +79,24 @@ ENVIRONMENTS: dict[str, dict[str, Any]] = {
         "log_retention_days": 30,
         "alarm_email": _ALARM_EMAIL,
     },
+    # A multi-model endpoint: one tarball per model under the prefix (TargetModel names it);
+    # CPU instance types only for this container (GPU multi-model endpoints are Triton's).
+    "example-multimodel": {
+        "name": "example-multimodel",
+        "hosting": {
+            "mode": "multimodel",
+            "min_capacity": 1,
+            "max_capacity": 2,
+            "peak_requests_per_second_per_instance": 2,
+            "model_cache_setting": "Enabled",
+        },
+        "instance_type": "ml.m5.xlarge",
+        # Replace with your models' prefix (the execution role may read under it and nothing else).
+        "model": {"kind": "s3_prefix", "uri": "s3://example-inference-models/summarizers/"},
+        "deployment": {"strategy": "all_at_once", "wait_interval_seconds": 0, "termination_wait_seconds": 300},
+        "log_retention_days": 30,
+        "alarm_email": _ALARM_EMAIL,
+    },
     "example-serverless": {
         "name": "example-serverless",
         # CPU only, nothing billed while idle; one warm execution kept, scaled up to 4 on utilization.

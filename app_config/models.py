@@ -26,7 +26,7 @@ from pydantic import (
 
 from app_config.aws_types import AccountId, RegionName
 from app_config.gpu_drivers import is_arm_instance, is_gpu_instance, is_neuron_instance
-from app_config.hosting import AsyncHosting, Hosting, RealtimeHosting, ServerlessHosting
+from app_config.hosting import AsyncHosting, Hosting, MultiModelHosting, RealtimeHosting, ServerlessHosting
 
 # Instance families that ship local NVMe instance storage. SageMaker rejects an
 # endpoint-config KmsKeyId (storage volume encryption) for them: their storage
@@ -116,6 +116,37 @@ class S3Model(_Strict):
         return _S3_URI.match(self.uri).group(2)  # type: ignore[union-attr]
 
 
+class S3PrefixModel(_Strict):
+    """The S3 prefix of a multi-model endpoint (hosting.mode 'multimodel'): ModelDataUrl.
+
+    Each model is a tarball under the prefix (`<prefix>customer-a.tar.gz`); InvokeEndpoint's
+    TargetModel names it relative to the prefix, and SageMaker downloads and unpacks it on
+    the first request for it. The execution role may read this prefix and nothing else.
+    https://docs.aws.amazon.com/sagemaker/latest/dg/create-multi-model-endpoint.html
+    """
+
+    kind: Literal["s3_prefix"] = "s3_prefix"
+    uri: str
+    task: str | None = None
+
+    @field_validator("uri")
+    @classmethod
+    def _uri(cls, value: str) -> str:
+        # SageMaker joins the prefix and TargetModel as given: without the trailing '/' a
+        # TargetModel 'a.tar.gz' under 's3://b/models' would be read from 's3://b/modelsa.tar.gz'.
+        if not _S3_URI.match(value) or not value.endswith("/"):
+            raise ValueError(f"{value!r} is not an S3 prefix like 's3://bucket/models/' (ending in '/')")
+        return value
+
+    @property
+    def bucket(self) -> str:
+        return _S3_URI.match(self.uri).group(1)  # type: ignore[union-attr]
+
+    @property
+    def prefix(self) -> str:
+        return _S3_URI.match(self.uri).group(2)  # type: ignore[union-attr]
+
+
 class LocalModel(_Strict):
     """A model directory in this repository, packed at synth into a deterministic
     model.tar.gz asset (so `cdk diff` is empty when the model did not change)."""
@@ -134,7 +165,7 @@ class LocalModel(_Strict):
         return value
 
 
-ModelSource = Annotated[HubModel | S3Model | LocalModel, Field(discriminator="kind")]
+ModelSource = Annotated[HubModel | S3Model | LocalModel | S3PrefixModel, Field(discriminator="kind")]
 
 
 class ScalingConfig(_Strict):
@@ -492,7 +523,9 @@ class EnvironmentConfig(_Strict):
                 "linux/amd64 and would fail there with 'exec format error'; choose an x86 type"
             )
         serverless = isinstance(self.hosting, ServerlessHosting)
-        if not serverless and not is_gpu_instance(self.instance_type) and not self.allow_cpu_instance:
+        # A multi-model endpoint of this container is CPU by necessity (_multi_model_support).
+        cpu_only = serverless or isinstance(self.hosting, MultiModelHosting)
+        if not cpu_only and not is_gpu_instance(self.instance_type) and not self.allow_cpu_instance:
             raise ValueError(
                 f"instance_type {self.instance_type!r} has no GPU: set allow_cpu_instance: true to run the "
                 "model on CPU (the container then runs with MODEL_SERVER_DEVICE=cpu), or choose a GPU type "
@@ -510,11 +543,47 @@ class EnvironmentConfig(_Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _multi_model_support(self) -> EnvironmentConfig:
+        """What a multi-model endpoint of this (custom) container needs, refused at synth with the reason.
+
+        https://docs.aws.amazon.com/sagemaker/latest/dg/multi-model-endpoints.html: GPU multi-model
+        endpoints are supported with SageMaker's Triton Inference Server container only; a custom
+        container's multi-model endpoint runs on CPU instance types. InvokeEndpointAsync has no
+        TargetModel, so multi-model endpoints are real-time (this mode) only.
+        """
+        multi_model = isinstance(self.hosting, MultiModelHosting)
+        prefix = isinstance(self.model, S3PrefixModel)
+        page = "https://docs.aws.amazon.com/sagemaker/latest/dg/multi-model-endpoints.html"
+        if prefix and not multi_model:
+            raise ValueError(
+                f"model kind 's3_prefix' ({self.model.uri!r}) with hosting.mode={self.hosting.mode!r}: a prefix of "
+                "models is the ModelDataUrl of a multi-model endpoint only. Use hosting.mode 'multimodel', or a "
+                "single model ({'kind': 's3', 'uri': 's3://bucket/model.tar.gz'}); several models behind one async "
+                "endpoint are <name>/ folders inside one model artifact (docs/container.md)."
+            )
+        if not multi_model:
+            return self
+        if not prefix:
+            raise ValueError(
+                f"hosting.mode='multimodel' with a model of kind {self.model.kind!r}: a multi-model endpoint's "
+                "ModelDataUrl is an S3 prefix holding one tarball per model. Use "
+                "{'kind': 's3_prefix', 'uri': 's3://bucket/models/'}."
+            )
+        if is_gpu_instance(self.instance_type):
+            raise ValueError(
+                f"hosting.mode='multimodel' with GPU instance_type {self.instance_type!r}: SageMaker offers GPU "
+                "multi-model endpoints with its Triton Inference Server container only, not with a custom container "
+                f"like this one ({page}). Choose a CPU instance type (for example 'ml.m5.xlarge' or 'ml.c5.2xlarge'), "
+                "or keep the GPU with hosting.mode 'async' and several models in one artifact (docs/container.md)."
+            )
+        return self
+
     @property
     def container_device(self) -> str:
-        """MODEL_SERVER_DEVICE for the container: cuda on GPU types, cpu on allowed CPU types and serverless."""
-        if isinstance(self.hosting, ServerlessHosting):
-            return "cpu"  # serverless endpoints have no GPU
+        """MODEL_SERVER_DEVICE for the container: cuda on GPU types, cpu on allowed CPU types, serverless and multi-model."""
+        if isinstance(self.hosting, (ServerlessHosting, MultiModelHosting)):
+            return "cpu"  # serverless endpoints have no GPU; multi-model ones run on CPU types
         return "cuda" if is_gpu_instance(self.instance_type) else "cpu"
 
     @model_validator(mode="after")

@@ -44,11 +44,11 @@ def rollback_alarm_names(stack_name: str, mode: str = "async") -> dict[str, str]
     name changes, so a stable name cannot block a replacement) and the endpoint lists
     the names as plain strings - the pattern ECS and Copilot use for rollback alarms.
 
-    Async endpoints publish InvocationFailures; real-time and serverless endpoints do not,
+    Async endpoints publish InvocationFailures; real-time (multi-model too) and serverless endpoints do not,
     and answer the caller directly, so their second alarm is on ModelLatency (p99).
     """
-    if mode not in ("async", "realtime", "serverless"):
-        raise ValueError(f"mode {mode!r}: async, realtime or serverless")
+    if mode not in ("async", "realtime", "serverless", "multimodel"):
+        raise ValueError(f"mode {mode!r}: async, realtime, serverless or multimodel")
     if mode == "async":
         return {
             "InvocationFailures": f"{stack_name}-endpoint-invocation-failures",
@@ -222,6 +222,25 @@ class OperationsAlarms(Construct):
             missing=cloudwatch.TreatMissingData.NOT_BREACHING,  # no data: no traffic
             description=f"InvocationsPerInstance above twice the scaling target ({invocations_per_instance_target:g}/min) "
             "for 15 minutes: capacity is not keeping up (max_capacity reached, or new instances fail).",
+        )
+
+    def add_multi_model_alarms(self, *, endpoint_name: str, variant_name: str, max_model_loading_wait_ms: int) -> None:
+        """A multi-model endpoint thrashing: requests keep waiting for their model to be loaded.
+
+        ModelLoadingWaitTime (AWS/SageMaker, EndpointName and VariantName; Average, Sum, Min,
+        Max, SampleCount only: https://docs.aws.amazon.com/sagemaker/latest/dg/multi-model-endpoint-cloudwatch-metrics.html)
+        high for 15 minutes means the working set of models does not fit the instances' memory
+        (SageMaker keeps unloading models it needs again): a larger instance type or more
+        instances. No data is no invocation that had to wait.
+        """
+        self._add(
+            "ModelLoadingWaitHigh",
+            variant_metric(endpoint_name, variant_name, "ModelLoadingWaitTime", "Average", FIVE_MINUTES),
+            threshold=max_model_loading_wait_ms * 1000,  # published in microseconds
+            periods=3,
+            missing=cloudwatch.TreatMissingData.NOT_BREACHING,
+            description=f"Average ModelLoadingWaitTime above {max_model_loading_wait_ms} ms for 15 minutes: models are "
+            "evicted and reloaded (the working set does not fit memory); use a larger instance type or more instances.",
         )
 
     def add_serverless_alarms(

@@ -60,6 +60,7 @@ INVOKE_ACTIONS = {
     "async": "sagemaker:InvokeEndpointAsync",
     "realtime": "sagemaker:InvokeEndpoint",
     "serverless": "sagemaker:InvokeEndpoint",
+    "multimodel": "sagemaker:InvokeEndpoint",  # with TargetModel: the same action
 }
 
 # Media types API Gateway must hand to the Lambda as base64 so their bytes survive.

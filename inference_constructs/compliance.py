@@ -280,6 +280,19 @@ CHECKOV_SKIPS: tuple[CheckovSkip, ...] = (
 )
 
 
+def model_prefix_findings(bucket: str, prefix: str) -> tuple[Finding, ...]:
+    """The acknowledgment a multi-model endpoint's prefix needs (its bucket and prefix are per environment)."""
+    return (
+        Finding(
+            "Execution/Role/DefaultPolicy",
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{bucket}/{prefix}*]",
+            "A multi-model endpoint reads <prefix><TargetModel> for whichever model a request names "
+            "(https://docs.aws.amazon.com/sagemaker/latest/dg/create-multi-model-endpoint.html); the grant is "
+            "objects under exactly that prefix, which ends in '/'.",
+        ),
+    )
+
+
 # ---------------------------------------------------------------------------- applying both
 def _relative_path(node: IConstruct, stack: cdk.Stack) -> str:
     return node.node.path.removeprefix(stack.node.path + "/")
@@ -297,11 +310,13 @@ def acknowledge_findings(
     findings: tuple[Finding, ...] = FINDINGS,
     *,
     checkov_skips: tuple[CheckovSkip, ...] = CHECKOV_SKIPS,
+    extra: tuple[Finding, ...] = (),
 ) -> None:
     """Acknowledge each cdk-nag finding and record each checkov skip on the construct it
-    names; fail on an entry that names nothing."""
+    names; fail on an entry that names nothing. `extra`: findings that depend on the
+    environment's configuration (model_prefix_findings)."""
     constructs: dict[str, Construct] = {_relative_path(c, stack): c for c in stack.node.find_all()}
-    for finding in findings:
+    for finding in (*findings, *extra):
         target = constructs.get(finding.path)
         if target is None:
             raise ValueError(f"cdk-nag acknowledgment for {finding.rule} names no construct at {finding.path!r}")

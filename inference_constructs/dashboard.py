@@ -89,6 +89,30 @@ class OperationsDashboard(Construct):
             _graph("Instance utilization (%)", [instance(n) for n in ("CPUUtilization", "MemoryUtilization", "GPUUtilization", "GPUMemoryUtilization")]),
         )
 
+    def add_multi_model_widgets(self, *, endpoint_name: str, variant_name: str) -> None:
+        """A multi-model endpoint's loading metrics, beside the real-time ones.
+
+        https://docs.aws.amazon.com/sagemaker/latest/dg/multi-model-endpoint-cloudwatch-metrics.html:
+        the loading times and ModelCacheHit in AWS/SageMaker, LoadedModelCount in
+        /aws/sagemaker/Endpoints, all with EndpointName and VariantName (no per-model metrics).
+        Their valid statistics are Average, Sum, Min, Max and SampleCount: no percentiles.
+        """
+        v = lambda name, stat: variant_metric(endpoint_name, variant_name, name, stat, ONE_MINUTE)  # noqa: E731
+        loaded = cloudwatch.Metric(
+            namespace="/aws/sagemaker/Endpoints", metric_name="LoadedModelCount",
+            dimensions_map={"EndpointName": endpoint_name, "VariantName": variant_name},
+            statistic="Maximum", period=ONE_MINUTE,
+        )  # fmt: skip
+        self.dashboard.add_widgets(
+            _graph(
+                "Model loading (us)",
+                [v("ModelLoadingWaitTime", "Average"), v("ModelLoadingWaitTime", "Maximum"),
+                 v("ModelDownloadingTime", "Average"), v("ModelLoadingTime", "Average"), v("ModelUnloadingTime", "Average")],
+            ),  # fmt: skip
+            # Average of ModelCacheHit is the share of requests whose model was already loaded.
+            _graph("Model cache", [v("ModelCacheHit", "Average")], right=[loaded]),
+        )
+
     def add_serverless_widgets(self, *, endpoint_name: str, variant_name: str, provisioned: bool) -> None:
         """Only what the serverless monitoring page lists (its list is exhaustive)."""
         v = lambda name, stat: variant_metric(endpoint_name, variant_name, name, stat, ONE_MINUTE)  # noqa: E731

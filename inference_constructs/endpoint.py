@@ -1,7 +1,8 @@
 """The SageMaker model, endpoint configuration and endpoint, in every hosting mode.
 
 async: an instance variant plus AsyncInferenceConfig; realtime: the same instance variant
-without it; serverless: a variant with ServerlessConfig and no instances
+without it; multimodel: realtime with a MultiModel container over an S3 prefix of models;
+serverless: a variant with ServerlessConfig and no instances
 (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProductionVariant.html).
 The model, the construct ids and so the logical ids are the same in every mode: changing
 an environment's mode replaces the endpoint configuration and updates the endpoint.
@@ -106,6 +107,32 @@ def serverless_variant(
     )
 
 
+def container_definition(
+    *,
+    image_uri: str,
+    model_data_url: str | None,
+    environment: Mapping[str, str],
+    multi_model: bool,
+    model_cache_setting: str | None,
+) -> sagemaker.CfnModel.ContainerDefinitionProperty:
+    """The model's one container: single-model, or a multi-model container over an S3 prefix.
+
+    Multi-model (https://docs.aws.amazon.com/sagemaker/latest/dg/create-multi-model-endpoint.html):
+    Mode MultiModel, ModelDataUrl the S3 prefix holding one tarball per model, and optionally
+    MultiModelConfig.ModelCacheSetting (Enabled | Disabled; botocore's ContainerDefinition and
+    MultiModelConfig shapes). SageMaker sets SAGEMAKER_MULTI_MODEL=true in the container itself.
+    """
+    return sagemaker.CfnModel.ContainerDefinitionProperty(
+        image=image_uri,
+        model_data_url=model_data_url,
+        environment=dict(sorted(environment.items())) or None,
+        mode="MultiModel" if multi_model else None,
+        multi_model_config=sagemaker.CfnModel.MultiModelConfigProperty(model_cache_setting=model_cache_setting)
+        if multi_model and model_cache_setting
+        else None,
+    )
+
+
 def deployment_guardrails(
     *,
     strategy: str,
@@ -150,8 +177,8 @@ def deployment_guardrails(
 class InferenceEndpoint(Construct):
     """Model -> endpoint config -> endpoint, with no physical names.
 
-    `variant` is instance_variant (async, realtime) or serverless_variant; `async_config`
-    makes it an asynchronous endpoint.
+    `variant` is instance_variant (async, realtime, multimodel) or serverless_variant;
+    `async_config` makes it an asynchronous endpoint, `multi_model` a multi-model one.
 
     Almost every property of a model or endpoint config requires replacement; a
     fixed ModelName or EndpointConfigName would make that replacement fail with
@@ -171,6 +198,8 @@ class InferenceEndpoint(Construct):
         environment: Mapping[str, str],
         enable_network_isolation: bool,
         variant: Callable[[str], sagemaker.CfnEndpointConfig.ProductionVariantProperty],
+        multi_model: bool = False,
+        model_cache_setting: str | None = None,
         async_config: sagemaker.CfnEndpointConfig.AsyncInferenceConfigProperty | None = None,
         deployment_config: sagemaker.CfnEndpoint.DeploymentConfigProperty | None = None,
         storage_volume_kms_key_arn: str | None = None,
@@ -180,10 +209,12 @@ class InferenceEndpoint(Construct):
             self,
             "Model",
             execution_role_arn=execution_role_arn,
-            primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
-                image=image_uri,
+            primary_container=container_definition(
+                image_uri=image_uri,
                 model_data_url=model_data_url,
-                environment=dict(sorted(environment.items())) or None,
+                environment=environment,
+                multi_model=multi_model,
+                model_cache_setting=model_cache_setting,
             ),
             # No network at all for the container: only possible when the model comes from S3.
             enable_network_isolation=enable_network_isolation or None,

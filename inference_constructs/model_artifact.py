@@ -9,7 +9,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-from app_config.models import HubModel, LocalModel, S3Model
+from app_config.models import HubModel, LocalModel, S3Model, S3PrefixModel
 from inference_constructs.model_package import pack_model_directory
 
 
@@ -18,6 +18,8 @@ class ModelArtifact(Construct):
 
     - hub: no ModelDataUrl; the container downloads HF_MODEL_ID at start-up.
     - s3: ModelDataUrl is the given tarball; SageMaker unpacks it into /opt/ml/model.
+    - s3_prefix (multi-model endpoints): ModelDataUrl is the prefix; SageMaker fetches
+      `<prefix><TargetModel>` on demand, so the role may read objects under the prefix only.
     - local: the directory is packed into a reproducible tarball (see model_package)
       and uploaded as a file asset, so an unchanged model gives an unchanged hash.
     """
@@ -27,7 +29,7 @@ class ModelArtifact(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        source: HubModel | S3Model | LocalModel,
+        source: HubModel | S3Model | LocalModel | S3PrefixModel,
         build_dir: Path,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -49,6 +51,11 @@ class ModelArtifact(Construct):
                     f"hub model {source.model_id!r} has no revision: every new instance downloads whatever "
                     "its main branch holds then. Pin model.revision to a 40-hex commit id.",
                 )
+        elif isinstance(source, S3PrefixModel):
+            self.model_data_url = source.uri
+            # Objects under the prefix and nothing else: the prefix ends in '/', so a sibling
+            # prefix sharing its first characters ('models-old/') is not readable.
+            self._object_arn = f"arn:{cdk.Aws.PARTITION}:s3:::{source.bucket}/{source.prefix}*"
         elif isinstance(source, S3Model):
             self.model_data_url = source.uri
             self._object_arn = f"arn:{cdk.Aws.PARTITION}:s3:::{source.bucket}/{source.key}"
@@ -61,7 +68,7 @@ class ModelArtifact(Construct):
             )
 
     def grant_read(self, grantee: iam.IGrantable) -> None:
-        """s3:GetObject on exactly the model object (nothing for a hub model)."""
+        """s3:GetObject on exactly the model object, or the objects under a multi-model prefix (nothing for a hub model)."""
         if self._object_arn is not None:
             iam.Grant.add_to_principal(
                 grantee=grantee, actions=["s3:GetObject"], resource_arns=[self._object_arn]

@@ -1,6 +1,6 @@
 """One environment of the inference service: wires constructs and grants, nothing else.
 
-The endpoint type follows `config.hosting.mode` (async, realtime, serverless). Everything
+The endpoint type follows `config.hosting.mode` (async, realtime, serverless, multimodel). Everything
 else - storage, notifications, image, model, execution role, API - is the same construct
 with the same id in every mode, so changing the mode changes only the endpoint, its
 scaling, its alarms and dashboard, and the API handler's mode variable and invoke grant.
@@ -14,9 +14,9 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from api_handler.async_api.settings import MAX_ASYNC_PAYLOAD_BYTES
-from app_config import EnvironmentConfig
+from app_config import EnvironmentConfig, S3PrefixModel
 from app_config.gpu_drivers import inference_ami_for
-from app_config.hosting import RealtimeHosting, ServerlessHosting
+from app_config.hosting import MultiModelHosting, RealtimeHosting, ServerlessHosting
 from inference_constructs.alarms import OperationsAlarms, rollback_alarm_names
 from inference_constructs.api import METRICS_NAMESPACE, InferenceApi, UsagePlan
 from inference_constructs.autoscaling import EndpointAutoscaling
@@ -28,7 +28,7 @@ from inference_constructs.endpoint import (
     serverless_variant,
 )
 from inference_constructs.variant_scaling import INSTANCE_COUNT, PROVISIONED_CONCURRENCY, VariantTargetTracking
-from inference_constructs.compliance import acknowledge_findings
+from inference_constructs.compliance import acknowledge_findings, model_prefix_findings
 from inference_constructs.dashboard import OperationsDashboard
 from inference_constructs.execution_role import SageMakerExecutionRole
 from inference_constructs.model_artifact import ModelArtifact
@@ -95,6 +95,8 @@ class AsyncInferenceStack(cdk.Stack):
                 "MODEL_SERVER_MAX_REQUEST_BYTES": str(MAX_ASYNC_PAYLOAD_BYTES),
             },
             enable_network_isolation=config.enable_network_isolation,
+            multi_model=isinstance(hosting, MultiModelHosting),
+            model_cache_setting=hosting.model_cache_setting if isinstance(hosting, MultiModelHosting) else None,
             variant=self._variant(config, image.cuda_version),
             async_config=async_inference_config(
                 s3_output_path=storage.s3_output_path,
@@ -180,7 +182,10 @@ class AsyncInferenceStack(cdk.Stack):
         for name, value in outputs.items():
             cdk.CfnOutput(self, name, value=value)
 
-        acknowledge_findings(self)
+        acknowledge_findings(
+            self,
+            extra=model_prefix_findings(config.model.bucket, config.model.prefix) if isinstance(config.model, S3PrefixModel) else (),
+        )
 
     # ------------------------------------------------------------------ per hosting mode
     @staticmethod
@@ -270,6 +275,9 @@ class AsyncInferenceStack(cdk.Stack):
                 invocations_per_instance_target=hosting.invocations_per_instance_target,
             )
             dashboard.add_realtime_widgets(**where)
+            if isinstance(hosting, MultiModelHosting):
+                alarms.add_multi_model_alarms(**where, max_model_loading_wait_ms=hosting.max_model_loading_wait_ms)
+                dashboard.add_multi_model_widgets(**where)
         elif isinstance(hosting, ServerlessHosting):
             alarms.add_serverless_alarms(
                 **where,

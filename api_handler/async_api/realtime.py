@@ -43,7 +43,7 @@ MAX_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024
 SYNC_READ_TIMEOUT_SECONDS = 20
 SYNC_CONFIG = Config(connect_timeout=1, read_timeout=SYNC_READ_TIMEOUT_SECONDS, retries={"mode": "standard", "total_max_attempts": 1})
 SYNC_WORST_CASE_SECONDS = 1 + SYNC_READ_TIMEOUT_SECONDS + 1
-SYNC_MODES = frozenset({"realtime", "serverless"})
+SYNC_MODES = frozenset({"realtime", "serverless", "multimodel"})
 
 
 def output_key(inference_id: str) -> str:

@@ -27,6 +27,7 @@ from devtools.aws_contract.documented_facts import (
     check_rollback_alarms,
 )
 from devtools.aws_contract.hosting_facts import check_serverless_configs, check_serverless_deployments, check_variant_scaling
+from devtools.aws_contract.multi_model_facts import check_multi_model_endpoints
 from devtools.aws_contract.service_models import validate_request
 
 __all__ = ["Finding", "check_template"]
@@ -46,4 +47,5 @@ def check_template(template: dict[str, Any], *, image_cuda_version: str | None) 
     findings += check_serverless_configs(template)
     findings += check_serverless_deployments(template)
     findings += check_variant_scaling(template)
+    findings += check_multi_model_endpoints(template)
     return findings

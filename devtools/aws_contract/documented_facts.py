@@ -78,11 +78,25 @@ SERVERLESS_PUBLISHED_DIMENSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("/aws/sagemaker/Endpoints", "MemoryUtilization"): ENDPOINT_AND_VARIANT,
 }  # fmt: skip
 
+# Multi-model endpoints: the real-time metrics plus the model loading metrics (AWS/SageMaker)
+# and LoadedModelCount (/aws/sagemaker/Endpoints), all with EndpointName and VariantName;
+# "Per-model metrics aren't supported".
+# https://docs.aws.amazon.com/sagemaker/latest/dg/multi-model-endpoint-cloudwatch-metrics.html
+MULTI_MODEL_METRICS_PAGE = "https://docs.aws.amazon.com/sagemaker/latest/dg/multi-model-endpoint-cloudwatch-metrics.html"
+MULTI_MODEL_PUBLISHED_DIMENSIONS: dict[tuple[str, str], frozenset[str]] = {
+    **REALTIME_PUBLISHED_DIMENSIONS,
+    **{("AWS/SageMaker", name): ENDPOINT_AND_VARIANT for name in (
+        "ModelLoadingWaitTime", "ModelUnloadingTime", "ModelDownloadingTime", "ModelLoadingTime", "ModelCacheHit",
+    )},
+    ("/aws/sagemaker/Endpoints", "LoadedModelCount"): ENDPOINT_AND_VARIANT,
+}  # fmt: skip
+
 # Per hosting mode: the published metrics and the page that lists them.
 METRICS_BY_MODE: dict[str, tuple[dict[tuple[str, str], frozenset[str]], str]] = {
     "async": (PUBLISHED_DIMENSIONS, ASYNC_METRICS_PAGE),
     "realtime": (REALTIME_PUBLISHED_DIMENSIONS, REALTIME_METRICS_PAGE),
     "serverless": (SERVERLESS_PUBLISHED_DIMENSIONS, SERVERLESS_METRICS_PAGE),
+    "multimodel": (MULTI_MODEL_PUBLISHED_DIMENSIONS, MULTI_MODEL_METRICS_PAGE),
 }
 
 # What each predefined scaling metric reads (Application Auto Scaling's PredefinedMetricSpecification).
@@ -217,13 +231,31 @@ def endpoint_config_mode(config_properties: dict[str, Any]) -> str:
 
 
 def template_modes(template: dict[str, Any]) -> set[str]:
-    """The hosting modes of the template's endpoint configurations (async when it has none)."""
-    modes = {
-        endpoint_config_mode(r.get("Properties", {}))
-        for r in template.get("Resources", {}).values()
-        if r.get("Type") == "AWS::SageMaker::EndpointConfig"
-    }
+    """The hosting modes of the template's endpoint configurations (async when it has none).
+
+    A real-time configuration serving a model whose container has Mode MultiModel is a
+    multi-model endpoint ("multimodel"), which publishes the model loading metrics too.
+    """
+    resources = template.get("Resources", {})
+    modes = set()
+    for resource in resources.values():
+        if resource.get("Type") != "AWS::SageMaker::EndpointConfig":
+            continue
+        mode = endpoint_config_mode(resource.get("Properties", {}))
+        if mode == "realtime" and any(
+            is_multi_model(resources.get(_referenced_id(v.get("ModelName")) or "", {}).get("Properties", {}))
+            for v in resource.get("Properties", {}).get("ProductionVariants") or []
+            if isinstance(v, dict)
+        ):
+            mode = "multimodel"
+        modes.add(mode)
     return modes or {"async"}
+
+
+def is_multi_model(model_properties: dict[str, Any]) -> bool:
+    """A model whose primary container (or any container) runs in Mode MultiModel."""
+    containers = [model_properties.get("PrimaryContainer"), *(model_properties.get("Containers") or [])]
+    return any(isinstance(c, dict) and c.get("Mode") == "MultiModel" for c in containers)
 
 
 def check_metric_dimensions(template: dict[str, Any]) -> list[Finding]:
