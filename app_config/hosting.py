@@ -150,6 +150,8 @@ class MultiModelHosting(RealtimeHosting):
     # None leaves SageMaker's default (Enabled: loaded models stay cached until evicted).
     # Disabled suits many models each invoked rarely (every invocation loads its model).
     model_cache_setting: Literal["Enabled", "Disabled"] | None = None
+    # Average ModelLoadingWaitTime (ms) that pages: requests waiting for models to be (re)loaded.
+    max_model_loading_wait_ms: int = Field(10_000, ge=100, le=REALTIME_INVOCATION_TIMEOUT_SECONDS * 1000)
 
 
 Hosting = Annotated[
