@@ -1,0 +1,67 @@
+"""Lambda entry point of the notifier: SQS batches (from the success and error topics).
+
+Powertools' batch utility reports each record that raised as a batch item failure
+(the event source mapping has ReportBatchItemFailures), so one slow receiver's retry never
+sends the other events of the batch around again. I/O wiring only; notify.py decides.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+
+if __package__ == "api_handler.notifier":  # tests, local runs
+    from ..async_api.service import InferenceService, build_clients
+    from ..async_api.settings import Settings
+    from .notify import Notifier, RetryLater
+    from .settings import NotifierSettings
+else:  # Lambda: the asset root is on sys.path, this is the module notifier.handler
+    from async_api.service import InferenceService, build_clients
+    from async_api.settings import Settings
+    from notifier.notify import Notifier, RetryLater
+    from notifier.settings import NotifierSettings
+
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "inference-callbacks"))
+# A record that raised stays on the queue; an all-failed batch is not an error of the Lambda.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+# The signing secret is read at most every 5 minutes per execution environment.
+SECRET_MAX_AGE_SECONDS = 300
+_AWS_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 3})
+
+
+@cache
+def notifier() -> Notifier:
+    api_settings = Settings.from_environment(os.environ)
+    settings = NotifierSettings.from_environment(os.environ)
+    clients = build_clients(api_settings)
+    secrets = SecretsProvider(boto3_client=boto3.client(
+        "secretsmanager", endpoint_url=settings.secrets_manager_endpoint_url, config=_AWS_CONFIG))
+    return Notifier(
+        settings=settings,
+        service=InferenceService(api_settings, clients),
+        sqs=boto3.client("sqs", endpoint_url=settings.sqs_endpoint_url, config=_AWS_CONFIG),
+        secret=lambda: str(secrets.get(settings.secret_arn, max_age=SECRET_MAX_AGE_SECONDS)),
+    )
+
+
+def record_handler(record: Any) -> None:
+    raw = record.raw_event
+    try:
+        outcome = notifier().handle(raw)
+    except RetryLater as pending:
+        logger.info("callback retry scheduled", extra={"reason": str(pending), "message_id": raw.get("messageId")})
+        raise
+    logger.info("callback processed", extra={"outcome": outcome, "message_id": raw.get("messageId")})
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

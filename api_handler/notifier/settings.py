@@ -1,0 +1,89 @@
+"""The notifier's own environment (on top of the API's: buckets and result settings are shared).
+
+Every variable is named in ENVIRONMENT; a bad one stops the Lambda with a message naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .schedule import MAX_VISIBILITY_SECONDS
+
+ENVIRONMENT = {
+    "CALLBACK_SECRET_ARN": "secret_arn",
+    "CALLBACK_QUEUE_URL": "queue_url",
+    "CALLBACK_DEAD_LETTER_QUEUE_URL": "dead_letter_queue_url",
+    "CALLBACK_ALLOWED_HOSTS": "allowed_hosts",
+    "CALLBACK_ALLOW_LOOPBACK_HTTP": "allow_loopback_http",
+    "CALLBACK_RETRY_BASE_SECONDS": "retry_base_seconds",
+    "CALLBACK_RETRY_MAX_DELAY_SECONDS": "retry_max_delay_seconds",
+    "CALLBACK_RETRY_WINDOW_SECONDS": "retry_window_seconds",
+    "CALLBACK_CONNECT_TIMEOUT_SECONDS": "connect_timeout_seconds",
+    "CALLBACK_READ_TIMEOUT_SECONDS": "read_timeout_seconds",
+    "CALLBACK_MAX_PAYLOAD_BYTES": "max_payload_bytes",
+    "STATUS_BASE_URL": "status_base_url",
+    # Local runs and tests only: moto instead of AWS.
+    "SQS_ENDPOINT_URL": "sqs_endpoint_url",
+    "SECRETS_MANAGER_ENDPOINT_URL": "secrets_manager_endpoint_url",
+}
+
+
+class NotifierSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    secret_arn: str = Field(min_length=1)
+    queue_url: str = Field(min_length=1)
+    dead_letter_queue_url: str = Field(min_length=1)
+    allowed_hosts: tuple[str, ...] = ()
+    allow_loopback_http: bool = False
+    # Production: 30 s, 1 min, 2 min ... capped at 1 h, for 24 h. make local: 2 s steps.
+    retry_base_seconds: float = Field(30, ge=1, le=3600)
+    retry_max_delay_seconds: float = Field(3600, ge=1, le=MAX_VISIBILITY_SECONDS)
+    # Bounded by SQS's longest message retention (14 days) minus a margin to dead-letter it.
+    retry_window_seconds: float = Field(86_400, ge=60, le=13 * 86_400)
+    # A receiver gets this long to accept the connection and to answer: a slow receiver
+    # cannot hold the Lambda (and the events behind it) for long.
+    connect_timeout_seconds: float = Field(3, gt=0, le=10)
+    read_timeout_seconds: float = Field(10, gt=0, le=30)
+    # Largest event body; a result that would make it larger is sent as a presigned URL.
+    max_payload_bytes: int = Field(262_144, ge=16_384, le=1024**2)
+    # The API's base URL (stage included), for each event's statusUrl; relative without it.
+    status_base_url: str = ""
+    sqs_endpoint_url: str | None = None
+    secrets_manager_endpoint_url: str | None = None
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(item.strip().lower() for item in value.split(",") if item.strip())
+        return value
+
+    @field_validator("sqs_endpoint_url", "secrets_manager_endpoint_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return value or None
+
+    @model_validator(mode="after")
+    def _steps_fit(self) -> NotifierSettings:
+        if self.retry_base_seconds > self.retry_max_delay_seconds:
+            raise ValueError(
+                f"CALLBACK_RETRY_BASE_SECONDS ({self.retry_base_seconds}) must not exceed "
+                f"CALLBACK_RETRY_MAX_DELAY_SECONDS ({self.retry_max_delay_seconds})"
+            )
+        return self
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> NotifierSettings:
+        raw = {field: environ[name] for name, field in ENVIRONMENT.items() if name in environ}
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as error:
+            by_field = {field: name for name, field in ENVIRONMENT.items()}
+            problems = [
+                f"{by_field.get(str(item['loc'][0]) if item['loc'] else '?', '?')}: {item['msg']}"
+                for item in error.errors()
+            ]
+            raise ValueError("invalid notifier environment: " + "; ".join(problems)) from None
