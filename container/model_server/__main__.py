@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     from pydantic import ValidationError
 
     from .app import create_app
+    from .engine_process import EngineProcess
     from .logs import configure_logging
     from .settings import Settings, describe_errors
 
@@ -62,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.getLogger(__name__).info("starting", extra={"event": "start", "settings": settings.public_dict()})
     config = uvicorn.Config(
-        create_app(settings),
+        # The model, its batcher and torch's threads live in an engine process (engine.py):
+        # this process only speaks HTTP, so /ping never waits behind inference.
+        create_app(settings, engine=EngineProcess(settings)),
         log_config=None,  # logs.py already set up JSON logging
         access_log=settings.access_log,
         timeout_graceful_shutdown=settings.graceful_shutdown_s,

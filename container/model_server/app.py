@@ -2,8 +2,10 @@
 
 Starlette rather than FastAPI: the contract is raw bodies in, raw bodies out,
 so request models and OpenAPI would add per-request work and nothing else.
-Nothing here computes: requests are decoded and validated, then handed to the
-batcher, whose inference thread does the work.
+Nothing here computes: requests are admitted (readiness, size, content types),
+decoded, and handed to the engine (engine.py), which validates them, batches
+them and runs the model; ``python -m model_server serve`` runs the engine in a
+process of its own (engine_process.py), so this process only speaks HTTP.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import codec, tasks
-from .batching import DynamicBatcher
 from .bodies import RELEASE_AFTER_BYTES, SPOOL_MEMORY_BYTES, read_body, release_memory
+from .engine import Engine
+from .engine_thread import ThreadEngine
 from .errors import ModelNotReady, ServerError, UnsupportedMediaType, from_model_exception
-from .loader import ModelState, start_loading
+from .loader import ModelState
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,10 @@ CUSTOM_ATTRIBUTES = b"x-amzn-sagemaker-custom-attributes"
 # Observability for clients and tests: how many inputs / requests shared the model call.
 BATCH_SIZE_HEADER = "X-Batch-Size"
 BATCH_REQUESTS_HEADER = "X-Batch-Requests"
+# SageMaker sends SIGKILL this long after SIGTERM
+# (https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-inference-code.html):
+# uvicorn drains HTTP requests for MODEL_SERVER_GRACEFUL_SHUTDOWN_S, the engine gets what is left.
+STOP_GRACE_S = 30.0
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
@@ -72,34 +79,25 @@ class EchoCustomAttributes:
         await self.app(scope, receive, send_echo)
 
 
-def create_app(settings: Settings, state: ModelState | None = None) -> ASGIApp:
-    state = state or ModelState()
-
-    def predict(inputs: list[Any], parameters: dict[str, Any]) -> list[Any]:
-        assert state.loaded is not None
-        return state.loaded.model.predict_batch(inputs, parameters)
-
-    batcher_box: dict[str, DynamicBatcher] = {}
+def create_app(settings: Settings, state: ModelState | None = None, *, engine: Engine | None = None) -> ASGIApp:
+    """The app, serving ``engine``; without one, the engine runs in this process (``ThreadEngine``)."""
+    engine = engine or ThreadEngine(settings, state)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        batcher = DynamicBatcher(
-            predict, max_batch_size=settings.max_batch_size, max_wait_s=settings.max_batch_wait_ms / 1000
-        )
-        batcher.start()
-        batcher_box["batcher"] = batcher
-        # Load in the background: the server listens (and answers /ping 503) meanwhile.
-        start_loading(settings, state)
+        # The engine loads in the background: the server listens (and answers /ping 503) meanwhile.
+        await engine.start()
         yield
-        # uvicorn has drained in-flight requests by now (graceful shutdown).
-        await batcher.close()
+        # uvicorn has drained in-flight requests by now (graceful shutdown): the engine is idle.
+        await engine.stop(max(1.0, STOP_GRACE_S - settings.graceful_shutdown_s - 1.0))
 
     async def ping(request: Request) -> Response:
-        if state.status == "ready":
+        status = engine.status
+        if status == "ready":
             return _json(200, {"status": "healthy"})
-        body = {"status": state.status}
-        if state.error:
-            body["error"] = state.error
+        body = {"status": status}
+        if engine.error:
+            body["error"] = engine.error
         return _json(503, body)
 
     async def invocations(request: Request) -> Response:
@@ -121,38 +119,35 @@ def create_app(settings: Settings, state: ModelState | None = None) -> ASGIApp:
             return error_response(from_model_exception(exc))
 
     async def _invoke(request: Request) -> Response:
-        if state.status != "ready" or state.loaded is None:
-            raise ModelNotReady(f"model is {state.status}" + (f": {state.error}" if state.error else ""))
-        loaded = state.loaded
-        batcher = batcher_box["batcher"]
+        if engine.status != "ready":
+            raise ModelNotReady(f"model is {engine.status}" + (f": {engine.error}" if engine.error else ""))
+        task = engine.task
         headers = request.headers
-        if loaded.user_code is not None:
+        if engine.user_code:
             # User hooks decide what they accept and produce (toolkit semantics).
             body = await read_body(request, settings.max_request_bytes)
-            content_type = headers.get("content-type") or codec.JSON
-            hook = await batcher.run_exclusive(
-                lambda: loaded.user_code.handle(loaded.model, body, content_type, headers.get("accept"), dict(headers))
-            )
+            hook = await engine.handle(body, headers.get("content-type") or codec.JSON, headers.get("accept"),
+                                       dict(headers))
             return Response(hook.body, status_code=hook.status, media_type=hook.content_type,
                             headers={**hook.headers, BATCH_SIZE_HEADER: "1", BATCH_REQUESTS_HEADER: "1"})
         # Everything about the request is checked before it joins a batch.
         accept = headers.get("accept")
         codec.check_accept(accept)
         kind = codec.request_kind(headers.get("content-type"))
-        if kind not in tasks.input_kinds(loaded.task):
-            raise UnsupportedMediaType(f"Content-Type {headers.get('content-type')!r} is not an input of {loaded.task}")
+        if kind not in tasks.input_kinds(task):
+            raise UnsupportedMediaType(f"Content-Type {headers.get('content-type')!r} is not an input of {task}")
         body = await read_body(request, settings.max_request_bytes)
         if kind in (codec.KIND_IMAGE, codec.KIND_AUDIO, codec.KIND_NPY) or len(body) > SPOOL_MEMORY_BYTES:
             # Decoding media or a large document is real work: off the event loop, which answers /ping.
             payload = await run_in_threadpool(codec.decode, body, kind)
         else:
             payload = codec.decode(body, kind)
-        loaded.model.validate(payload.inputs, payload.parameters)
-        outputs, info = await batcher.submit(payload.inputs, payload.parameters)
+        # The engine validates (a 4xx naming the field) before the request joins a batch.
+        outputs, info = await engine.infer(payload.inputs, payload.parameters)
         if payload.is_batch:
             result: Any = outputs
         elif settings.response_shape == "toolkit":
-            result = tasks.single_output(loaded.task, outputs[0])
+            result = tasks.single_output(task, outputs[0])
         else:
             result = outputs[0]
         data, media_type = codec.encode_response(result, accept)
@@ -171,5 +166,7 @@ def create_app(settings: Settings, state: ModelState | None = None) -> ASGIApp:
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error},
     )
-    app.state.model_state = state
+    app.state.engine = engine
+    if isinstance(engine, ThreadEngine):
+        app.state.model_state = engine.state
     return EchoCustomAttributes(app)
