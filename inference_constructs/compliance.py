@@ -87,6 +87,19 @@ FINDINGS: tuple[Finding, ...] = (
         "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/sagemaker/Endpoints/*:log-stream:*]",
         "Log streams are created per instance by SageMaker with generated names.",
     ),
+    # ---- batch transform (issue 17): inference_constructs/batch_transform.py
+    Finding(
+        "Execution/Role/DefaultPolicy",
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/sagemaker/TransformJobs:log-stream:*]",
+        "A transform job writes one log stream per instance, named <job name>/<instance id>/data-log by SageMaker "
+        "when the job runs; the log group itself is named exactly.",
+    ),
+    Finding(
+        "Batch/CallerPolicy",
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:transform-job/batch-*]",
+        "Each batch run is a new transform job with a generated name (batch-<model>-<random>, "
+        "inference_client/batch.py); the prefix limits the policy to this project's jobs.",
+    ),
     Finding(
         "Execution/Role/DefaultPolicy",
         "AwsSolutions-IAM5[Resource::*]",

@@ -20,6 +20,7 @@ from app_config.hosting import MultiModelHosting, RealtimeHosting, ServerlessHos
 from inference_constructs.alarms import OperationsAlarms, rollback_alarm_names
 from inference_constructs.api import METRICS_NAMESPACE, InferenceApi, UsagePlan
 from inference_constructs.autoscaling import EndpointAutoscaling
+from inference_constructs.batch_transform import BatchTransformAccess
 from inference_constructs.endpoint import (
     InferenceEndpoint,
     async_inference_config,
@@ -75,6 +76,10 @@ class AsyncInferenceStack(cdk.Stack):
         artifact.grant_read(execution.role)
         if config.encrypt_storage_volume:
             storage.key.grant_encrypt_decrypt(execution.role)
+        # Offline scoring of S3 data with the same model (python -m inference_client batch).
+        batch = BatchTransformAccess(
+            self, "Batch", execution_role=execution.role, input_bucket=storage.input_bucket, output_bucket=storage.output_bucket
+        )
 
         endpoint = InferenceEndpoint(
             self,
@@ -178,6 +183,11 @@ class AsyncInferenceStack(cdk.Stack):
             "SuccessTopicArn": notifications.success_topic.topic_arn,
             "ErrorTopicArn": notifications.error_topic.topic_arn,
             "AlarmTopicArn": alarms.topic.topic_arn,
+            # Batch transform (python -m inference_client batch BatchInputUri... BatchOutputUri... --model-name ModelName).
+            "ModelName": endpoint.model.attr_model_name,
+            "BatchInputUri": batch.input_uri,
+            "BatchOutputUri": batch.output_uri,
+            "BatchCallerPolicyArn": batch.caller_policy.managed_policy_arn,
         }
         for name, value in outputs.items():
             cdk.CfnOutput(self, name, value=value)
