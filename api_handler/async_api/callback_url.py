@@ -138,10 +138,10 @@ def parse_target(url: str, policy: CallbackPolicy) -> CallbackTarget:
         reason = address_refusal(literal)
         if reason:
             raise UnsafeDestination(f"callback host refused: {reason}")
-    elif not set(host) <= _HOST_CHARS or "." not in host or any(not label for label in host.split(".")):
-        raise UnsafeDestination(f"callback host {host!r} is not a public DNS name (letters, digits, '-' and dots)")
     elif host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
         raise UnsafeDestination(f"callback host {host!r} is a local name")
+    elif not set(host) <= _HOST_CHARS or "." not in host or any(not label for label in host.split(".")):
+        raise UnsafeDestination(f"callback host {host!r} is not a public DNS name (letters, digits, '-' and dots)")
     if not policy.host_allowed(host):
         raise UnsafeDestination(
             f"callback host {host!r} is not on this environment's allow-list: {', '.join(policy.allowed_hosts)}"
