@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from app_config.aws_types import AccountId, RegionName
+from app_config.callbacks import CallbacksConfig
 from app_config.gpu_drivers import is_arm_instance, is_gpu_instance, is_neuron_instance
 from app_config.hosting import AsyncHosting, Hosting, MultiModelHosting, RealtimeHosting, ServerlessHosting
 
@@ -378,6 +379,8 @@ class EnvironmentConfig(_Strict):
     operations: OperationsConfig = OperationsConfig()
     deployment: DeploymentGuardrails = DeploymentGuardrails()
     api: ApiConfig = ApiConfig()
+    # Completion callbacks to the caller's HTTPS endpoint (async hosting only; app_config/callbacks.py).
+    callbacks: CallbacksConfig = CallbacksConfig()
 
     log_retention_days: int = 30
     retain_data: bool = False  # RemovalPolicy.RETAIN for buckets and keys
