@@ -60,6 +60,10 @@ def start_loading(settings: Settings, state: ModelState) -> threading.Thread:
     return thread
 
 
+class ModelSourceError(RuntimeError):
+    """The model cannot be fetched from where the settings say it is."""
+
+
 class DeviceUnavailable(RuntimeError):
     """The configured device cannot be used: the server must not report healthy."""
 
@@ -94,7 +98,16 @@ def resolve_model_dir(settings: Settings) -> Path:
     from huggingface_hub import snapshot_download
 
     token = settings.hf_api_token.get_secret_value() if settings.hf_api_token else None
-    files = _repo_lister()(settings.hf_model_id, revision=settings.hf_model_revision, token=token)
+    try:
+        files = _repo_lister()(settings.hf_model_id, revision=settings.hf_model_revision, token=token)
+    except Exception as exc:  # noqa: BLE001 - connection, offline mode, unknown repo or revision, auth
+        raise ModelSourceError(
+            f"cannot list HF_MODEL_ID={settings.hf_model_id!r} at HF_MODEL_REVISION="
+            f"{settings.hf_model_revision!r} on the Hugging Face Hub: {type(exc).__name__}: {exc}. "
+            f"HF_MODEL_ID needs the Hub at start (no EnableNetworkIsolation, a route to the internet); "
+            f"a private or gated model needs HF_API_TOKEN; otherwise ship the model in the model artifact "
+            f"(MODEL_DIR)"
+        ) from exc
     wanted = files_to_download(files)
     log.info("downloading model", extra={"event": "download", "model_id": settings.hf_model_id,
                                          "revision": settings.hf_model_revision, "files": wanted,

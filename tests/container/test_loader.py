@@ -106,6 +106,31 @@ def test_hf_model_id_downloads_only_what_loading_needs_at_the_revision(fake_hub:
     ]
 
 
+def test_an_unreachable_hub_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What EnableNetworkIsolation or a VPC without internet access looks like from inside."""
+    import httpx
+    import huggingface_hub
+
+    def unreachable(repo_id, *, revision=None, repo_type=None, token=None):
+        raise httpx.ConnectError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(huggingface_hub, "list_repo_files", unreachable)
+    with pytest.raises(loader.ModelSourceError) as raised:
+        loader.resolve_model_dir(Settings(hf_model_id="org/model", hf_model_revision="v1"))
+    message = str(raised.value)
+    assert "HF_MODEL_ID='org/model'" in message and "HF_MODEL_REVISION='v1'" in message
+    assert "name resolution" in message and "EnableNetworkIsolation" in message and "MODEL_DIR" in message
+
+
+def test_hub_offline_mode_is_reported_the_same_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The real huggingface_hub under HF_HUB_OFFLINE=1: it refuses before any network call.
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(loader.ModelSourceError, match="OfflineModeIsEnabled.*HF_HUB_OFFLINE"):
+        loader.resolve_model_dir(Settings(hf_model_id="org/model"))
+
+
 def test_a_replaced_hfapi_method_is_the_listing_used(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import huggingface_hub
 
