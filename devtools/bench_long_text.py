@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 WORDS = ["alpha", "beta", "gamma", "the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "42", "!?"]
 
 
@@ -51,8 +50,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1000,100000,1000000,9600000", help="text sizes in characters")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(ROOT / "container"))
-
     import torch
 
     from devtools.tiny_model import build_tiny_seq2seq

@@ -1,9 +1,7 @@
-"""Make the repository root importable (app.py, app_config, stacks, inference_constructs)."""
+"""Session-wide settings. The packages are importable through the editable install (pyproject.toml);
+`import app` (the CDK app at the repository root) works because pytest puts the root directory of
+the `tests` package on sys.path (its rootdir-based import mode)."""
 
 import os
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")

@@ -27,9 +27,6 @@ from devtools.tiny_model import build_tiny_seq2seq
 ROOT = Path(__file__).resolve().parents[2]
 CONTAINER = ROOT / "container"
 USER_CODE = Path(__file__).parent / "user_code" / "inference.py"
-# The server package lives in container/ (the image copies it from there).
-if str(CONTAINER) not in sys.path:
-    sys.path.insert(0, str(CONTAINER))
 
 STARTUP_TIMEOUT_S = 90
 
@@ -58,7 +55,6 @@ class ServerProcess:
         self.log_path = workdir / f"server-{self.port}.log"
         full_env = {
             **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(CONTAINER), str(ROOT)]),
             "MODEL_DIR": str(model_dir),
             "SAGEMAKER_BIND_TO_PORT": str(self.port),
             "MODEL_SERVER_HOST": "127.0.0.1",
