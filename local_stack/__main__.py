@@ -6,7 +6,10 @@ is an error naming the port and the variable that chose it:
   LOCAL_AWS_PORT        moto (S3/SNS/SQS) port (default 5050)
   LOCAL_RUNTIME_PORT    SageMaker runtime stand-in port (default 0: any free port)
   LOCAL_CONTAINER_PORT  model server port (default 8080)
-  LOCAL_ENV             environment whose endpoint settings to mirror (default dev)
+  LOCAL_ENV             environment whose endpoint settings to mirror (default dev), its
+                        hosting.mode included: example-realtime / example-serverless run the
+                        API synchronously (InvokeEndpoint stand-in, 200 with the result)
+  LOCAL_HOSTING_MODE    async, realtime or serverless: overrides LOCAL_ENV's hosting.mode
   LOCAL_MAX_CONCURRENCY MaxConcurrentInvocationsPerInstance (default: LOCAL_ENV's)
   LOCAL_LOG_FILE        where the model server, the Lambda and the runtime log
                         (default .build/local/pipeline.log; - for the terminal)
@@ -84,6 +87,16 @@ def default_model() -> tuple[Path, str | None, str]:
     return target, None, f"tiny random-weight seq2seq model ({target})"
 
 
+def hosting_mode_from_environment(default: str) -> str:
+    """LOCAL_HOSTING_MODE, or the mirrored environment's hosting.mode."""
+    from app_config.hosting import HOSTING_MODES
+
+    mode = os.environ.get("LOCAL_HOSTING_MODE", "").strip() or default
+    if mode not in HOSTING_MODES:
+        raise SystemExit(f"local pipeline: LOCAL_HOSTING_MODE={mode!r}: choose one of {', '.join(HOSTING_MODES)}")
+    return mode
+
+
 def config_from_environment() -> tuple[PipelineConfig, str]:
     from app_config import load_environment
 
@@ -104,6 +117,9 @@ def config_from_environment() -> tuple[PipelineConfig, str]:
         hf_task = hf_task or default_task
     if hf_task:
         description += f", task {hf_task}"
+    hosting_mode = hosting_mode_from_environment(env.hosting.mode)
+    if hosting_mode != "async":
+        description += f"; hosting mode {hosting_mode} (synchronous API)"
     log_path = os.environ.get("LOCAL_LOG_FILE", "").strip() or str(BUILD_DIR / "pipeline.log")
     if log_path == "-":
         log_path = ""
@@ -118,6 +134,7 @@ def config_from_environment() -> tuple[PipelineConfig, str]:
         runtime_port=ports["LOCAL_RUNTIME_PORT"],
         container_port=ports["LOCAL_CONTAINER_PORT"],
         max_concurrent_invocations=_int_env("LOCAL_MAX_CONCURRENCY", env.max_concurrent_invocations_per_instance),
+        hosting_mode=hosting_mode,
         default_invocation_timeout_seconds=env.invocation_timeout_seconds,
         default_request_ttl_seconds=env.request_ttl_seconds,
         log_file=open(log_path, "a", buffering=1) if log_path else None,  # noqa: SIM115 - lives as long as the run
@@ -292,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"  API (no auth)        {pipeline.api_url}",
                     f"  S3 / SNS / SQS       {pipeline.aws_endpoint_url}   (moto; any credentials)",
                     f"  SageMaker runtime    {pipeline.runtime.endpoint_url}   (endpoint {pipeline.runtime.endpoint_name},"
-                    f" MaxConcurrentInvocationsPerInstance={config.max_concurrent_invocations})",
+                    + (f" MaxConcurrentInvocationsPerInstance={config.max_concurrent_invocations})"
+                       if config.hosting_mode == "async" else f" {config.hosting_mode}: InvokeEndpoint)"),
                     f"  model server         {pipeline.container.url}   (pid {_pid(pipeline)})",
                     f"  buckets              {pipeline.resources.input_bucket}, {pipeline.resources.output_bucket},"
                     f" {pipeline.resources.failure_bucket}",
