@@ -5,7 +5,9 @@ Routing, structured logs, metrics and tracing come from Powertools for AWS Lambd
 
 Routes (docs/api.md, docs/openapi.yaml):
     POST /invocations                 submit (inline body, or {"uploadId": ...}); 202 for an async
-                                      endpoint, 200 with the result for realtime/serverless
+                                      endpoint, 200 with the result for realtime/serverless/multimodel;
+                                      ?model=NAME or X-Amzn-SageMaker-Target-Model names a model
+    POST /models/{model}/invocations  the same, for the named model (async_api/model_name.py)
     POST /uploads                     presigned POST form for a large payload
     GET  /invocations/{inference_id}  status and result
 """
@@ -98,8 +100,22 @@ def _error_body(code: str, message: str, request_id: str) -> dict[str, str]:
 @app.post("/invocations")
 @tracer.capture_method(capture_response=False)
 def submit() -> Response:
+    return _submit(None)
+
+
+@app.post("/models/<model_name>/invocations")
+@tracer.capture_method(capture_response=False)
+def submit_to_model(model_name: str) -> Response:
+    # API Gateway's own path parameter (decoded once), as for GET /invocations/{inference_id}.
+    parameters = _event().get("pathParameters")
+    if isinstance(parameters, Mapping) and isinstance(parameters.get("model_name"), str):
+        model_name = parameters["model_name"]
+    return _submit(model_name)
+
+
+def _submit(path_model: str | None) -> Response:
     svc = service()
-    request = logic.parse_submit(_event(), svc.settings)
+    request = logic.parse_submit(_event(), svc.settings, path_model)
     receipt, replayed = svc.submit(request, caller_of(_event()), _deadline())
     url = logic.status_url(_event(), receipt.inferenceId)
     headers = {"Location": url}

@@ -359,6 +359,8 @@ class InferenceApi(Construct):
             "method.request.header.Idempotency-Key": False,
             "method.request.header.X-Invocation-Timeout-Seconds": False,
             "method.request.header.X-Request-TTL-Seconds": False,
+            "method.request.header.X-Amzn-SageMaker-Target-Model": False,
+            "method.request.querystring.model": False,
         }
 
         invocations = api.root.add_resource("invocations")
@@ -376,6 +378,16 @@ class InferenceApi(Construct):
             integration,
             request_validator=params_only,
             request_parameters={"method.request.path.inference_id": True},
+            api_key_required=api_key_required,
+        )
+        # The same submit for a named model (api_handler/async_api/model_name.py): TargetModel on a
+        # multi-model endpoint, custom attribute model=<name> otherwise. POST /invocations takes the
+        # name as ?model= or X-Amzn-SageMaker-Target-Model too.
+        api.root.add_resource("models").add_resource("{model_name}").add_resource("invocations").add_method(
+            "POST",
+            integration,
+            request_validator=params_only,
+            request_parameters={**optional_headers, "method.request.path.model_name": True},
             api_key_required=api_key_required,
         )
         api.root.add_resource("uploads").add_method(

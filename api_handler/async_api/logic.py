@@ -29,6 +29,7 @@ from .errors import (
 from .callback_url import check_callback_url
 from .callers import Caller
 from .json_input import parse_json
+from .model_name import requested_model
 from .settings import INVOCATION_TIMEOUT_RANGE, REQUEST_TTL_RANGE, Settings
 
 # ------------------------------------------------------------------------- contract
@@ -241,6 +242,8 @@ class SubmitRequest:
     # X-Callback-Url or the upload reference's callbackUrl, checked (callback_url.py). Not part
     # of the fingerprint: a replay with the same key keeps the first submit's callback.
     callback_url: str | None = None
+    # The model named by path, query or header (model_name.py); None: the endpoint's only model.
+    model: str | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -249,6 +252,8 @@ class SubmitRequest:
             source = f"upload\n{self.upload_id}"
         else:
             source = f"inline\n{self.content_type.lower()}\n{payload_sha256(self.payload or b'')}"
+        if self.model is not None:  # only then: fingerprints of requests naming no model stay as they were
+            source += f"\nmodel\n{self.model}"
         return hashlib.sha256(source.encode()).hexdigest()
 
 
@@ -306,8 +311,14 @@ def parse_upload_document(payload: bytes, content_type: str) -> tuple[str | None
     return upload_id, callback
 
 
-def parse_submit(event: Mapping[str, Any], settings: Settings) -> SubmitRequest:
+def parse_submit(event: Mapping[str, Any], settings: Settings, path_model: str | None = None) -> SubmitRequest:
     headers = lower_headers(event)
+    model = requested_model(event, headers, path_model)
+    if model is None and settings.hosting_mode == "multimodel":
+        raise BadRequest(
+            "this endpoint hosts many models: name one with POST /models/{model}/invocations, ?model=NAME or header "
+            "X-Amzn-SageMaker-Target-Model (the model's tarball under the endpoint's prefix, e.g. 'customer-a.tar.gz')"
+        )
     key = idempotency_key(headers)
     timeout = int_header(headers, TIMEOUT_HEADER, INVOCATION_TIMEOUT_RANGE, settings.default_invocation_timeout_seconds)
     ttl = int_header(headers, TTL_HEADER, REQUEST_TTL_RANGE, settings.default_request_ttl_seconds)
@@ -344,6 +355,7 @@ def parse_submit(event: Mapping[str, Any], settings: Settings) -> SubmitRequest:
         upload_id=upload_id,
         custom_attributes=attributes,
         callback_url=callback,
+        model=model,
     )
 
 
@@ -374,6 +386,7 @@ class Receipt:
     customAttributes: str | None = None
     # Where the notifier POSTs the completion event (issue 18); None: no callback.
     callbackUrl: str | None = None
+    model: str | None = None  # the model the request named (model_name.py)
     version: int = 2
 
     def belongs_to(self, caller: Caller) -> bool:

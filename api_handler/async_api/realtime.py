@@ -27,6 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 from . import logic
 from .errors import PayloadTooLarge, Unavailable
 from .logic import SubmitRequest
+from .model_name import forwarded_attributes
 from .service import Clients, Deadline, InferenceService, _mapped, build_clients
 from .settings import Settings
 
@@ -55,7 +56,8 @@ def failure_key(inference_id: str) -> str:
 
 
 def invoke_params(settings: Settings, inference_id: str, content_type: str, body: bytes, request: SubmitRequest) -> dict[str, Any]:
-    """InvokeEndpoint's parameters (botocore's sagemaker-runtime model: EndpointName and Body required)."""
+    """InvokeEndpoint's parameters (botocore's sagemaker-runtime model: EndpointName and Body required;
+    TargetModel only for a multi-model endpoint, which refuses requests without one)."""
     params: dict[str, Any] = {
         "EndpointName": settings.endpoint_name,
         "Body": body,
@@ -64,8 +66,14 @@ def invoke_params(settings: Settings, inference_id: str, content_type: str, body
     }
     if request.accept:
         params["Accept"] = request.accept
-    if request.custom_attributes:
-        params["CustomAttributes"] = request.custom_attributes
+    if settings.hosting_mode == "multimodel":
+        # A multi-model endpoint: TargetModel names the tarball under its prefix (parse_submit requires one).
+        params["TargetModel"] = request.model
+        attributes = request.custom_attributes
+    else:  # one container serving <name>/ folders: the name rides in the custom attributes (model_name.py)
+        attributes = forwarded_attributes(request.model, request.custom_attributes)
+    if attributes:
+        params["CustomAttributes"] = attributes
     return params
 
 

@@ -35,6 +35,7 @@ from .errors import (
 )
 from .callback_state import CallbackState, state_key
 from .logic import Receipt, SubmitRequest
+from .model_name import forwarded_attributes
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -215,6 +216,7 @@ class InferenceService:
             callerArn=caller.arn,
             customAttributes=request.custom_attributes,
             callbackUrl=request.callback_url,
+            model=request.model,
         )
         # No deadline check from here on: the inference has started and its receipt must at
         # least be attempted (the Lambda timeout is the hard stop). If it is lost anyway, a
@@ -242,8 +244,10 @@ class InferenceService:
         }
         if request.accept:
             params["Accept"] = request.accept
-        if request.custom_attributes:
-            params["CustomAttributes"] = request.custom_attributes
+        # InvokeEndpointAsync has no TargetModel: a named model travels as custom attribute model=<name>.
+        attributes = forwarded_attributes(request.model, request.custom_attributes)
+        if attributes:
+            params["CustomAttributes"] = attributes
         try:
             return self.sagemaker.invoke_endpoint_async(**params)
         except ClientError as error:
