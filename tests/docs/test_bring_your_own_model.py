@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,10 @@ def test_the_guide_covers_every_model_kind() -> None:
     from app_config.models import ModelSource
 
     documented = set(readme_models())
-    accepted = {member.model_fields["kind"].default for member in ModelSource.__origin__.__args__}  # type: ignore[attr-defined]
-    assert documented == accepted == set(KINDS)
+    members = typing.get_args(typing.get_args(ModelSource)[0])  # Annotated[HubModel | S3Model | LocalModel, ...]
+    accepted = {member.model_fields["kind"].default for member in members}
+    # s3_prefix exists only for multi-model hosting (a prefix of many tarballs), not the async endpoint.
+    assert set(KINDS) <= documented <= accepted and accepted - documented <= {"s3_prefix"}, (documented, accepted)
     assert all(model.get("task") for model in readme_models().values())  # the guide names the task each time
 
 

@@ -23,7 +23,10 @@ _BOUNDS = {annotated_types.Ge: (">=", "ge"), annotated_types.Gt: (">", "gt"), an
            annotated_types.Lt: ("<", "lt")}
 
 
-def bounded_fields(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+Bounded = tuple[tuple[str, ...], dict[str, Any]]
+
+
+def bounded_fields(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> list[Bounded]:
     """(path, {">=": 60, "<=": 21600, ...}) of every field with bounds, nested models included."""
     found = []
     for name, field in model.model_fields.items():

@@ -57,8 +57,10 @@ def run_documented(commands: list[tuple[str, str]], rewrite: dict[str, str], tmp
         command = line.replace("/tmp/", f"{tmp}/")
         for documented_address, actual in rewrite.items():
             command = re.sub(documented_address, actual, command)
-        completed = subprocess.run(["bash", "-c", command], cwd=REPO_ROOT, env=env, capture_output=True,  # noqa: S603, S607
-                                   text=True, timeout=180, check=False)
+        completed = subprocess.run(  # noqa: S603
+            ["bash", "-c", command], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=180,  # noqa: S607
+            check=False,
+        )
         if completed.returncode != 0:
             failures.append(f"{source}: {line}\n  exit {completed.returncode}: {completed.stderr[-600:]}")
     assert not failures, "\n".join(failures)
@@ -99,12 +101,13 @@ def make_local(tmp_path: Path) -> Iterator[dict[str, str]]:
         while not any("model ready" in line for line in run.lines):
             assert run.process.poll() is None and time.monotonic() < deadline, "".join(run.lines)
             time.sleep(0.2)
+        mapped = "|".join(str(ports[name]) for name in ("LOCAL_API_PORT", "LOCAL_AWS_PORT", "LOCAL_CONTAINER_PORT"))
         yield {
             # The documented defaults, then any other documented 127.0.0.1 port: the runtime's (it varies).
             r"127\.0\.0\.1:3000\b": f"127.0.0.1:{ports['LOCAL_API_PORT']}",
             r"127\.0\.0\.1:5050\b": f"127.0.0.1:{ports['LOCAL_AWS_PORT']}",
             r"127\.0\.0\.1:8080\b": f"127.0.0.1:{ports['LOCAL_CONTAINER_PORT']}",
-            r"127\.0\.0\.1:(?!\d*\b(?:{}|{}|{})\b)\d+".format(*ports.values()): f"127.0.0.1:{ports['LOCAL_RUNTIME_PORT']}",
+            rf"127\.0\.0\.1:(?!(?:{mapped})\b)\d+": f"127.0.0.1:{ports['LOCAL_RUNTIME_PORT']}",
         }
     finally:
         run.stop()

@@ -401,3 +401,16 @@ def test_binary_output_is_not_dumped_on_a_terminal() -> None:
 
     with pytest.raises(UsageError, match=r"4 bytes of image/png: save it with -o FILE, or -o DIR/ for DIR/k45"):
         emit_result(Result(b"\x89PNG", "image/png", {"inferenceId": "k45"}), None, _Terminal(), io.StringIO())
+
+
+def test_an_upload_through_the_presigned_flow_reports_progress(healthy_pipeline: LocalPipeline, s3: Any) -> None:
+    """Whatever carries the upload (the API's presigned grant), the hook sees it go out whole."""
+    payload = json.dumps({"inputs": unique_text("upload progress"), "padding": "a" * 150_000}).encode()
+    seen: list[tuple[int, int]] = []
+    client = InferenceClient(str(healthy_pipeline.api_url),
+                             on_upload_progress=lambda sent, total: seen.append((sent, total)))
+    accepted = client.submit(payload, "application/json", force_upload=True)
+    assert _receipt(s3, healthy_pipeline, accepted["inferenceId"])["uploadId"]
+    totals = {total for _, total in seen}
+    assert len(totals) == 1 and totals.pop() >= len(payload), seen[-3:]  # one body: the upload (a form adds fields)
+    assert seen[0][0] == 0 and seen[-1][0] == seen[-1][1], seen[-3:]

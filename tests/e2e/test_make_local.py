@@ -214,7 +214,8 @@ def test_two_settings_on_one_port_are_refused(tiny_model_dir: Path, tmp_path: Pa
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-@pytest.mark.parametrize(("signum", "to_group"), [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)],
+@pytest.mark.parametrize(("signum", "to_group"),
+                         [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)],
                          ids=["SIGINT to make", "SIGTERM to make", "Ctrl-C (SIGINT to the terminal's group)"])
 def test_a_signal_to_make_stops_everything(signum: int, to_group: bool, tiny_model_dir: Path, tmp_path: Path) -> None:
     """`kill -INT <make's pid>`: make does not pass SIGINT on (it expects the terminal to have sent it
