@@ -306,6 +306,84 @@ def model_prefix_findings(bucket: str, prefix: str) -> tuple[Finding, ...]:
     )
 
 
+# ---- completion callbacks (issue 18): inference_constructs/callbacks.py. Only where the notifier
+# exists (async hosting with callbacks enabled), so the stack adds these as `extra` / skips.
+CALLBACK_FINDINGS: tuple[Finding, ...] = (
+    Finding(
+        "Callbacks/NotifierRole/DefaultPolicy",
+        "AwsSolutions-IAM5[Resource::<StorageInput124FA7A1.Arn>/requests/*/receipt.json]",
+        "The notifier reads the receipt of whichever inference completed: requests/<generated id>/receipt.json, "
+        "that file name only.",
+    ),
+    Finding(
+        "Callbacks/NotifierRole/DefaultPolicy",
+        "AwsSolutions-IAM5[Resource::<StorageInput124FA7A1.Arn>/requests/*/callback.json]",
+        "The notifier records each inference's delivery state in requests/<generated id>/callback.json, that file "
+        "name only; it can write nothing else in the bucket.",
+    ),
+    Finding(
+        "Callbacks/NotifierRole/DefaultPolicy",
+        "AwsSolutions-IAM5[Resource::<StorageOutputBB69BB33.Arn>/responses/*]",
+        "The event carries the result SageMaker wrote under responses/<generated name> (its OutputLocation).",
+    ),
+    Finding(
+        "Callbacks/NotifierRole/DefaultPolicy",
+        "AwsSolutions-IAM5[Resource::<StorageFailure71FD998B.Arn>/failures/*]",
+        "A failed event carries the failure SageMaker wrote under failures/<generated name>.",
+    ),
+    Finding(
+        "Callbacks/NotifierRole/DefaultPolicy",
+        "AwsSolutions-IAM5[Resource::*]",
+        "Lambda active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions.",
+    ),
+    Finding("Callbacks/NotifierRole/DefaultPolicy", "NIST.800.53.R5-IAMNoInlinePolicy", _INLINE_POLICY),
+    Finding(
+        "Callbacks/Notifier",
+        "NIST.800.53.R5-LambdaDLQ",
+        "The notifier is invoked by an SQS event source mapping, for which a function dead-letter queue is never "
+        "used; its source queue has the dead-letter queue (redrive policy) and the notifier dead-letters events "
+        "past the retry window itself: https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html",
+    ),
+    Finding(
+        "Callbacks/Notifier",
+        "NIST.800.53.R5-LambdaInsideVPC",
+        "The notifier's job is an HTTPS POST to callers' public endpoints: in a VPC it would need a NAT gateway; "
+        "destinations are checked after DNS resolution (only public addresses) instead.",
+    ),
+    Finding(
+        "Callbacks/SigningSecret",
+        "AwsSolutions-SMG4",
+        "A signing secret shared with every receiver cannot rotate on a schedule without breaking their "
+        "verification; rotation is an operator's step with an overlap (docs/api.md, Callbacks).",
+    ),
+    Finding(
+        "Callbacks/SigningSecret",
+        "NIST.800.53.R5-SecretsManagerRotationEnabled",
+        "A signing secret shared with every receiver cannot rotate on a schedule without breaking their "
+        "verification; rotation is an operator's step with an overlap (docs/api.md, Callbacks).",
+    ),
+)
+CALLBACK_CHECKOV_SKIPS: tuple[CheckovSkip, ...] = (
+    CheckovSkip(
+        "Callbacks/Notifier",
+        "CKV_AWS_116",
+        "SQS event source: a function dead-letter queue only receives failed asynchronous invocations; the source "
+        "queue has the dead-letter queue.",
+    ),
+    CheckovSkip(
+        "Callbacks/Notifier",
+        "CKV_AWS_117",
+        "The notifier POSTs to callers' public HTTPS endpoints; destinations are checked after DNS resolution.",
+    ),
+    CheckovSkip(
+        "Callbacks/Notifier",
+        "CKV_AWS_173",
+        "The variables hold no secret (names, ARNs, limits; the signing secret is read from Secrets Manager) and "
+        "Lambda encrypts them at rest with its service key.",
+    ),
+)
+
+
 # ---------------------------------------------------------------------------- applying both
 def _relative_path(node: IConstruct, stack: cdk.Stack) -> str:
     return node.node.path.removeprefix(stack.node.path + "/")

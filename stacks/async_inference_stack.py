@@ -21,6 +21,7 @@ from inference_constructs.alarms import OperationsAlarms, rollback_alarm_names
 from inference_constructs.api import METRICS_NAMESPACE, InferenceApi, UsagePlan
 from inference_constructs.autoscaling import EndpointAutoscaling
 from inference_constructs.batch_transform import BatchTransformAccess
+from inference_constructs.callbacks import InferenceCallbacks
 from inference_constructs.endpoint import (
     InferenceEndpoint,
     async_inference_config,
@@ -29,7 +30,13 @@ from inference_constructs.endpoint import (
     serverless_variant,
 )
 from inference_constructs.variant_scaling import INSTANCE_COUNT, PROVISIONED_CONCURRENCY, VariantTargetTracking
-from inference_constructs.compliance import acknowledge_findings, model_prefix_findings
+from inference_constructs.compliance import (
+    CALLBACK_CHECKOV_SKIPS,
+    CALLBACK_FINDINGS,
+    CHECKOV_SKIPS,
+    acknowledge_findings,
+    model_prefix_findings,
+)
 from inference_constructs.dashboard import OperationsDashboard
 from inference_constructs.execution_role import SageMakerExecutionRole
 from inference_constructs.model_artifact import ModelArtifact
@@ -174,7 +181,39 @@ class AsyncInferenceStack(cdk.Stack):
             **api_dimensions, function=api.function, service_name=api_service, metrics_namespace=METRICS_NAMESPACE
         )
 
-        outputs = {
+        outputs = {}
+        notifier: InferenceCallbacks | None = None
+        if hosting.mode == "async" and config.callbacks.enabled:
+            # Completion callbacks (issue 18): SageMaker's topics feed the notifier's queue.
+            callbacks = config.callbacks
+            notifier = InferenceCallbacks(
+                self,
+                "Callbacks",
+                topics=notifications.topics,
+                input_bucket=storage.input_bucket,
+                output_bucket=storage.output_bucket,
+                failure_bucket=storage.failure_bucket,
+                data_key=storage.key,
+                endpoint_name=endpoint.endpoint_name,
+                inline_result_max_bytes=config.api.inline_result_max_bytes,
+                status_base_url=api.url,
+                allowed_hosts=callbacks.allowed_hosts,
+                retry_base_seconds=callbacks.retry_base_seconds,
+                retry_max_delay_seconds=callbacks.retry_max_delay_seconds,
+                retry_window_hours=callbacks.retry_window_hours,
+                max_payload_bytes=callbacks.max_payload_bytes,
+                connect_timeout_seconds=callbacks.connect_timeout_seconds,
+                read_timeout_seconds=callbacks.read_timeout_seconds,
+                max_concurrency=callbacks.max_concurrency,
+                alarm_topic=alarms.topic,
+                log_retention_days=config.log_retention_days,
+                retain=config.retain_data,
+            )
+            notifier.enable_on_api(api.function)
+            # Callers verify signatures with this secret (aws secretsmanager get-secret-value).
+            outputs["CallbackSecretArn"] = notifier.secret.secret_arn
+
+        outputs |= {
             "EndpointName": endpoint.endpoint_name,
             "ApiUrl": api.url,
             "InputBucketName": storage.input_bucket.bucket_name,
@@ -192,9 +231,14 @@ class AsyncInferenceStack(cdk.Stack):
         for name, value in outputs.items():
             cdk.CfnOutput(self, name, value=value)
 
+        with_callbacks = notifier is not None
         acknowledge_findings(
             self,
-            extra=model_prefix_findings(config.model.bucket, config.model.prefix) if isinstance(config.model, S3PrefixModel) else (),
+            extra=(
+                *(model_prefix_findings(config.model.bucket, config.model.prefix) if isinstance(config.model, S3PrefixModel) else ()),
+                *(CALLBACK_FINDINGS if with_callbacks else ()),
+            ),
+            checkov_skips=(*CHECKOV_SKIPS, *(CALLBACK_CHECKOV_SKIPS if with_callbacks else ())),
         )
 
     # ------------------------------------------------------------------ per hosting mode
