@@ -1,6 +1,7 @@
 """The `batch` command of the CLI: start a batch transform job and show its progress until done.
 
     python -m inference_client batch s3://BUCKET/batch/in/ s3://BUCKET/batch/out/ --model-name NAME
+    INFERENCE_MODEL_NAME=NAME python -m inference_client batch s3://BUCKET/batch/in/ s3://BUCKET/batch/out/
 
 It calls SageMaker with the caller's AWS credentials (botocore's chain; AWS_ENDPOINT_URL_SAGEMAKER
 points it at a local stand-in). Exit status: 0 Completed, 1 Failed or Stopped, 2 a request the
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -26,8 +28,9 @@ def add_batch_command(commands: Any) -> None:
     batch = commands.add_parser("batch", help="score an S3 prefix offline with a SageMaker batch transform job")
     batch.add_argument("input", help="S3 prefix of the input objects, e.g. s3://bucket/batch/in/")
     batch.add_argument("output", help="S3 prefix for the results (<object>.out), e.g. s3://bucket/batch/out/")
-    batch.add_argument("--model-name", required=True,
-                       help="the SageMaker model (stack output ModelName of the environment)")
+    batch.add_argument("--model-name", default=os.environ.get("INFERENCE_MODEL_NAME"),
+                       help="the SageMaker model: the environment's stack output ModelName "
+                            "(default: INFERENCE_MODEL_NAME)")
     batch.add_argument("--instance-type", default=DEFAULT_INSTANCE_TYPE,
                        help=f"transform instance type (default {DEFAULT_INSTANCE_TYPE})")
     batch.add_argument("--instance-count", type=int, default=1)
@@ -59,6 +62,9 @@ def _image_cuda() -> str | None:
 def run_batch(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     import boto3
 
+    if not args.model_name:
+        stderr.write("error: name the model: --model-name NAME or INFERENCE_MODEL_NAME (the stack output ModelName)\n")
+        return EXIT_USAGE
     request = BatchRequest(
         input_uri=args.input, output_uri=args.output, model_name=args.model_name,
         instance_type=args.instance_type, instance_count=args.instance_count, content_type=args.content_type,

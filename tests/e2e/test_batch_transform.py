@@ -117,3 +117,15 @@ def test_gpu_job_gets_a_batch_ami_whose_driver_fits_the_cuda() -> None:
     )
     assert params["TransformResources"]["TransformAmiVersion"] == "al2-ami-sagemaker-batch-gpu-535"
     assert params["Environment"] == {"MODEL_SERVER_DEVICE": "cuda"}
+
+
+def test_the_model_name_comes_from_the_environment_or_is_asked_for(transform, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, s3, bucket = transform
+    s3.put_object(Bucket=bucket, Key="batch/in/run4/doc.json", Body=json.dumps({"inputs": unique_text("env")}).encode())
+    monkeypatch.delenv("INFERENCE_MODEL_NAME", raising=False)
+    code, _, err = _cli("batch", f"s3://{bucket}/batch/in/run4/", f"s3://{bucket}/batch/out/run4/")
+    assert code == 2 and "--model-name NAME or INFERENCE_MODEL_NAME" in err
+    monkeypatch.setenv("INFERENCE_MODEL_NAME", MODEL)
+    code, out, err = _cli("batch", f"s3://{bucket}/batch/in/run4/", f"s3://{bucket}/batch/out/run4/",
+                          "--content-type", "application/json", "--poll", "0.2")  # fmt: skip
+    assert code == 0 and json.loads(out)["TransformJobStatus"] == "Completed", err
