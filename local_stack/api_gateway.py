@@ -25,9 +25,9 @@ Run as its own process (``python -m local_stack.api_gateway``): the handler read
 its environment at import like in Lambda, and one process holds one "execution
 environment" that handles one event at a time (Lambda never runs two events
 concurrently in one environment; Powertools' resolver keeps the current event on
-the app object). ``--environments N`` starts N such processes on the same port
-(SO_REUSEPORT), the kernel spreading connections among them like concurrent
-execution environments.
+the app object). The pipeline starts ``PipelineConfig.lambda_environments`` such processes on
+the same port (``--reuse-port``, SO_REUSEPORT), the kernel spreading connections among them like
+concurrent execution environments.
 """
 
 from __future__ import annotations
@@ -51,26 +51,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from api_handler import contract
+
 log = logging.getLogger("local_stack.api_gateway")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 STAGE = "local"
 ACCOUNT_ID = "123456789012"
-MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # REST API payload limit (REFERENCE.md section 4)
-INTEGRATION_TIMEOUT_S = 29.0
-LAMBDA_TIMEOUT_S = 28.0  # the stack's function timeout (service.py budgets for it)
+MAX_PAYLOAD_BYTES = contract.GATEWAY_MAX_PAYLOAD_BYTES
+INTEGRATION_TIMEOUT_S = float(contract.INTEGRATION_TIMEOUT_SECONDS)
+LAMBDA_TIMEOUT_S = float(contract.LAMBDA_TIMEOUT_SECONDS)  # the stack's function timeout
 
-# The API's resources, as api_handler/app.py routes them (docs/api.md). Path parameters in
-# API Gateway's {name} syntax.
-ROUTES: tuple[tuple[str, str], ...] = (
-    ("POST", "/invocations"),
-    ("GET", "/invocations/{inference_id}"),
-    ("POST", "/uploads"),
-)
+# The API's resources, the ones the stack declares and the handler routes (api_handler/contract.py).
+ROUTES: tuple[tuple[str, str], ...] = tuple((route.method, route.path) for route in contract.ROUTES)
 
 # Media types API Gateway passes as text; everything else arrives base64-encoded. The
 # stack's binaryMediaTypes are the allowed content types minus the text-like ones
@@ -242,15 +237,12 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-def load_handler(spec: str, code_dir: str | os.PathLike[str]) -> Callable[[dict[str, Any], Any], Any]:
-    """Import ``module.function`` from ``code_dir`` as Lambda does from the asset root."""
+def load_handler(spec: str) -> Callable[[dict[str, Any], Any], Any]:
+    """Import ``package.module.function`` as Lambda does: the asset holds the `api_handler` package,
+    which the editable install makes importable here under the same name."""
     module_name, _, function_name = spec.rpartition(".")
     if not module_name:
         raise ValueError(f"handler {spec!r} must look like 'module.function'")
-    sys.path.insert(0, str(Path(code_dir).resolve()))
-    # The repository root has its own app.py (the CDK app): make sure a module of
-    # the same name imported earlier does not shadow the handler's.
-    sys.modules.pop(module_name, None)
     module = importlib.import_module(module_name)
     return getattr(module, function_name)
 
@@ -403,14 +395,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Serve a Lambda handler behind a local API Gateway (REST proxy).")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--handler", default="app.handler", help="module.function, as in the Lambda configuration")
-    parser.add_argument("--code-dir", default=str(REPO_ROOT / "api_handler"), help="the Lambda asset root")
+    parser.add_argument("--handler", default=contract.API_HANDLER, help="module.function, as in the Lambda configuration")
     parser.add_argument("--reuse-port", action="store_true", help="share the port with sibling processes")
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("LOCAL_LOG_LEVEL", "INFO"), stream=sys.stderr,
                         format="%(asctime)s api-gateway[%(process)d] %(message)s")
 
-    handler = load_handler(args.handler, args.code_dir)  # cold start, before accepting requests
+    handler = load_handler(args.handler)  # cold start, before accepting requests
     server = ApiGatewayServer(handler, host=args.host, port=args.port, reuse_port=args.reuse_port)
     # The parent waits for this line: the handler is imported and the port is open.
     print(f"ready {server.port}", flush=True)
