@@ -22,9 +22,11 @@ from aws_cdk.assertions import Template
 from constructs import Construct
 
 import app as cdk_app
+from api_handler.contract import API_HANDLER
 from app_config import load_environment
 from app_config.models import ApiConfig
 from inference_constructs.compliance import (
+    CALLBACK_FINDINGS,
     CHECKOV_SKIPS,
     CI_IDENTITY_FINDINGS,
     FINDINGS,
@@ -35,7 +37,7 @@ from inference_constructs.compliance import (
     pack_of,
 )
 
-ALL_FINDINGS = FINDINGS + CI_IDENTITY_FINDINGS
+ALL_FINDINGS = FINDINGS + CI_IDENTITY_FINDINGS + CALLBACK_FINDINGS
 
 
 def report(outdir: Path) -> list[dict[str, Any]]:
@@ -173,7 +175,7 @@ def test_api_lambda_has_reserved_concurrency_covering_the_stage_burst(template: 
     api = load_environment(env_name).api
     [handler] = [
         r["Properties"] for r in _resources(template, "AWS::Lambda::Function").values()
-        if r["Properties"].get("Handler") == "app.handler"
+        if r["Properties"].get("Handler") == API_HANDLER
     ]  # fmt: skip
     assert handler["ReservedConcurrentExecutions"] == api.lambda_reserved_concurrency
     # API Gateway must throttle (429) before Lambda does: a throttled proxy integration is a 500.
