@@ -203,11 +203,11 @@ def _say(message: str, *, error: bool = False) -> None:
 STOPPING = threading.Event()
 
 
-def _caught_signals(pid: int) -> int | None:
-    """The mask of signals ``pid`` has a handler for (Linux /proc), None if unreadable."""
+def _signal_mask(pid: int, kind: str = "SigCgt") -> int | None:
+    """The mask of signals ``pid`` catches (SigCgt) or ignores (SigIgn), from Linux /proc; None if unreadable."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("SigCgt:"):
+            if line.startswith(f"{kind}:"):
                 return int(line.split()[1], 16)
     except (OSError, ValueError, IndexError):
         pass
@@ -231,8 +231,8 @@ def follow_make_interrupt(interval: float = 0.2) -> threading.Thread | None:
     except OSError:
         return None
     sigint = 1 << (signal.SIGINT - 1)
-    if command not in ("make", "gmake") or not (_caught_signals(parent) or 0) & sigint:
-        return None  # not make, or a make that ignores SIGINT (started in the background)
+    if command not in ("make", "gmake") or (_signal_mask(parent, "SigIgn") or 0) & sigint:
+        return None  # not make, or a make that ignores SIGINT (started in the background of a script)
 
     def watch() -> None:
         while True:
@@ -242,7 +242,9 @@ def follow_make_interrupt(interval: float = 0.2) -> threading.Thread | None:
             if os.getppid() != parent:  # make itself is gone
                 os.kill(os.getpid(), signal.SIGTERM)
                 return
-            if not (_caught_signals(parent) or 0) & sigint:
+            # Not caught and not ignored: make got SIGINT (perhaps even before this thread started).
+            caught = _signal_mask(parent)
+            if caught is not None and not caught & sigint:
                 os.kill(os.getpid(), signal.SIGINT)
                 return
 

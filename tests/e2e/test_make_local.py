@@ -45,6 +45,13 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:  # gone meanwhile
+        return ""
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -236,5 +243,24 @@ def test_a_signal_to_make_stops_everything(signum: int, to_group: bool, tiny_mod
             time.sleep(0.1)
         assert not [pid for pid in children if _alive(pid)], "processes outlived the signal to make"
         assert run.output.count("local pipeline: stopped") == 1, run.output
+    finally:
+        run.kill()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_sigint_to_make_while_the_pipeline_starts_still_stops_it(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """The signal may reach make before the pipeline's watcher runs: make has already reset its
+    handler by then, and the watcher must read that as "interrupted", not as "make ignores SIGINT"."""
+    run = _Run(MAKE_LOCAL, _local_env(tiny_model_dir, tmp_path))
+    try:
+        deadline = time.monotonic() + 30
+        while not any("-m local_stack" in _command_line(pid) for pid in _descendants(run.process.pid)):
+            assert time.monotonic() < deadline and run.process.poll() is None, run.output
+            time.sleep(0.02)
+        run.process.send_signal(signal.SIGINT)  # the pipeline has not even printed its banner yet
+        started = time.monotonic()
+        run.process.wait(timeout=60)
+        assert time.monotonic() - started < 30, run.output
+        assert "model ready" not in run.output
     finally:
         run.kill()
