@@ -26,7 +26,9 @@ ENVIRONMENTS: dict[str, dict[str, Any]] = {
     "dev": {
         "name": "dev",
         "instance_type": "ml.g4dn.xlarge",
-        "max_concurrent_invocations_per_instance": 4,
+        # Batches of up to 8 inputs on the T4; SageMaker sends at most 2 x 8 = 16 requests at once
+        # (max_concurrent_invocations_per_instance, derived: app_config/models.py).
+        "max_batch_size": 8,
         "model": _DEFAULT_MODEL,
         "scaling": {
             "min_capacity": 0,
@@ -45,7 +47,8 @@ ENVIRONMENTS: dict[str, dict[str, Any]] = {
     "prod": {
         "name": "prod",
         "instance_type": "ml.g5.xlarge",
-        "max_concurrent_invocations_per_instance": 8,
+        # The A10G has room for batches of 16; the concurrency cap follows (2 x 16 = 32).
+        "max_batch_size": 16,
         "model": _DEFAULT_MODEL,
         "scaling": {
             "min_capacity": 0,

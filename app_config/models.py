@@ -49,7 +49,10 @@ _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 # Container variables the stack derives itself (instance type, API limits): a value in
 # container_environment would contradict them.
-STACK_CONTAINER_VARIABLES = frozenset({"MODEL_SERVER_DEVICE", "MODEL_SERVER_MAX_REQUEST_BYTES", "HF_MODEL_ID", "HF_MODEL_REVISION", "HF_TASK"})
+STACK_CONTAINER_VARIABLES = frozenset({"MODEL_SERVER_DEVICE", "MODEL_SERVER_MAX_REQUEST_BYTES", "MODEL_SERVER_MAX_BATCH_SIZE", "HF_MODEL_ID", "HF_MODEL_REVISION", "HF_TASK"})
+
+# Inputs per model call in the container unless an environment says otherwise (EnvironmentConfig).
+_DEFAULT_MAX_BATCH_SIZE = 8
 
 
 @lru_cache(maxsize=1)
@@ -362,7 +365,17 @@ class EnvironmentConfig(_Strict):
     # Encrypt the ML storage volume with the data key. Not allowed on instance types
     # with local NVMe storage (SageMaker rejects it; their storage is encrypted in hardware).
     encrypt_storage_volume: bool = False
-    max_concurrent_invocations_per_instance: int = Field(4, ge=1, le=1000)
+    # The model server's dynamic batch (MODEL_SERVER_MAX_BATCH_SIZE: inputs per model call) and
+    # how many requests SageMaker sends one instance at once (AsyncInferenceConfig's
+    # MaxConcurrentInvocationsPerInstance, 1-1000 in the SageMaker API) are one decision: the
+    # container never sees more requests than the cap, so a batch can never exceed it. The cap
+    # defaults to 2 x max_batch_size: one batch runs while the next one fills. Higher: more
+    # throughput per instance (larger batches) and longer per-request latency (a request waits for
+    # the batch ahead of it); lower: the reverse. See docs/benchmarks.md for throughput per cap.
+    max_batch_size: int = Field(_DEFAULT_MAX_BATCH_SIZE, ge=1, le=500)
+    max_concurrent_invocations_per_instance: int = Field(
+        default_factory=lambda data: 2 * data.get("max_batch_size", _DEFAULT_MAX_BATCH_SIZE), ge=1, le=1000
+    )
     invocation_timeout_seconds: int = Field(900, ge=1, le=3600)
     request_ttl_seconds: int = Field(21600, ge=60, le=21600)
     container_startup_timeout_seconds: int = Field(600, ge=60, le=3600)
@@ -588,6 +601,18 @@ class EnvironmentConfig(_Strict):
         if isinstance(self.hosting, (ServerlessHosting, MultiModelHosting)):
             return "cpu"  # serverless endpoints have no GPU; multi-model ones run on CPU types
         return "cuda" if is_gpu_instance(self.instance_type) else "cpu"
+
+    @model_validator(mode="after")
+    def _concurrency_fills_a_batch(self) -> EnvironmentConfig:
+        if self.hosting.mode == "async" and self.max_concurrent_invocations_per_instance < self.max_batch_size:
+            raise ValueError(
+                f"max_concurrent_invocations_per_instance ({self.max_concurrent_invocations_per_instance}) is below "
+                f"max_batch_size ({self.max_batch_size}): SageMaker sends an instance at most "
+                f"{self.max_concurrent_invocations_per_instance} requests at once, so no batch could be larger; "
+                f"raise it to at least {self.max_batch_size} (unset, it is 2 x max_batch_size = "
+                f"{min(1000, 2 * self.max_batch_size)}) or lower max_batch_size"
+            )
+        return self
 
     @model_validator(mode="after")
     def _storage_volume_kms(self) -> EnvironmentConfig:

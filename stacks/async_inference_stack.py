@@ -105,6 +105,8 @@ class AsyncInferenceStack(cdk.Stack):
                 # real-time and serverless: InvokeEndpoint's, below the API's own limit anyway).
                 "MODEL_SERVER_DEVICE": config.container_device,
                 "MODEL_SERVER_MAX_REQUEST_BYTES": str(MAX_ASYNC_PAYLOAD_BYTES),
+                # Tied to MaxConcurrentInvocationsPerInstance below (app_config: cap = 2 x batch).
+                "MODEL_SERVER_MAX_BATCH_SIZE": str(config.max_batch_size),
             },
             enable_network_isolation=config.enable_network_isolation,
             multi_model=isinstance(hosting, MultiModelHosting),
