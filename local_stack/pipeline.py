@@ -21,6 +21,13 @@ from typing import IO, Any
 
 from local_stack.async_runtime import AsyncInferenceRuntime, Clock
 from local_stack.aws import FAKE_CREDENTIALS_ENV, LocalResources, MotoService, aws_client, create_resources
+from local_stack.callbacks import (
+    LocalCallbacks,
+    api_callback_environment,
+    create_callback_resources,
+    notifier_environment,
+    start_notifier,
+)
 from local_stack.container import REPO_ROOT, ModelContainer
 from local_stack.processes import free_port, spawn, terminate
 from local_stack.realtime_runtime import RealtimeRuntime
@@ -78,6 +85,9 @@ class LocalPipeline:
         self.runtime: AsyncInferenceRuntime | None = None
         self.api_processes: list[subprocess.Popen[bytes]] = []
         self.api_url: str | None = None
+        # Completion callbacks (async hosting): queue, secret and the notifier process.
+        self.callbacks: LocalCallbacks | None = None
+        self.notifier_process: subprocess.Popen[bytes] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, *, wait_for_model: bool = False, model_timeout: float = 300.0) -> LocalPipeline:
@@ -86,6 +96,8 @@ class LocalPipeline:
             self.container.start()
             self.aws_endpoint_url = self.moto.start()
             self.resources = create_resources(self.aws_endpoint_url)
+            if self.config.hosting_mode == "async":  # as in the stack: callbacks need SageMaker's topics
+                self.callbacks = create_callback_resources(self.aws_endpoint_url, self.resources)
             if self.config.hosting_mode != "async":
                 self.runtime = RealtimeRuntime(  # type: ignore[assignment]
                     endpoint_name=ENDPOINT_NAME, container_url=self.container.url,
@@ -108,6 +120,8 @@ class LocalPipeline:
                 )
             self.runtime.start()
             self._start_api()
+            if self.callbacks is not None:
+                self._start_notifier()
             if wait_for_model:
                 self.container.wait_healthy(timeout=model_timeout)
         except BaseException:
@@ -133,6 +147,7 @@ class LocalPipeline:
             "POWERTOOLS_METRICS_NAMESPACE": "AsyncInferenceLocal",
             # No X-Ray daemon here: tracing off, so nothing tries to send segments.
             "POWERTOOLS_TRACE_DISABLED": "true",
+            **(api_callback_environment() if self.callbacks is not None else {}),
         }
 
     def _start_api(self) -> None:
@@ -157,6 +172,12 @@ class LocalPipeline:
             _wait_ready(process, ready, timeout=60)
         self.api_url = f"http://{self.config.host}:{port}"
 
+    def _start_notifier(self) -> None:
+        assert self.callbacks is not None and self.aws_endpoint_url is not None
+        environment = notifier_environment(self.callbacks, aws_endpoint_url=self.aws_endpoint_url,
+                                           api_url=self.api_url, api_environment=self.lambda_environment())
+        self.notifier_process = start_notifier(self.callbacks, environment, log_file=self.config.log_file)
+
     def stop(self) -> None:
         for process in self.api_processes:  # all at once, then wait for each
             if process.poll() is None:
@@ -167,6 +188,9 @@ class LocalPipeline:
         if self.runtime is not None:
             self.runtime.stop()
             self.runtime = None
+        if self.notifier_process is not None:
+            terminate(self.notifier_process, grace_seconds=5)
+            self.notifier_process = None
         self.container.stop()
         self.moto.stop()
 
