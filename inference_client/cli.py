@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from inference_client.batch_cli import add_batch_command, run_batch
+from inference_client.listen import add_listen_command, run_listen
 from inference_client.client import (
     DEFAULT_UPLOAD_THRESHOLD,
     ClientError,
@@ -78,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--invocation-timeout", type=int, metavar="SECONDS",
                          help="InvocationTimeoutSeconds for this request (1-3600)")
         sub.add_argument("--ttl", type=int, metavar="SECONDS", help="RequestTTLSeconds for this request (60-21600)")
+        sub.add_argument("--callback", metavar="URL",
+                         help="POST the signed completion event to this https:// URL (docs/api.md, Callbacks)")
         sub.add_argument("--upload", action="store_true", help="always use the presigned upload flow")
         sub.add_argument("--upload-threshold", type=int, default=DEFAULT_UPLOAD_THRESHOLD, metavar="BYTES",
                          help=f"payloads above this size are uploaded first (default {DEFAULT_UPLOAD_THRESHOLD})")
@@ -110,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (submit, invoke):
         sub.add_argument("--quiet", action="store_true", help="no progress display (upload, polling)")
     add_batch_command(commands)
+    add_listen_command(commands)
     return parser
 
 
@@ -266,6 +270,8 @@ def main(argv: list[str] | None = None, *, stdin: BinaryIO | None = None, stdout
     args = parser.parse_args(argv)
     if args.command == "batch":  # SageMaker's API directly (AWS credentials), not the HTTPS API
         return run_batch(args, stdout, stderr)
+    if args.command == "listen":  # a local receiver: no API involved
+        return run_listen(args, stdout, stderr)
     if not args.url:
         parser.error("the API URL is required: --url URL or INFERENCE_API_URL")
     try:
@@ -287,6 +293,7 @@ def main(argv: list[str] | None = None, *, stdin: BinaryIO | None = None, stdout
                 invocation_timeout_seconds=args.invocation_timeout,
                 request_ttl_seconds=args.ttl,
                 force_upload=args.upload,
+                callback_url=args.callback,
             )
             if args.command == "submit" or not args.wait:
                 stdout.write(json.dumps(accepted, indent=2) + "\n")

@@ -266,6 +266,7 @@ class InferenceClient:
         invocation_timeout_seconds: int | None = None,
         request_ttl_seconds: int | None = None,
         force_upload: bool = False,
+        callback_url: str | None = None,
     ) -> dict[str, Any]:
         """Start an inference; returns the API's 202 document (inferenceId, status, statusUrl), or
         for a realtime/serverless endpoint its 200 document with the result already in it."""
@@ -279,6 +280,8 @@ class InferenceClient:
             headers["X-Invocation-Timeout-Seconds"] = str(invocation_timeout_seconds)
         if request_ttl_seconds is not None:
             headers["X-Request-TTL-Seconds"] = str(request_ttl_seconds)
+        if callback_url is not None:  # the completion event goes there (the API checks the URL)
+            headers["X-Callback-Url"] = callback_url
         if not force_upload and len(payload) <= self.upload_threshold:
             response = self._request("POST", self._url("invocations"), payload,
                                      {**headers, "Content-Type": content_type}, progress=self.on_upload_progress)

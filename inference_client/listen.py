@@ -20,6 +20,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -159,3 +160,52 @@ def describe(delivery: Delivery) -> str:
     if delivery.answered >= 300:
         return f"{delivery.webhook_id}: {what} - answered {delivery.answered} (simulated failure)"
     return f"{delivery.webhook_id}: {what}" + (" (duplicate, already accepted)" if delivery.duplicate else "")
+
+
+def add_listen_command(commands: Any) -> None:
+    """`listen`: the receiver as a command (inference_client/cli.py adds it)."""
+    listen = commands.add_parser("listen", help="receive completion callbacks locally and verify their signatures")
+    listen.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    listen.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    listen.add_argument("--path", default="/hook", help="URL path of the receiver (default /hook)")
+    listen.add_argument("--secret", default=os.environ.get("CALLBACK_SECRET"),
+                        help="the signing secret (default: $CALLBACK_SECRET; `make local` prints it; deployed: "
+                             "aws secretsmanager get-secret-value --secret-id <CallbackSecretArn output>)")
+    listen.add_argument("--fail-first", type=int, default=0, metavar="N",
+                        help="answer the first N verified deliveries 503, to watch the retries")
+    listen.add_argument("--count", type=int, default=None, metavar="N",
+                        help="exit after N events were accepted (default: until Ctrl-C)")
+    listen.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                        help="with --count: give up (exit 4) after this long")
+
+
+def run_listen(args: Any, stdout: Any, stderr: Any) -> int:
+    if not args.secret:
+        stderr.write("error: the signing secret is required: --secret or CALLBACK_SECRET\n")
+        return 2
+
+    def show(delivery: Delivery) -> None:
+        stdout.write(describe(delivery) + "\n")
+        stdout.flush()
+
+    receiver = CallbackReceiver(secret=args.secret, host=args.host, port=args.port, path=args.path,
+                                fail_first=args.fail_first, on_delivery=show)
+    try:
+        receiver.start()
+    except OSError as error:
+        stderr.write(f"error: cannot listen on {args.host}:{args.port}: {error}\n")
+        return 3
+    stderr.write(f"listening on {receiver.url} (Ctrl-C to stop)\n")
+    stderr.flush()
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    try:
+        while args.count is None or len(receiver.accepted) < args.count:
+            if deadline is not None and time.monotonic() > deadline:
+                stderr.write(f"gave up: {len(receiver.accepted)} of {args.count} events after {args.timeout} s\n")
+                return 4
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        receiver.stop()
+    return 0
