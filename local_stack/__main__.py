@@ -317,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"  buckets              {pipeline.resources.input_bucket}, {pipeline.resources.output_bucket},"
                     f" {pipeline.resources.failure_bucket}",
                     f"  logs                 {_log_path(config)}",
+                    *([f"  callbacks secret     {pipeline.callbacks.secret}   (CALLBACK_SECRET for "
+                       "`inference_client listen`; receivers at http://127.0.0.1:<port> allowed here only)"]
+                      if pipeline.callbacks is not None else []),
                     "",
                     "  try:  .venv/bin/python -m inference_client --url "
                     f"{pipeline.api_url} invoke --wait --text 'Hello from my laptop'",
