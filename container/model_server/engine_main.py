@@ -24,6 +24,7 @@ import sys
 from typing import Any
 
 from . import transport
+from .bodies import RELEASE_AFTER_BYTES, release_memory
 from .engine_core import EngineCore
 from .errors import ServerError, from_model_exception
 from .logs import configure_logging
@@ -76,9 +77,10 @@ class EngineServer:
         self.reply({"id": None, "type": "status", "status": state.status, "error": state.error,
                     "task": loaded.task if loaded else None,
                     "user_code": bool(loaded and loaded.user_code is not None),
-                    "device": loaded.device if loaded else None})
+                    "device": loaded.device if loaded else None,
+                    "torch_threads": sys.modules["torch"].get_num_threads()})
 
-    def dispatch(self, message: dict[str, Any]) -> None:
+    def dispatch(self, message: dict[str, Any], size: int) -> None:
         if message["type"] == "cancel":
             task = self.running.get(message["id"])
             if task is not None:
@@ -87,6 +89,9 @@ class EngineServer:
         task = asyncio.get_running_loop().create_task(self.serve_one(message))
         self.running[message["id"]] = task
         task.add_done_callback(lambda _: self.running.pop(message["id"], None))
+        if size >= RELEASE_AFTER_BYTES:
+            # As the front end does after a large body: hand freed heap pages back once it is answered.
+            task.add_done_callback(lambda _: asyncio.get_running_loop().run_in_executor(None, release_memory))
 
     async def serve_one(self, message: dict[str, Any]) -> None:
         reply: dict[str, Any] = {"id": message["id"]}
@@ -124,13 +129,13 @@ async def serve(sock: socket.socket) -> int:
     try:
         while True:
             try:
-                message = await transport.receive(reader)
+                message, size = await transport.receive_sized(reader)
             except (asyncio.IncompleteReadError, ConnectionError):
                 log.info("front end gone, engine stopping", extra={"event": "engine_orphaned"})
                 break
             if message["type"] == "stop":
                 break
-            server.dispatch(message)
+            server.dispatch(message, size)
     finally:
         status.cancel()
         if server.running:

@@ -151,7 +151,8 @@ class EngineProcess:
                 if message["status"] == "ready":
                     self._ever_ready = True
                     log.info("engine ready", extra={"event": "engine_ready", "engine": self.name, "pid": proc.pid,
-                                                     "device": message["device"]})
+                                                     "device": message["device"],
+                                                     "torch_threads": message["torch_threads"]})
                 self._set_status(message["status"], message["error"])
                 continue
             future = self._pending.pop(message["id"], None)

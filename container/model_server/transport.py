@@ -49,11 +49,17 @@ def send(writer: asyncio.StreamWriter, message: Any) -> None:
 
 async def receive(reader: asyncio.StreamReader) -> Any:
     """The next message; ``asyncio.IncompleteReadError`` when the other end is gone."""
+    message, _ = await receive_sized(reader)
+    return message
+
+
+async def receive_sized(reader: asyncio.StreamReader) -> tuple[Any, int]:
+    """The next message and the bytes its frame took (large ones are worth a ``release_memory``)."""
     data_length, count = _HEADER.unpack(await reader.readexactly(_HEADER.size))
     lengths = [_LENGTH.unpack(await reader.readexactly(_LENGTH.size))[0] for _ in range(count)]
     data = await reader.readexactly(data_length)
     buffers = [await reader.readexactly(length) for length in lengths]
-    return pickle.loads(data, buffers=buffers)
+    return pickle.loads(data, buffers=buffers), data_length + sum(lengths)
 
 
 def out_of_band(payload: bytes) -> pickle.PickleBuffer:

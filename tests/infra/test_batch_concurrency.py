@@ -17,7 +17,12 @@ import botocore.session
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from app_config import ConfigError, environment_names, load_environment, parse_environment
+from app_config import (
+    ConfigError,
+    environment_names,
+    load_environment,
+    parse_environment,
+)
 from app_config.environments import ENVIRONMENTS
 
 from .conftest import ROOT, Synthesized
