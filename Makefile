@@ -114,8 +114,8 @@ $(DEMO_MODEL)/config.json: devtools/tiny_model.py | $(VENV)/.installed
 	$(PY) -m devtools.tiny_model $(DEMO_MODEL)
 
 .PHONY: serve
-serve: $(VENV)/.installed ## Run the model server on the host (MODEL_DIR or HF_MODEL_ID, HF_TASK, SAGEMAKER_BIND_TO_PORT=8080)
-	@if [ -z "$$MODEL_DIR$$HF_MODEL_ID" ]; then \
+serve: $(VENV)/.installed ## Run the model server on the host (MODEL_DIR or HF_MODEL_ID, HF_TASK, SAGEMAKER_BIND_TO_PORT=8080; SAGEMAKER_MULTI_MODEL=true: no model until POST /models)
+	@if [ -z "$$MODEL_DIR$$HF_MODEL_ID" ] && [ "$$SAGEMAKER_MULTI_MODEL" != "true" ]; then \
 		$(MAKE) --no-print-directory $(DEMO_MODEL)/config.json && \
 		echo "serve: MODEL_DIR and HF_MODEL_ID unset: serving the tiny demo model in $(DEMO_MODEL)" >&2 && \
 		export MODEL_DIR=$(CURDIR)/$(DEMO_MODEL); \

@@ -72,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
     from pydantic import ValidationError
 
-    from .app import create_app
-    from .engine_process import EngineProcess
+    from .multi_model_app import serving_app
     from .logs import configure_logging
     from .settings import Settings, describe_errors
 
@@ -90,8 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger(__name__).info("starting", extra={"event": "start", "settings": settings.public_dict()})
     config = uvicorn.Config(
         # The model, its batcher and torch's threads live in an engine process (engine.py):
-        # this process only speaks HTTP, so /ping never waits behind inference.
-        create_app(settings, engine=EngineProcess(settings)),
+        # this process only speaks HTTP, so /ping never waits behind inference. Several models
+        # (SAGEMAKER_MULTI_MODEL=true, or MODEL_DIR of <name>/ folders): one engine per model.
+        serving_app(settings),
         log_config=None,  # logs.py already set up JSON logging
         access_log=settings.access_log,
         timeout_graceful_shutdown=settings.graceful_shutdown_s,

@@ -79,6 +79,59 @@ class EchoCustomAttributes:
         await self.app(scope, receive, send_echo)
 
 
+async def invoke_or_error(request: Request, engine: Engine, settings: Settings) -> Response:
+    """Serve one inference request with `engine`; every failure is a JSON error answer."""
+    try:
+        return await invoke(request, engine, settings)
+    except ServerError as exc:
+        log.log(logging.WARNING if exc.status >= 500 else logging.INFO, "request failed",
+                extra={"event": "request_error", "status": exc.status, "error": exc.message})
+        return error_response(exc)
+    except Exception as exc:  # noqa: BLE001 - the server keeps serving whatever happens
+        log.exception("unexpected error")
+        return error_response(from_model_exception(exc))
+
+
+async def invoke(request: Request, engine: Engine, settings: Settings) -> Response:
+    """/invocations against `engine` (the multi-model routes reuse it per model: multi_model_app.py)."""
+    if engine.status != "ready":
+        raise ModelNotReady(f"model is {engine.status}" + (f": {engine.error}" if engine.error else ""))
+    task = engine.task
+    headers = request.headers
+    if engine.user_code:
+        # User hooks decide what they accept and produce (toolkit semantics).
+        body = await read_body(request, settings.max_request_bytes)
+        hook = await engine.handle(body, headers.get("content-type") or codec.JSON, headers.get("accept"),
+                                   dict(headers))
+        return Response(hook.body, status_code=hook.status, media_type=hook.content_type,
+                        headers={**hook.headers, BATCH_SIZE_HEADER: "1", BATCH_REQUESTS_HEADER: "1"})
+    # Everything about the request is checked before it joins a batch.
+    accept = headers.get("accept")
+    codec.check_accept(accept)
+    kind = codec.request_kind(headers.get("content-type"))
+    if kind not in tasks.input_kinds(task):
+        raise UnsupportedMediaType(f"Content-Type {headers.get('content-type')!r} is not an input of {task}")
+    body = await read_body(request, settings.max_request_bytes)
+    if kind in (codec.KIND_IMAGE, codec.KIND_AUDIO, codec.KIND_NPY) or len(body) > SPOOL_MEMORY_BYTES:
+        # Decoding media or a large document is real work: off the event loop, which answers /ping.
+        payload = await run_in_threadpool(codec.decode, body, kind)
+    else:
+        payload = codec.decode(body, kind)
+    # The engine validates (a 4xx naming the field) before the request joins a batch.
+    outputs, info = await engine.infer(payload.inputs, payload.parameters)
+    if payload.is_batch:
+        result: Any = outputs
+    elif settings.response_shape == "toolkit":
+        result = tasks.single_output(task, outputs[0])
+    else:
+        result = outputs[0]
+    data, media_type = codec.encode_response(result, accept)
+    return Response(
+        data, media_type=media_type,
+        headers={BATCH_SIZE_HEADER: str(info.size), BATCH_REQUESTS_HEADER: str(info.requests)},
+    )
+
+
 def create_app(settings: Settings, state: ModelState | None = None, *, engine: Engine | None = None) -> ASGIApp:
     """The app, serving ``engine``; without one, the engine runs in this process (``ThreadEngine``)."""
     engine = engine or ThreadEngine(settings, state)
@@ -108,53 +161,7 @@ def create_app(settings: Settings, state: ModelState | None = None, *, engine: E
         return response
 
     async def _invoke_or_error(request: Request) -> Response:
-        try:
-            return await _invoke(request)
-        except ServerError as exc:
-            log.log(logging.WARNING if exc.status >= 500 else logging.INFO, "request failed",
-                    extra={"event": "request_error", "status": exc.status, "error": exc.message})
-            return error_response(exc)
-        except Exception as exc:  # noqa: BLE001 - the server keeps serving whatever happens
-            log.exception("unexpected error")
-            return error_response(from_model_exception(exc))
-
-    async def _invoke(request: Request) -> Response:
-        if engine.status != "ready":
-            raise ModelNotReady(f"model is {engine.status}" + (f": {engine.error}" if engine.error else ""))
-        task = engine.task
-        headers = request.headers
-        if engine.user_code:
-            # User hooks decide what they accept and produce (toolkit semantics).
-            body = await read_body(request, settings.max_request_bytes)
-            hook = await engine.handle(body, headers.get("content-type") or codec.JSON, headers.get("accept"),
-                                       dict(headers))
-            return Response(hook.body, status_code=hook.status, media_type=hook.content_type,
-                            headers={**hook.headers, BATCH_SIZE_HEADER: "1", BATCH_REQUESTS_HEADER: "1"})
-        # Everything about the request is checked before it joins a batch.
-        accept = headers.get("accept")
-        codec.check_accept(accept)
-        kind = codec.request_kind(headers.get("content-type"))
-        if kind not in tasks.input_kinds(task):
-            raise UnsupportedMediaType(f"Content-Type {headers.get('content-type')!r} is not an input of {task}")
-        body = await read_body(request, settings.max_request_bytes)
-        if kind in (codec.KIND_IMAGE, codec.KIND_AUDIO, codec.KIND_NPY) or len(body) > SPOOL_MEMORY_BYTES:
-            # Decoding media or a large document is real work: off the event loop, which answers /ping.
-            payload = await run_in_threadpool(codec.decode, body, kind)
-        else:
-            payload = codec.decode(body, kind)
-        # The engine validates (a 4xx naming the field) before the request joins a batch.
-        outputs, info = await engine.infer(payload.inputs, payload.parameters)
-        if payload.is_batch:
-            result: Any = outputs
-        elif settings.response_shape == "toolkit":
-            result = tasks.single_output(task, outputs[0])
-        else:
-            result = outputs[0]
-        data, media_type = codec.encode_response(result, accept)
-        return Response(
-            data, media_type=media_type,
-            headers={BATCH_SIZE_HEADER: str(info.size), BATCH_REQUESTS_HEADER: str(info.requests)},
-        )
+        return await invoke_or_error(request, engine, settings)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         # 404 / 405 as JSON too: every error body is JSON.

@@ -70,6 +70,16 @@ class Settings(BaseSettings):
     # tokenizing (bodies.py, truncation.py), so the limit is not a memory bound.
     max_request_bytes: int = Field(1024**3, ge=1)
 
+    # --- several models (multi_model.py) -----------------------------------------------
+    # SageMaker sets SAGEMAKER_MULTI_MODEL=true on a multi-model endpoint: the server starts with
+    # no model and serves SageMaker's model-management API (/models). A MODEL_DIR of <name>/
+    # model folders serves them too, without this variable (several models behind one async endpoint).
+    multi_model: bool = Field(False, validation_alias="SAGEMAKER_MULTI_MODEL")
+    # Memory the loaded models' engines may hold together (bytes of RSS). Unset: what the machine
+    # (or the container's cgroup limit) has available. A load that does not fit is 507, or, with a
+    # folders artifact, evicts the least recently used idle model first.
+    models_memory_bytes: int | None = Field(None, ge=1)
+
     # --- lifecycle --------------------------------------------------------------------
     # SageMaker sends SIGKILL 30 s after SIGTERM: drain well inside that.
     graceful_shutdown_s: float = Field(25.0, ge=0)
