@@ -226,3 +226,10 @@ def test_folders_route_by_custom_attribute_and_evict_least_recently_used(
     assert unknown.status_code == 404 and "sentiment" in unknown.json()["message"]  # lists what exists
     unnamed = ask(None)
     assert unnamed.status_code == 400 and "model=<name>" in unnamed.json()["message"]
+
+
+def test_the_image_declares_multi_model_support() -> None:
+    """SageMaker's label for containers that implement the multi-model API (build-multi-model-build-container)."""
+    from tests.container.test_dockerfile import instructions
+
+    assert "com.amazonaws.sagemaker.capabilities.multi-models=true" in " ".join(instructions("LABEL"))
