@@ -157,3 +157,26 @@ def test_timeouts_are_bounded_and_retryable():
         assert outcome.status is None and outcome.retryable and "timed out" in (outcome.error or "")
     finally:
         silent.close()
+
+
+def test_the_documented_verification_sample_works():
+    """docs/api.md's Python sample, run as written, on deliveries signed by the notifier's code
+    and by the standardwebhooks package."""
+    import re
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", text, re.DOTALL) if "def verify(secret" in b]
+    assert len(blocks) == 1
+    namespace: dict = {}
+    exec(compile(blocks[0], "docs/api.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    verify = namespace["verify"]
+    now = int(time.time())
+    assert verify(SECRET, webhooks.signed_headers(SECRET, "msg_doc", now, BODY), BODY) == "msg_doc"
+    moment = datetime.datetime.now(datetime.timezone.utc)
+    theirs = {"webhook-id": "msg_std", "webhook-timestamp": str(int(moment.timestamp())),
+              "webhook-signature": standardwebhooks.Webhook(SECRET).sign("msg_std", moment, BODY.decode())}
+    assert verify("whsec_" + SECRET, theirs, BODY) == "msg_std"
+    with pytest.raises(ValueError, match="bad signature"):
+        verify(SECRET, webhooks.signed_headers(SECRET, "msg_doc", now, BODY), BODY + b" ")
+    with pytest.raises(ValueError, match="replay"):
+        verify(SECRET, webhooks.signed_headers(SECRET, "msg_doc", now - 3600, BODY), BODY)
