@@ -1,5 +1,5 @@
-"""The client API Lambda. Deployed as the asset root: `app.handler` is the entry point.
+"""The client API Lambda and the callback notifier, shipped as one asset.
 
-This file only makes the folder importable as `api_handler` for tests and local runs;
-Lambda imports `app` as a top-level module from the asset root.
+The asset root holds this package (inference_constructs/lambda_code.py), so Lambda imports
+`api_handler.app.handler` exactly as the tests and the local stack do.
 """

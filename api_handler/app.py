@@ -27,26 +27,19 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate
 
-if __package__:  # imported as api_handler.app (tests, local runs)
-    from .async_api import logic, schemas
-    from .async_api.callers import caller_of
-    from .async_api.errors import ApiError, BadRequest, NotFound, UnsupportedMediaType
-    from .async_api.json_input import parse_json
-    from .async_api.realtime import SYNC_MODES, SyncInferenceService, build_sync_clients
-    from .async_api.service import Deadline, InferenceService, build_clients
-    from .async_api.settings import Settings
-else:  # Lambda: the asset root is on sys.path and this file is the top-level module `app`
-    from async_api import logic, schemas
-    from async_api.callers import caller_of
-    from async_api.errors import ApiError, BadRequest, NotFound, UnsupportedMediaType
-    from async_api.json_input import parse_json
-    from async_api.realtime import SYNC_MODES, SyncInferenceService, build_sync_clients
-    from async_api.service import Deadline, InferenceService, build_clients
-    from async_api.settings import Settings
+from api_handler import contract
+from api_handler.async_api import logic, schemas
+from api_handler.async_api.callers import caller_of
+from api_handler.async_api.errors import ApiError, BadRequest, NotFound, UnsupportedMediaType
+from api_handler.async_api.json_input import parse_json
+from api_handler.async_api.realtime import SYNC_MODES, SyncInferenceService, build_sync_clients
+from api_handler.async_api.service import Deadline, InferenceService, build_clients
+from api_handler.async_api.settings import Settings
 
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "inference-api"))
-tracer = Tracer(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "inference-api"))
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "AsyncInference"))
+_SERVICE = os.environ.get(contract.Env.POWERTOOLS_SERVICE_NAME, contract.DEFAULT_SERVICE_NAME)
+logger = Logger(service=_SERVICE)
+tracer = Tracer(service=_SERVICE)
+metrics = Metrics(namespace=os.environ.get(contract.Env.POWERTOOLS_METRICS_NAMESPACE, contract.METRICS_NAMESPACE))
 app = APIGatewayRestResolver()
 
 # Leave time to serialize and return the answer before the Lambda timeout.
@@ -97,13 +90,13 @@ def _error_body(code: str, message: str, request_id: str) -> dict[str, str]:
 
 
 # ----------------------------------------------------------------------------- routes
-@app.post("/invocations")
+@app.post(contract.SUBMIT.powertools_path)
 @tracer.capture_method(capture_response=False)
 def submit() -> Response:
     return _submit(None)
 
 
-@app.post("/models/<model_name>/invocations")
+@app.post(contract.SUBMIT_TO_MODEL.powertools_path)
 @tracer.capture_method(capture_response=False)
 def submit_to_model(model_name: str) -> Response:
     # API Gateway's own path parameter (decoded once), as for GET /invocations/{inference_id}.
@@ -136,7 +129,7 @@ def _submit(path_model: str | None) -> Response:
     return _json(202, logic.accepted_body(receipt, url), headers)
 
 
-@app.post("/uploads")
+@app.post(contract.UPLOAD.powertools_path)
 @tracer.capture_method(capture_response=False)
 def create_upload() -> Response:
     svc = service()
@@ -159,7 +152,7 @@ def create_upload() -> Response:
     return _json(201, answer)
 
 
-@app.get("/invocations/<inference_id>")
+@app.get(contract.STATUS.powertools_path)
 @tracer.capture_method(capture_response=False)
 def get_status(inference_id: str) -> Response:
     # API Gateway's own path parameter, not the resolver's capture: the resolver's route regex

@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from api_handler import contract as api_contract
 from app_config.aws_types import AccountId, RegionName
 from app_config.callbacks import CallbacksConfig
 from app_config.gpu_drivers import is_arm_instance, is_gpu_instance, is_neuron_instance
@@ -283,19 +284,22 @@ class ApiConfig(_Strict):
     # API Gateway throttles (429) before Lambda would (a throttled integration is a 5xx).
     # Reserving N needs an account concurrency quota of at least N + 100 (docs/operations.md).
     reserved_concurrency: int | None = Field(None, ge=1)
+    # The limits are the handler's (api_handler/contract.py), so config and handler agree.
     # Results up to this size are returned inline; larger ones as a presigned URL.
-    inline_result_max_bytes: int = Field(262_144, ge=0, le=4 * 1024**2)
-    # Largest inline request body; larger payloads use POST /uploads (Lambda's 6 MB
-    # event limit applies to the base64-encoded body).
-    max_request_bytes: int = Field(4 * 1024**2, ge=1, le=4_500_000)
+    inline_result_max_bytes: int = Field(
+        api_contract.DEFAULT_INLINE_RESULT_MAX_BYTES, ge=0, le=api_contract.INLINE_RESULT_MAX_BYTES_LIMIT
+    )
+    # Largest inline request body; larger payloads use POST /uploads.
+    max_request_bytes: int = Field(api_contract.DEFAULT_MAX_REQUEST_BYTES, ge=1, le=api_contract.MAX_REQUEST_BYTES_LIMIT)
     # Largest upload (POST /uploads): bound in the signed upload policy, so S3 itself refuses
     # more, and checked again at submit. SageMaker's async payload limit (1 GB) is the ceiling.
-    max_upload_bytes: int = Field(1024**3, ge=1, le=1024**3)
-    allowed_content_types: tuple[str, ...] = (
-        "application/json", "application/jsonlines", "text/plain", "text/csv",
-        "application/octet-stream", "application/x-npy", "image/*", "audio/*",
-    )  # fmt: skip
-    status_retry_after_seconds: int = Field(10, ge=1, le=3600)
+    max_upload_bytes: int = Field(
+        api_contract.MAX_ASYNC_PAYLOAD_BYTES, ge=1, le=api_contract.MAX_ASYNC_PAYLOAD_BYTES
+    )
+    allowed_content_types: tuple[str, ...] = api_contract.DEFAULT_ALLOWED_CONTENT_TYPES
+    status_retry_after_seconds: int = Field(
+        10, ge=api_contract.STATUS_RETRY_AFTER_RANGE[0], le=api_contract.STATUS_RETRY_AFTER_RANGE[1]
+    )
     memory_size_mb: int = Field(512, ge=128, le=10_240)
     # Execution logging needs the account's API Gateway CloudWatch role (one per account
     # and region). False when another stack or the account baseline already sets it.

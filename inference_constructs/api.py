@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
@@ -23,19 +22,29 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from api_handler.async_api import schemas
+from api_handler.contract import (
+    API_HANDLER,
+    DEFAULT_SERVICE_NAME,
+    LAMBDA_TIMEOUT_SECONDS,
+    METRICS_NAMESPACE,
+    STATUS,
+    SUBMIT,
+    SUBMIT_TO_MODEL,
+    TEXT_MEDIA_PREFIXES,
+    UPLOAD,
+    Env,
+    Route,
+)
 from inference_constructs.encryption import allow_cloudwatch_logs, removal_policy
-from inference_constructs.storage import FAILURE_PREFIX, INPUT_PREFIX, OUTPUT_PREFIX, UPLOAD_PREFIX
+from inference_constructs.lambda_code import handler_code
+from api_handler.contract import FAILURE_PREFIX, INPUT_PREFIX, OUTPUT_PREFIX, UPLOAD_PREFIX
 
-HANDLER_DIR = Path(__file__).resolve().parents[1] / "api_handler"
 # Keep equal to the aws-lambda-powertools pin in requirements-dev.txt (a test checks it):
 # the tests run against the very version the Lambda gets from the layer.
 POWERTOOLS_VERSION = "3.37.0"
-# Namespace of the handler's own metrics (InferencesSubmitted, IdempotentReplays, ...).
-METRICS_NAMESPACE = "AsyncInference"
 RUNTIME = lambda_.Runtime.PYTHON_3_14  # the latest Python runtime aws-cdk-lib 2.275 offers
 ARCHITECTURE = lambda_.Architecture.X86_64
-# API Gateway's integration timeout is 29 s; the handler answers before its own timeout.
-LAMBDA_TIMEOUT = cdk.Duration.seconds(28)
+LAMBDA_TIMEOUT = cdk.Duration.seconds(LAMBDA_TIMEOUT_SECONDS)
 
 # JSON error body of every gateway-generated answer, matching the handler's {error, message, requestId}.
 # $context.error.messageString is already a quoted JSON string.
@@ -63,9 +72,6 @@ INVOKE_ACTIONS = {
     "multimodel": "sagemaker:InvokeEndpoint",  # with TargetModel: the same action
 }
 
-# Media types API Gateway must hand to the Lambda as base64 so their bytes survive.
-# Text-like types (JSON, text/*) stay text, so the request validator can read JSON bodies.
-_TEXT_MEDIA_PREFIXES = ("text/", "application/json", "application/jsonlines", "application/x-ndjson")
 
 
 def powertools_layer_parameter(version: str = POWERTOOLS_VERSION) -> str:
@@ -74,7 +80,7 @@ def powertools_layer_parameter(version: str = POWERTOOLS_VERSION) -> str:
 
 
 def binary_media_types(allowed_content_types: Sequence[str]) -> list[str]:
-    return [item for item in allowed_content_types if not item.startswith(_TEXT_MEDIA_PREFIXES)]
+    return [item for item in allowed_content_types if not item.startswith(TEXT_MEDIA_PREFIXES)]
 
 
 @dataclass(frozen=True)
@@ -126,9 +132,8 @@ class InferenceApi(Construct):
         manage_account_cloudwatch_role: bool,
         usage_plan: UsagePlan | None = None,
         api_name: str | None = None,
-        service_name: str = "inference-api",
+        service_name: str = DEFAULT_SERVICE_NAME,
         retain_logs: bool = False,
-        code_dir: Path = HANDLER_DIR,
     ) -> None:
         super().__init__(scope, construct_id)
         retention = _RETENTION[log_retention_days]
@@ -138,28 +143,27 @@ class InferenceApi(Construct):
         allow_cloudwatch_logs(data_key)
 
         self.function = self._function(
-            code_dir=code_dir,
             retention=retention,
             removal=removal,
             memory_size_mb=memory_size_mb,
             reserved_concurrency=reserved_concurrency,
             log_key=data_key,
             environment={
-                "INPUT_BUCKET": input_bucket.bucket_name,
-                "OUTPUT_BUCKET": output_bucket.bucket_name,
-                "FAILURE_BUCKET": failure_bucket.bucket_name,
-                "ENDPOINT_NAME": endpoint_name,
+                Env.INPUT_BUCKET: input_bucket.bucket_name,
+                Env.OUTPUT_BUCKET: output_bucket.bucket_name,
+                Env.FAILURE_BUCKET: failure_bucket.bucket_name,
+                Env.ENDPOINT_NAME: endpoint_name,
                 # async: InvokeEndpointAsync and 202; realtime/serverless: InvokeEndpoint and 200.
-                "HOSTING_MODE": hosting_mode,
-                "DEFAULT_INVOCATION_TIMEOUT_SECONDS": str(default_invocation_timeout_seconds),
-                "DEFAULT_REQUEST_TTL_SECONDS": str(default_request_ttl_seconds),
-                "INLINE_RESULT_MAX_BYTES": str(inline_result_max_bytes),
-                "MAX_REQUEST_BYTES": str(max_request_bytes),
-                "MAX_UPLOAD_BYTES": str(max_upload_bytes),
-                "ALLOWED_CONTENT_TYPES": ",".join(allowed_content_types),
-                "STATUS_RETRY_AFTER_SECONDS": str(status_retry_after_seconds),
-                "POWERTOOLS_SERVICE_NAME": service_name,
-                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                Env.HOSTING_MODE: hosting_mode,
+                Env.DEFAULT_INVOCATION_TIMEOUT_SECONDS: str(default_invocation_timeout_seconds),
+                Env.DEFAULT_REQUEST_TTL_SECONDS: str(default_request_ttl_seconds),
+                Env.INLINE_RESULT_MAX_BYTES: str(inline_result_max_bytes),
+                Env.MAX_REQUEST_BYTES: str(max_request_bytes),
+                Env.MAX_UPLOAD_BYTES: str(max_upload_bytes),
+                Env.ALLOWED_CONTENT_TYPES: ",".join(allowed_content_types),
+                Env.STATUS_RETRY_AFTER_SECONDS: str(status_retry_after_seconds),
+                Env.POWERTOOLS_SERVICE_NAME: service_name,
+                Env.POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
             },
         )
@@ -221,7 +225,6 @@ class InferenceApi(Construct):
     def _function(
         self,
         *,
-        code_dir: Path,
         retention: logs.RetentionDays,
         removal: cdk.RemovalPolicy,
         memory_size_mb: int,
@@ -249,9 +252,8 @@ class InferenceApi(Construct):
             "Handler",
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
-            handler="app.handler",
-            # First-party code only; __pycache__ excluded so the asset hash is the same on every machine.
-            code=lambda_.Code.from_asset(str(code_dir), exclude=["__pycache__", "**/__pycache__", "*.pyc"]),
+            handler=API_HANDLER,
+            code=handler_code(),
             layers=[lambda_.LayerVersion.from_layer_version_arn(self, "PowertoolsLayer", layer_arn)],
             role=self.role,
             log_group=log_group,
@@ -363,18 +365,21 @@ class InferenceApi(Construct):
             "method.request.querystring.model": False,
         }
 
-        invocations = api.root.add_resource("invocations")
+        # Resources and methods from the routes the handler serves (api_handler/contract.py).
+        def resource(route: Route) -> apigw.Resource:
+            return api.root.resource_for_path(route.path)
+
         # The body of POST /invocations is the model's own input: any document of an
         # allowed type, so there is no body model; the handler checks type and size.
-        invocations.add_method(
-            "POST",
+        resource(SUBMIT).add_method(
+            SUBMIT.method,
             integration,
             request_validator=params_only,
             request_parameters=optional_headers,
             api_key_required=api_key_required,
         )
-        invocations.add_resource("{inference_id}").add_method(
-            "GET",
+        resource(STATUS).add_method(
+            STATUS.method,
             integration,
             request_validator=params_only,
             request_parameters={"method.request.path.inference_id": True},
@@ -383,15 +388,15 @@ class InferenceApi(Construct):
         # The same submit for a named model (api_handler/async_api/model_name.py): TargetModel on a
         # multi-model endpoint, custom attribute model=<name> otherwise. POST /invocations takes the
         # name as ?model= or X-Amzn-SageMaker-Target-Model too.
-        api.root.add_resource("models").add_resource("{model_name}").add_resource("invocations").add_method(
-            "POST",
+        resource(SUBMIT_TO_MODEL).add_method(
+            SUBMIT_TO_MODEL.method,
             integration,
             request_validator=params_only,
             request_parameters={**optional_headers, "method.request.path.model_name": True},
             api_key_required=api_key_required,
         )
-        api.root.add_resource("uploads").add_method(
-            "POST",
+        resource(UPLOAD).add_method(
+            UPLOAD.method,
             integration,
             request_validator=body_and_params,
             request_models={"application/json": upload_model},

@@ -20,7 +20,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from inference_constructs.storage import INPUT_PREFIX, OUTPUT_PREFIX
+from api_handler.contract import INPUT_PREFIX, OUTPUT_PREFIX
 
 BATCH_INPUT_PREFIX = f"{INPUT_PREFIX}batch/"
 BATCH_OUTPUT_PREFIX = f"{OUTPUT_PREFIX}batch/"

@@ -15,7 +15,6 @@ template); callers read it through the stack output CallbackSecretArn.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -34,17 +33,18 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from api_handler.async_api.callback_state import STATE_FILE
+from api_handler.contract import NOTIFIER_HANDLER, RECEIPT_FILE
 from api_handler.notifier.schedule import max_attempts
 from inference_constructs.api import _RETENTION as RETENTION_BY_DAYS  # one table of CloudWatch's retention values
 from inference_constructs.api import (
     ARCHITECTURE,
-    HANDLER_DIR,
     RUNTIME,
     list_within_prefixes,
     powertools_layer_parameter,
 )
 from inference_constructs.encryption import allow_cloudwatch_logs, customer_managed_key, removal_policy
-from inference_constructs.storage import FAILURE_PREFIX, INPUT_PREFIX, OUTPUT_PREFIX
+from inference_constructs.lambda_code import handler_code
+from api_handler.contract import FAILURE_PREFIX, INPUT_PREFIX, OUTPUT_PREFIX
 
 NOTIFIER_TIMEOUT = cdk.Duration.seconds(60)
 # Lambda's guidance for SQS sources: a visibility timeout of at least six times the function
@@ -93,7 +93,6 @@ class InferenceCallbacks(Construct):
         alarm_topic: sns.ITopic,
         log_retention_days: int,
         retain: bool,
-        code_dir: Path = HANDLER_DIR,
     ) -> None:
         super().__init__(scope, construct_id)
         self.allowed_hosts = tuple(allowed_hosts)
@@ -143,9 +142,9 @@ class InferenceCallbacks(Construct):
             "Notifier",
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
-            handler="notifier.handler.handler",
+            handler=NOTIFIER_HANDLER,
             # The API's asset: the notifier reuses its receipt and result code.
-            code=lambda_.Code.from_asset(str(code_dir), exclude=["__pycache__", "**/__pycache__", "*.pyc"]),
+            code=handler_code(),
             layers=[lambda_.LayerVersion.from_layer_version_arn(self, "PowertoolsLayer", layer_arn)],
             role=self.role,
             log_group=log_group,
@@ -187,7 +186,7 @@ class InferenceCallbacks(Construct):
     def _grant(self, *, input_bucket: s3.IBucket, output_bucket: s3.IBucket, failure_bucket: s3.IBucket,
                data_key: kms.IKey) -> None:
         """Exactly what notify.py does (bucket.grant_* would add wildcard actions)."""
-        receipts = input_bucket.arn_for_objects(f"{INPUT_PREFIX}*/receipt.json")
+        receipts = input_bucket.arn_for_objects(f"{INPUT_PREFIX}*/{RECEIPT_FILE}")
         states = input_bucket.arn_for_objects(f"{INPUT_PREFIX}*/{STATE_FILE}")
         outputs = output_bucket.arn_for_objects(f"{OUTPUT_PREFIX}*")
         failures = failure_bucket.arn_for_objects(f"{FAILURE_PREFIX}*")

@@ -7,14 +7,12 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from api_handler.contract import FAILURE_PREFIX, INPUT_PREFIX, OUTPUT_PREFIX
 from inference_constructs.encryption import customer_managed_key, removal_policy
 
-# Key prefixes inside the three buckets. IAM statements are scoped to them, so a
-# principal that may write responses cannot overwrite anything else in the bucket.
-INPUT_PREFIX = "requests/"
-OUTPUT_PREFIX = "responses/"
-FAILURE_PREFIX = "failures/"
-UPLOAD_PREFIX = "uploads/"
+# The key prefixes inside the three buckets are the API's storage layout (api_handler/contract.py).
+# IAM statements are scoped to them, so a principal that may write responses cannot overwrite
+# anything else in the bucket.
 
 
 class InferenceStorage(Construct):

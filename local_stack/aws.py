@@ -18,13 +18,13 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-# The stack's storage layout (inference_constructs/storage.py). Copied, not imported:
-# importing that module starts the jsii runtime (seconds, and a Node process) in a
-# pipeline that needs no CDK. tests/e2e/test_local_stack.py pins them equal.
-INPUT_PREFIX = "requests/"
-UPLOAD_PREFIX = "uploads/"
-OUTPUT_PREFIX = "responses/"
-FAILURE_PREFIX = "failures/"
+from api_handler import contract
+
+# The API's storage layout (api_handler/contract.py), re-exported for the stand-ins.
+INPUT_PREFIX = contract.INPUT_PREFIX
+UPLOAD_PREFIX = contract.UPLOAD_PREFIX
+OUTPUT_PREFIX = contract.OUTPUT_PREFIX
+FAILURE_PREFIX = contract.FAILURE_PREFIX
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account

@@ -1,7 +1,7 @@
 """The notifier Lambda behind a local stand-in for its SQS event source mapping.
 
 ``python -m local_stack.notifier --queue-url URL`` (the pipeline starts it) imports the real
-handler (``notifier.handler.handler`` from the API asset, as Lambda does), long-polls the
+handler (``api_handler.notifier.handler.handler``, the module Lambda imports from the API asset), long-polls the
 callbacks queue on moto, hands each batch to the handler as the SQS event Lambda builds
 (https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html: messageId, receiptHandle,
 body, attributes, messageAttributes, md5OfBody, eventSource, eventSourceARN, awsRegion), and
@@ -23,9 +23,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from api_handler import contract
 from local_stack.api_gateway import load_handler
 from local_stack.aws import REGION
-from local_stack.container import REPO_ROOT
 
 log = logging.getLogger("local_stack.notifier")
 # What the stack's event source mapping uses (inference_constructs/callbacks.py).
@@ -87,14 +87,13 @@ def poll_once(sqs: Any, queue_url: str, queue_arn: str, handler: Callable[..., A
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the notifier Lambda on a local SQS queue.")
     parser.add_argument("--queue-url", required=True)
-    parser.add_argument("--handler", default="notifier.handler.handler")
-    parser.add_argument("--code-dir", default=str(REPO_ROOT / "api_handler"))
+    parser.add_argument("--handler", default=contract.NOTIFIER_HANDLER)
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("LOCAL_LOG_LEVEL", "INFO"), stream=sys.stderr,
                         format="%(asctime)s notifier[%(process)d] %(message)s")
     from local_stack.aws import aws_client
 
-    handler = load_handler(args.handler, args.code_dir)
+    handler = load_handler(args.handler)
     sqs = aws_client("sqs", os.environ["SQS_ENDPOINT_URL"])
     queue_arn = sqs.get_queue_attributes(QueueUrl=args.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     stop = threading.Event()

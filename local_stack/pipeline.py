@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from api_handler import contract
 from local_stack.async_runtime import AsyncInferenceRuntime, Clock
 from local_stack.aws import FAKE_CREDENTIALS_ENV, LocalResources, MotoService, aws_client, create_resources
 from local_stack.callbacks import (
@@ -62,8 +63,7 @@ class PipelineConfig:
     lambda_env: dict[str, str] = field(default_factory=dict)
     # Where the model server and Lambda processes write; None = inherit (the terminal).
     log_file: IO[Any] | None = None
-    lambda_handler: str = "app.handler"
-    lambda_code_dir: Path = REPO_ROOT / "api_handler"
+    lambda_handler: str = contract.API_HANDLER
 
 
 class LocalPipeline:
@@ -132,19 +132,21 @@ class LocalPipeline:
     def lambda_environment(self) -> dict[str, str]:
         """The API Lambda's environment variables, as the stack would set them, pointed at the stand-ins."""
         assert self.resources is not None and self.runtime is not None and self.aws_endpoint_url is not None
+        env = contract.Env
         return {
-            "INPUT_BUCKET": self.resources.input_bucket,
-            "OUTPUT_BUCKET": self.resources.output_bucket,
-            "FAILURE_BUCKET": self.resources.failure_bucket,
-            "ENDPOINT_NAME": ENDPOINT_NAME,
-            "HOSTING_MODE": self.config.hosting_mode,
-            "SAGEMAKER_RUNTIME_ENDPOINT_URL": self.runtime.endpoint_url,
-            "S3_ENDPOINT_URL": self.aws_endpoint_url,
-            "DEFAULT_INVOCATION_TIMEOUT_SECONDS": str(self.config.default_invocation_timeout_seconds),
-            "DEFAULT_REQUEST_TTL_SECONDS": str(self.config.default_request_ttl_seconds),
-            "STATUS_RETRY_AFTER_SECONDS": str(self.config.status_retry_after_seconds),
-            "POWERTOOLS_SERVICE_NAME": "async-inference-api",
-            "POWERTOOLS_METRICS_NAMESPACE": "AsyncInferenceLocal",
+            env.INPUT_BUCKET: self.resources.input_bucket,
+            env.OUTPUT_BUCKET: self.resources.output_bucket,
+            env.FAILURE_BUCKET: self.resources.failure_bucket,
+            env.ENDPOINT_NAME: ENDPOINT_NAME,
+            env.HOSTING_MODE: self.config.hosting_mode,
+            env.SAGEMAKER_RUNTIME_ENDPOINT_URL: self.runtime.endpoint_url,
+            env.S3_ENDPOINT_URL: self.aws_endpoint_url,
+            env.DEFAULT_INVOCATION_TIMEOUT_SECONDS: str(self.config.default_invocation_timeout_seconds),
+            env.DEFAULT_REQUEST_TTL_SECONDS: str(self.config.default_request_ttl_seconds),
+            env.STATUS_RETRY_AFTER_SECONDS: str(self.config.status_retry_after_seconds),
+            env.POWERTOOLS_SERVICE_NAME: "async-inference-api",
+            # Not the stack's namespace: local runs never mix with deployed metrics.
+            env.POWERTOOLS_METRICS_NAMESPACE: "AsyncInferenceLocal",
             # No X-Ray daemon here: tracing off, so nothing tries to send segments.
             "POWERTOOLS_TRACE_DISABLED": "true",
             **(api_callback_environment() if self.callbacks is not None else {}),
@@ -156,11 +158,10 @@ class LocalPipeline:
         env.update(FAKE_CREDENTIALS_ENV)  # never a real credential in the local Lambda
         env.update(self.lambda_environment())
         env.update(self.config.lambda_env)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
         reuse = self.config.lambda_environments > 1
         for _ in range(self.config.lambda_environments):
             argv = [sys.executable, "-m", "local_stack.api_gateway", "--host", self.config.host, "--port", str(port),
-                    "--handler", self.config.lambda_handler, "--code-dir", str(self.config.lambda_code_dir)]
+                    "--handler", self.config.lambda_handler]
             if reuse:
                 argv.append("--reuse-port")
             process = spawn(argv, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=self.config.log_file)

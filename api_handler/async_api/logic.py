@@ -27,6 +27,8 @@ from .errors import (
     UnsupportedMediaType,
 )
 from .callback_url import check_callback_url
+from api_handler import contract
+
 from .callers import Caller
 from .json_input import parse_json
 from .model_name import requested_model
@@ -40,8 +42,8 @@ CUSTOM_ATTRIBUTES_HEADER = "x-amzn-sagemaker-custom-attributes"
 REPLAYED_HEADER = "Idempotent-Replayed"
 CALLBACK_HEADER = "x-callback-url"
 
-INPUT_PREFIX = "requests/"  # == inference_constructs.storage.INPUT_PREFIX
-UPLOAD_PREFIX = "uploads/"  # == inference_constructs.storage.UPLOAD_PREFIX
+INPUT_PREFIX = contract.INPUT_PREFIX
+UPLOAD_PREFIX = contract.UPLOAD_PREFIX
 
 # Every pattern here is used with fullmatch: `$` would also accept a trailing newline.
 # Inference ids: "k" + 32 hex (derived from caller + Idempotency-Key) or "r" + 32 hex (random).
@@ -184,7 +186,7 @@ def new_upload_id() -> str:
 
 
 def receipt_key(inference_id: str) -> str:
-    return f"{INPUT_PREFIX}{inference_id}/receipt.json"
+    return f"{INPUT_PREFIX}{inference_id}/{contract.RECEIPT_FILE}"
 
 
 def input_key(inference_id: str, payload_sha256: str) -> str:

@@ -24,6 +24,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 
+from api_handler import contract
+
 from . import logic
 from .errors import PayloadTooLarge, Unavailable
 from .logic import SubmitRequest
@@ -33,9 +35,9 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-# == inference_constructs.storage.OUTPUT_PREFIX / FAILURE_PREFIX (where SageMaker puts async results).
-OUTPUT_PREFIX = "responses/"
-FAILURE_PREFIX = "failures/"
+# Where SageMaker puts async results: the handler writes a synchronous answer there too.
+OUTPUT_PREFIX = contract.OUTPUT_PREFIX
+FAILURE_PREFIX = contract.FAILURE_PREFIX
 # InvokeEndpoint's request payload limit (6 MB).
 MAX_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024
 # One attempt: a retried inference would run the model twice within the caller's 29 s.

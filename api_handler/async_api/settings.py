@@ -10,49 +10,40 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
-from .callback_url import CallbackPolicy
-
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-# SageMaker async limits (InvokeEndpointAsync): REFERENCE.md section 2.
-INVOCATION_TIMEOUT_RANGE = (1, 3600)
-REQUEST_TTL_RANGE = (60, 21600)
-MAX_ASYNC_PAYLOAD_BYTES = 1024**3  # 1 GB
+from api_handler import contract
+from api_handler.async_api.callback_url import CallbackPolicy
 
-DEFAULT_ALLOWED_CONTENT_TYPES = (
-    "application/json",
-    "application/jsonlines",
-    "text/plain",
-    "text/csv",
-    "application/octet-stream",
-    "application/x-npy",
-    "image/*",
-    "audio/*",
-)
+# Re-exported for the handler's modules; the values live in the contract.
+INVOCATION_TIMEOUT_RANGE = contract.INVOCATION_TIMEOUT_RANGE
+REQUEST_TTL_RANGE = contract.REQUEST_TTL_RANGE
+MAX_ASYNC_PAYLOAD_BYTES = contract.MAX_ASYNC_PAYLOAD_BYTES
+DEFAULT_ALLOWED_CONTENT_TYPES = contract.DEFAULT_ALLOWED_CONTENT_TYPES
 
-# Environment variable -> field. Kept explicit: this is the contract other tools
-# (the CDK construct, the local end-to-end stack) set, see docs/api.md.
+_ENV = contract.Env
+# Environment variable -> field: the names the construct and the local stack set (api_handler/contract.py).
 ENVIRONMENT = {
-    "INPUT_BUCKET": "input_bucket",
-    "OUTPUT_BUCKET": "output_bucket",
-    "FAILURE_BUCKET": "failure_bucket",
-    "ENDPOINT_NAME": "endpoint_name",
-    "SAGEMAKER_RUNTIME_ENDPOINT_URL": "sagemaker_runtime_endpoint_url",
-    "S3_ENDPOINT_URL": "s3_endpoint_url",
-    "DEFAULT_INVOCATION_TIMEOUT_SECONDS": "default_invocation_timeout_seconds",
-    "DEFAULT_REQUEST_TTL_SECONDS": "default_request_ttl_seconds",
-    "INLINE_RESULT_MAX_BYTES": "inline_result_max_bytes",
-    "MAX_REQUEST_BYTES": "max_request_bytes",
-    "ALLOWED_CONTENT_TYPES": "allowed_content_types",
-    "STATUS_RETRY_AFTER_SECONDS": "status_retry_after_seconds",
-    "UPLOAD_URL_EXPIRY_SECONDS": "upload_url_expiry_seconds",
-    "MAX_UPLOAD_BYTES": "max_upload_bytes",
-    "RESULT_URL_EXPIRY_SECONDS": "result_url_expiry_seconds",
-    "HOSTING_MODE": "hosting_mode",
-    # Completion callbacks (issue 18, callback_url.py): on only where the notifier is deployed.
-    "CALLBACKS_ENABLED": "callbacks_enabled",
-    "CALLBACK_ALLOWED_HOSTS": "callback_allowed_hosts",
-    "CALLBACK_ALLOW_LOOPBACK_HTTP": "callback_allow_loopback_http",
+    _ENV.INPUT_BUCKET: "input_bucket",
+    _ENV.OUTPUT_BUCKET: "output_bucket",
+    _ENV.FAILURE_BUCKET: "failure_bucket",
+    _ENV.ENDPOINT_NAME: "endpoint_name",
+    _ENV.SAGEMAKER_RUNTIME_ENDPOINT_URL: "sagemaker_runtime_endpoint_url",
+    _ENV.S3_ENDPOINT_URL: "s3_endpoint_url",
+    _ENV.DEFAULT_INVOCATION_TIMEOUT_SECONDS: "default_invocation_timeout_seconds",
+    _ENV.DEFAULT_REQUEST_TTL_SECONDS: "default_request_ttl_seconds",
+    _ENV.INLINE_RESULT_MAX_BYTES: "inline_result_max_bytes",
+    _ENV.MAX_REQUEST_BYTES: "max_request_bytes",
+    _ENV.ALLOWED_CONTENT_TYPES: "allowed_content_types",
+    _ENV.STATUS_RETRY_AFTER_SECONDS: "status_retry_after_seconds",
+    _ENV.UPLOAD_URL_EXPIRY_SECONDS: "upload_url_expiry_seconds",
+    _ENV.MAX_UPLOAD_BYTES: "max_upload_bytes",
+    _ENV.RESULT_URL_EXPIRY_SECONDS: "result_url_expiry_seconds",
+    _ENV.HOSTING_MODE: "hosting_mode",
+    # Completion callbacks (callback_url.py): on only where the notifier is deployed.
+    _ENV.CALLBACKS_ENABLED: "callbacks_enabled",
+    _ENV.CALLBACK_ALLOWED_HOSTS: "callback_allowed_hosts",
+    _ENV.CALLBACK_ALLOW_LOOPBACK_HTTP: "callback_allow_loopback_http",
 }
 
 
@@ -73,14 +64,14 @@ class Settings(BaseModel):
 
     default_invocation_timeout_seconds: int = Field(900, ge=INVOCATION_TIMEOUT_RANGE[0], le=INVOCATION_TIMEOUT_RANGE[1])
     default_request_ttl_seconds: int = Field(21600, ge=REQUEST_TTL_RANGE[0], le=REQUEST_TTL_RANGE[1])
-    # Results up to this size come back inside the JSON status answer; larger ones as a
-    # presigned URL. 4 MiB keeps a base64-encoded result under Lambda's 6 MB response.
-    inline_result_max_bytes: int = Field(262_144, ge=0, le=4 * 1024**2)
-    # Largest body accepted inline. Lambda's 6 MB event limit applies to the base64-encoded
-    # body, so nothing much above 4.5 MB can reach the handler anyway.
-    max_request_bytes: int = Field(4 * 1024**2, ge=1, le=6 * 1024**2)
+    inline_result_max_bytes: int = Field(
+        contract.DEFAULT_INLINE_RESULT_MAX_BYTES, ge=0, le=contract.INLINE_RESULT_MAX_BYTES_LIMIT
+    )
+    max_request_bytes: int = Field(contract.DEFAULT_MAX_REQUEST_BYTES, ge=1, le=contract.MAX_REQUEST_BYTES_LIMIT)
     allowed_content_types: tuple[str, ...] = DEFAULT_ALLOWED_CONTENT_TYPES
-    status_retry_after_seconds: int = Field(10, ge=1, le=3600)
+    status_retry_after_seconds: int = Field(
+        10, ge=contract.STATUS_RETRY_AFTER_RANGE[0], le=contract.STATUS_RETRY_AFTER_RANGE[1]
+    )
     upload_url_expiry_seconds: int = Field(900, ge=60, le=3600)
     # Largest upload: bound in the signed upload policy (S3 refuses more) and checked again
     # on the copy at submit. SageMaker's async payload limit is the ceiling.

@@ -15,10 +15,7 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-if __package__ == "api_handler.notifier":  # tests, local runs
-    from ..async_api.callback_url import CallbackTarget
-else:  # Lambda: the asset root is on sys.path
-    from async_api.callback_url import CallbackTarget
+from api_handler.async_api.callback_url import CallbackTarget
 
 USER_AGENT = "async-inference-callbacks/1.0 (+https://www.standardwebhooks.com/)"
 # Enough of a refusal's body to say why in lastError; the rest is never read.

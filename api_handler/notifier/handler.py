@@ -18,16 +18,10 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
-if __package__ == "api_handler.notifier":  # tests, local runs
-    from ..async_api.service import InferenceService, build_clients
-    from ..async_api.settings import Settings
-    from .notify import Notifier, RetryLater
-    from .settings import NotifierSettings
-else:  # Lambda: the asset root is on sys.path, this is the module notifier.handler
-    from async_api.service import InferenceService, build_clients
-    from async_api.settings import Settings
-    from notifier.notify import Notifier, RetryLater
-    from notifier.settings import NotifierSettings
+from api_handler.async_api.service import InferenceService, build_clients
+from api_handler.async_api.settings import Settings
+from api_handler.notifier.notify import Notifier, RetryLater
+from api_handler.notifier.settings import NotifierSettings
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "inference-callbacks"))
 # A record that raised stays on the queue; an all-failed batch is not an error of the Lambda.

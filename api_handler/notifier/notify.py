@@ -25,18 +25,11 @@ from . import delivery
 from .schedule import backoff_seconds
 from .settings import NotifierSettings
 
-if __package__ == "api_handler.notifier":  # tests, local runs
-    from ..async_api import logic
-    from ..async_api.callback_state import CallbackState, state_key
-    from ..async_api.callback_url import CallbackPolicy, Resolver, UnsafeDestination, parse_target, resolve_public
-    from ..async_api.service import Deadline, InferenceService
-    from ..async_api.webhooks import signed_headers
-else:  # Lambda: the asset root is on sys.path
-    from async_api import logic
-    from async_api.callback_state import CallbackState, state_key
-    from async_api.callback_url import CallbackPolicy, Resolver, UnsafeDestination, parse_target, resolve_public
-    from async_api.service import Deadline, InferenceService
-    from async_api.webhooks import signed_headers
+from api_handler.async_api import logic
+from api_handler.async_api.callback_state import CallbackState, state_key
+from api_handler.async_api.callback_url import CallbackPolicy, Resolver, UnsafeDestination, parse_target, resolve_public
+from api_handler.async_api.service import Deadline, InferenceService
+from api_handler.async_api.webhooks import signed_headers
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,6 @@ import httpx
 import pytest
 
 from api_handler.async_api import realtime
-from inference_constructs import storage
 from local_stack.realtime_runtime import RealtimeRuntime
 from tests.api.conftest import (
     ENDPOINT_NAME,
@@ -154,9 +153,3 @@ def test_invoke_parameters_fit_botocores_model() -> None:
     params = realtime.invoke_params(settings, "r" + "0" * 32, "application/json", b"{}", request)
     shape = botocore.session.get_session().get_service_model("sagemaker-runtime").operation_model("InvokeEndpoint").input_shape
     assert set(shape.required_members) <= set(params) and set(params) <= set(shape.members)
-
-
-def test_result_prefixes_match_where_the_stack_grants_them() -> None:
-    # The Lambda role may write responses/* and failures/* (inference_constructs/api.py); the
-    # handler must write exactly there or PutObject is denied in AWS.
-    assert realtime.OUTPUT_PREFIX == storage.OUTPUT_PREFIX and realtime.FAILURE_PREFIX == storage.FAILURE_PREFIX

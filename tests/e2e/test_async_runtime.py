@@ -215,10 +215,3 @@ def test_requests_wait_while_ping_fails_and_run_when_it_passes(pipeline: LocalPi
     model.ping_status = 200
     wait_for(lambda: _read(pipeline, answer["OutputLocation"]) is not None, timeout=10, what="the output")
     assert model.calls == 1
-
-
-def test_storage_prefixes_match_the_stack() -> None:
-    from inference_constructs import storage
-
-    assert (local_aws.INPUT_PREFIX, local_aws.UPLOAD_PREFIX, local_aws.OUTPUT_PREFIX, local_aws.FAILURE_PREFIX) == (
-        storage.INPUT_PREFIX, storage.UPLOAD_PREFIX, storage.OUTPUT_PREFIX, storage.FAILURE_PREFIX)

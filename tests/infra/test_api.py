@@ -188,7 +188,7 @@ def test_api_url_is_a_stack_output(template: Template):
 def assert_handler_importable_from_asset(outdir: Path, function: dict[str, Any]) -> None:
     """Import the function's Handler the way Lambda does: only the staged asset directory on
     sys.path ahead of the libraries (the Powertools layer's, here the venv's)."""
-    asset_dir = outdir / function["Metadata"]["aws:asset:path"]
+    asset_dir = outdir / f"asset.{function['Properties']['Code']['S3Key'].removesuffix('.zip')}"
     module, _, name = function["Properties"]["Handler"].rpartition(".")
     probe = (
         "import importlib, pathlib, sys; sys.path.insert(0, sys.argv[1]); "
@@ -198,13 +198,9 @@ def assert_handler_importable_from_asset(outdir: Path, function: dict[str, Any])
     )
     env = {"PATH": os.environ["PATH"], "AWS_DEFAULT_REGION": "us-east-1"}
     done = subprocess.run(
-        [sys.executable, "-c", probe, str(asset_dir), module, name], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-B", "-c", probe, str(asset_dir), module, name], env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    # First-party code only: the libraries come from the layer.
-    shipped = sorted(p.relative_to(asset_dir).parts[0] for p in asset_dir.iterdir())
-    assert shipped == ["api_handler"], shipped
-    assert not list(asset_dir.rglob("__pycache__"))
 
 
 def test_function_runtime_layer_and_environment(synthesized, template: Template, env_name: str):
@@ -260,8 +256,9 @@ def test_lambda_asset_holds_first_party_code_only(synthesized, template: Templat
     key = resources(template, "AWS::Lambda::Function")[function_id]["Properties"]["Code"]["S3Key"]
     asset = synthesized.outdir / f"asset.{key.removesuffix('.zip')}"
     files = sorted(str(p.relative_to(asset)) for p in asset.rglob("*") if p.is_file())
-    assert "app.py" in files and "async_api/service.py" in files
-    assert all(f.endswith(".py") and "__pycache__" not in f for f in files), files
+    # The package under the asset root, so Lambda imports it by the name the tests use.
+    assert {"api_handler/app.py", "api_handler/contract.py", "api_handler/async_api/service.py"} <= set(files)
+    assert all(f.startswith("api_handler/") and f.endswith(".py") and "__pycache__" not in f for f in files), files
 
 
 def test_lambda_has_exactly_the_permissions_it_uses(synthesized, template: Template, env_name: str):

@@ -1,0 +1,126 @@
+"""The API's contract with the stack and the local stack, as plain data (standard library only).
+
+It ships inside the Lambda asset (it is part of `api_handler`) and is imported by the
+constructs (inference_constructs/api.py, storage.py, callbacks.py, batch_transform.py), the
+handler and the notifier, and local_stack. A storage prefix, a route, an environment variable
+name, a content type or a limit changes here, and all of them follow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+# ------------------------------------------------------------------ storage layout
+# Input bucket: requests/<inference id>/receipt.json and the payload beside it (SageMaker reads
+# the payload there); uploads/<caller digest>/<upload id> for presigned uploads not yet submitted.
+INPUT_PREFIX: Final = "requests/"
+UPLOAD_PREFIX: Final = "uploads/"
+RECEIPT_FILE: Final = "receipt.json"
+# Output and failure buckets: where SageMaker (or the handler itself in the synchronous hosting
+# modes) writes a result (AsyncInferenceConfig.OutputConfig.S3OutputPath / S3FailurePath).
+OUTPUT_PREFIX: Final = "responses/"
+FAILURE_PREFIX: Final = "failures/"
+
+
+# ------------------------------------------------------------------ entry points
+# Lambda puts the asset root on sys.path; the asset holds the package (inference_constructs/lambda_code.py).
+API_HANDLER: Final = "api_handler.app.handler"
+NOTIFIER_HANDLER: Final = "api_handler.notifier.handler.handler"
+
+
+# ------------------------------------------------------------------ routes
+@dataclass(frozen=True)
+class Route:
+    """One method on one resource, in API Gateway's path syntax (`{name}` is a path parameter)."""
+
+    method: str
+    path: str
+
+    @property
+    def powertools_path(self) -> str:
+        """The same path in the Powertools resolver's syntax (`<name>`)."""
+        return self.path.replace("{", "<").replace("}", ">")
+
+
+SUBMIT: Final = Route("POST", "/invocations")
+SUBMIT_TO_MODEL: Final = Route("POST", "/models/{model_name}/invocations")
+STATUS: Final = Route("GET", "/invocations/{inference_id}")
+UPLOAD: Final = Route("POST", "/uploads")
+ROUTES: Final = (SUBMIT, SUBMIT_TO_MODEL, STATUS, UPLOAD)
+
+
+# ------------------------------------------------------------------ the handler's environment
+class Env:
+    """Names of the environment variables the construct (and the local stack) set for the handler."""
+
+    INPUT_BUCKET: Final = "INPUT_BUCKET"
+    OUTPUT_BUCKET: Final = "OUTPUT_BUCKET"
+    FAILURE_BUCKET: Final = "FAILURE_BUCKET"
+    ENDPOINT_NAME: Final = "ENDPOINT_NAME"
+    HOSTING_MODE: Final = "HOSTING_MODE"
+    DEFAULT_INVOCATION_TIMEOUT_SECONDS: Final = "DEFAULT_INVOCATION_TIMEOUT_SECONDS"
+    DEFAULT_REQUEST_TTL_SECONDS: Final = "DEFAULT_REQUEST_TTL_SECONDS"
+    INLINE_RESULT_MAX_BYTES: Final = "INLINE_RESULT_MAX_BYTES"
+    MAX_REQUEST_BYTES: Final = "MAX_REQUEST_BYTES"
+    MAX_UPLOAD_BYTES: Final = "MAX_UPLOAD_BYTES"
+    ALLOWED_CONTENT_TYPES: Final = "ALLOWED_CONTENT_TYPES"
+    STATUS_RETRY_AFTER_SECONDS: Final = "STATUS_RETRY_AFTER_SECONDS"
+    UPLOAD_URL_EXPIRY_SECONDS: Final = "UPLOAD_URL_EXPIRY_SECONDS"
+    RESULT_URL_EXPIRY_SECONDS: Final = "RESULT_URL_EXPIRY_SECONDS"
+    CALLBACKS_ENABLED: Final = "CALLBACKS_ENABLED"
+    CALLBACK_ALLOWED_HOSTS: Final = "CALLBACK_ALLOWED_HOSTS"
+    # Local runs and tests only (moto, the runtime stand-in); the stack never sets them.
+    SAGEMAKER_RUNTIME_ENDPOINT_URL: Final = "SAGEMAKER_RUNTIME_ENDPOINT_URL"
+    S3_ENDPOINT_URL: Final = "S3_ENDPOINT_URL"
+    CALLBACK_ALLOW_LOOPBACK_HTTP: Final = "CALLBACK_ALLOW_LOOPBACK_HTTP"
+    # Read by Powertools itself (https://docs.powertools.aws.dev/lambda/python/latest/#environment-variables).
+    POWERTOOLS_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
+    POWERTOOLS_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
+
+
+DEFAULT_SERVICE_NAME: Final = "inference-api"
+# Namespace of the handler's own metrics (InferencesSubmitted, IdempotentReplays, ...).
+METRICS_NAMESPACE: Final = "AsyncInference"
+
+
+# ------------------------------------------------------------------ limits
+# API Gateway's integration timeout is 29 s (https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html);
+# the function times out a second before it, and the handler budgets its AWS calls inside that.
+INTEGRATION_TIMEOUT_SECONDS: Final = 29
+LAMBDA_TIMEOUT_SECONDS: Final = 28
+# REST API payload limit (same page): a larger body never reaches the Lambda.
+GATEWAY_MAX_PAYLOAD_BYTES: Final = 10 * 1024 * 1024
+# Largest inline request body. Lambda's synchronous invocation payload limit is 6 MB
+# (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html) and applies to the
+# base64-encoded body plus the event around it: 4.5 MB is what reliably fits.
+MAX_REQUEST_BYTES_LIMIT: Final = 4_500_000
+DEFAULT_MAX_REQUEST_BYTES: Final = 4 * 1024**2
+# Results up to this size come back inside the JSON status answer, larger ones as a presigned
+# URL; 4 MiB keeps a base64-encoded result under Lambda's 6 MB response.
+INLINE_RESULT_MAX_BYTES_LIMIT: Final = 4 * 1024**2
+DEFAULT_INLINE_RESULT_MAX_BYTES: Final = 262_144
+# SageMaker's async payload limit (https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference.html):
+# the ceiling of an upload.
+MAX_ASYNC_PAYLOAD_BYTES: Final = 1024**3
+# InvokeEndpointAsync's InvocationTimeoutSeconds and RequestTTLSeconds ranges (botocore's
+# sagemaker-runtime service model).
+INVOCATION_TIMEOUT_RANGE: Final = (1, 3600)
+REQUEST_TTL_RANGE: Final = (60, 21600)
+STATUS_RETRY_AFTER_RANGE: Final = (1, 3600)
+
+# ------------------------------------------------------------------ content types
+DEFAULT_ALLOWED_CONTENT_TYPES: Final = (
+    "application/json",
+    "application/jsonlines",
+    "text/plain",
+    "text/csv",
+    "application/octet-stream",
+    "application/x-npy",
+    "image/*",
+    "audio/*",
+)
+# Media types API Gateway hands to the Lambda as text; every other allowed type is a binary
+# media type (base64 in the event) so its bytes survive. JSON stays text so the request
+# validator can read JSON bodies.
+TEXT_MEDIA_PREFIXES: Final = ("text/", "application/json", "application/jsonlines", "application/x-ndjson")
