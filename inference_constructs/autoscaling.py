@@ -47,6 +47,8 @@ from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
+from inference_constructs.variant_scaling import variant_scalable_target
+
 NAMESPACE = "AWS/SageMaker"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 
@@ -171,17 +173,10 @@ class EndpointAutoscaling(Construct):
         if metric_name not in TRACKED_METRIC_STATISTICS:
             raise ValueError(f"metric_name {metric_name!r}: choose one of {sorted(TRACKED_METRIC_STATISTICS)}")
 
-        # No RoleARN: Application Auto Scaling uses (and creates if needed) its
-        # service-linked role for SageMaker endpoints.
-        self.target = appscaling.CfnScalableTarget(
-            self,
-            "Target",
-            service_namespace="sagemaker",
-            scalable_dimension=SCALABLE_DIMENSION,
-            resource_id=f"endpoint/{endpoint_name}/variant/{variant_name}",
-            min_capacity=min_capacity,
-            max_capacity=max_capacity,
-        )
+        self.target = variant_scalable_target(
+            self, endpoint_name=endpoint_name, variant_name=variant_name, scalable_dimension=SCALABLE_DIMENSION,
+            min_capacity=min_capacity, max_capacity=max_capacity,
+        )  # fmt: skip
 
         self.tracking_policy = self._policy(
             "TrackBacklog",

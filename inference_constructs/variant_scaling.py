@@ -21,6 +21,25 @@ INSTANCE_COUNT = "sagemaker:variant:DesiredInstanceCount"
 PROVISIONED_CONCURRENCY = "sagemaker:variant:DesiredProvisionedConcurrency"
 
 
+def variant_scalable_target(
+    scope: Construct, *, endpoint_name: str, variant_name: str, scalable_dimension: str, min_capacity: int, max_capacity: int
+) -> appscaling.CfnScalableTarget:
+    """The endpoint variant as a scalable target (construct id "Target" under `scope`).
+
+    No RoleARN: Application Auto Scaling uses (and creates if needed) its service-linked
+    role for SageMaker endpoints.
+    """
+    return appscaling.CfnScalableTarget(
+        scope,
+        "Target",
+        service_namespace="sagemaker",
+        scalable_dimension=scalable_dimension,
+        resource_id=f"endpoint/{endpoint_name}/variant/{variant_name}",
+        min_capacity=min_capacity,
+        max_capacity=max_capacity,
+    )
+
+
 def predefined_tracking(
     *, metric_type: str, target_value: float, scale_out_cooldown_seconds: int, scale_in_cooldown_seconds: int
 ) -> appscaling.CfnScalingPolicy.TargetTrackingScalingPolicyConfigurationProperty:
@@ -59,16 +78,10 @@ class VariantTargetTracking(Construct):
         if min_capacity < 1:
             # Only async endpoints (and inference components) scale to zero.
             raise ValueError(f"min_capacity={min_capacity}: a real-time or serverless variant scales from 1")
-        # No RoleARN: Application Auto Scaling uses its service-linked role for SageMaker.
-        self.target = appscaling.CfnScalableTarget(
-            self,
-            "Target",
-            service_namespace="sagemaker",
-            scalable_dimension=scalable_dimension,
-            resource_id=f"endpoint/{endpoint_name}/variant/{variant_name}",
-            min_capacity=min_capacity,
-            max_capacity=max_capacity,
-        )
+        self.target = variant_scalable_target(
+            self, endpoint_name=endpoint_name, variant_name=variant_name, scalable_dimension=scalable_dimension,
+            min_capacity=min_capacity, max_capacity=max_capacity,
+        )  # fmt: skip
         self.policy = appscaling.CfnScalingPolicy(
             self,
             "Track",

@@ -9,6 +9,7 @@ scaling, its alarms and dashboard, and the API handler's mode variable and invok
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
 from constructs import Construct
@@ -265,36 +266,10 @@ class AsyncInferenceStack(cdk.Stack):
 
     def _scaling(self, config: EnvironmentConfig, *, endpoint_name: str, variant_name: str) -> None:
         hosting = config.hosting
-        if isinstance(hosting, RealtimeHosting):
-            VariantTargetTracking(
-                self,
-                "Scaling",
-                endpoint_name=endpoint_name,
-                variant_name=variant_name,
-                scalable_dimension=INSTANCE_COUNT,
-                min_capacity=hosting.min_capacity,
-                max_capacity=hosting.max_capacity,
-                metric_type="SageMakerVariantInvocationsPerInstance",
-                target_value=hosting.invocations_per_instance_target,
-                scale_out_cooldown_seconds=hosting.scale_out_cooldown_seconds,
-                scale_in_cooldown_seconds=hosting.scale_in_cooldown_seconds,
-            )
-        elif isinstance(hosting, ServerlessHosting):
-            # Only provisioned concurrency scales; on-demand concurrency is SageMaker's up to MaxConcurrency.
-            if hosting.provisioned_concurrency is not None and hosting.max_provisioned_concurrency is not None:
-                VariantTargetTracking(
-                    self,
-                    "Scaling",
-                    endpoint_name=endpoint_name,
-                    variant_name=variant_name,
-                    scalable_dimension=PROVISIONED_CONCURRENCY,
-                    min_capacity=hosting.provisioned_concurrency,
-                    max_capacity=hosting.max_provisioned_concurrency,
-                    metric_type="SageMakerVariantProvisionedConcurrencyUtilization",
-                    target_value=hosting.provisioned_utilization_target,
-                    scale_out_cooldown_seconds=60,
-                    scale_in_cooldown_seconds=300,
-                )
+        if isinstance(hosting, (RealtimeHosting, ServerlessHosting)):
+            tracking = self._variant_tracking(hosting)
+            if tracking is not None:
+                VariantTargetTracking(self, "Scaling", endpoint_name=endpoint_name, variant_name=variant_name, **tracking)
         else:
             EndpointAutoscaling(
                 self,
@@ -309,6 +284,32 @@ class AsyncInferenceStack(cdk.Stack):
                 cold_start_seconds=config.operations.expected_cold_start_minutes * 60,
                 idle_minutes_before_scale_in=config.scaling.idle_minutes_before_scale_in,
             )
+
+    @staticmethod
+    def _variant_tracking(hosting: RealtimeHosting | ServerlessHosting) -> dict[str, Any] | None:
+        """What the real-time or serverless variant scales, between which bounds, on which metric."""
+        if isinstance(hosting, RealtimeHosting):
+            return {
+                "scalable_dimension": INSTANCE_COUNT,
+                "min_capacity": hosting.min_capacity,
+                "max_capacity": hosting.max_capacity,
+                "metric_type": "SageMakerVariantInvocationsPerInstance",
+                "target_value": hosting.invocations_per_instance_target,
+                "scale_out_cooldown_seconds": hosting.scale_out_cooldown_seconds,
+                "scale_in_cooldown_seconds": hosting.scale_in_cooldown_seconds,
+            }
+        # Serverless: only provisioned concurrency scales; on-demand concurrency is SageMaker's up to MaxConcurrency.
+        if hosting.provisioned_concurrency is None or hosting.max_provisioned_concurrency is None:
+            return None
+        return {
+            "scalable_dimension": PROVISIONED_CONCURRENCY,
+            "min_capacity": hosting.provisioned_concurrency,
+            "max_capacity": hosting.max_provisioned_concurrency,
+            "metric_type": "SageMakerVariantProvisionedConcurrencyUtilization",
+            "target_value": hosting.provisioned_utilization_target,
+            "scale_out_cooldown_seconds": 60,
+            "scale_in_cooldown_seconds": 300,
+        }
 
     @staticmethod
     def _endpoint_operations(

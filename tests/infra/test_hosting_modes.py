@@ -255,8 +255,12 @@ def _synth_in_mode(tmp_path, hosting: dict[str, Any]) -> dict[str, dict]:
 
 # What a mode change may touch: the endpoint (model environment, config, endpoint), its scaling,
 # its alarms and dashboard, the execution role's permission to read the (renamed) rollback alarms,
-# and the API handler's HOSTING_MODE variable and invoke/result grants.
-MODE_SPECIFIC = ("Inference", "Scaling", "Alarms", "Dashboard", "ExecutionRoleDefaultPolicy", "ApiHandler", "ApiHandlerRoleDefaultPolicy")
+# the API handler's HOSTING_MODE variable and invoke/result grants, and the completion callbacks,
+# which follow an async endpoint's SNS notifications and exist only in async mode.
+MODE_SPECIFIC = (
+    "Inference", "Scaling", "Alarms", "Dashboard", "ExecutionRoleDefaultPolicy", "ApiHandler", "ApiHandlerRoleDefaultPolicy",
+    "Callbacks",
+)  # fmt: skip
 SHARED = ("AlarmsTopic", "ApiHandlerLogs", "ApiHandlerRole")
 
 
