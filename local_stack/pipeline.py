@@ -31,7 +31,7 @@ from local_stack.callbacks import (
 )
 from local_stack.container import REPO_ROOT, ModelContainer
 from local_stack.processes import free_port, spawn, terminate
-from local_stack.realtime_runtime import RealtimeRuntime
+from local_stack.realtime_runtime import MAX_PAYLOAD_BYTES, SERVERLESS_MAX_PAYLOAD_BYTES, RealtimeRuntime
 
 ENDPOINT_NAME = "local-async-endpoint"
 
@@ -102,6 +102,7 @@ class LocalPipeline:
                 self.runtime = RealtimeRuntime(  # type: ignore[assignment]
                     endpoint_name=ENDPOINT_NAME, container_url=self.container.url,
                     host=self.config.host, port=self.config.runtime_port,
+                    max_payload_bytes=SERVERLESS_MAX_PAYLOAD_BYTES if self.config.hosting_mode == "serverless" else MAX_PAYLOAD_BYTES,
                 )  # fmt: skip
             else:
                 self.runtime = AsyncInferenceRuntime(

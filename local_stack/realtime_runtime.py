@@ -7,7 +7,8 @@ model: ``POST /endpoints/{EndpointName}/invocations``, the body is the payload,
 works against it through ``endpoint_url``. What it does, as SageMaker documents
 (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpoint.html):
 
-- refuses a body over 6 MB (ValidationError, 400) and the header limits (1024 characters);
+- refuses a body over 6 MB (4 MB for serverless; ValidationError, 400) and the header limits
+  (1024 characters);
 - sends the container an ordinary ``POST /invocations`` with those headers and answers
   with the container's body and Content-Type (``x-Amzn-Invoked-Production-Variant``);
 - a non-2xx container answer is ``ModelError`` (424) with ``OriginalStatusCode`` and
@@ -35,6 +36,7 @@ import httpx
 log = logging.getLogger("local_stack.realtime_runtime")
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+SERVERLESS_MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
 CONTAINER_TIMEOUT_SECONDS = 60.0
 MAX_HEADER_CHARS = 1024
 VARIANT_NAME = "AllTraffic"
@@ -53,12 +55,15 @@ class RealtimeRuntime:
         host: str = "127.0.0.1",
         port: int = 0,
         container_timeout_seconds: float = CONTAINER_TIMEOUT_SECONDS,
+        max_payload_bytes: int = MAX_PAYLOAD_BYTES,
     ) -> None:
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError(f"host={host!r}: the stand-in accepts any credentials, so it listens on loopback only")
         self.endpoint_name = endpoint_name
         self.container_url = container_url.rstrip("/")
         self.container_timeout_seconds = container_timeout_seconds
+        # 6 MB for real-time endpoints, 4 MB for serverless ones.
+        self.max_payload_bytes = max_payload_bytes
         self.invocations = 0
         self._http = httpx.Client(timeout=httpx.Timeout(container_timeout_seconds, connect=2.0))
         runtime = self
@@ -116,12 +121,14 @@ def _model_error(original_status: int, original_message: str) -> tuple[int, byte
     return _error(HTTPStatus.FAILED_DEPENDENCY, "ModelError", message, {"OriginalStatusCode": original_status, "OriginalMessage": original_message})
 
 
-def request_problem(endpoint: str, owner: str, body: bytes, headers: dict[str, str]) -> tuple[HTTPStatus, str, str] | None:
+def request_problem(
+    endpoint: str, owner: str, body: bytes, headers: dict[str, str], max_payload_bytes: int = MAX_PAYLOAD_BYTES
+) -> tuple[HTTPStatus, str, str] | None:
     """Why SageMaker would refuse this InvokeEndpoint before the container sees it, or None."""
     if endpoint != owner:
         return HTTPStatus.BAD_REQUEST, "ValidationError", f"Endpoint {endpoint} of account 123456789012 not found."
-    if len(body) > MAX_PAYLOAD_BYTES:
-        return HTTPStatus.BAD_REQUEST, "ValidationError", f"Request payload is {len(body)} bytes; the limit is {MAX_PAYLOAD_BYTES}"
+    if len(body) > max_payload_bytes:
+        return HTTPStatus.BAD_REQUEST, "ValidationError", f"Request payload is {len(body)} bytes; the limit is {max_payload_bytes}"
     for name in _FORWARDED:
         value = headers.get(name)
         if value is not None and (len(value) > MAX_HEADER_CHARS or not value.isascii()):
@@ -140,7 +147,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(*_error(HTTPStatus.NOT_FOUND, "UnknownOperationException", f"no operation at {self.path}"))
             return
         headers = {name.lower(): value for name, value in self.headers.items()}
-        problem = request_problem(unquote(match["name"]), self.owner.endpoint_name, body, headers)
+        problem = request_problem(unquote(match["name"]), self.owner.endpoint_name, body, headers, self.owner.max_payload_bytes)
         if problem:
             self._send(*_error(*problem))
             return

@@ -40,6 +40,14 @@ OUTPUT_PREFIX = contract.OUTPUT_PREFIX
 FAILURE_PREFIX = contract.FAILURE_PREFIX
 # InvokeEndpoint's request payload limit (6 MB).
 MAX_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024
+# Per endpoint type: serverless endpoints take at most 4 MB
+# (https://docs.aws.amazon.com/sagemaker/latest/dg/deploy-model-options.html).
+MAX_SERVERLESS_PAYLOAD_BYTES = 4 * 1024 * 1024
+
+
+def payload_limit(hosting_mode: str) -> int:
+    """The largest request body InvokeEndpoint accepts for this kind of endpoint."""
+    return MAX_SERVERLESS_PAYLOAD_BYTES if hosting_mode == "serverless" else MAX_SYNC_PAYLOAD_BYTES
 # One attempt: a retried inference would run the model twice within the caller's 29 s.
 # Read timeout: what is left of API Gateway's 29 s after storing the input and before
 # writing the result and answering.
@@ -101,16 +109,22 @@ class SyncInferenceService(InferenceService):
         self, deadline: Deadline, inference_id: str, content_type: str, input_location: str, request: SubmitRequest
     ) -> dict[str, Any]:
         body = request.payload
+        limit = payload_limit(self.settings.hosting_mode)
         if body is None:  # an upload: its copy under requests/ is the input
             bucket, key = logic.parse_s3_uri(input_location)
             head = self._head(deadline, bucket, key) or {}
             size = int(head.get("ContentLength", 0))
-            if size > MAX_SYNC_PAYLOAD_BYTES:
+            if size > limit:
                 raise PayloadTooLarge(
                     f"the upload has {size} bytes; a {self.settings.hosting_mode} endpoint takes at most "
-                    f"{MAX_SYNC_PAYLOAD_BYTES} (InvokeEndpoint's 6 MB). Larger inputs need hosting mode 'async'."
+                    f"{limit} (InvokeEndpoint's limit). Larger inputs need hosting mode 'async'."
                 )
             body = self._read(deadline, bucket, key) or b""
+        elif len(body) > limit:
+            raise PayloadTooLarge(
+                f"the body has {len(body)} bytes; a {self.settings.hosting_mode} endpoint takes at most {limit} "
+                "(InvokeEndpoint's limit). Larger inputs need hosting mode 'async'."
+            )
         deadline.require(SYNC_WORST_CASE_SECONDS, "run the inference")
         bucket_out, bucket_failed = self.settings.output_bucket, self.settings.failure_bucket
         try:

@@ -153,3 +153,15 @@ def test_invoke_parameters_fit_botocores_model() -> None:
     params = realtime.invoke_params(settings, "r" + "0" * 32, "application/json", b"{}", request)
     shape = botocore.session.get_session().get_service_model("sagemaker-runtime").operation_model("InvokeEndpoint").input_shape
     assert set(shape.required_members) <= set(params) and set(params) <= set(shape.members)
+
+
+def test_serverless_takes_at_most_4_mb_and_realtime_6(sync_api: Api) -> None:
+    # Inline bodies up to 4.5 MB reach the handler (Lambda's event limit); 4.3 MB is over serverless's 4 MiB.
+    sync_api.setenv("MAX_REQUEST_BYTES", "4500000")
+    body = json.dumps({"inputs": "x" * 4_300_000})
+    answer = sync_api.submit(body)
+    mode = sync_api.module.service().settings.hosting_mode
+    if mode == "serverless":
+        assert answer.status == 413 and "serverless endpoint takes at most 4194304" in answer.body["message"], answer.body
+    else:
+        assert answer.status == 200, answer.body
