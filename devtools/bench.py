@@ -3,16 +3,22 @@
 One run, one machine, one random-weight seq2seq model (d_model 256, 2+2 layers,
 16 new tokens: compute dominates HTTP overhead, as with real models):
 
-  (a) ours   - python -m model_server (dynamic batching, inference off the loop)
+  (a) ours   - python -m model_server (HTTP front end + engine process with the
+               model, dynamic batching and every torch thread)
   (b) naive  - devtools/naive_server.py (the tutorial: inference on the event loop)
   (c) raw    - tokenize + generate + decode of a batch of N in-process (the limit)
 
-For (a) and (b), N closed-loop clients (concurrency 1, 4, 16, 64) send requests
-for a fixed time while a separate process pings /ping every 50 ms. Prints a
-markdown table and checks the targets. Load goes to 127.0.0.1 only and every
-loop is bounded in time and count.
+All three use torch's default thread count (every core) unless --torch-threads
+says otherwise. For (a) and (b), N closed-loop clients (concurrency 1, 4, 16,
+64) send requests for a fixed time while a separate process pings /ping every
+50 ms. Then (a) again with 64 clients behind a concurrency cap (4, 8, 16, 32):
+what SageMaker's MaxConcurrentInvocationsPerInstance does to an async
+endpoint's container. Last, the front end <-> engine hop alone (an echo through
+the engine's message loop, no model), in microseconds. Prints markdown tables
+and checks the targets. Load goes to 127.0.0.1 only and every loop is bounded
+in time and count.
 
-    python -m devtools.bench [--seconds 5] [--levels 1,4,16,64] [--rounds 3]
+    python -m devtools.bench [--seconds 5] [--levels 1,4,16,64] [--caps 4,8,16,32] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import http.client
 import json
 import multiprocessing as mp
 import os
+import pickle
 import platform
 import signal
 import socket
@@ -163,13 +170,17 @@ def ping_probe(port: int, stop: mp.Event, out: mp.Queue) -> None:  # runs in its
     out.put((latencies, failures))
 
 
-async def load(port: int, concurrency: int, seconds: float, result: Result, warmup: float) -> None:
+async def load(port: int, concurrency: int, seconds: float, result: Result, warmup: float,
+               cap: int | None = None) -> None:
     # aiohttp, not httpx: httpx's async pool tops out near 150 req/s at 64
     # connections on this machine (measured against /ping), which would make
     # the client, not the server, the bottleneck. aiohttp does over 10,000.
     import aiohttp
 
     connector = aiohttp.TCPConnector(limit=concurrency)
+    # SageMaker's dispatcher: at most `cap` requests reach the container at once; the other
+    # clients wait in its queue (their wait counts in the latency, as an async request's would).
+    gate = asyncio.Semaphore(cap or concurrency)
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(f"http://127.0.0.1:{port}", connector=connector, timeout=timeout) as client:
         measuring_from = time.perf_counter() + warmup
@@ -185,7 +196,7 @@ async def load(port: int, concurrency: int, seconds: float, result: Result, warm
                 i += concurrency
                 started = time.perf_counter()
                 try:
-                    async with client.post("/invocations", data=body, headers=JSON_HEADERS) as response:
+                    async with gate, client.post("/invocations", data=body, headers=JSON_HEADERS) as response:
                         await response.read()
                         ok = response.status == 200
                 except (aiohttp.ClientError, asyncio.TimeoutError):
@@ -212,13 +223,13 @@ class Server:
         self.port = free_port()
         self.proc = start_server(kind, model_dir, self.port, extra_env)
 
-    def measure(self, concurrency: int, seconds: float) -> Result:
+    def measure(self, concurrency: int, seconds: float, cap: int | None = None) -> Result:
         ctx = mp.get_context("spawn")
-        result = Result(self.label, concurrency)
+        result = Result(self.label if cap is None else f"{self.label}, cap {cap}", concurrency)
         stop, out = ctx.Event(), ctx.Queue()
         probe = ctx.Process(target=ping_probe, args=(self.port, stop, out), daemon=True)
         probe.start()
-        asyncio.run(load(self.port, concurrency, seconds, result, warmup=1.5))
+        asyncio.run(load(self.port, concurrency, seconds, result, warmup=1.5, cap=cap))
         stop.set()
         result.pings, result.ping_failures = out.get(timeout=30)
         probe.join(10)
@@ -230,6 +241,60 @@ class Server:
             self.proc.wait(30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+# ------------------------------------------------------------------ the hop
+@dataclass
+class Hop:
+    label: str
+    micros: list[float]
+
+
+def measure_hop(model_dir: Path, count: int) -> list[Hop]:
+    """Round trips front end -> engine -> front end through the engine's message loop, no model.
+
+    One real EngineProcess (the served transport and loop), one request at a
+    time: the figure is what a lone request pays for the engine being a process.
+    """
+    from model_server.engine_process import EngineProcess
+    from model_server.settings import Settings
+
+    async def run() -> list[Hop]:
+        engine = EngineProcess(Settings(_env_file=None, model_dir=model_dir, warmup=False,  # type: ignore[call-arg]
+                                        log_level="WARNING"))
+        await engine.start()
+        try:
+            if not await engine.wait_ready(180):
+                raise SystemExit(f"engine did not become ready: {engine.error}")
+            hops = []
+            payloads = {
+                "a request and its result (~200 bytes)": {"inputs": [SENTENCES[0]], "parameters": PARAMETERS},
+                "a 1 MiB binary body (out of band)": {"body": pickle.PickleBuffer(os.urandom(2**20))},
+            }
+            for label, payload in payloads.items():
+                for _ in range(50):
+                    await engine.echo(payload)
+                micros = []
+                for _ in range(count):
+                    started = time.perf_counter()
+                    await engine.echo(payload)
+                    micros.append((time.perf_counter() - started) * 1e6)
+                hops.append(Hop(label, micros))
+            return hops
+        finally:
+            await engine.stop(10)
+
+    return asyncio.run(run())
+
+
+def hop_table(hops: list[Hop]) -> str:
+    lines = ["| round trip front end -> engine -> front end | p50 µs | p99 µs | mean µs |",
+             "| --- | ---: | ---: | ---: |"]
+    for hop in hops:
+        ordered = sorted(hop.micros)
+        p50, p99 = ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+        lines.append(f"| {hop.label} | {p50:.0f} | {p99:.0f} | {sum(ordered) / len(ordered):.0f} |")
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------ report
@@ -250,34 +315,49 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def check_targets(ours: list[Result], naive: list[Result], raw: list[Result]) -> list[str]:
+def check_targets(ours: list[Result], naive: list[Result], raw: list[Result],
+                  capped: list[Result] | None = None) -> list[str]:
     by = lambda rs: {r.concurrency: r for r in rs}  # noqa: E731
     o, n, r = by(ours), by(naive), by(raw)
     checks = []
-    if 16 in o and 16 in r:
+    if 16 in o and 16 in r and r[16].rate:
         share = o[16].rate / r[16].rate
         checks.append(f"{'PASS' if share >= 0.7 else 'MISS'}: concurrency 16 = {share:.0%} of raw batch-16 (target >= 70%)")
-    if 1 in o and 1 in n:
+    if 1 in o and 1 in n and n[1].rate:
         ratio = o[1].rate / n[1].rate
         checks.append(f"{'PASS' if ratio >= 0.9 else 'MISS'}: concurrency 1 = {ratio:.0%} of naive (target >= 90%)")
-    worst = max((x.pct(x.pings, 0.99) for x in ours if x.pings), default=float("nan"))
-    failed = sum(x.ping_failures for x in ours)
+    every = ours + (capped or [])
+    worst = max((x.pct(x.pings, 0.99) for x in every if x.pings), default=float("nan"))
+    failed = sum(x.ping_failures for x in every)
     checks.append(f"{'PASS' if worst < 100 and not failed else 'MISS'}: /ping p99 worst level {worst:.1f} ms, "
                   f"{failed} failed (target < 100 ms)")
-    if 64 in o:
-        checks.append(f"{'PASS' if o[64].errors == 0 else 'MISS'}: {o[64].errors} errors at concurrency 64 (target 0)")
+    at_64 = [x for x in every if x.concurrency == 64]
+    if at_64:
+        errors = sum(x.errors for x in at_64)
+        checks.append(f"{'PASS' if errors == 0 else 'MISS'}: {errors} errors at 64 clients, every cap included (target 0)")
     return checks
+
+
+def progress(round_: int, result: Result) -> None:
+    print(f"  round {round_ + 1} {result.system} at {result.concurrency}: {result.rate:.1f} req/s, "
+          f"errors {result.errors}, ping p99 {result.pct(result.pings, 0.99):.0f} ms", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per level (after 1.5 s warm-up)")
     parser.add_argument("--levels", default="1,4,16,64")
+    parser.add_argument("--caps", default="4,8,16,32",
+                        help="concurrency caps (MaxConcurrentInvocationsPerInstance) to measure the model server at; "
+                             "'' to skip")
+    parser.add_argument("--cap-clients", type=int, default=64, help="clients behind the cap")
+    parser.add_argument("--hop-count", type=int, default=2000, help="round trips per hop measurement (0: skip)")
     parser.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra environment for the model server (e.g. MODEL_SERVER_MAX_BATCH_SIZE=16)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="repeat the whole sweep; each cell reports its best round (less noise on a shared machine)")
-    parser.add_argument("--torch-threads", type=int, help="torch threads for all systems (default: the server's default)")
+    parser.add_argument("--torch-threads", type=int,
+                        help="torch threads for all systems (default: torch's default, every core, as the engine uses)")
     parser.add_argument("--only", choices=["raw", "ours", "naive"], action="append",
                         help="run only these systems (repeatable); default all three")
     args = parser.parse_args(argv)
@@ -288,10 +368,9 @@ def main(argv: list[str] | None = None) -> None:
 
     from devtools.tiny_model import build_tiny_seq2seq
 
-    from model_server.loader import cpu_threads
-
-    # The server's own default, given to all three systems alike.
-    threads = args.torch_threads or cpu_threads(None, torch.get_num_threads())
+    # The engine's own default (torch's: every core), given to all three systems alike.
+    threads = args.torch_threads or torch.get_num_threads()
+    caps = [int(x) for x in args.caps.split(",") if x.strip()]
     load_before = os.getloadavg()
     systems: dict[str, object] = {}
     best: dict[tuple[str, int], Result] = {}
@@ -319,15 +398,24 @@ def main(argv: list[str] | None = None) -> None:
                         key = (name, level)
                         if key not in best or result.rate > best[key].rate:
                             best[key] = result
-                        print(f"  round {round_ + 1} {result.system} at {level}: {result.rate:.1f} req/s, "
-                              f"errors {result.errors}, ping p99 {result.pct(result.pings, 0.99):.0f} ms",
-                              file=sys.stderr)
+                        progress(round_, result)
+                if "ours" in systems:
+                    for cap in caps:
+                        server = systems["ours"]
+                        assert isinstance(server, Server)
+                        result = server.measure(args.cap_clients, args.seconds, cap=cap)
+                        key = (f"cap{cap}", args.cap_clients)
+                        if key not in best or result.rate > best[key].rate:
+                            best[key] = result
+                        progress(round_, result)
+            hops = measure_hop(model_dir, args.hop_count) if args.hop_count and "ours" in only else []
         finally:
             for system in systems.values():
                 system.close()
     ours = [best[("ours", n)] for n in levels if ("ours", n) in best]
     naive = [best[("naive", n)] for n in levels if ("naive", n) in best]
     raw = [best[("raw", n)] for n in levels if ("raw", n) in best]
+    capped = [best[(f"cap{c}", args.cap_clients)] for c in caps if (f"cap{c}", args.cap_clients) in best]
 
     print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.processor() or platform.platform()}, "
           f"Python {platform.python_version()}, torch {torch.__version__}, {threads} torch thread(s) in every system")
@@ -338,8 +426,15 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Model: random-weight BART, d_model 256, 2+2 layers, {PARAMETERS['max_new_tokens']} new tokens; "
           f"{args.seconds:g} s per level after 1.5 s warm-up; best of {args.rounds} round(s)\n")
     print(table(ours + naive + raw))
+    if capped:
+        print(f"\nModel server behind a concurrency cap (MaxConcurrentInvocationsPerInstance), "
+              f"{args.cap_clients} clients; latency includes the wait for a slot:\n")
+        print(table(capped))
+    if hops:
+        print(f"\nThe hop alone ({args.hop_count} sequential echoes through the engine, no model):\n")
+        print(hop_table(hops))
     print()
-    for line in check_targets(ours, naive, raw):
+    for line in check_targets(ours, naive, raw, capped):
         print(line)
 
 
