@@ -60,11 +60,13 @@ def instance_variant(
     inference_ami_version: str | None,
     container_startup_timeout_seconds: int,
     model_download_timeout_seconds: int,
+    initial_instance_count: int = 1,
 ) -> sagemaker.CfnEndpointConfig.ProductionVariantProperty:
     """The single instance-based variant (async and realtime) that autoscaling manages.
 
     InitialInstanceCount must be >= 1 (CloudFormation rejects 0); scaling to zero
-    is the scalable target's MinCapacity. Once the endpoint exists, the endpoint's
+    is the scalable target's MinCapacity. A real-time endpoint starts with its
+    minimum capacity, so it is not under-provisioned until scaling first acts. Once the endpoint exists, the endpoint's
     RetainAllVariantProperties keeps CloudFormation from resetting the autoscaled
     count back to this value on every update.
 
@@ -77,7 +79,7 @@ def instance_variant(
         model_name=model_name,
         instance_type=instance_type,
         inference_ami_version=inference_ami_version,
-        initial_instance_count=1,
+        initial_instance_count=max(1, initial_instance_count),
         initial_variant_weight=1,
         container_startup_health_check_timeout_in_seconds=container_startup_timeout_seconds,
         model_data_download_timeout_in_seconds=model_download_timeout_seconds,

@@ -262,6 +262,7 @@ class AsyncInferenceStack(cdk.Stack):
             inference_ami_version=inference_ami_for(config.instance_type, cuda_version),
             container_startup_timeout_seconds=config.container_startup_timeout_seconds,
             model_download_timeout_seconds=config.model_download_timeout_seconds,
+            initial_instance_count=hosting.min_capacity if isinstance(hosting, RealtimeHosting) else 1,
         )
 
     def _scaling(self, config: EnvironmentConfig, *, endpoint_name: str, variant_name: str) -> None:

@@ -81,6 +81,9 @@ def check_serverless_configs(template: dict[str, Any]) -> list[Finding]:
                 found(f"ProductionVariants[{index}] serves a model with EnableNetworkIsolation: serverless endpoints do not support it")
             if model.get("VpcConfig"):
                 found(f"ProductionVariants[{index}] serves a model with VpcConfig: serverless endpoints do not support VPCs")
+            containers = [model.get("PrimaryContainer") or {}, *(model.get("Containers") or [])]
+            if any(isinstance(c, dict) and c.get("Mode") == "MultiModel" for c in containers):
+                found(f"ProductionVariants[{index}] serves a multi-model container (Mode MultiModel): serverless endpoints do not support multi-model")
     return findings
 
 

@@ -131,6 +131,13 @@ def test_network_isolation_on_a_serverless_model_is_refused(serverless: dict) ->
     _assert_finds(serverless, lid, "EnableNetworkIsolation")
 
 
+def test_multi_model_container_on_a_serverless_endpoint_is_refused(serverless: dict) -> None:
+    _, model = _one(serverless, "AWS::SageMaker::Model")
+    model["PrimaryContainer"]["Mode"] = "MultiModel"
+    lid, _ = _serverless_config(serverless)
+    _assert_finds(serverless, lid, "Mode MultiModel", "do not support multi-model")
+
+
 def test_second_variant_on_a_serverless_endpoint_is_refused(serverless: dict) -> None:
     lid, config = _one(serverless, "AWS::SageMaker::EndpointConfig")
     config["ProductionVariants"].append({**config["ProductionVariants"][0], "VariantName": "Second"})

@@ -58,7 +58,8 @@ def test_realtime_endpoint_has_no_async_config_and_at_least_one_instance(realtim
     hosting = load_environment("example-realtime")
     assert "AsyncInferenceConfig" not in config
     assert variant["InstanceType"] == hosting.instance_type
-    assert variant["InitialInstanceCount"] >= 1
+    # Starts at its minimum (>= 1): a real-time endpoint never has fewer instances than that.
+    assert variant["InitialInstanceCount"] == hosting.hosting.min_capacity >= 1
     assert "ServerlessConfig" not in variant
     # A CUDA image on a GPU host still needs the driver (same as async).
     assert variant["InferenceAmiVersion"].startswith("al2")
