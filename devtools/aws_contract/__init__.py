@@ -11,7 +11,8 @@ Two layers:
 - documented_facts: what only the documentation says (the metrics each endpoint type
   publishes and their dimension sets, who may publish to an alarm topic, rollback alarm
   permissions, GPU drivers); hosting_facts: serverless limits and exclusions, and which
-  scaling each endpoint type supports.
+  scaling each endpoint type supports; callback_facts: the completion-callback queues,
+  secret and event source (service models and SQS/Lambda limits).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from devtools.aws_contract.api_requests import api_requests
+from devtools.aws_contract.callback_facts import check_callbacks
 from devtools.aws_contract.documented_facts import (
     Finding,
     check_alarm_topics,
@@ -47,5 +49,6 @@ def check_template(template: dict[str, Any], *, image_cuda_version: str | None) 
     findings += check_serverless_configs(template)
     findings += check_serverless_deployments(template)
     findings += check_variant_scaling(template)
+    findings += check_callbacks(template)
     findings += check_multi_model_endpoints(template)
     return findings
