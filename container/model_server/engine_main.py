@@ -21,6 +21,7 @@ import logging
 import signal
 import socket
 import sys
+import threading
 from typing import Any
 
 from . import transport
@@ -72,7 +73,20 @@ class EngineServer:
 
     async def report_status(self) -> None:
         state = self.core.state
-        await asyncio.get_running_loop().run_in_executor(None, state.wait)
+        loop = asyncio.get_running_loop()
+        settled: asyncio.Future[None] = loop.create_future()
+
+        def wait() -> None:
+            state.wait()
+            try:
+                loop.call_soon_threadsafe(lambda: settled.done() or settled.set_result(None))
+            except RuntimeError:
+                pass  # the engine stopped before the load finished
+
+        # A daemon thread, not the loop's executor: a stop during a long load (a hub download)
+        # must not wait for the load to end.
+        threading.Thread(target=wait, name="load-watch", daemon=True).start()
+        await settled
         loaded = state.loaded
         self.reply({"id": None, "type": "status", "status": state.status, "error": state.error,
                     "task": loaded.task if loaded else None,

@@ -175,7 +175,8 @@ class EngineProcess:
             return
         if self._status == "failed":
             return  # the load failed and the engine said why: keep that reason
-        if not (self._ever_ready and self.restart):
+        if not (self._ever_ready and self.restart) or self._status == "restarting":
+            # Never ready, or died again while restarting: a restart would crash-loop; /ping stays 503.
             self._set_status("failed", f"the inference engine process {how} before the model was ready")
             log.error("engine died while loading", extra={"event": "engine_exit", "engine": self.name,
                                                           "returncode": returncode, "in_flight": len(in_flight)})

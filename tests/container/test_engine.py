@@ -221,3 +221,18 @@ def rss(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise AssertionError(f"no VmRSS for {pid}")
+
+
+def test_sigterm_while_the_model_loads_stops_at_once(user_model_dir: Path, start_server, tmp_path: Path) -> None:
+    """A stop during a long load (a hub download, a slow model_fn) does not wait for the load."""
+    server = start_server(user_model_dir, TEST_LOAD_GATE=str(tmp_path / "never"))
+    poll(lambda: bool(server.log_events("engine_start")), timeout=30, what="the engine to start")
+    server.wait_until(503)
+    engine = int(server.log_events("engine_start")[-1]["pid"])
+    time.sleep(1.0)  # the engine is inside model_fn, waiting for a gate that never opens
+    started = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=30) == 0
+    poll(lambda: not alive(engine), timeout=10, what="the engine to exit")
+    assert time.monotonic() - started < 10, "the stop waited for the load"
+    assert not server.log_events("engine_kill"), "the engine had to be killed: it waited for the load"
