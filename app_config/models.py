@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from api_handler import contract as api_contract
+from model_server import contract as container_contract
 from app_config.aws_types import AccountId, RegionName
 from app_config.callbacks import CallbacksConfig
 from app_config.gpu_drivers import is_arm_instance, is_gpu_instance, is_neuron_instance
@@ -50,7 +51,7 @@ _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 # Container variables the stack derives itself (instance type, API limits): a value in
 # container_environment would contradict them.
-STACK_CONTAINER_VARIABLES = frozenset({"MODEL_SERVER_DEVICE", "MODEL_SERVER_MAX_REQUEST_BYTES", "MODEL_SERVER_MAX_BATCH_SIZE", "HF_MODEL_ID", "HF_MODEL_REVISION", "HF_TASK"})
+STACK_CONTAINER_VARIABLES = container_contract.STACK_VARIABLES
 
 # Inputs per model call in the container unless an environment says otherwise (EnvironmentConfig).
 _DEFAULT_MAX_BATCH_SIZE = 8

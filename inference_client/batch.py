@@ -31,6 +31,8 @@ from typing import Any
 import boto3
 import botocore.session
 
+from model_server import contract as container_contract
+
 DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"
 FINAL_STATES = ("Completed", "Failed", "Stopped")
 # TransformAmiVersion -> the newest CUDA its NVIDIA driver supports (driver 470: 11.4, 535: 12.2).
@@ -127,7 +129,7 @@ def create_transform_job_params(request: BatchRequest) -> dict[str, Any]:
     if ami:
         resources["TransformAmiVersion"] = ami
     # The device the job's instances provide (the model's own variable says the endpoint's).
-    params["Environment"] = {"MODEL_SERVER_DEVICE": "cuda" if ami else "cpu"}
+    params["Environment"] = {container_contract.DEVICE: "cuda" if ami else "cpu"}
     return params
 
 

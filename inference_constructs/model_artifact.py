@@ -11,6 +11,7 @@ from constructs import Construct
 
 from app_config.models import HubModel, LocalModel, S3Model, S3PrefixModel
 from inference_constructs.model_package import pack_model_directory
+from model_server import contract as container_contract
 
 
 class ModelArtifact(Construct):
@@ -37,12 +38,12 @@ class ModelArtifact(Construct):
         self.model_data_url: str | None = None
         self.environment: dict[str, str] = {}
         if source.task:
-            self.environment["HF_TASK"] = source.task
+            self.environment[container_contract.HF_TASK] = source.task
 
         if isinstance(source, HubModel):
-            self.environment["HF_MODEL_ID"] = source.model_id
+            self.environment[container_contract.HF_MODEL_ID] = source.model_id
             if source.revision:
-                self.environment["HF_MODEL_REVISION"] = source.revision
+                self.environment[container_contract.HF_MODEL_REVISION] = source.revision
             else:
                 # Not an error (trying a model out should stay one line), but loud: an unpinned
                 # hub model changes under a running service whenever its main branch moves.

@@ -80,7 +80,6 @@ class LocalResources:
     error_topic_arn: str
     success_queue_url: str
     error_queue_url: str
-    kms_key_id: str
 
     @property
     def s3_output_path(self) -> str:
@@ -171,7 +170,6 @@ def create_resources(endpoint_url: str, *, prefix: str = "local-inference") -> L
         error_topic_arn=topics["error"],
         success_queue_url=queues["success"],
         error_queue_url=queues["error"],
-        kms_key_id=key_id,
     )
 
 

@@ -18,9 +18,13 @@ from typing import IO, Any
 import httpx
 
 from local_stack.processes import spawn, terminate
+from model_server import contract as container_contract
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-_DECIDED_HERE = frozenset({"MODEL_DIR", "HF_MODEL_ID", "HF_TASK", "SAGEMAKER_BIND_TO_PORT", "MODEL_SERVER_HOST"})
+_DECIDED_HERE = frozenset({
+    container_contract.MODEL_DIR, container_contract.HF_MODEL_ID, container_contract.HF_TASK,
+    container_contract.BIND_TO_PORT, container_contract.HOST,
+})
 
 
 class ModelLoadFailed(RuntimeError):
@@ -52,20 +56,18 @@ class ModelContainer:
         # The user's other knobs (MODEL_SERVER_TORCH_THREADS, HF_HOME, ...) pass through;
         # the ones this class decides are never inherited.
         env = {k: v for k, v in os.environ.items() if k not in _DECIDED_HERE}
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT / "container"), env.get("PYTHONPATH")) if p)
-        env["SAGEMAKER_BIND_TO_PORT"] = str(port)
-        env["MODEL_SERVER_HOST"] = host  # never 0.0.0.0 on a developer's machine
+        env[container_contract.BIND_TO_PORT] = str(port)
+        env[container_contract.HOST] = host  # never 0.0.0.0 on a developer's machine
         if model_dir is not None:
-            env["MODEL_DIR"] = str(model_dir)
+            env[container_contract.MODEL_DIR] = str(model_dir)
         if hf_model_id:
-            env["HF_MODEL_ID"] = hf_model_id
+            env[container_contract.HF_MODEL_ID] = hf_model_id
         if hf_task:
-            env["HF_TASK"] = hf_task
+            env[container_contract.HF_TASK] = hf_task
         env.update(extra_env or {})
         self.env = env
         self.log_file = log_file
         self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
 
     @property
     def running(self) -> bool:
@@ -81,7 +83,6 @@ class ModelContainer:
             stdout=self.log_file,
             stderr=subprocess.STDOUT if self.log_file is not None else None,
         )
-        self.starts += 1
 
     def stop(self, *, grace_seconds: float = 30.0) -> int | None:
         """SIGTERM (the server drains in-flight requests), SIGKILL after the grace period."""

@@ -14,7 +14,7 @@ from typing import Any
 import aws_cdk as cdk
 from constructs import Construct
 
-from api_handler.async_api.settings import MAX_ASYNC_PAYLOAD_BYTES
+from api_handler.contract import MAX_ASYNC_PAYLOAD_BYTES
 from app_config import EnvironmentConfig, S3PrefixModel
 from app_config.gpu_drivers import inference_ami_for
 from app_config.hosting import MultiModelHosting, RealtimeHosting, ServerlessHosting
@@ -44,6 +44,7 @@ from inference_constructs.model_artifact import ModelArtifact
 from inference_constructs.model_image import ModelImage
 from inference_constructs.notifications import InferenceNotifications
 from inference_constructs.storage import InferenceStorage
+from model_server import contract as container_contract
 
 
 class AsyncInferenceStack(cdk.Stack):
@@ -104,10 +105,10 @@ class AsyncInferenceStack(cdk.Stack):
                 # the largest request the endpoint type accepts (async: SageMaker's 1 GB payload
                 # limit, https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference.html;
                 # real-time and serverless: InvokeEndpoint's, below the API's own limit anyway).
-                "MODEL_SERVER_DEVICE": config.container_device,
-                "MODEL_SERVER_MAX_REQUEST_BYTES": str(MAX_ASYNC_PAYLOAD_BYTES),
+                container_contract.DEVICE: config.container_device,
+                container_contract.MAX_REQUEST_BYTES: str(MAX_ASYNC_PAYLOAD_BYTES),
                 # Tied to MaxConcurrentInvocationsPerInstance below (app_config: cap = 2 x batch).
-                "MODEL_SERVER_MAX_BATCH_SIZE": str(config.max_batch_size),
+                container_contract.MAX_BATCH_SIZE: str(config.max_batch_size),
             },
             enable_network_isolation=config.enable_network_isolation,
             multi_model=isinstance(hosting, MultiModelHosting),

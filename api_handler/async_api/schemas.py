@@ -32,13 +32,3 @@ UPLOAD_REQUEST: dict = {
         }
     },
 }
-
-UPLOAD_REFERENCE: dict = {
-    "$schema": DRAFT_04,
-    "title": "UploadReference",
-    "description": "Start an inference from a completed upload.",
-    "type": "object",
-    "required": ["uploadId"],
-    "additionalProperties": False,
-    "properties": {"uploadId": {"type": "string", "pattern": UPLOAD_ID_PATTERN}},
-}

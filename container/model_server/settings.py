@@ -14,25 +14,28 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from . import contract
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MODEL_SERVER_", populate_by_name=True, extra="ignore")
+    # The variable names are the contract's (contract.py): own knobs are ENV_PREFIX + field name.
+    model_config = SettingsConfigDict(env_prefix=contract.ENV_PREFIX, populate_by_name=True, extra="ignore")
 
     # --- SageMaker contract -------------------------------------------------
-    port: int = Field(8080, ge=1, le=65535, validation_alias="SAGEMAKER_BIND_TO_PORT")
+    port: int = Field(contract.DEFAULT_PORT, ge=1, le=65535, validation_alias=contract.BIND_TO_PORT)
     # 0.0.0.0 inside a container (SageMaker connects from outside it); tests and
     # `make serve` bind to 127.0.0.1.
     host: str = "0.0.0.0"
 
     # --- where the model comes from (Hugging Face toolkit names) -------------
-    model_dir: Path = Field(Path("/opt/ml/model"), validation_alias="MODEL_DIR")
-    hf_model_id: str | None = Field(None, validation_alias="HF_MODEL_ID")
-    hf_model_revision: str | None = Field(None, validation_alias="HF_MODEL_REVISION")
+    model_dir: Path = Field(Path(contract.DEFAULT_MODEL_DIR), validation_alias=contract.MODEL_DIR)
+    hf_model_id: str | None = Field(None, validation_alias=contract.HF_MODEL_ID)
+    hf_model_revision: str | None = Field(None, validation_alias=contract.HF_MODEL_REVISION)
     # SecretStr: the token never shows up in logged settings or tracebacks.
-    hf_api_token: SecretStr | None = Field(None, validation_alias="HF_API_TOKEN")
-    hf_task: str | None = Field(None, validation_alias="HF_TASK")
+    hf_api_token: SecretStr | None = Field(None, validation_alias=contract.HF_API_TOKEN)
+    hf_task: str | None = Field(None, validation_alias=contract.HF_TASK)
     # The user script in code/ (HuggingFaceModel(entry_point=...) sets it); default inference.py.
-    sagemaker_program: str | None = Field(None, validation_alias="SAGEMAKER_PROGRAM")
+    sagemaker_program: str | None = Field(None, validation_alias=contract.PROGRAM)
     # "toolkit": a single input is answered as the Hugging Face toolkit answers it
     # (what pipeline(input) returns, e.g. [{"label": ...}]). "compact": as this
     # server did before, the one input's own output (e.g. {"label": ...}).
@@ -55,7 +58,7 @@ class Settings(BaseSettings):
     # --- dynamic batching --------------------------------------------------------
     # Inputs (not requests) per model call. 32 keeps a CPU batch's padding waste
     # and latency moderate; raise it on a GPU.
-    max_batch_size: int = Field(32, ge=1)
+    max_batch_size: int = Field(contract.DEFAULT_MAX_BATCH_SIZE, ge=1)
     # Upper bound on how long the first request of a batch waits for company.
     # The batcher only waits when recent traffic showed concurrency, so a lone
     # request never pays it (see batching.py).
@@ -68,13 +71,13 @@ class Settings(BaseSettings):
     # the stack sets it from the API's own maximum. Large bodies are spooled to
     # a temporary file while they arrive and long texts are cut while
     # tokenizing (bodies.py, truncation.py), so the limit is not a memory bound.
-    max_request_bytes: int = Field(1024**3, ge=1)
+    max_request_bytes: int = Field(contract.DEFAULT_MAX_REQUEST_BYTES, ge=1)
 
     # --- several models (multi_model.py) -----------------------------------------------
     # SageMaker sets SAGEMAKER_MULTI_MODEL=true on a multi-model endpoint: the server starts with
     # no model and serves SageMaker's model-management API (/models). A MODEL_DIR of <name>/
     # model folders serves them too, without this variable (several models behind one async endpoint).
-    multi_model: bool = Field(False, validation_alias="SAGEMAKER_MULTI_MODEL")
+    multi_model: bool = Field(False, validation_alias=contract.MULTI_MODEL)
     # Memory the loaded models' engines may hold together (bytes of RSS). Unset: what the machine
     # (or the container's cgroup limit) has available. A load that does not fit is 507, or, with a
     # folders artifact, evicts the least recently used idle model first.
