@@ -16,7 +16,6 @@ import secrets
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, Any
@@ -87,31 +86,15 @@ def start_notifier(callbacks: LocalCallbacks, environment: Mapping[str, str], *,
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     process = spawn([sys.executable, "-m", "local_stack.notifier", "--queue-url", callbacks.queue_url],
                     env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=log_file)
+    # The API processes' stdout pump and readiness wait: the notifier prints 'ready notifier' too.
+    from local_stack.pipeline import _pump, _wait_ready
+
     ready = threading.Event()
-    threading.Thread(target=_forward, args=(process, log_file, ready), daemon=True).start()
-    deadline = time.monotonic() + timeout
-    while not ready.wait(0.1):
-        if process.poll() is not None:
-            raise RuntimeError(f"the local notifier exited with status {process.returncode} during start")
-        if time.monotonic() > deadline:
-            terminate(process, grace_seconds=2)
-            raise TimeoutError(f"the local notifier was not ready within {timeout:.0f} s")
+    threading.Thread(target=_pump, args=(process, log_file, ready), daemon=True).start()
+    try:
+        _wait_ready(process, ready, timeout=timeout)
+    except (RuntimeError, TimeoutError) as error:  # its messages say "API process": say which one it was
+        terminate(process, grace_seconds=2)
+        raise RuntimeError(f"the local callback notifier did not start: {error}") from error
     return process
 
-
-def _forward(process: subprocess.Popen[bytes], sink: IO[Any] | None, ready: threading.Event) -> None:
-    """Keep the notifier's stdout (Powertools' JSON logs) drained into the log; note 'ready'."""
-    assert process.stdout is not None
-    for line in iter(process.stdout.readline, b""):
-        if not ready.is_set() and line.startswith(b"ready"):
-            ready.set()
-            continue
-        try:
-            if sink is None:
-                sys.stdout.buffer.write(line)
-                sys.stdout.flush()
-            else:
-                sink.write(line if "b" in getattr(sink, "mode", "") else line.decode(errors="replace"))
-                sink.flush()
-        except (OSError, ValueError):  # the sink was closed during shutdown
-            return

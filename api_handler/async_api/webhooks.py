@@ -31,8 +31,7 @@ class SignatureError(ValueError):
 def secret_key(secret: str) -> bytes:
     """The HMAC key of a Standard Webhooks secret ("whsec_<base64>" or the bare base64)."""
     text = secret.strip()
-    if text.startswith(SECRET_PREFIX):
-        text = text[len(SECRET_PREFIX):]
+    text = text.removeprefix(SECRET_PREFIX)
     try:
         key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError):

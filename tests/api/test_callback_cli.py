@@ -77,7 +77,7 @@ def test_submit_sends_the_callback_header():
         def log_message(self, *args: object) -> None:
             pass
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             seen.update({k.lower(): v for k, v in self.headers.items()})
             body = json.dumps({"inferenceId": "r" + "2" * 32, "status": "InProgress"}).encode()

@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from api_handler.notifier.schedule import MAX_VISIBILITY_SECONDS, backoff_seconds, max_attempts
+from api_handler.notifier.schedule import (
+    MAX_VISIBILITY_SECONDS,
+    backoff_seconds,
+    max_attempts,
+)
 from api_handler.notifier.settings import NotifierSettings
 from app_config.callbacks import CallbacksConfig
 from local_stack.callbacks import RETRY_BASE_SECONDS, RETRY_MAX_DELAY_SECONDS

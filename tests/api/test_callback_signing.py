@@ -39,7 +39,7 @@ def test_our_signature_verifies_with_the_standardwebhooks_package():
 
 def test_standardwebhooks_signature_verifies_with_ours_and_with_the_cli_sample():
     sender = standardwebhooks.Webhook("whsec_" + SECRET)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     headers = {
         "webhook-id": "msg_xyz",
         "webhook-timestamp": str(int(now.timestamp())),
@@ -88,7 +88,7 @@ def test_a_secret_as_secrets_manager_generates_it_is_a_valid_key():
 def _certificate(tmp: Path, host: str) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
             .not_valid_after(now + datetime.timedelta(hours=1))
@@ -112,7 +112,7 @@ def test_delivery_connects_to_the_checked_address_with_the_urls_host(tmp_path: P
         def log_message(self, *args: object) -> None:
             pass
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             seen["host"] = self.headers["Host"]
             seen["agent"] = self.headers["User-Agent"]
             seen["body"] = self.rfile.read(int(self.headers["Content-Length"]))
@@ -172,7 +172,7 @@ def test_the_documented_verification_sample_works():
     verify = namespace["verify"]
     now = int(time.time())
     assert verify(SECRET, webhooks.signed_headers(SECRET, "msg_doc", now, BODY), BODY) == "msg_doc"
-    moment = datetime.datetime.now(datetime.timezone.utc)
+    moment = datetime.datetime.now(datetime.UTC)
     theirs = {"webhook-id": "msg_std", "webhook-timestamp": str(int(moment.timestamp())),
               "webhook-signature": standardwebhooks.Webhook(SECRET).sign("msg_std", moment, BODY.decode())}
     assert verify("whsec_" + SECRET, theirs, BODY) == "msg_std"

@@ -118,7 +118,7 @@ def test_loopback_http_only_when_the_local_pipeline_allows_it(callback_api: Api)
 # ----------------------------------------------------------------------------- at delivery
 def _resolver(*addresses: str):
     def resolve(host, port, *_args):
-        family = lambda a: socket.AF_INET6 if ":" in a else socket.AF_INET  # noqa: E731
+        family = lambda a: socket.AF_INET6 if ":" in a else socket.AF_INET
         return [(family(a), socket.SOCK_STREAM, 6, "", (a, port)) for a in addresses]
     return resolve
 

@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
+from app_config.image_cuda import image_cuda_version
 from devtools.aws_contract import check_template
 from tests.infra.conftest import ROOT, Synthesized
-from app_config.image_cuda import image_cuda_version
 
 CUDA = image_cuda_version(ROOT / "container")
 
