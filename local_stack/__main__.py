@@ -9,11 +9,13 @@ is an error naming the port and the variable that chose it:
   LOCAL_ENV             environment whose endpoint settings to mirror (default dev), its
                         hosting.mode included: example-realtime / example-serverless run the
                         API synchronously (InvokeEndpoint stand-in, 200 with the result)
-  LOCAL_HOSTING_MODE    async, realtime or serverless: overrides LOCAL_ENV's hosting.mode
+  LOCAL_HOSTING_MODE    async, realtime, serverless or multimodel: overrides LOCAL_ENV's hosting.mode
+                        (multimodel: MODEL_DIR is a directory of models, one per TargetModel)
   LOCAL_MAX_CONCURRENCY MaxConcurrentInvocationsPerInstance (default: LOCAL_ENV's)
   LOCAL_LOG_FILE        where the model server, the Lambda and the runtime log
                         (default .build/local/pipeline.log; - for the terminal)
-  MODEL_DIR             a saved model directory to serve ...
+  MODEL_DIR             a saved model directory to serve (a directory of <name>/ model folders:
+                        several models, each request naming one: docs/container.md) ...
   HF_MODEL_ID           ... or a Hugging Face model id (downloaded by the model server: needs network)
   HF_TASK               the pipeline task (default: inferred by the model server)
   LOCAL_MODEL           minilm (default) or tiny, when MODEL_DIR and HF_MODEL_ID are unset
@@ -87,6 +89,27 @@ def default_model() -> tuple[Path, str | None, str]:
     return target, None, f"tiny random-weight seq2seq model ({target})"
 
 
+def multi_model_prefix(model_dir: Path | None, description: str) -> tuple[Path, str]:
+    """The directory standing in for a multi-model endpoint's S3 prefix (one model per TargetModel).
+
+    MODEL_DIR when it holds models (folders or .tar.gz files); otherwise a directory with the one
+    model chosen above, linked as `default`, so `?model=default` reaches it.
+    """
+    if model_dir is None:
+        raise SystemExit("local pipeline: hosting mode multimodel needs MODEL_DIR (a directory of models), not HF_MODEL_ID")
+    children = [c for c in model_dir.iterdir() if c.is_dir() or c.name.endswith(".tar.gz")] if model_dir.is_dir() else []
+    if children and not (model_dir / "config.json").is_file():
+        names = ", ".join(sorted(c.name for c in children))
+        return model_dir, f"models under {model_dir} ({names}); name one with ?model=NAME"
+    prefix = BUILD_DIR / "multimodel-prefix"
+    prefix.mkdir(parents=True, exist_ok=True)
+    link = prefix / "default"
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(model_dir, target_is_directory=True)
+    return prefix, f"{description} as model 'default' under {prefix}; name it with ?model=default"
+
+
 def hosting_mode_from_environment(default: str) -> str:
     """LOCAL_HOSTING_MODE, or the mirrored environment's hosting.mode."""
     from app_config.hosting import HOSTING_MODES
@@ -118,6 +141,8 @@ def config_from_environment() -> tuple[PipelineConfig, str]:
     if hf_task:
         description += f", task {hf_task}"
     hosting_mode = hosting_mode_from_environment(env.hosting.mode)
+    if hosting_mode == "multimodel":
+        model_dir, description = multi_model_prefix(model_dir, description)
     if hosting_mode != "async":
         description += f"; hosting mode {hosting_mode} (synchronous API)"
     log_path = os.environ.get("LOCAL_LOG_FILE", "").strip() or str(BUILD_DIR / "pipeline.log")

@@ -30,6 +30,7 @@ from local_stack.callbacks import (
     start_notifier,
 )
 from local_stack.container import REPO_ROOT, ModelContainer
+from local_stack.multi_model import MultiModelRuntime
 from local_stack.processes import free_port, spawn, terminate
 from local_stack.realtime_runtime import MAX_PAYLOAD_BYTES, SERVERLESS_MAX_PAYLOAD_BYTES, RealtimeRuntime
 
@@ -50,7 +51,8 @@ class PipelineConfig:
     container_port: int = 0
     max_concurrent_invocations: int = 4
     # app_config's hosting.mode: async (queue stand-in, 202) or realtime / serverless
-    # (InvokeEndpoint stand-in: the handler calls the model server during the request, 200).
+    # (InvokeEndpoint stand-in: the handler calls the model server during the request, 200);
+    # multimodel: model_dir holds one model per TargetModel (local_stack/multi_model.py).
     hosting_mode: str = "async"
     default_invocation_timeout_seconds: int = 900
     default_request_ttl_seconds: int = 21600
@@ -76,7 +78,8 @@ class LocalPipeline:
             model_dir=config.model_dir,
             hf_model_id=config.hf_model_id,
             hf_task=config.hf_task,
-            extra_env=config.container_env,
+            # multimodel: SageMaker sets SAGEMAKER_MULTI_MODEL=true (the server starts with no model).
+            extra_env={**config.container_env, **({"SAGEMAKER_MULTI_MODEL": "true"} if config.hosting_mode == "multimodel" else {})},
             log_file=config.log_file,
             host=config.host,
         )
@@ -98,7 +101,13 @@ class LocalPipeline:
             self.resources = create_resources(self.aws_endpoint_url)
             if self.config.hosting_mode == "async":  # as in the stack: callbacks need SageMaker's topics
                 self.callbacks = create_callback_resources(self.aws_endpoint_url, self.resources)
-            if self.config.hosting_mode != "async":
+            if self.config.hosting_mode == "multimodel":
+                # model_dir is the endpoint's "S3 prefix": one model (folder or .tar.gz) per TargetModel.
+                self.runtime = MultiModelRuntime(  # type: ignore[assignment]
+                    models_dir=self.config.model_dir, endpoint_name=ENDPOINT_NAME, container_url=self.container.url,
+                    host=self.config.host, port=self.config.runtime_port,
+                )  # fmt: skip
+            elif self.config.hosting_mode != "async":
                 self.runtime = RealtimeRuntime(  # type: ignore[assignment]
                     endpoint_name=ENDPOINT_NAME, container_url=self.container.url,
                     host=self.config.host, port=self.config.runtime_port,

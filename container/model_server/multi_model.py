@@ -247,10 +247,15 @@ class ModelRegistry:
         return model
 
     async def _make_room(self, name: str, need: int) -> None:
-        """Evict least recently used idle models until `need` fits (when evicting), else 507."""
+        """Evict least recently used idle models until `need` fits (when evicting), else 507.
+
+        With no model loaded the load is tried whatever the estimate says: there is nothing to
+        unload, so a 507 could never be resolved (SageMaker would retry forever); a model that
+        really does not fit then fails its own load (the engine is killed: 507).
+        """
         while True:
             free = self.free_bytes()
-            if free is None or need <= free:
+            if free is None or need <= free or not self._models:
                 return
             idle = sorted((m for m in self._models.values() if m.active == 0), key=lambda m: m.last_used)
             if not self.evict or not idle:
