@@ -1,4 +1,4 @@
-"""Completion callbacks per environment (issue 18): who may be called back, and how hard we try.
+"""Completion callbacks per environment: who may be called back, and how hard we try.
 
 The notifier exists only in async hosting (realtime/serverless answer the result in the
 request itself). Defaults: any public https host, retries for 24 hours starting at 30 s and

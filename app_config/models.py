@@ -33,7 +33,8 @@ from app_config.hosting import AsyncHosting, Hosting, MultiModelHosting, Realtim
 
 # Instance families that ship local NVMe instance storage. SageMaker rejects an
 # endpoint-config KmsKeyId (storage volume encryption) for them: their storage
-# is hardware-encrypted already (REFERENCE.md section 3).
+# is hardware-encrypted already (KmsKeyId in
+# https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateEndpointConfig.html).
 NVME_INSTANCE_FAMILIES = frozenset(
     {
         "c5d", "c6id", "g4dn", "g5", "g6", "g6e", "gr6", "inf2", "m5d", "m6id",
@@ -250,7 +251,7 @@ _MEDIA_RANGE = re.compile(r"^[a-z0-9][a-z0-9!#&^_.+-]*/([a-z0-9][a-z0-9!#&^_.+-]
 
 
 class UsagePlanConfig(_Strict):
-    """Per-client API keys with throttling and a quota (client API, issue 4).
+    """Per-client API keys with throttling and a quota (client API).
 
     API keys meter and identify; they do not authenticate (IAM still does). Each name in
     `clients` gets one generated key.
@@ -274,7 +275,7 @@ class UsagePlanConfig(_Strict):
 
 
 class ApiConfig(_Strict):
-    """The client API (API Gateway + Lambda, issue 4). docs/api.md describes each limit."""
+    """The client API (API Gateway + Lambda). docs/api.md describes each limit."""
 
     stage_name: str = "v1"
     # Stage-wide steady rate (requests/s) and burst for all clients together.

@@ -43,7 +43,7 @@ fi
 [ -f "$TORCH_WHEEL" ] || skip "no local torch wheel at $TORCH_WHEEL"
 
 # Rootless-style defaults fail inside this sandbox: fixed ulimits, runc, and
-# cgroupfs (no systemd) are what works here (shared/REFERENCE.md section 5).
+# cgroupfs (no systemd) are what works in an unprivileged build sandbox.
 cat >"$WORK/containers.conf" <<'CONF'
 [containers]
 default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]

@@ -1,4 +1,4 @@
-"""Completion callbacks (issue 18): success/error topics -> SQS -> notifier Lambda -> caller's URL.
+"""Completion callbacks: success/error topics -> SQS -> notifier Lambda -> caller's URL.
 
     SageMaker --> Success / Error topics --(raw delivery)--> Queue --> Notifier --> https://caller/...
                                                                |  (ChangeMessageVisibility = retry delay)

@@ -87,7 +87,7 @@ FINDINGS: tuple[Finding, ...] = (
         "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/sagemaker/Endpoints/*:log-stream:*]",
         "Log streams are created per instance by SageMaker with generated names.",
     ),
-    # ---- batch transform (issue 17): inference_constructs/batch_transform.py
+    # ---- batch transform: inference_constructs/batch_transform.py
     Finding(
         "Execution/Role/DefaultPolicy",
         "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/sagemaker/TransformJobs:log-stream:*]",
@@ -106,7 +106,7 @@ FINDINGS: tuple[Finding, ...] = (
         "cloudwatch:PutMetricData and ecr:GetAuthorizationToken support no resource-level permissions; "
         "PutMetricData is limited to SageMaker namespaces by a condition.",
     ),
-    # ---- client API (issue 4): inference_constructs/api.py
+    # ---- client API: inference_constructs/api.py
     Finding(
         "Api/HandlerRole/DefaultPolicy",
         "AwsSolutions-IAM5[Resource::<StorageInput124FA7A1.Arn>/requests/*]",
@@ -149,7 +149,7 @@ FINDINGS: tuple[Finding, ...] = (
         "No WAF web ACL yet: every method is IAM-authenticated and throttled per stage; a WAF is an account-level "
         "decision (cost, shared ACLs) noted as follow-up in docs/api.md.",
     ),
-    # ---- NIST 800-53 rev 5 (issue 12). Fixed rather than acknowledged: the API Lambda's
+    # ---- NIST 800-53 rev 5. Fixed rather than acknowledged: the API Lambda's
     # reserved concurrency, KMS-encrypted log groups, a versioned access log bucket.
     Finding("Execution/Role/DefaultPolicy", "NIST.800.53.R5-IAMNoInlinePolicy", _INLINE_POLICY),
     Finding("Api/HandlerRole/DefaultPolicy", "NIST.800.53.R5-IAMNoInlinePolicy", _INLINE_POLICY),
@@ -306,7 +306,7 @@ def model_prefix_findings(bucket: str, prefix: str) -> tuple[Finding, ...]:
     )
 
 
-# ---- completion callbacks (issue 18): inference_constructs/callbacks.py. Only where the notifier
+# ---- completion callbacks: inference_constructs/callbacks.py. Only where the notifier
 # exists (async hosting with callbacks enabled), so the stack adds these as `extra` / skips.
 CALLBACK_FINDINGS: tuple[Finding, ...] = (
     Finding(

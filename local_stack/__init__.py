@@ -6,9 +6,9 @@ Four pieces, all on 127.0.0.1, none needing an AWS account, Docker or a GPU:
   buckets and topics (and one SQS queue per topic, so notifications can be read);
 - ``async_runtime.py``: a stand-in for SageMaker's asynchronous runtime that
   speaks the real ``InvokeEndpointAsync`` wire protocol and drives the container
-  the way REFERENCE.md section 2 describes;
-- ``container.py``: the real model server (issue 3) as a child process;
-- ``api_gateway.py``: the real API Lambda (issue 4) behind an HTTP adapter that
+  the way SageMaker's asynchronous inference guide describes;
+- ``container.py``: the real model server as a child process;
+- ``api_gateway.py``: the real API Lambda behind an HTTP adapter that
   builds API Gateway REST proxy (v1) events.
 
 ``pipeline.LocalPipeline`` starts and stops them together; ``python -m local_stack``

@@ -4,8 +4,8 @@ It speaks the real ``InvokeEndpointAsync`` wire protocol (botocore's
 ``sagemaker-runtime`` model: ``POST /endpoints/{EndpointName}/async-invocations``,
 parameters in ``X-Amzn-SageMaker-*`` headers, 202 with ``InferenceId`` and the
 output / failure locations), so the API Lambda's unmodified boto3 client works
-against it through ``endpoint_url``. Then it does what REFERENCE.md section 2 says
-SageMaker does:
+against it through ``endpoint_url``. Then it does what SageMaker's asynchronous inference
+guide (https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference.html) says SageMaker does:
 
 - queues the request and answers at once;
 - a worker per ``MaxConcurrentInvocationsPerInstance`` slot (one instance) takes
@@ -49,7 +49,7 @@ import httpx
 
 log = logging.getLogger("local_stack.async_runtime")
 
-# Limits from the API reference (REFERENCE.md section 2): botocore validates the
+# Limits from the API reference (botocore's sagemaker-runtime model): botocore validates the
 # minimums client-side; the stand-in checks both ends like the service does.
 TTL_RANGE = (60, 21600)
 TIMEOUT_RANGE = (1, 3600)

@@ -142,7 +142,7 @@ class AsyncInferenceStack(cdk.Stack):
         dashboard = OperationsDashboard(self, "Dashboard")
         self._endpoint_operations(config, alarms, dashboard, endpoint_name=endpoint.endpoint_name, variant_name=endpoint.variant_name)
 
-        # Client API (issue 4): clients call this, never S3 or SageMaker directly.
+        # Client API: clients call this, never S3 or SageMaker directly.
         api_service = f"inference-api-{config.name}"
         api = InferenceApi(
             self,
@@ -188,7 +188,7 @@ class AsyncInferenceStack(cdk.Stack):
         outputs = {}
         notifier: InferenceCallbacks | None = None
         if hosting.mode == "async" and config.callbacks.enabled:
-            # Completion callbacks (issue 18): SageMaker's topics feed the notifier's queue.
+            # Completion callbacks: SageMaker's topics feed the notifier's queue.
             callbacks = config.callbacks
             notifier = InferenceCallbacks(
                 self,

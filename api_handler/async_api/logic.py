@@ -386,7 +386,7 @@ class Receipt:
     caller: str | None = None
     callerArn: str | None = None
     customAttributes: str | None = None
-    # Where the notifier POSTs the completion event (issue 18); None: no callback.
+    # Where the notifier POSTs the completion event; None: no callback.
     callbackUrl: str | None = None
     model: str | None = None  # the model the request named (model_name.py)
     version: int = 2

@@ -1,4 +1,4 @@
-"""Issue 6: alarms, dashboard, deployment guardrails and the instance-type change procedure."""
+"""Alarms, dashboard, deployment guardrails and the instance-type change procedure."""
 
 from __future__ import annotations
 

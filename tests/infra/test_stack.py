@@ -1,4 +1,4 @@
-"""Template properties of every environment's stack: the pitfalls in REFERENCE.md, pinned."""
+"""Template properties of every environment's stack: the documented pitfalls, pinned."""
 
 from __future__ import annotations
 
