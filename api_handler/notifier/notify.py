@@ -110,8 +110,11 @@ class Notifier:
 
         event_id = webhook_id(notification)
         state = self._state(notification.inference_id)
-        if state.webhookId == event_id and state.status in ("Delivered", "Failed"):
-            return f"ignored: {event_id} already {state.status.lower()}"
+        # A duplicate SNS delivery of a delivered event is dropped. A Failed one is tried again:
+        # it is an event an operator moved back from the dead-letter queue (or an SNS duplicate
+        # of a refused one, which costs the receiver one more refusal).
+        if state.webhookId == event_id and state.status == "Delivered":
+            return f"ignored: {event_id} already delivered"
         attempts = (state.attempts if state.webhookId == event_id else 0) + 1
 
         outcome = self._attempt(receipt, notification, event_id, now)

@@ -128,6 +128,7 @@ def receiver(callbacks: Callbacks) -> Iterator[CallbackReceiver]:
 
 class _AlwaysUnavailable(BaseHTTPRequestHandler):
     hits: ClassVar[list[str]] = []
+    status: ClassVar[int] = 503
 
     def log_message(self, *args: object) -> None:
         pass
@@ -135,7 +136,7 @@ class _AlwaysUnavailable(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         type(self).hits.append(self.headers.get("webhook-id", ""))
-        self.send_response(503)
+        self.send_response(type(self).status)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
@@ -224,8 +225,8 @@ def test_duplicate_notifications_deliver_once(callbacks: Callbacks, receiver: Ca
     assert len(receiver.deliveries) == 1
 
 
-def test_dead_letter_after_the_retry_window(callbacks: Callbacks):
-    _AlwaysUnavailable.hits = []
+def test_dead_letter_after_the_retry_window_and_redrive(callbacks: Callbacks):
+    _AlwaysUnavailable.hits, _AlwaysUnavailable.status = [], 503
     server = ThreadingHTTPServer(("127.0.0.1", 0), _AlwaysUnavailable)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -238,19 +239,29 @@ def test_dead_letter_after_the_retry_window(callbacks: Callbacks):
         callbacks.clock_offset[0] = 25 * 3600  # a day later: the next attempt is outside the window
         callbacks.poll(lambda: callbacks.queued(callbacks.dlq_url) == 1)
         callbacks.drain()
+        assert callbacks.queued(callbacks.queue_url) == 0
+        dead = callbacks.sqs.receive_message(QueueUrl=callbacks.dlq_url, MessageAttributeNames=["All"])["Messages"][0]
+        assert json.loads(dead["Body"])["inferenceId"] == inference_id
+        assert dead["MessageAttributes"]["inferenceId"]["StringValue"] == inference_id
+        state = callbacks.api.status(inference_id).body["callback"]
+        assert state["status"] == "Failed" and "gave up after" in state["lastError"]
+        attempts = len(_AlwaysUnavailable.hits)
+        assert state["attempts"] == attempts
+        callbacks.drain()
+        assert len(_AlwaysUnavailable.hits) == attempts  # nothing after the dead-letter
+
+        # The receiver is back; an operator moves the event back to the queue: delivered, same id.
+        _AlwaysUnavailable.status = 204
+        callbacks.clock_offset[0] = 0
+        callbacks.sqs.send_message(QueueUrl=callbacks.queue_url, MessageBody=dead["Body"])
+        callbacks.sqs.delete_message(QueueUrl=callbacks.dlq_url, ReceiptHandle=dead["ReceiptHandle"])
+        callbacks.poll(lambda: callbacks.queued(callbacks.queue_url) == 0)
     finally:
         server.shutdown()
         server.server_close()
-    assert callbacks.queued(callbacks.queue_url) == 0
-    dead = callbacks.sqs.receive_message(QueueUrl=callbacks.dlq_url, MessageAttributeNames=["All"])["Messages"][0]
-    assert json.loads(dead["Body"])["inferenceId"] == inference_id
-    assert dead["MessageAttributes"]["inferenceId"]["StringValue"] == inference_id
-    state = callbacks.api.status(inference_id).body["callback"]
-    assert state["status"] == "Failed" and "gave up after" in state["lastError"]
-    attempts = len(_AlwaysUnavailable.hits)
-    assert state["attempts"] == attempts
-    callbacks.drain()
-    assert len(_AlwaysUnavailable.hits) == attempts  # nothing after the dead-letter
+    assert len(_AlwaysUnavailable.hits) == attempts + 1 and len(set(_AlwaysUnavailable.hits)) == 1
+    assert callbacks.api.status(inference_id).body["callback"] == {"status": "Delivered", "attempts": attempts + 1,
+                                                                    "lastError": None}
 
 
 # ----------------------------------------------------------------------------- callers
