@@ -17,6 +17,7 @@ import app as cdk_app
 from app_config import ConfigError
 from app_config.ci_identity import load_ci_identity
 from tests.delivery.conftest import CiSynth
+from tests.iam import as_list, role_statements
 
 ISSUER = "token.actions.githubusercontent.com"
 REPO = "acme-corp/inference-service"
@@ -39,20 +40,6 @@ def _flat(value: object) -> str:
         separator, parts = value["Fn::Join"]
         return separator.join(_flat(part) for part in parts)
     raise AssertionError(f"unexpected ARN expression {value!r}")
-
-
-def _as_list(value: object) -> list:
-    return value if isinstance(value, list) else [value]
-
-
-def _statements(template: Template, role: dict, role_id: str) -> list[dict]:
-    """Inline statements plus any AWS::IAM::Policy / ManagedPolicy attached to the role."""
-    statements = [s for p in role.get("Policies", []) for s in p["PolicyDocument"]["Statement"]]
-    for kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
-        for policy in template.find_resources(kind).values():
-            if {"Ref": role_id} in policy["Properties"].get("Roles", []):
-                statements += policy["Properties"]["PolicyDocument"]["Statement"]
-    return statements
 
 
 def _role_ids(template: Template) -> dict[str, dict]:
@@ -120,14 +107,14 @@ def test_no_role_has_administrator_rights(which: str, request: pytest.FixtureReq
     for role_id, role in roles.items():
         assert not role.get("ManagedPolicyArns"), f"{role_id}: managed policies {role.get('ManagedPolicyArns')}"
         assert "PermissionsBoundary" not in role or role["PermissionsBoundary"]
-        for statement in _statements(template, role, role_id):
+        for statement in role_statements(template, role_id):
             assert "NotAction" not in statement and "NotResource" not in statement, statement
             if statement["Effect"] != "Allow":
                 continue
-            for action in _as_list(statement["Action"]):
+            for action in as_list(statement["Action"]):
                 assert "*" not in action, f"{role_id}: wildcard action {action}"
                 assert action == "sts:AssumeRole", f"{role_id}: may do more than assume roles: {action}"
-            for resource in _as_list(statement["Resource"]):
+            for resource in as_list(statement["Resource"]):
                 assert _flat(resource) != "*", f"{role_id}: Resource *"
 
 
@@ -135,9 +122,9 @@ def _assumable(template: Template, prefix: str) -> set[str]:
     role_id = next(lid for lid in _role_ids(template) if lid.startswith(prefix))
     return {
         _flat(resource)
-        for statement in _statements(template, _role(template, prefix), role_id)
+        for statement in role_statements(template, role_id)
         if statement["Effect"] == "Allow"
-        for resource in _as_list(statement["Resource"])
+        for resource in as_list(statement["Resource"])
     }
 
 

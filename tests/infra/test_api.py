@@ -27,6 +27,8 @@ from app_config.environments import ENVIRONMENTS
 from app_config.models import ApiConfig
 from inference_constructs.api import POWERTOOLS_VERSION, powertools_layer_parameter
 from stacks.async_inference_stack import AsyncInferenceStack
+from tests import iam
+from tests.iam import role_statements
 from tests.infra.conftest import cdk_context
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,27 +83,16 @@ def flatten(value: Any) -> str:
     raise AssertionError(f"unexpected expression {value}")
 
 
-def role_statements(template: Template, role_id: str) -> list[dict[str, Any]]:
-    statements = []
-    for policy in resources(template, "AWS::IAM::Policy").values():
-        if {"Ref": role_id} in policy["Properties"]["Roles"]:
-            statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
-    role = resources(template, "AWS::IAM::Role")[role_id]["Properties"]
-    for inline in role.get("Policies", []):
-        statements.extend(inline["PolicyDocument"]["Statement"])
-    return statements
-
-
 def grants(statements: list[dict[str, Any]]) -> set[tuple[str, str]]:
     pairs = set()
     for statement in statements:
         assert statement["Effect"] == "Allow"
         assert set(statement) <= {"Effect", "Action", "Resource", "Condition"}, f"unexpected keys in {statement}"
-        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        targets = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
         # A condition narrows the grant: it is part of what the pair means.
         condition = f" if {json.dumps(statement['Condition'], sort_keys=True)}" if "Condition" in statement else ""
-        pairs.update((action, flatten(target) + condition) for action in actions for target in targets)
+        pairs.update(
+            (action, flatten(target) + condition) for action in iam.actions(statement) for target in iam.resources(statement)
+        )
     return pairs
 
 

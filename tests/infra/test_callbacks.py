@@ -15,6 +15,7 @@ from api_handler.notifier.schedule import max_attempts
 from api_handler.notifier.settings import ENVIRONMENT as NOTIFIER_ENVIRONMENT
 from api_handler.notifier.settings import NotifierSettings
 from app_config import load_environment
+from tests import iam
 from tests.infra.conftest import Synthesized
 
 ASYNC_ENVS = ("dev", "prod")
@@ -154,15 +155,11 @@ def test_notifier_permissions_are_exactly_what_it_does(synthesized: Synthesized,
     template = synthesized.templates[env]
     _, function = _notifier(template)
     role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
-    policies = [p for p in template.find_resources("AWS::IAM::Policy").values()
-                if {"Ref": role_id} in p["Properties"]["Roles"]]
-    statements = [s for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]]
     actions: dict[str, list[Any]] = {}
-    for statement in statements:
+    for statement in iam.role_statements(template, role_id):
         assert statement["Effect"] == "Allow"
-        for action in [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]:
-            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-            actions.setdefault(action, []).extend(resources)
+        for action in iam.actions(statement):
+            actions.setdefault(action, []).extend(iam.resources(statement))
     assert set(actions) == {
         "logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords",
         "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",

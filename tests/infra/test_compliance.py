@@ -38,6 +38,7 @@ from inference_constructs.compliance import (
     model_prefix_findings,
     pack_of,
 )
+from tests.iam import actions, policy_statements
 
 STATIC_FINDINGS = FINDINGS + CI_IDENTITY_FINDINGS + CALLBACK_FINDINGS
 
@@ -233,12 +234,10 @@ def test_every_log_group_is_encrypted_with_a_key_that_admits_cloudwatch_logs(tem
 
 
 def test_no_role_may_list_a_bucket_outside_its_prefixes(template: Template) -> None:
-    for name, policy in _resources(template, "AWS::IAM::Policy").items():
-        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
-            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-            if any(a in ("s3:ListBucket", "s3:List*", "s3:*") for a in actions):
-                prefixes = statement.get("Condition", {}).get("StringLike", {}).get("s3:prefix")
-                assert prefixes and all(p.endswith("/*") and p != "/*" for p in prefixes), f"{name}: {statement}"
+    for name, statement in policy_statements(template):
+        if any(a in ("s3:ListBucket", "s3:List*", "s3:*") for a in actions(statement)):
+            prefixes = statement.get("Condition", {}).get("StringLike", {}).get("s3:prefix")
+            assert prefixes and all(p.endswith("/*") and p != "/*" for p in prefixes), f"{name}: {statement}"
 
 
 def test_access_log_bucket_is_versioned_and_old_versions_expire(template: Template) -> None:

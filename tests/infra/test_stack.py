@@ -9,6 +9,7 @@ from aws_cdk.assertions import Capture, Match, Template
 
 from app_config import load_environment
 from inference_constructs.alarms import rollback_alarm_names
+from tests.iam import actions, granted, role_statements
 from tests.infra.conftest import ASYNC_ENVIRONMENTS
 
 
@@ -22,25 +23,6 @@ def _logical_id(template: Template, resource_type: str, id_prefix: str) -> str:
     matches = [lid for lid in template.find_resources(resource_type) if lid.startswith(id_prefix)]
     assert len(matches) == 1, f"{resource_type} {id_prefix}*: {matches}"
     return matches[0]
-
-
-def _statements(template: Template, role_id: str) -> list[dict]:
-    """Every statement of every inline policy attached to the role."""
-    statements = []
-    for policy in template.find_resources("AWS::IAM::Policy").values():
-        if {"Ref": role_id} in policy["Properties"]["Roles"]:
-            statements += policy["Properties"]["PolicyDocument"]["Statement"]
-    return statements
-
-
-def _actions(statement: dict) -> list[str]:
-    actions = statement["Action"]
-    return [actions] if isinstance(actions, str) else actions
-
-
-def _resources(statement: dict) -> list:
-    resources = statement["Resource"]
-    return resources if isinstance(resources, list) else [resources]
 
 
 def _execution_role(template: Template) -> str:
@@ -221,20 +203,16 @@ def test_execution_role_has_no_wildcard_or_managed_policies(template: Template) 
     role_id = _execution_role(template)
     role = template.to_json()["Resources"][role_id]
     assert "ManagedPolicyArns" not in role["Properties"]
-    for statement in _statements(template, role_id):
-        for action in _actions(statement):
+    for statement in role_statements(template, role_id):
+        for action in actions(statement):
             assert action != "*"
             service, _, name = action.partition(":")
             if service in ("s3", "sns", "kms", "sagemaker", "iam"):
                 assert "*" not in name, f"wildcard action {action}"
 
 
-def _granted(statements: list[dict], action: str) -> list[str]:
-    return [json.dumps(r, sort_keys=True) for s in statements if action in _actions(s) for r in _resources(s)]
-
-
 def test_execution_role_has_every_grant_it_needs(template: Template) -> None:
-    statements = _statements(template, _execution_role(template))
+    statements = role_statements(template, _execution_role(template))
     ids = {
         name: _logical_id(template, rtype, name)
         for name, rtype in [
@@ -247,22 +225,22 @@ def test_execution_role_has_every_grant_it_needs(template: Template) -> None:
             ("NotificationsError", "AWS::SNS::Topic"),
         ]
     }
-    get_objects = " ".join(_granted(statements, "s3:GetObject"))
+    get_objects = " ".join(granted(statements, "s3:GetObject"))
     assert f'"{ids["StorageInput"]}"' in get_objects and "/requests/*" in get_objects
     assert "/uploads/*" not in get_objects, "clients write uploads/: the endpoint reads only the API's copies"
-    put_objects = " ".join(_granted(statements, "s3:PutObject"))
+    put_objects = " ".join(granted(statements, "s3:PutObject"))
     assert f'"{ids["StorageOutput"]}"' in put_objects and "/responses/*" in put_objects
     assert f'"{ids["StorageFailure"]}"' in put_objects and "/failures/*" in put_objects
     assert f'"{ids["StorageInput"]}"' not in put_objects, "the endpoint never writes requests"
-    publish = " ".join(_granted(statements, "sns:Publish"))
+    publish = " ".join(granted(statements, "sns:Publish"))
     assert ids["NotificationsSuccess"] in publish and ids["NotificationsError"] in publish
     for key in ("StorageDataKey", "NotificationsTopicKey"):
-        assert ids[key] in " ".join(_granted(statements, "kms:GenerateDataKey")), key
-        assert ids[key] in " ".join(_granted(statements, "kms:Decrypt")), key
+        assert ids[key] in " ".join(granted(statements, "kms:GenerateDataKey")), key
+        assert ids[key] in " ".join(granted(statements, "kms:Decrypt")), key
     for action in ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:GetAuthorizationToken"):
-        assert _granted(statements, action), action
-    assert "/aws/sagemaker/Endpoints/*" in " ".join(_granted(statements, "logs:PutLogEvents"))
-    assert _granted(statements, "cloudwatch:PutMetricData")
+        assert granted(statements, action), action
+    assert "/aws/sagemaker/Endpoints/*" in " ".join(granted(statements, "logs:PutLogEvents"))
+    assert granted(statements, "cloudwatch:PutMetricData")
 
 
 # --------------------------------------------------------------------------- storage and topics
