@@ -9,7 +9,8 @@ execution role permissions) and https://docs.aws.amazon.com/sagemaker/latest/dg/
 The data stays in the environment's buckets, under the request and response prefixes the role
 already reads and writes (same encryption key, same lifecycle expiry): inputs under
 requests/batch/, results under responses/batch/. The caller (the CLI's user) gets a managed
-policy to start, describe and stop jobs named batch-* (inference_client/batch.py's names);
+policy to start, describe and stop jobs named batch-* (inference_client/batch.py's names),
+put inputs under requests/batch/ and read and list results under responses/batch/;
 CreateTransformJob takes no role, so no iam:PassRole is needed.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
@@ -40,6 +42,7 @@ class BatchTransformAccess(Construct):
         execution_role: iam.IRole,
         input_bucket: s3.IBucket,
         output_bucket: s3.IBucket,
+        data_key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
@@ -72,7 +75,16 @@ class BatchTransformAccess(Construct):
                 iam.PolicyStatement(
                     actions=["sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob"],
                     resources=[jobs],
-                )
+                ),
+                # Put the dataset in, read the results back (SSE-KMS with the data key).
+                iam.PolicyStatement(actions=["s3:PutObject"], resources=[input_bucket.arn_for_objects(f"{BATCH_INPUT_PREFIX}*")]),
+                iam.PolicyStatement(actions=["s3:GetObject"], resources=[output_bucket.arn_for_objects(f"{BATCH_OUTPUT_PREFIX}*")]),
+                iam.PolicyStatement(
+                    actions=["s3:ListBucket"],
+                    resources=[output_bucket.bucket_arn],
+                    conditions={"StringLike": {"s3:prefix": [f"{BATCH_OUTPUT_PREFIX}*"]}},
+                ),
+                iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[data_key.key_arn]),
             ],
         )
         self.input_uri = f"s3://{input_bucket.bucket_name}/{BATCH_INPUT_PREFIX}"

@@ -101,6 +101,16 @@ FINDINGS: tuple[Finding, ...] = (
         "inference_client/batch.py); the prefix limits the policy to this project's jobs.",
     ),
     Finding(
+        "Batch/CallerPolicy",
+        "AwsSolutions-IAM5[Resource::<StorageInput124FA7A1.Arn>/requests/batch/*]",
+        "A batch dataset is any number of objects the caller names; the grant is objects under the batch input prefix only.",
+    ),
+    Finding(
+        "Batch/CallerPolicy",
+        "AwsSolutions-IAM5[Resource::<StorageOutputBB69BB33.Arn>/responses/batch/*]",
+        "SageMaker names each result after its input object (<key>.out); the grant is the batch output prefix only.",
+    ),
+    Finding(
         "Execution/Role/DefaultPolicy",
         "AwsSolutions-IAM5[Resource::*]",
         "cloudwatch:PutMetricData and ecr:GetAuthorizationToken support no resource-level permissions; "

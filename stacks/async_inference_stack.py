@@ -87,8 +87,9 @@ class AsyncInferenceStack(cdk.Stack):
             storage.key.grant_encrypt_decrypt(execution.role)
         # Offline scoring of S3 data with the same model (python -m inference_client batch).
         batch = BatchTransformAccess(
-            self, "Batch", execution_role=execution.role, input_bucket=storage.input_bucket, output_bucket=storage.output_bucket
-        )
+            self, "Batch", execution_role=execution.role, input_bucket=storage.input_bucket, output_bucket=storage.output_bucket,
+            data_key=storage.key,
+        )  # fmt: skip
 
         endpoint = InferenceEndpoint(
             self,

@@ -46,7 +46,7 @@ def test_the_batch_prefixes_lie_under_what_the_role_already_reads_and_writes(tem
 
 def test_callers_may_start_follow_and_stop_batch_jobs_only(template: Template) -> None:
     [policy] = template.find_resources("AWS::IAM::ManagedPolicy", {"Properties": {"Description": Match.string_like_regexp("batch transform")}}).values()
-    [statement] = policy["Properties"]["PolicyDocument"]["Statement"]
+    [statement] = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if "sagemaker:CreateTransformJob" in s["Action"]]
     assert sorted(statement["Action"]) == ["sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob"]
     assert json.dumps(statement["Resource"]).endswith(f':transform-job/{JOB_NAME_PREFIX}*"]]}}')
 
@@ -64,3 +64,13 @@ def test_outputs_name_the_model_and_the_batch_prefixes(template: Template) -> No
     assert outputs["ModelName"]["Value"]["Fn::GetAtt"][1] == "ModelName"
     assert json.dumps(outputs["BatchInputUri"]["Value"]).endswith(f'/{BATCH_INPUT_PREFIX}"]]}}')
     assert json.dumps(outputs["BatchOutputUri"]["Value"]).endswith(f'/{BATCH_OUTPUT_PREFIX}"]]}}')
+
+
+def test_callers_may_put_the_dataset_and_read_the_results_only(template: Template) -> None:
+    [policy] = template.find_resources("AWS::IAM::ManagedPolicy", {"Properties": {"Description": Match.string_like_regexp("batch transform")}}).values()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    by_action = {json.dumps(s["Action"]): json.dumps(s["Resource"]) for s in statements}
+    assert by_action['"s3:PutObject"'].endswith(f'/{BATCH_INPUT_PREFIX}*"]]}}')
+    assert by_action['"s3:GetObject"'].endswith(f'/{BATCH_OUTPUT_PREFIX}*"]]}}')
+    [listing] = [s for s in statements if s["Action"] == "s3:ListBucket"]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": [f"{BATCH_OUTPUT_PREFIX}*"]}}
