@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import sys
@@ -171,7 +172,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_IGN)
-    return asyncio.run(serve(socket.socket(fileno=int(args[0]))))
+    code = asyncio.run(serve(socket.socket(fileno=int(args[0]))))
+    # Every request is answered and the socket closed: skip the interpreter's teardown, which
+    # with torch and a model loaded took seconds of SageMaker's 30 s under load (and would wait
+    # for a load still running on its thread).
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
