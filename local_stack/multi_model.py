@@ -30,9 +30,12 @@ from collections import OrderedDict
 from http import HTTPStatus
 from pathlib import Path
 
-import httpx
-
-from local_stack.realtime_runtime import _FORWARDED, RealtimeRuntime, _error, _model_error, VARIANT_NAME
+from local_stack.realtime_runtime import (
+    _FORWARDED,
+    RealtimeRuntime,
+    _error,
+    _model_error,
+)
 
 log = logging.getLogger("local_stack.multi_model")
 
@@ -73,20 +76,11 @@ class MultiModelRuntime(RealtimeRuntime):
             return problem
         forwarded = {n: headers[n] for n in _FORWARDED if n in headers}
         forwarded["X-Amzn-SageMaker-Target-Model"] = target
-        try:
-            answer = self._http.post(f"{self.container_url}/models/{name}/invoke", content=body, headers=forwarded)
-        except httpx.TimeoutException:
-            return _model_error(408, f"the container did not answer within {self.container_timeout_seconds:g} s")
-        except httpx.TransportError as error:
-            return _error(HTTPStatus.SERVICE_UNAVAILABLE, "ServiceUnavailable", f"the container is unreachable: {error}")
-        self.invocations += 1
+        answer = self.forward(f"/models/{name}/invoke", body, forwarded)
         with self._lock:
             if name in self.loaded:
                 self.loaded.move_to_end(name)
-        if not 200 <= answer.status_code < 300:
-            return _model_error(answer.status_code, answer.content.decode("utf-8", errors="replace")[:4096])
-        reply = {"Content-Type": answer.headers.get("content-type", "application/octet-stream"), "x-Amzn-Invoked-Production-Variant": VARIANT_NAME}
-        return 200, answer.content, reply
+        return answer
 
     def _ensure_loaded(self, name: str, target: str) -> tuple[int, bytes, dict[str, str]] | None:
         if name in self.loaded:

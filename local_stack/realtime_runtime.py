@@ -96,9 +96,12 @@ class RealtimeRuntime:
 
     def invoke(self, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
         """One InvokeEndpoint: (status, body, headers) of SageMaker's answer."""
-        forwarded = {name: headers[name] for name in _FORWARDED if name in headers}
+        return self.forward("/invocations", body, {name: headers[name] for name in _FORWARDED if name in headers})
+
+    def forward(self, path: str, body: bytes, forwarded: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
+        """The container's answer to POST `path` as InvokeEndpoint's (ModelError for a non-2xx one)."""
         try:
-            answer = self._http.post(f"{self.container_url}/invocations", content=body, headers=forwarded)
+            answer = self._http.post(f"{self.container_url}{path}", content=body, headers=forwarded)
         except httpx.TimeoutException:
             return _model_error(408, f"the container did not answer within {self.container_timeout_seconds:g} s")
         except httpx.TransportError as error:

@@ -43,6 +43,27 @@ class UnsupportedMediaType(ServerError):
     title = "Unsupported Media Type"
 
 
+class NotFound(ServerError):
+    """404: a model that is not loaded, or not in the artifact (multi_model.py)."""
+
+    status = 404
+    title = "Not Found"
+
+
+class Conflict(ServerError):
+    """409: a model loaded already (SageMaker's multi-model contract)."""
+
+    status = 409
+    title = "Conflict"
+
+
+class UnloadableModel(ServerError):
+    """422: a load request whose url holds something that does not load (the request's fault)."""
+
+    status = 422
+    title = "Unprocessable Entity"
+
+
 class ModelError(ServerError):
     status = 500
     title = "Model Error"

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .engine import Engine
-from .errors import InsufficientStorage, ServerError
+from .errors import Conflict, InsufficientStorage, NotFound, UnloadableModel
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -51,23 +51,6 @@ MODEL_ATTRIBUTE = "model"
 # Folder and model names this server accepts: one path segment, no '..', nothing hidden.
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 MAX_NAME_CHARS = 1024
-
-
-class NotFound(ServerError):
-    status = 404
-    title = "Not Found"
-
-
-class Conflict(ServerError):
-    status = 409
-    title = "Conflict"
-
-
-class UnloadableModel(ServerError):
-    """The url holds something that does not load (the request's fault, not the server's)."""
-
-    status = 422
-    title = "Unprocessable Entity"
 
 
 def check_name(name: str) -> str:

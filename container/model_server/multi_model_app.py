@@ -54,7 +54,7 @@ def _model_document(name: str, url: str) -> dict[str, str]:
     return {"modelName": name, "modelUrl": url}
 
 
-def _errors(handler):  # noqa: ANN001, ANN202 - a route decorator
+def _errors(handler):
     async def wrapped(request: Request) -> Response:
         try:
             return await handler(request)

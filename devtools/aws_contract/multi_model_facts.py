@@ -19,7 +19,12 @@ from __future__ import annotations
 from typing import Any
 
 from app_config.gpu_drivers import is_gpu_instance
-from devtools.aws_contract.documented_facts import Finding, _referenced_id, is_multi_model, render
+from devtools.aws_contract.documented_facts import (
+    Finding,
+    _referenced_id,
+    is_multi_model,
+    render,
+)
 from devtools.aws_contract.service_models import is_intrinsic
 
 MULTI_MODEL_PAGE = "https://docs.aws.amazon.com/sagemaker/latest/dg/multi-model-endpoints.html"
@@ -74,6 +79,6 @@ def check_multi_model_endpoints(template: dict[str, Any]) -> list[Finding]:
                         logical_id, "multi-model-gpu",
                         f"{where} on GPU instance type {instance_type} with image {render(image)}: GPU multi-model "
                         f"endpoints are offered with SageMaker's Triton container only ({MULTI_MODEL_PAGE})",
-                    )  # fmt: skip
+                    )
                 )
     return findings

@@ -24,9 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from devtools.tiny_model import build_tiny_seq2seq
 from tests.container.conftest import ServerProcess, poll
-from tests.container.tiny_models import build_tiny_bert
+from tests.container.tiny_models import build_model_pair
 
 TEXT = {"inputs": "I love this movie, it is great."}
 LOAD_TIMEOUT = 120
@@ -71,11 +70,7 @@ def _engines(server: ServerProcess) -> set[int]:
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("models")
-    return {
-        "summarizer": build_tiny_seq2seq(root / "summarizer", max_new_tokens=4),
-        "sentiment": build_tiny_bert(root / "sentiment", "ForSequenceClassification", labels=["negative", "positive"]),
-    }
+    return build_model_pair(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")

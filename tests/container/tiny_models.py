@@ -152,3 +152,15 @@ def build_tiny_wav2vec2_ctc(path: str | Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     Wav2Vec2ForCTC(config).eval().save_pretrained(out)
     return out
+
+
+def build_model_pair(root: str | Path) -> dict[str, Path]:
+    """Two different real models under `root` (multi-model tests): a seq2seq "summarizer" served
+    through generate and a BERT "sentiment" classifier served through a pipeline."""
+    from devtools.tiny_model import build_tiny_seq2seq
+
+    root = Path(root)
+    return {
+        "summarizer": build_tiny_seq2seq(root / "summarizer", max_new_tokens=4),
+        "sentiment": build_tiny_bert(root / "sentiment", "ForSequenceClassification", labels=["negative", "positive"]),
+    }

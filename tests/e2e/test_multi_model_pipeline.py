@@ -37,36 +37,33 @@ ONE_ENGINE_BUDGET = str(384 * 1024**2)
 
 @pytest.fixture(scope="module")
 def two_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from devtools.tiny_model import build_tiny_seq2seq
-    from tests.container.tiny_models import build_tiny_bert
+    from tests.container.tiny_models import build_model_pair
 
-    root = tmp_path_factory.mktemp("e2e-models")
-    return {
-        "summarizer": build_tiny_seq2seq(root / "summarizer", max_new_tokens=4),
-        "sentiment": build_tiny_bert(root / "sentiment", "ForSequenceClassification", labels=["negative", "positive"]),
-    }
+    return build_model_pair(tmp_path_factory.mktemp("e2e-models"))
 
 
-def _pipeline(config: PipelineConfig, log_path: Path) -> LocalPipeline:
-    local = LocalPipeline(config)
-    try:
-        local.start(wait_for_model=True, model_timeout=120)
-    except BaseException:
-        print(log_path.read_text()[-5000:])
-        raise
-    return local
+def _running(model_dir: Path, mode: str, logs: Path) -> Iterator[LocalPipeline]:
+    """The pipeline in `mode` serving `model_dir`, with one engine's worth of model memory."""
+    log_path = logs / "pipeline.log"
+    with open(log_path, "w", buffering=1) as log_file:
+        local = LocalPipeline(PipelineConfig(
+            model_dir=model_dir, api_port=0, aws_port=0, runtime_port=0, container_port=0, lambda_environments=1,
+            log_file=log_file, hosting_mode=mode, status_retry_after_seconds=1,
+            container_env={"MODEL_SERVER_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1", "MODEL_SERVER_MODELS_MEMORY_BYTES": ONE_ENGINE_BUDGET},
+            lambda_env={"INLINE_RESULT_MAX_BYTES": "65536"},
+        ))  # fmt: skip
+        try:
+            local.start(wait_for_model=True, model_timeout=120)
+        except BaseException:
+            print(log_path.read_text()[-5000:])
+            raise
+        try:
+            yield local
+        finally:
+            local.stop()
 
 
-def _config(model_dir: Path, mode: str, log_file) -> PipelineConfig:  # noqa: ANN001
-    return PipelineConfig(
-        model_dir=model_dir, api_port=0, aws_port=0, runtime_port=0, container_port=0, lambda_environments=1,
-        log_file=log_file, hosting_mode=mode, status_retry_after_seconds=1,
-        container_env={"MODEL_SERVER_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1", "MODEL_SERVER_MODELS_MEMORY_BYTES": ONE_ENGINE_BUDGET},
-        lambda_env={"INLINE_RESULT_MAX_BYTES": "65536"},
-    )  # fmt: skip
-
-
-def _post(api: Api, path: str, key: str, **kwargs) -> httpx.Response:  # noqa: ANN003
+def _post(api: Api, path: str, key: str, **kwargs) -> httpx.Response:
     """POST as a client should: a cold model load can outlast API Gateway's 29 s, and the API then
     answers 503 + Retry-After; the same Idempotency-Key replays the finished inference."""
     headers = {"Idempotency-Key": key, **kwargs.pop("headers", {})}
@@ -91,13 +88,7 @@ def mme(two_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -
     with tarfile.open(prefix / "sentiment.tar.gz", "w:gz") as archive:
         for path in sorted(two_models["sentiment"].iterdir()):
             archive.add(path, arcname=path.name)
-    log_path = tmp_path_factory.mktemp("mme-logs") / "pipeline.log"
-    with open(log_path, "w", buffering=1) as log_file:
-        local = _pipeline(_config(prefix, "multimodel", log_file), log_path)
-        try:
-            yield local
-        finally:
-            local.stop()
+    yield from _running(prefix, "multimodel", tmp_path_factory.mktemp("mme-logs"))
 
 
 def test_multimodel_load_invoke_evict_and_unknown(mme: LocalPipeline) -> None:
@@ -133,13 +124,7 @@ def folders_pipeline(two_models: dict[str, Path], tmp_path_factory: pytest.TempP
     artifact = tmp_path_factory.mktemp("artifact")
     for name, path in two_models.items():
         shutil.copytree(path, artifact / name)
-    log_path = tmp_path_factory.mktemp("folders-logs") / "pipeline.log"
-    with open(log_path, "w", buffering=1) as log_file:
-        local = _pipeline(_config(artifact, "async", log_file), log_path)
-        try:
-            yield local
-        finally:
-            local.stop()
+    yield from _running(artifact, "async", tmp_path_factory.mktemp("folders-logs"))
 
 
 def test_async_folders_route_by_model_load_evict_and_unknown(folders_pipeline: LocalPipeline) -> None:
