@@ -137,6 +137,10 @@ class InferenceService:
             raise
         return response["Body"].read()
 
+    def read_callback_state(self, deadline: Deadline, inference_id: str) -> CallbackState:
+        """The completion callback's delivery state (Pending until the notifier writes one)."""
+        return CallbackState.from_json(self._read(deadline, self.settings.input_bucket, state_key(inference_id)))
+
     def read_receipt(self, deadline: Deadline, inference_id: str) -> Receipt | None:
         data = self._read(deadline, self.settings.input_bucket, logic.receipt_key(inference_id))
         return None if data is None else Receipt.from_json(data)
@@ -368,8 +372,7 @@ class InferenceService:
             raise NotFound(f"no inference with id {inference_id}")
         answer = self.document(receipt, url, deadline)
         if receipt.callbackUrl:
-            state = CallbackState.from_json(self._read(deadline, self.settings.input_bucket, state_key(inference_id)))
-            answer.body["callback"] = state.public()
+            answer.body["callback"] = self.read_callback_state(deadline, inference_id).public()
         return answer
 
     def document(self, receipt: Receipt, url: str, deadline: Deadline, inline_limit: int | None = None) -> Answer:

@@ -172,9 +172,7 @@ class Notifier:
                          read_timeout=self.settings.read_timeout_seconds)
 
     def _state(self, inference_id: str) -> CallbackState:
-        deadline = Deadline(lambda: float("inf"))
-        return CallbackState.from_json(self.service._read(deadline, self.service.settings.input_bucket,
-                                                          state_key(inference_id)))
+        return self.service.read_callback_state(Deadline(lambda: float("inf")), inference_id)
 
     def _save(self, inference_id: str, state: CallbackState) -> None:
         try:
@@ -202,6 +200,9 @@ def _event_bytes(notification: Notification, document: Mapping[str, Any], now: f
     event = {
         "type": EVENT_TYPES[notification.status],
         "timestamp": notification.event_time or _iso(now),
+        # Also at the top, so a receiver can route the event without reading `data`.
+        "inferenceId": notification.inference_id,
+        "status": notification.status,
         "data": document,
     }
     return json.dumps(event, separators=(",", ":"), sort_keys=True).encode()

@@ -157,6 +157,8 @@ def test_completion_is_delivered_once_signed_and_shown_in_status(callbacks: Call
     # An independent Standard Webhooks implementation accepts the signature.
     verified = standardwebhooks.Webhook(callbacks.secret).verify(delivery.body, delivery.headers)
     assert verified["type"] == "inference.completed"
+    assert verified["inferenceId"] == inference_id and verified["status"] == "Completed"
+    assert verified["timestamp"] == "2026-12-01T10:00:00.000Z"  # SageMaker's eventTime
     assert verified["data"]["inferenceId"] == inference_id
     assert verified["data"]["status"] == "Completed"
     assert verified["data"]["output"] == {"label": "POSITIVE"}
@@ -173,7 +175,7 @@ def test_failure_is_delivered_as_a_failed_event(callbacks: Callbacks, receiver: 
     callbacks.complete(inference_id, ok=False)
     callbacks.poll(lambda: len(receiver.accepted) == 1)
     event = receiver.accepted[0].event
-    assert event["type"] == "inference.failed"
+    assert event["type"] == "inference.failed" and event["status"] == "Failed"
     assert event["data"]["status"] == "Failed"
     assert "CUDA out of memory" in event["data"]["failureReason"]
 
