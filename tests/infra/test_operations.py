@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import aws_cdk as cdk
+import botocore.session
 import pytest
 from aws_cdk.assertions import Match, Template
 
@@ -13,6 +14,11 @@ from app_config import ConfigError, load_environment, parse_environment
 from app_config.environments import ENVIRONMENTS
 from devtools.aws_contract.documented_facts import PUBLISHED_DIMENSIONS
 from inference_constructs.alarms import rollback_alarm_names
+
+ALARM_DESCRIPTION_MAX = (
+    botocore.session.get_session().get_service_model("cloudwatch").operation_model("PutMetricAlarm")
+    .input_shape.members["AlarmDescription"].metadata["max"]
+)
 from tests.infra.conftest import cdk_context
 from tests.infra.conftest import ASYNC_ENVIRONMENTS
 
@@ -69,7 +75,9 @@ def test_endpoint_alarm(template: Template, env_name: str, metric: str) -> None:
     assert (alarm["ComparisonOperator"], alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (comparison, periods, periods)
     assert alarm["TreatMissingData"] == missing
     assert alarm["AlarmActions"] == [topic] and alarm["OKActions"] == [topic]
-    assert len(alarm["AlarmDescription"]) > 30
+    # The on-call reader's line: present, and within PutMetricAlarm's AlarmDescription limit
+    # (botocore's cloudwatch model; CloudFormation fails the deploy beyond it).
+    assert 0 < len(alarm["AlarmDescription"]) <= ALARM_DESCRIPTION_MAX
 
 
 def test_alarm_topic_is_encrypted_and_usable_by_cloudwatch(template: Template, env_name: str) -> None:
