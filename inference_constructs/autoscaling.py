@@ -43,13 +43,15 @@ template (tests/infra/test_scaling_simulation.py, docs/operations.md).
 
 from __future__ import annotations
 
+import aws_cdk as cdk
+import jsii
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
+from inference_constructs.alarms import NAMESPACE, async_metric
 from inference_constructs.variant_scaling import variant_scalable_target
 
-NAMESPACE = "AWS/SageMaker"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 
 # Statistic that makes each target-tracking metric meaningful: the OLDEST request's
@@ -60,8 +62,19 @@ TRACKED_METRIC_STATISTICS = {
 }
 
 
-def endpoint_dimensions(endpoint_name: str) -> list[cloudwatch.CfnAlarm.DimensionProperty]:
-    return [cloudwatch.CfnAlarm.DimensionProperty(name="EndpointName", value=endpoint_name)]
+ONE_MINUTE = cdk.Duration.minutes(1)
+
+
+@jsii.implements(cloudwatch.IAlarmAction)
+class ScalingPolicyAction:
+    """An L2 alarm's action that runs one of these L1 scaling policies: aws-cloudwatch-actions'
+    ApplicationScalingAction takes only an L2 StepScalingAction."""
+
+    def __init__(self, policy: appscaling.CfnScalingPolicy) -> None:
+        self._policy = policy
+
+    def bind(self, _scope: Construct, _alarm: cloudwatch.IAlarm) -> cloudwatch.AlarmActionConfig:
+        return cloudwatch.AlarmActionConfig(alarm_action_arn=self._policy.ref)
 
 
 # The tracked value: the metric, or 0 while no instance is in service (see the module docstring).
@@ -194,50 +207,42 @@ class EndpointAutoscaling(Construct):
             policy_type="StepScaling",
             step_scaling_policy_configuration=wake_one_instance(cooldown_seconds=cold_start_seconds),
         )
-        self.from_zero_alarm = cloudwatch.CfnAlarm(
+        self.from_zero_alarm = cloudwatch.Alarm(
             self,
             "BacklogWithoutCapacityAlarm",
             alarm_description="Requests are queued and the endpoint has no instance: set the count to 1",
-            namespace=NAMESPACE,
-            metric_name="HasBacklogWithoutCapacity",
-            dimensions=endpoint_dimensions(endpoint_name),
-            statistic="Average",
-            period=60,
+            metric=async_metric(endpoint_name, "HasBacklogWithoutCapacity", "Average", ONE_MINUTE),
             evaluation_periods=1,
             datapoints_to_alarm=1,
             threshold=1,
-            comparison_operator="GreaterThanOrEqualToThreshold",
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             # Idle endpoints publish nothing: missing data is "no backlog", never a reason to scale.
-            treat_missing_data="notBreaching",
-            alarm_actions=[self.from_zero_policy.ref],
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
+        self.from_zero_alarm.add_alarm_action(ScalingPolicyAction(self.from_zero_policy))
 
         self.idle_policy = self._policy(
             "ScaleInWhenIdle",
             policy_type="StepScaling",
             step_scaling_policy_configuration=set_capacity(capacity=min_capacity),
         )
-        self.idle_alarm = cloudwatch.CfnAlarm(
+        self.idle_alarm = cloudwatch.Alarm(
             self,
             "IdleAlarm",
             alarm_description=(
                 f"No request queued or in flight for {idle_minutes_before_scale_in} minutes: "
                 f"scale in to {min_capacity}"
             ),
-            namespace=NAMESPACE,
-            metric_name="ApproximateBacklogSize",
-            dimensions=endpoint_dimensions(endpoint_name),
-            statistic="Maximum",
-            period=60,
+            metric=async_metric(endpoint_name, "ApproximateBacklogSize", "Maximum", ONE_MINUTE),
             evaluation_periods=idle_minutes_before_scale_in,
             datapoints_to_alarm=idle_minutes_before_scale_in,
             # Backlog is a count: "< 0.5" means exactly 0.
             threshold=0.5,
-            comparison_operator="LessThanThreshold",
+            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
             # Missing data is no evidence of idleness: keep the current state.
-            treat_missing_data="ignore",
-            alarm_actions=[self.idle_policy.ref],
+            treat_missing_data=cloudwatch.TreatMissingData.IGNORE,
         )
+        self.idle_alarm.add_alarm_action(ScalingPolicyAction(self.idle_policy))
 
     def _policy(self, construct_id: str, **properties: object) -> appscaling.CfnScalingPolicy:
         # PolicyName is required and only has to be unique per scalable target; the
