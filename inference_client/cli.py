@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--ttl", type=int, metavar="SECONDS", help="RequestTTLSeconds for this request (60-21600)")
         sub.add_argument("--callback", metavar="URL",
                          help="POST the signed completion event to this https:// URL (docs/api.md, Callbacks)")
+        sub.add_argument("--model", metavar="NAME",
+                         help="the endpoint's model to run (several models behind one endpoint; docs/api.md)")
         sub.add_argument("--upload", action="store_true", help="always use the presigned upload flow")
         sub.add_argument("--upload-threshold", type=int, default=DEFAULT_UPLOAD_THRESHOLD, metavar="BYTES",
                          help=f"payloads above this size are uploaded first (default {DEFAULT_UPLOAD_THRESHOLD})")
@@ -294,6 +296,7 @@ def main(argv: list[str] | None = None, *, stdin: BinaryIO | None = None, stdout
                 request_ttl_seconds=args.ttl,
                 force_upload=args.upload,
                 callback_url=args.callback,
+                model=args.model,
             )
             if args.command == "submit" or not args.wait:
                 stdout.write(json.dumps(accepted, indent=2) + "\n")

@@ -267,6 +267,7 @@ class InferenceClient:
         request_ttl_seconds: int | None = None,
         force_upload: bool = False,
         callback_url: str | None = None,
+        model: str | None = None,
     ) -> dict[str, Any]:
         """Start an inference; returns the API's 202 document (inferenceId, status, statusUrl), or
         for a realtime/serverless endpoint its 200 document with the result already in it."""
@@ -282,6 +283,8 @@ class InferenceClient:
             headers["X-Request-TTL-Seconds"] = str(request_ttl_seconds)
         if callback_url is not None:  # the completion event goes there (the API checks the URL)
             headers["X-Callback-Url"] = callback_url
+        if model is not None:  # one of the endpoint's models (docs/api.md, "Naming a model")
+            headers["X-Amzn-SageMaker-Target-Model"] = model
         if not force_upload and len(payload) <= self.upload_threshold:
             response = self._request("POST", self._url("invocations"), payload,
                                      {**headers, "Content-Type": content_type}, progress=self.on_upload_progress)

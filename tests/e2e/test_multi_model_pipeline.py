@@ -146,3 +146,17 @@ def test_async_folders_route_by_model_load_evict_and_unknown(folders_pipeline: L
     assert unknown.status_code == 202
     failed = api.wait(unknown.json()["inferenceId"], timeout=60)
     assert failed["status"] == "Failed" and "nobody" in failed["failureReason"] and "404" in failed["failureReason"] + str(failed)
+
+
+def test_cli_invoke_names_the_model(folders_pipeline: LocalPipeline) -> None:
+    """`python -m inference_client invoke --wait --model NAME` (docs/api.md, Naming a model)."""
+    import io
+    import json
+
+    from inference_client.cli import main as cli_main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = cli_main(["--url", str(folders_pipeline.api_url), "invoke", "--wait", "--model", "sentiment", "--text", TEXT["inputs"]],
+                    stdin=io.BytesIO(b""), stdout=out, stderr=err)  # fmt: skip
+    assert code == 0, err.getvalue()
+    assert json.loads(out.getvalue())[0]["label"] in ("negative", "positive")
