@@ -33,7 +33,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from api_handler.async_api.callback_state import STATE_FILE
-from api_handler.contract import NOTIFIER_HANDLER, RECEIPT_FILE
+from api_handler.contract import METRICS_NAMESPACE, NOTIFIER_HANDLER, RECEIPT_FILE
 from api_handler.notifier.schedule import max_attempts
 from inference_constructs.api import _RETENTION as RETENTION_BY_DAYS  # one table of CloudWatch's retention values
 from inference_constructs.api import (
@@ -172,6 +172,8 @@ class InferenceCallbacks(Construct):
                 "CALLBACK_MAX_PAYLOAD_BYTES": str(max_payload_bytes),
                 "STATUS_BASE_URL": status_base_url,
                 "POWERTOOLS_SERVICE_NAME": "inference-callbacks",
+                # CallbacksDelivered, CallbackRetries, CallbacksRefused, CallbacksDeadLettered.
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
             },
         )

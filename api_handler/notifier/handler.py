@@ -12,18 +12,24 @@ from functools import cache
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from api_handler.async_api.service import InferenceService, build_clients
+from api_handler.contract import METRICS_NAMESPACE
 from api_handler.async_api.settings import Settings
 from api_handler.notifier.notify import Notifier, RetryLater
 from api_handler.notifier.settings import NotifierSettings
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "inference-callbacks"))
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", METRICS_NAMESPACE))
+# One count per outcome of an attempt (notify.Notifier.handle's first word), for dashboards.
+OUTCOME_METRICS = {"delivered": "CallbacksDelivered", "failed": "CallbacksRefused",
+                   "dead-lettered": "CallbacksDeadLettered", "ignored": "CallbackEventsIgnored"}
 # A record that raised stays on the queue; an all-failed batch is not an error of the Lambda.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 # The signing secret is read at most every 5 minutes per execution environment.
@@ -51,11 +57,16 @@ def record_handler(record: Any) -> None:
     try:
         outcome = notifier().handle(raw)
     except RetryLater as pending:
+        metrics.add_metric(name="CallbackRetries", unit=MetricUnit.Count, value=1)
         logger.info("callback retry scheduled", extra={"reason": str(pending), "message_id": raw.get("messageId")})
         raise
+    name = OUTCOME_METRICS.get(outcome.split(" ", 1)[0].rstrip(":"))
+    if name:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
     logger.info("callback processed", extra={"outcome": outcome, "message_id": raw.get("messageId")})
 
 
 @logger.inject_lambda_context
+@metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -142,7 +142,8 @@ class _AlwaysUnavailable(BaseHTTPRequestHandler):
 
 
 # ----------------------------------------------------------------------------- delivery
-def test_completion_is_delivered_once_signed_and_shown_in_status(callbacks: Callbacks, receiver: CallbackReceiver):
+def test_completion_is_delivered_once_signed_and_shown_in_status(callbacks: Callbacks, receiver: CallbackReceiver,
+                                                                 capsys: pytest.CaptureFixture[str]):
     inference_id = callbacks.submit(receiver.url)
     assert callbacks.api.receipt(inference_id)["callbackUrl"] == receiver.url
     pending = callbacks.api.status(inference_id).body
@@ -168,6 +169,9 @@ def test_completion_is_delivered_once_signed_and_shown_in_status(callbacks: Call
     assert {k: v for k, v in status.items() if k != "callback"}["output"] == verified["data"]["output"]
     assert status["callback"] == {"status": "Delivered", "attempts": 1, "lastError": None}
     assert callbacks.queued(callbacks.queue_url) == 0
+    # Powertools' embedded metric format on stdout: the delivery was counted.
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    assert any(m.get("CallbacksDelivered") == [1.0] or m.get("CallbacksDelivered") == 1.0 for m in emitted), emitted
 
 
 def test_failure_is_delivered_as_a_failed_event(callbacks: Callbacks, receiver: CallbackReceiver):
