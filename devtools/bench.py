@@ -39,6 +39,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -113,6 +114,51 @@ class RawGenerate:
 
     def close(self) -> None:
         pass
+
+
+def _raw_worker(model_dir: Path, threads: int, conn: Any) -> None:  # runs in its own process
+    raw = RawGenerate(model_dir, threads)
+    for _ in range(1000):  # bounded; "stop" ends it
+        command = conn.recv()
+        if command == "stop":
+            break
+        n, seconds = command
+        result = raw.measure(n, seconds)
+        conn.send((result.latencies, result.elapsed))
+
+
+class RawGenerateProcess:
+    """(c) again in a process of its own, with extra environment read before torch starts.
+
+    OpenMP reads OMP_WAIT_POLICY once, when torch initialises it: the engine's
+    PASSIVE setting can only be compared in a fresh process.
+    """
+
+    def __init__(self, label: str, model_dir: Path, threads: int, env: dict[str, str]) -> None:
+        self.label = label
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        saved = {key: os.environ.get(key) for key in env}
+        os.environ.update(env)  # the spawned interpreter copies the environment at start
+        try:
+            self.proc = ctx.Process(target=_raw_worker, args=(model_dir, threads, child), daemon=True)
+            self.proc.start()
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+    def measure(self, n: int, seconds: float) -> Result:
+        self.conn.send((n, seconds))
+        result = Result(self.label, n)
+        result.latencies, result.elapsed = self.conn.recv()
+        return result
+
+    def close(self) -> None:
+        self.conn.send("stop")
+        self.proc.join(30)
 
 
 # ------------------------------------------------------------------ servers
@@ -304,13 +350,14 @@ def table(results: list[Result]) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
+        raw = r.system.startswith("raw generate")
         ping50 = f"{r.pct(r.pings, 0.5):.1f}" if r.pings else "-"
         ping99 = f"{r.pct(r.pings, 0.99):.1f}" if r.pings else "-"
         if r.ping_failures:
             ping99 += f" ({r.ping_failures} failed)"
         lines.append(
             f"| {r.system} | {r.concurrency} | {r.rate:.1f} | {r.pct(r.latencies, 0.5):.1f} | "
-            f"{r.pct(r.latencies, 0.99):.1f} | {r.errors if r.system != 'raw generate' else '-'} | {ping50} | {ping99} |"
+            f"{r.pct(r.latencies, 0.99):.1f} | {'-' if raw else r.errors} | {ping50} | {ping99} |"
         )
     return "\n".join(lines)
 
@@ -387,6 +434,9 @@ def main(argv: list[str] | None = None) -> None:
                 systems["naive"] = Server("naive", "naive FastAPI", model_dir, common)
             if "raw" in only:
                 systems["raw"] = RawGenerate(model_dir, threads)
+                # The same call with the engine's OpenMP setting (engine_process.py): fair to both.
+                systems["raw-passive"] = RawGenerateProcess("raw generate, OMP passive", model_dir, threads,
+                                                            {"OMP_WAIT_POLICY": "PASSIVE"})
             for round_ in range(args.rounds):
                 for level in levels:
                     # Rotate who goes first each round: no system always measures right after a level change.
@@ -415,6 +465,7 @@ def main(argv: list[str] | None = None) -> None:
     ours = [best[("ours", n)] for n in levels if ("ours", n) in best]
     naive = [best[("naive", n)] for n in levels if ("naive", n) in best]
     raw = [best[("raw", n)] for n in levels if ("raw", n) in best]
+    raw_passive = [best[("raw-passive", n)] for n in levels if ("raw-passive", n) in best]
     capped = [best[(f"cap{c}", args.cap_clients)] for c in caps if (f"cap{c}", args.cap_clients) in best]
 
     print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.processor() or platform.platform()}, "
@@ -425,7 +476,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"Model server environment: {server_env}")
     print(f"Model: random-weight BART, d_model 256, 2+2 layers, {PARAMETERS['max_new_tokens']} new tokens; "
           f"{args.seconds:g} s per level after 1.5 s warm-up; best of {args.rounds} round(s)\n")
-    print(table(ours + naive + raw))
+    print(table(ours + naive + raw + raw_passive))
     if capped:
         print(f"\nModel server behind a concurrency cap (MaxConcurrentInvocationsPerInstance), "
               f"{args.cap_clients} clients; latency includes the wait for a slot:\n")
@@ -436,6 +487,13 @@ def main(argv: list[str] | None = None) -> None:
     print()
     for line in check_targets(ours, naive, raw, capped):
         print(line)
+    if raw_passive:
+        o16 = [x for x in ours if x.concurrency == 16]
+        p16 = [x for x in raw_passive if x.concurrency == 16]
+        if o16 and p16 and p16[0].rate:
+            share = o16[0].rate / p16[0].rate
+            print(f"{'PASS' if share >= 0.7 else 'MISS'}: concurrency 16 = {share:.0%} of raw batch-16 with the "
+                  "engine's OpenMP setting (same target, the stricter baseline when the default one collapses)")
 
 
 if __name__ == "__main__":
