@@ -67,6 +67,10 @@ def environments_in_mode(*modes: str) -> list[str]:
 
 
 ASYNC_ENVIRONMENTS = environments_in_mode("async")
+# Environments serving one hub model (a multi-model environment serves an S3 prefix of models instead).
+HUB_ENVIRONMENTS = [name for name in environment_names() if load_environment(name).model.kind == "hub"]
+# Environments on an instance type with local NVMe storage (the multi-model example runs on ml.m5).
+NVME_ENVIRONMENTS = [name for name in environment_names() if load_environment(name).has_nvme_storage]
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from devtools.aws_contract.service_models import enum_values
 from app_config.image_cuda import image_cuda_version
 from stacks.async_inference_stack import AsyncInferenceStack
 from tests.infra.conftest import ROOT, cdk_context
-from tests.infra.conftest import environments_in_mode
+from tests.infra.conftest import HUB_ENVIRONMENTS, environments_in_mode
 
 
 def _raw(**changes: Any) -> dict[str, Any]:
@@ -165,6 +165,7 @@ def test_container_environment_cannot_contradict_the_stack() -> None:
 # ------------------------------------------------------------------------ model pinning and isolation
 
 
+@pytest.mark.parametrize("env_name", HUB_ENVIRONMENTS)
 def test_shipped_hub_models_are_pinned_to_a_commit(template: Template, env_name: str) -> None:
     model = load_environment(env_name).model
     assert model.kind == "hub" and len(model.revision) == 40 and int(model.revision, 16) >= 0

@@ -62,6 +62,7 @@ def test_model_is_a_multi_model_container_over_the_prefix(template: Template, sa
     # A single-model container setting has no place here: the model comes from the prefix.
     assert "HF_MODEL_ID" not in value.get("Environment", {})
     assert value["Environment"]["MODEL_SERVER_DEVICE"] == "cpu"
+    assert "container-assets" in json.dumps(value["Image"])  # this project's image, not Triton's
 
 
 def test_variant_is_real_time_on_a_cpu_instance(template: Template) -> None:

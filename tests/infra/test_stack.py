@@ -10,7 +10,7 @@ from aws_cdk.assertions import Capture, Match, Template
 from app_config import load_environment
 from inference_constructs.alarms import rollback_alarm_names
 from tests.iam import actions, granted, role_statements
-from tests.infra.conftest import ASYNC_ENVIRONMENTS
+from tests.infra.conftest import ASYNC_ENVIRONMENTS, HUB_ENVIRONMENTS, NVME_ENVIRONMENTS
 
 
 def _one(template: Template, resource_type: str) -> tuple[str, dict]:
@@ -97,6 +97,7 @@ def test_variant_and_client_config_follow_the_environment(template: Template, en
     )
 
 
+@pytest.mark.parametrize("env_name", NVME_ENVIRONMENTS)
 def test_no_storage_volume_key_on_nvme_instances(template: Template, env_name: str) -> None:
     # g4dn and g5 have local NVMe storage: SageMaker rejects an endpoint-config KmsKeyId for them.
     assert load_environment(env_name).has_nvme_storage
@@ -115,6 +116,7 @@ def test_endpoint_keeps_autoscaled_instance_count_on_update(template: Template) 
     )
 
 
+@pytest.mark.parametrize("env_name", HUB_ENVIRONMENTS)  # multi-model: tests/infra/test_multi_model.py
 def test_model_runs_the_image_asset_with_the_model_environment(template: Template, env_name: str) -> None:
     config = load_environment(env_name)
     image = Capture()
