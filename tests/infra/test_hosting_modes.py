@@ -290,3 +290,17 @@ def test_changing_the_mode_changes_only_the_endpoint_its_scaling_and_alarms(tmp_
     # Real-time keeps the GPU model as it is; only serverless (CPU) changes the model's device.
     [model] = [lid for lid in after if after[lid]["Type"] == "AWS::SageMaker::Model"]
     assert (before[model] != after[model]) == (other["mode"] == "serverless")
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_one_line_turns_a_shipped_environment_real_time(env: str) -> None:
+    raw = {**copy.deepcopy(ENVIRONMENTS[env]), "hosting": {"mode": "realtime"}}
+    config = parse_environment(raw)
+    assert config.hosting.mode == "realtime" and config.instance_type == ENVIRONMENTS[env]["instance_type"]
+    assert config.container_device == "cuda"
+
+
+def test_one_line_to_serverless_names_what_a_gpu_environment_must_drop() -> None:
+    # dev pins a GPU instance type: serverless has none, and says so instead of ignoring it.
+    with pytest.raises(ConfigError, match=r"instance_type='ml.g4dn.xlarge' \(a GPU instance type\)"):
+        parse_environment({**copy.deepcopy(ENVIRONMENTS["dev"]), "hosting": {"mode": "serverless"}})
