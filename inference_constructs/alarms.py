@@ -20,6 +20,8 @@ https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEma
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
@@ -58,6 +60,28 @@ def rollback_alarm_names(stack_name: str, mode: str = "async") -> dict[str, str]
         "Invocation5XXErrors": f"{stack_name}-endpoint-5xx-errors",
         "ModelLatency": f"{stack_name}-endpoint-model-latency",
     }
+
+
+def grant_describe_alarms(grantee: iam.IGrantable, alarm_names: Iterable[str]) -> iam.Grant:
+    """cloudwatch:DescribeAlarms on the named alarms (the deployment's rollback alarms).
+
+    SageMaker reads the auto-rollback alarms with the execution role during a blue/green update
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html);
+    without this it cannot see them and never rolls back. The alarms are known by name only (see
+    rollback_alarm_names), and DescribeAlarms supports alarm ARNs as resources, so the grant
+    names exactly these alarms.
+    """
+    if not isinstance(grantee, Construct):
+        raise TypeError(f"grant_describe_alarms: {grantee!r} is not a construct; the alarm ARNs need its stack")
+    stack = cdk.Stack.of(grantee)
+    return iam.Grant.add_to_principal(
+        grantee=grantee,
+        actions=["cloudwatch:DescribeAlarms"],
+        resource_arns=[
+            stack.format_arn(service="cloudwatch", resource="alarm", resource_name=name, arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)
+            for name in alarm_names
+        ],
+    )
 
 
 def async_metric(endpoint_name: str, metric_name: str, statistic: str, period: cdk.Duration) -> cloudwatch.Metric:

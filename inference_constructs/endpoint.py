@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
@@ -193,8 +194,7 @@ class InferenceEndpoint(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        execution_role_arn: str,
-        permissions: Construct,
+        role: iam.IRole,
         image_uri: str,
         model_data_url: str | None,
         environment: Mapping[str, str],
@@ -210,7 +210,7 @@ class InferenceEndpoint(Construct):
         self.model = sagemaker.CfnModel(
             self,
             "Model",
-            execution_role_arn=execution_role_arn,
+            execution_role_arn=role.role_arn,
             primary_container=container_definition(
                 image_uri=image_uri,
                 model_data_url=model_data_url,
@@ -237,11 +237,12 @@ class InferenceEndpoint(Construct):
             deployment_config=deployment_config,
         )
         # IAM race: SageMaker validates the role when each of these is created. The
-        # role's policies are separate resources; without these explicit edges
-        # CloudFormation may create the model before the policy that lets it pull
-        # the image exists. Depending on the construct covers every policy under it.
+        # role's grants land in its DefaultPolicy, a separate resource under the role;
+        # without these explicit edges CloudFormation may create the model before the
+        # policy that lets it pull the image exists. Depending on the role construct
+        # covers every policy under it, including grants added after this point.
         for resource in (self.model, self.endpoint_config, self.endpoint):
-            resource.node.add_dependency(permissions)
+            resource.node.add_dependency(role)
 
     @property
     def endpoint_name(self) -> str:

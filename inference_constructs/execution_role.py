@@ -16,8 +16,8 @@ class SageMakerExecutionRole(Construct):
 
     SageMaker checks the role's permissions when it creates the model and the
     endpoint. Grants land in the role's DefaultPolicy, a separate CloudFormation
-    resource that may be created after the role; `AsyncEndpoint` therefore depends
-    on this whole construct (role and policies), see `depend_on_permissions`.
+    resource that may be created after the role; `InferenceEndpoint` therefore
+    depends on the role construct (role and policies).
     """
 
     def __init__(self, scope: Construct, construct_id: str) -> None:
@@ -55,24 +55,5 @@ class SageMakerExecutionRole(Construct):
                 actions=["cloudwatch:PutMetricData"],
                 resources=["*"],
                 conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "AWS/SageMaker"]}},
-            )
-        )
-
-    def grant_describe_alarms(self, alarm_names: list[str]) -> None:
-        """cloudwatch:DescribeAlarms on the deployment's rollback alarms.
-
-        SageMaker reads the auto-rollback alarms with the execution role during a
-        blue/green update (https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html);
-        without this it cannot see them and never rolls back. DescribeAlarms supports
-        alarm ARNs as resources, so the grant names exactly these alarms.
-        """
-        stack = cdk.Stack.of(self)
-        self.role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["cloudwatch:DescribeAlarms"],
-                resources=[
-                    stack.format_arn(service="cloudwatch", resource="alarm", resource_name=name, arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)
-                    for name in alarm_names
-                ],
             )
         )

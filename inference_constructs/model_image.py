@@ -37,5 +37,5 @@ class ModelImage(Construct):
     def image_uri(self) -> str:
         return self.asset.image_uri
 
-    def grant_pull(self, grantee: iam.IGrantable) -> None:
-        self.asset.repository.grant_pull(grantee)
+    def grant_pull(self, grantee: iam.IGrantable) -> iam.Grant:
+        return self.asset.repository.grant_pull(grantee)

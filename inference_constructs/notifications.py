@@ -42,15 +42,20 @@ class InferenceNotifications(Construct):
     def topics(self) -> tuple[sns.Topic, sns.Topic]:
         return (self.success_topic, self.error_topic)
 
-    def grant_publish(self, grantee: iam.IGrantable) -> None:
-        """sns:Publish on both topics, plus the key use that encrypted topics require."""
-        iam.Grant.add_to_principal(
+    def grant_publish(self, grantee: iam.IGrantable) -> iam.Grant:
+        """sns:Publish on both topics, plus the key use that encrypted topics require.
+
+        Not topic.grant_publish: with a customer key it also grants kms:GenerateDataKey*, a wildcard.
+        """
+        publish = iam.Grant.add_to_principal(
             grantee=grantee,
             actions=["sns:Publish"],
             resource_arns=[topic.topic_arn for topic in self.topics],
         )
-        iam.Grant.add_to_principal(
-            grantee=grantee,
-            actions=["kms:Decrypt", "kms:GenerateDataKey"],
-            resource_arns=[self.key.key_arn],
+        return publish.combine(
+            iam.Grant.add_to_principal(
+                grantee=grantee,
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resource_arns=[self.key.key_arn],
+            )
         )

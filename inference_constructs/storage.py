@@ -106,7 +106,7 @@ class InferenceStorage(Construct):
     def s3_failure_path(self) -> str:
         return f"s3://{self.failure_bucket.bucket_name}/{FAILURE_PREFIX.rstrip('/')}"
 
-    def grant_endpoint_io(self, grantee: iam.IGrantable) -> None:
+    def grant_endpoint_io(self, grantee: iam.IGrantable) -> iam.Grant:
         """What SageMaker's execution role needs: read requests, write responses and failures.
 
         Written out instead of bucket.grant_read/grant_write, which grant wildcard
@@ -114,12 +114,12 @@ class InferenceStorage(Construct):
         Not uploads/: clients write there, so the API copies an upload under requests/ and
         SageMaker reads only that copy (docs/api.md, upload flow).
         """
-        iam.Grant.add_to_principal(
+        read = iam.Grant.add_to_principal(
             grantee=grantee,
             actions=["s3:GetObject"],
             resource_arns=[self.input_bucket.arn_for_objects(f"{INPUT_PREFIX}*")],
         )
-        iam.Grant.add_to_principal(
+        write = iam.Grant.add_to_principal(
             grantee=grantee,
             actions=["s3:PutObject", "s3:AbortMultipartUpload"],
             resource_arns=[
@@ -128,8 +128,9 @@ class InferenceStorage(Construct):
             ],
         )
         # Decrypt to read requests (and to complete multipart uploads); GenerateDataKey to write.
-        iam.Grant.add_to_principal(
+        key = iam.Grant.add_to_principal(
             grantee=grantee,
             actions=["kms:Decrypt", "kms:GenerateDataKey"],
             resource_arns=[self.key.key_arn],
         )
+        return read.combine(write).combine(key)

@@ -18,7 +18,7 @@ from api_handler.contract import MAX_ASYNC_PAYLOAD_BYTES
 from app_config import EnvironmentConfig, S3PrefixModel
 from app_config.gpu_drivers import inference_ami_for
 from app_config.hosting import MultiModelHosting, RealtimeHosting, ServerlessHosting
-from inference_constructs.alarms import OperationsAlarms, rollback_alarm_names
+from inference_constructs.alarms import OperationsAlarms, grant_describe_alarms, rollback_alarm_names
 from inference_constructs.api import METRICS_NAMESPACE, InferenceApi, UsagePlan
 from inference_constructs.autoscaling import EndpointAutoscaling
 from inference_constructs.batch_transform import BatchTransformAccess
@@ -78,7 +78,7 @@ class AsyncInferenceStack(cdk.Stack):
         execution = SageMakerExecutionRole(self, "Execution")
         hosting = config.hosting
         rollback_alarms = list(rollback_alarm_names(self.stack_name, hosting.mode).values())
-        execution.grant_describe_alarms(rollback_alarms)
+        grant_describe_alarms(execution.role, rollback_alarms)
         storage.grant_endpoint_io(execution.role)
         notifications.grant_publish(execution.role)
         image.grant_pull(execution.role)
@@ -94,8 +94,7 @@ class AsyncInferenceStack(cdk.Stack):
         endpoint = InferenceEndpoint(
             self,
             "Inference",
-            execution_role_arn=execution.role.role_arn,
-            permissions=execution,
+            role=execution.role,
             image_uri=image.image_uri,
             model_data_url=artifact.model_data_url,
             environment={

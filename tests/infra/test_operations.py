@@ -10,6 +10,7 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 import app as cdk_app
+from api_handler.contract import API_HANDLER
 from app_config import ConfigError, load_environment, parse_environment
 from app_config.environments import ENVIRONMENTS
 from devtools.aws_contract.documented_facts import PUBLISHED_DIMENSIONS
@@ -236,7 +237,7 @@ def test_api_alarms_watch_this_api_and_handler(template: Template, env_name: str
         [dimension] = handler_alarm["Properties"]["Dimensions"]
         assert dimension["Name"] == "FunctionName"
         watched = functions[dimension["Value"]["Ref"]]["Properties"]
-        assert watched["Handler"].startswith("app."), watched["Handler"]
+        assert watched["Handler"] == API_HANDLER, watched["Handler"]  # the API's function, not the notifier
         assert handler_alarm["Properties"]["Threshold"] == 0 and handler_alarm["Properties"]["AlarmActions"] == [topic]
 
 
