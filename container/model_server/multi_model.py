@@ -32,7 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .engine import Engine
-from .errors import Conflict, InsufficientStorage, NotFound, UnloadableModel
+from .errors import (
+    BadRequest,
+    Conflict,
+    InsufficientStorage,
+    NotFound,
+    ServerError,
+    UnloadableModel,
+)
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,11 +60,12 @@ _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 MAX_NAME_CHARS = 1024
 
 
-def check_name(name: str) -> str:
+def check_name(name: str, error: type[ServerError] = NotFound) -> str:
+    """`name` if it can name a model here; else `error` (404 when a request names it, 400 in a load request)."""
     if not name or len(name) > MAX_NAME_CHARS or name[0] in "._-" or not set(name) <= _NAME_CHARS:
-        raise NotFound(
-            f"model name {name[:80]!r} is not a model of this server (names are letters, digits, '.', '_' and '-', "
-            "starting with a letter or digit)"
+        raise error(
+            f"model name {name[:80]!r} is not a model name here: letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit"
         )
     return name
 
@@ -185,7 +193,7 @@ class ModelRegistry:
     # ------------------------------------------------------------------ load / unload
     async def load(self, name: str, url: str) -> LoadedModel:
         """Load the model at directory `url` as `name`: 409 if loaded, 404 if `url` is no model, 507 if it does not fit."""
-        check_name(name)
+        check_name(name, BadRequest)
         if name in self._models or name in self._loading:
             raise Conflict(f"model {name!r} is already loaded" if name in self._models else f"model {name!r} is being loaded")
         path = Path(url)

@@ -134,6 +134,8 @@ def test_errors_of_the_contract(mme: ServerProcess, models: dict[str, Path], tmp
     unloadable = _load(mme, "broken", broken)
     assert unloadable.status_code == 422 and "broken" in unloadable.json()["message"]
     assert mme.client.get("/models/broken").status_code == 404
+    invalid = _load(mme, "../escape", models["sentiment"])
+    assert invalid.status_code == 400 and "../escape" in invalid.json()["message"]
     bad = mme.client.post("/models", json={"model_name": "x"})
     assert bad.status_code == 400 and "url" in bad.json()["message"]
     assert mme.client.get("/models", params={"limit": "0"}).status_code == 400
