@@ -24,6 +24,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
@@ -180,6 +182,31 @@ def resolve_public(target: CallbackTarget, policy: CallbackPolicy, resolver: Res
         if reason:
             raise UnsafeDestination(f"{target.host} resolves to {address}: {reason}")
     return addresses[0]
+
+
+# At submit the name is resolved once more to refuse an obviously internal host early; a
+# resolver slower than this (or failing) leaves the verdict to delivery, which checks anyway.
+SUBMIT_RESOLVE_SECONDS = 2.0
+_submit_resolver = ThreadPoolExecutor(max_workers=2, thread_name_prefix="callback-dns")
+
+
+def refusal_at_submit(url: str, policy: CallbackPolicy, resolver: Resolver | None = None,
+                      timeout: float = SUBMIT_RESOLVE_SECONDS) -> str | None:
+    """Why a callback URL (already past check_callback_url) is refused once its host name is
+    resolved: a name that resolves to a private address today is refused with a 400 now, not a
+    Failed delivery an hour later. None when it resolves to public addresses only, or when it
+    does not resolve within `timeout` (delivery resolves and checks again)."""
+    target = parse_target(url, policy)
+    if _ip_literal(target.host) is not None:
+        return None  # an address: judged by parse_target already
+    try:
+        future = _submit_resolver.submit(resolve_public, target, policy, resolver)
+        future.result(timeout=timeout)
+    except UnsafeDestination as error:
+        return str(error)
+    except (OSError, FutureTimeout):
+        return None
+    return None
 
 
 def _ip_literal(host: str) -> str | None:

@@ -34,6 +34,7 @@ from .errors import (
     UploadAlreadyUsed,
 )
 from .callback_state import CallbackState, state_key
+from .callback_url import refusal_at_submit
 from .logic import Receipt, SubmitRequest
 from .model_name import forwarded_attributes
 from .settings import Settings
@@ -178,6 +179,10 @@ class InferenceService:
     # ------------------------------------------------------------------ operations
     def submit(self, request: SubmitRequest, caller: Caller, deadline: Deadline) -> tuple[Receipt, bool]:
         """Store the input, start the inference, persist its receipt. Returns (receipt, replayed)."""
+        if request.callback_url is not None:
+            refusal = refusal_at_submit(request.callback_url, self.settings.callback_policy)
+            if refusal:
+                raise BadRequest(f"callback URL refused: {refusal}")
         if request.idempotency_key is not None:
             inference_id = logic.inference_id_for_key(caller, request.idempotency_key)
             existing = self.read_receipt(deadline, inference_id)

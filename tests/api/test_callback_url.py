@@ -149,3 +149,38 @@ def test_getaddrinfo_is_what_delivery_consults(monkeypatch: pytest.MonkeyPatch):
 @pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"])
 def test_public_addresses_pass(address: str):
     assert address_refusal(address) is None
+
+
+# ----------------------------------------------------------------------------- resolved at submit too
+def test_a_name_resolving_to_a_private_address_is_refused_at_submit(callback_api: Api,
+                                                                    monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(socket, "getaddrinfo", _resolver("10.20.30.40"))
+    answer = callback_api.submit("hello", "text/plain", X_Callback_Url="https://internal.example.com/hook")
+    assert answer.status == 400
+    assert "internal.example.com resolves to 10.20.30.40" in answer.body["message"]
+    assert callback_api.stub.calls == []  # nothing started
+
+
+def test_a_name_that_does_not_resolve_yet_is_left_to_delivery(callback_api: Api, monkeypatch: pytest.MonkeyPatch):
+    real = socket.getaddrinfo
+
+    def unknown(host, *args):
+        if host == "new.example.com":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args)  # moto and the SageMaker stub on 127.0.0.1
+
+    monkeypatch.setattr(socket, "getaddrinfo", unknown)
+    assert callback_api.submit("hello", "text/plain", X_Callback_Url="https://new.example.com/hook").status == 202
+
+
+def test_a_slow_resolver_does_not_hold_the_submit():
+    import time
+
+    from api_handler.async_api.callback_url import refusal_at_submit
+
+    def slow(*args):
+        time.sleep(1)
+        return _resolver("10.0.0.1")(*args)
+
+    assert refusal_at_submit("https://slow.example.com/", PUBLIC, slow, timeout=0.1) is None
+    assert "10.0.0.1 is a private address" in refusal_at_submit("https://slow.example.com/", PUBLIC, slow, timeout=3)
