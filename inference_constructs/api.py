@@ -1,14 +1,14 @@
 """The client API: API Gateway REST API (IAM auth) in front of one Lambda function.
 
 Clients never touch S3 or SageMaker directly. The Lambda (api_handler/) stores the
-payload, starts the async inference and reports status; this construct gives it exactly
-the permissions that needs and puts the gateway's guard rails in front of it.
+payload, starts the async inference and reports status. This construct puts the gateway's
+guard rails in front of it; the stack grants its role exactly what it needs on the resources'
+owners (InferenceStorage.grant_api_access, InferenceEndpoint.grant_invoke).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import aws_cdk as cdk
@@ -35,9 +35,9 @@ from api_handler.contract import (
     Env,
     Route,
 )
+from app_config.models import UsagePlanConfig
 from inference_constructs.encryption import allow_cloudwatch_logs, removal_policy
 from inference_constructs.lambda_code import handler_code
-from api_handler.contract import FAILURE_PREFIX, INPUT_PREFIX, OUTPUT_PREFIX, UPLOAD_PREFIX
 
 # Keep equal to the aws-lambda-powertools pin in requirements-dev.txt (a test checks it):
 # the tests run against the very version the Lambda gets from the layer.
@@ -64,15 +64,6 @@ _RETENTION = {
     3288: logs.RetentionDays.NINE_YEARS, 3653: logs.RetentionDays.TEN_YEARS,
 }  # fmt: skip
 
-# The one SageMaker runtime action the handler needs per hosting mode.
-INVOKE_ACTIONS = {
-    "async": "sagemaker:InvokeEndpointAsync",
-    "realtime": "sagemaker:InvokeEndpoint",
-    "serverless": "sagemaker:InvokeEndpoint",
-    "multimodel": "sagemaker:InvokeEndpoint",  # with TargetModel: the same action
-}
-
-
 
 def powertools_layer_parameter(version: str = POWERTOOLS_VERSION) -> str:
     """The public SSM parameter AWS publishes per region with the Powertools layer ARN."""
@@ -81,18 +72,6 @@ def powertools_layer_parameter(version: str = POWERTOOLS_VERSION) -> str:
 
 def binary_media_types(allowed_content_types: Sequence[str]) -> list[str]:
     return [item for item in allowed_content_types if not item.startswith(TEXT_MEDIA_PREFIXES)]
-
-
-@dataclass(frozen=True)
-class UsagePlan:
-    """Per-client API keys with throttling and a quota. API keys identify callers for
-    metering; they do not authenticate them (IAM still does, on every method)."""
-
-    clients: tuple[str, ...]
-    rate_limit: float
-    burst_limit: int
-    quota_requests: int
-    quota_period: str  # DAY | WEEK | MONTH
 
 
 class InferenceApi(Construct):
@@ -114,7 +93,6 @@ class InferenceApi(Construct):
         failure_bucket: s3.IBucket,
         data_key: kms.IKey,
         endpoint_name: str,
-        endpoint_arn: str,
         hosting_mode: str,
         default_invocation_timeout_seconds: int,
         default_request_ttl_seconds: int,
@@ -130,7 +108,7 @@ class InferenceApi(Construct):
         memory_size_mb: int,
         reserved_concurrency: int,
         manage_account_cloudwatch_role: bool,
-        usage_plan: UsagePlan | None = None,
+        usage_plan: UsagePlanConfig | None = None,
         api_name: str | None = None,
         service_name: str = DEFAULT_SERVICE_NAME,
         retain_logs: bool = False,
@@ -166,15 +144,6 @@ class InferenceApi(Construct):
                 Env.POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
             },
-        )
-        self._grant(
-            input_bucket=input_bucket,
-            output_bucket=output_bucket,
-            failure_bucket=failure_bucket,
-            data_key=data_key,
-            endpoint_arn=endpoint_arn,
-            invoke_action=INVOKE_ACTIONS[hosting_mode],
-            writes_results=hosting_mode != "async",
         )
 
         self.access_logs = logs.LogGroup(
@@ -267,57 +236,6 @@ class InferenceApi(Construct):
             description="Client API of the async inference endpoint",
         )
 
-    def _grant(
-        self,
-        *,
-        input_bucket: s3.IBucket,
-        output_bucket: s3.IBucket,
-        failure_bucket: s3.IBucket,
-        data_key: kms.IKey,
-        endpoint_arn: str,
-        invoke_action: str,
-        writes_results: bool,
-    ) -> None:
-        """Exactly what the handler does, written out (bucket.grant_* would add wildcard actions).
-
-        PutObject on uploads/* is what the presigned upload forms carry: S3 authorizes a
-        presigned request as the principal that signed it. At submit the handler copies an
-        upload into requests/ (GetObject on the source, PutObject on the copy), deletes the
-        spent upload, and releases the claim or copy of a refused one: DeleteObject on both.
-        """
-        requests = input_bucket.arn_for_objects(f"{INPUT_PREFIX}*")
-        uploads = input_bucket.arn_for_objects(f"{UPLOAD_PREFIX}*")
-        outputs = output_bucket.arn_for_objects(f"{OUTPUT_PREFIX}*")
-        failures = failure_bucket.arn_for_objects(f"{FAILURE_PREFIX}*")
-        iam.Grant.add_to_principal(grantee=self.role, actions=["s3:PutObject"], resource_arns=[requests, uploads])
-        iam.Grant.add_to_principal(
-            grantee=self.role, actions=["s3:GetObject"], resource_arns=[requests, uploads, outputs, failures]
-        )
-        iam.Grant.add_to_principal(grantee=self.role, actions=["s3:DeleteObject"], resource_arns=[requests, uploads])
-        if writes_results:
-            # Real-time / serverless: the handler itself writes the model's answer where SageMaker
-            # would put an async result (api_handler/async_api/realtime.py).
-            iam.Grant.add_to_principal(grantee=self.role, actions=["s3:PutObject"], resource_arns=[outputs, failures])
-        # Without ListBucket, S3 answers 403 instead of 404 for a missing object, and the
-        # handler could not tell "not finished yet" / "unknown id" from a real denial.
-        # S3 evaluates that implicit ListBucket with the object's key as s3:prefix (observed
-        # behaviour, not in the API reference: a pending inference answering 500 instead of
-        # 202 after a deploy would mean otherwise), so the condition keeps the 404s and still
-        # denies listing any other prefix.
-        for bucket, prefixes in (
-            (input_bucket, (INPUT_PREFIX, UPLOAD_PREFIX)),
-            (output_bucket, (OUTPUT_PREFIX,)),
-            (failure_bucket, (FAILURE_PREFIX,)),
-        ):
-            self.role.add_to_principal_policy(list_within_prefixes(bucket, prefixes))
-        # GenerateDataKey to write SSE-KMS objects (also through presigned PUTs), Decrypt to read.
-        iam.Grant.add_to_principal(
-            grantee=self.role, actions=["kms:Decrypt", "kms:GenerateDataKey"], resource_arns=[data_key.key_arn]
-        )
-        iam.Grant.add_to_principal(
-            grantee=self.role, actions=[invoke_action], resource_arns=[endpoint_arn]
-        )
-
     # ------------------------------------------------------------------ API
     def _gateway_responses(self) -> None:
         """Answers API Gateway gives itself (auth failures, throttling, too large) in our JSON shape."""
@@ -403,7 +321,7 @@ class InferenceApi(Construct):
             api_key_required=api_key_required,
         )
 
-    def _usage_plan(self, plan: UsagePlan) -> None:
+    def _usage_plan(self, plan: UsagePlanConfig) -> None:
         usage_plan = self.rest_api.add_usage_plan(
             "UsagePlan",
             description="Per-client throttling and quota",
@@ -422,18 +340,6 @@ class InferenceApi(Construct):
     @property
     def url(self) -> str:
         return self.rest_api.url
-
-
-def list_within_prefixes(bucket: s3.IBucket, prefixes: Sequence[str]) -> iam.PolicyStatement:
-    """s3:ListBucket on `bucket` only for keys under `prefixes` (the s3:prefix condition key).
-
-    https://docs.aws.amazon.com/AmazonS3/latest/userguide/amazon-s3-policy-keys.html
-    """
-    return iam.PolicyStatement(
-        actions=["s3:ListBucket"],
-        resources=[bucket.bucket_arn],
-        conditions={"StringLike": {"s3:prefix": [f"{prefix}*" for prefix in prefixes]}},
-    )
 
 
 def json_schema(document: Mapping[str, Any]) -> apigw.JsonSchema:

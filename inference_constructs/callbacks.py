@@ -39,11 +39,11 @@ from inference_constructs.api import _RETENTION as RETENTION_BY_DAYS  # one tabl
 from inference_constructs.api import (
     ARCHITECTURE,
     RUNTIME,
-    list_within_prefixes,
     powertools_layer_parameter,
 )
 from inference_constructs.encryption import allow_cloudwatch_logs, customer_managed_key, removal_policy
 from inference_constructs.lambda_code import handler_code
+from inference_constructs.storage import list_within_prefixes
 from api_handler.contract import FAILURE_PREFIX, INPUT_PREFIX, OUTPUT_PREFIX
 
 NOTIFIER_TIMEOUT = cdk.Duration.seconds(60)

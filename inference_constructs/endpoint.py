@@ -207,6 +207,7 @@ class InferenceEndpoint(Construct):
         storage_volume_kms_key_arn: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.is_async = async_config is not None
         self.model = sagemaker.CfnModel(
             self,
             "Model",
@@ -251,3 +252,9 @@ class InferenceEndpoint(Construct):
     @property
     def variant_name(self) -> str:
         return VARIANT_NAME
+
+    def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
+        """The one SageMaker runtime action that calls this endpoint: InvokeEndpointAsync on an
+        asynchronous endpoint, InvokeEndpoint otherwise (with TargetModel on a multi-model one)."""
+        action = "sagemaker:InvokeEndpointAsync" if self.is_async else "sagemaker:InvokeEndpoint"
+        return iam.Grant.add_to_principal(grantee=grantee, actions=[action], resource_arns=[self.endpoint.attr_endpoint_arn])

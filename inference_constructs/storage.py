@@ -7,7 +7,9 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from api_handler.contract import FAILURE_PREFIX, INPUT_PREFIX, OUTPUT_PREFIX
+from collections.abc import Sequence
+
+from api_handler.contract import FAILURE_PREFIX, INPUT_PREFIX, OUTPUT_PREFIX, UPLOAD_PREFIX
 from inference_constructs.encryption import customer_managed_key, removal_policy
 
 # The key prefixes inside the three buckets are the API's storage layout (api_handler/contract.py).
@@ -134,3 +136,60 @@ class InferenceStorage(Construct):
             resource_arns=[self.key.key_arn],
         )
         return read.combine(write).combine(key)
+
+    def grant_api_access(self, grantee: iam.IGrantable, *, writes_results: bool) -> iam.Grant:
+        """Exactly what the API handler does, written out (bucket.grant_* would add wildcard actions).
+
+        PutObject on uploads/* is what the presigned upload forms carry: S3 authorizes a
+        presigned request as the principal that signed it. At submit the handler copies an
+        upload into requests/ (GetObject on the source, PutObject on the copy), deletes the
+        spent upload, and releases the claim or copy of a refused one: DeleteObject on both.
+        `writes_results`: in the real-time and serverless modes the handler itself writes the
+        model's answer where SageMaker would put an async result (api_handler/async_api/realtime.py).
+        """
+        requests = self.input_bucket.arn_for_objects(f"{INPUT_PREFIX}*")
+        uploads = self.input_bucket.arn_for_objects(f"{UPLOAD_PREFIX}*")
+        outputs = self.output_bucket.arn_for_objects(f"{OUTPUT_PREFIX}*")
+        failures = self.failure_bucket.arn_for_objects(f"{FAILURE_PREFIX}*")
+        writes = [requests, uploads] + ([outputs, failures] if writes_results else [])
+        grant = iam.Grant.add_to_principal(grantee=grantee, actions=["s3:PutObject"], resource_arns=writes)
+        for actions, arns in (
+            (["s3:GetObject"], [requests, uploads, outputs, failures]),
+            (["s3:DeleteObject"], [requests, uploads]),
+            # GenerateDataKey to write SSE-KMS objects (also through presigned PUTs), Decrypt to read.
+            (["kms:Decrypt", "kms:GenerateDataKey"], [self.key.key_arn]),
+        ):
+            grant = grant.combine(iam.Grant.add_to_principal(grantee=grantee, actions=actions, resource_arns=arns))
+        # Without ListBucket, S3 answers 403 instead of 404 for a missing object, and the
+        # handler could not tell "not finished yet" / "unknown id" from a real denial.
+        # S3 evaluates that implicit ListBucket with the object's key as s3:prefix (observed
+        # behaviour, not in the API reference: a pending inference answering 500 instead of
+        # 202 after a deploy would mean otherwise), so the condition keeps the 404s and still
+        # denies listing any other prefix.
+        for bucket, prefixes in (
+            (self.input_bucket, (INPUT_PREFIX, UPLOAD_PREFIX)),
+            (self.output_bucket, (OUTPUT_PREFIX,)),
+            (self.failure_bucket, (FAILURE_PREFIX,)),
+        ):
+            grant = grant.combine(
+                iam.Grant.add_to_principal(
+                    grantee=grantee, actions=["s3:ListBucket"], resource_arns=[bucket.bucket_arn],
+                    conditions=list_within_prefixes_condition(prefixes),
+                )
+            )
+        return grant
+
+
+def list_within_prefixes_condition(prefixes: Sequence[str]) -> dict[str, dict[str, list[str]]]:
+    """The s3:prefix condition that limits s3:ListBucket to keys under `prefixes`.
+
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/amazon-s3-policy-keys.html
+    """
+    return {"StringLike": {"s3:prefix": [f"{prefix}*" for prefix in prefixes]}}
+
+
+def list_within_prefixes(bucket: s3.IBucket, prefixes: Sequence[str]) -> iam.PolicyStatement:
+    """s3:ListBucket on `bucket` only for keys under `prefixes`."""
+    return iam.PolicyStatement(
+        actions=["s3:ListBucket"], resources=[bucket.bucket_arn], conditions=list_within_prefixes_condition(prefixes)
+    )

@@ -19,7 +19,7 @@ from app_config import EnvironmentConfig, S3PrefixModel
 from app_config.gpu_drivers import inference_ami_for
 from app_config.hosting import MultiModelHosting, RealtimeHosting, ServerlessHosting
 from inference_constructs.alarms import OperationsAlarms, grant_describe_alarms, rollback_alarm_names
-from inference_constructs.api import METRICS_NAMESPACE, InferenceApi, UsagePlan
+from inference_constructs.api import METRICS_NAMESPACE, InferenceApi
 from inference_constructs.autoscaling import EndpointAutoscaling
 from inference_constructs.batch_transform import BatchTransformAccess
 from inference_constructs.callbacks import InferenceCallbacks
@@ -152,7 +152,6 @@ class AsyncInferenceStack(cdk.Stack):
             failure_bucket=storage.failure_bucket,
             data_key=storage.key,
             endpoint_name=endpoint.endpoint_name,
-            endpoint_arn=endpoint.endpoint.attr_endpoint_arn,
             hosting_mode=hosting.mode,
             default_invocation_timeout_seconds=config.invocation_timeout_seconds,
             default_request_ttl_seconds=config.request_ttl_seconds,
@@ -168,11 +167,13 @@ class AsyncInferenceStack(cdk.Stack):
             memory_size_mb=config.api.memory_size_mb,
             reserved_concurrency=config.api.lambda_reserved_concurrency,
             manage_account_cloudwatch_role=config.api.manage_account_cloudwatch_role,
-            usage_plan=UsagePlan(**config.api.usage_plan.model_dump()) if config.api.usage_plan else None,
+            usage_plan=config.api.usage_plan,
             api_name=f"async-inference-{config.name}",
             service_name=api_service,
             retain_logs=config.retain_data,
         )
+        storage.grant_api_access(api.function, writes_results=hosting.mode != "async")
+        endpoint.grant_invoke(api.function)
 
         api_dimensions = {"api_name": api.rest_api.rest_api_name, "stage_name": api.rest_api.deployment_stage.stage_name}
         alarms.add_api_alarms(
