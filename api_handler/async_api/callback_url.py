@@ -2,7 +2,8 @@
 
 At submit (`check_callback_url`, a 400 naming the reason) the URL must be `https://` to a
 host that is not an IP literal in a refused range and, when the environment has an
-allow-list, on it. At delivery (`resolve_public`) the host name is resolved and EVERY
+allow-list, on it; a host name is resolved once too (`refusal_at_submit`, bounded in time) to
+refuse a name that points inside right away. At delivery (`resolve_public`) the host name is resolved and EVERY
 address it resolves to must be public; the notifier then connects to that checked address
 itself (api_handler/notifier/delivery.py), so a DNS answer that changes between the check
 and the connection (DNS rebinding) cannot send the request somewhere else.

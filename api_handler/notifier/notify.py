@@ -138,8 +138,9 @@ class Notifier:
 
     # ------------------------------------------------------------------ steps
     def event_body(self, receipt: logic.Receipt, notification: Notification, now: float) -> bytes:
-        """The event as sent: {type, timestamp, data}; data is what GET /invocations/{id}
-        answers. A result that would push the body past the payload cap goes as a URL."""
+        """The event as sent: {type, timestamp, inferenceId, status, data}; data is what
+        GET /invocations/{id} answers. A result that would push the body past the payload cap
+        goes as a presigned URL instead (and a failure body is cut to half the cap)."""
         url = f"{self.settings.status_base_url.rstrip('/')}/invocations/{receipt.inferenceId}"
         deadline = Deadline(lambda: float("inf"))
         document = self.service.document(receipt, url, deadline).body
