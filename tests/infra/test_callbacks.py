@@ -170,3 +170,21 @@ def test_notifier_permissions_are_exactly_what_it_does(synthesized: Synthesized,
     assert puts.count("Fn::Join") == 1 and "/requests/*/callback.json" in puts  # its state object, nothing else
     gets = json.dumps(actions["s3:GetObject"])
     assert "/requests/*/receipt.json" in gets and "/requests/*\"" not in gets  # not the inputs themselves
+
+
+def test_notifier_handler_imports_from_its_asset_as_lambda_imports_it(synthesized: Synthesized):
+    """Lambda puts the asset root on sys.path and imports the Handler setting's module: do the
+    same with the synthesized asset, in a clean interpreter that cannot see the repository."""
+    import subprocess
+    import sys
+
+    _, function = _notifier(synthesized.templates["dev"])
+    handler = function["Properties"]["Handler"]
+    asset = synthesized.outdir / f"asset.{function['Properties']['Code']['S3Key'].removesuffix('.zip')}"
+    module, _, name = handler.rpartition(".")
+    code = (f"import importlib, sys; sys.path[:0] = [{str(asset)!r}]; "
+            f"m = importlib.import_module({module!r}); assert callable(getattr(m, {name!r})); print(m.__file__)")
+    done = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60, check=False,
+                          env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"}, cwd=asset)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().startswith(str(asset))
