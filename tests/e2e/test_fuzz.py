@@ -33,6 +33,14 @@ from local_stack.pipeline import LocalPipeline
 pytestmark = pytest.mark.slow
 
 OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
+
+
+def _operations() -> int:
+    """How many operations docs/openapi.yaml documents (schemathesis reports "<n> selected")."""
+    import yaml
+
+    paths = yaml.safe_load(OPENAPI.read_text())["paths"]
+    return sum(1 for item in paths.values() for method in item if method in ("get", "post", "put", "delete", "patch"))
 SEED = 20261201
 # A SigV4-shaped Authorization header: the local gateway names the caller by its access key
 # id (signatures are not verified locally), so the fuzzer is one signed caller.
@@ -81,11 +89,11 @@ def test_coverage_phase_refuses_every_invalid_input_and_answers_as_documented(
 ) -> None:
     output = _run(healthy_pipeline, tmp_path, phases="coverage",
                   checks=[*RESPONSE_CHECKS, "negative_data_rejection"], max_examples=30)
-    assert "3 selected" in output  # every operation in the document was exercised
+    assert f"{_operations()} selected" in output  # every operation in the document was exercised
 
 
 def test_random_and_stateful_requests_never_get_a_5xx_or_an_undocumented_answer(
     healthy_pipeline: LocalPipeline, tmp_path: Path
 ) -> None:
     output = _run(healthy_pipeline, tmp_path, phases="fuzzing,stateful", checks=RESPONSE_CHECKS, max_examples=25)
-    assert "3 selected" in output
+    assert f"{_operations()} selected" in output
