@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import tarfile
 import tempfile
 import threading
@@ -106,8 +107,10 @@ class MultiModelRuntime(RealtimeRuntime):
 
     def _download(self, target: str) -> Path | None:
         """The model's unpacked directory: `target` under the prefix, a tarball unpacked once."""
-        source = (self.models_dir / target).resolve()
-        if not source.is_relative_to(self.models_dir.resolve()):
+        # Lexically under the prefix (a '..' cannot leave it); a symlink in it may point anywhere,
+        # like `make local`'s `default` link to the chosen model.
+        source = Path(os.path.normpath(self.models_dir / target))
+        if not source.is_relative_to(self.models_dir):
             return None
         if source.is_dir():
             return source
