@@ -177,7 +177,7 @@ def test_make_local_runs_example_multimodel(two_models: dict[str, Path], tmp_pat
     env = {**os.environ, "LOCAL_API_PORT": str(free_port()), "LOCAL_AWS_PORT": str(free_port()),
            "LOCAL_CONTAINER_PORT": str(free_port()), "MODEL_DIR": str(two_models["sentiment"]), "LOCAL_ENV": "example-multimodel",
            "LOCAL_LOG_FILE": str(tmp_path / "children.log"), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}  # fmt: skip
-    process = subprocess.Popen([sys.executable, "-m", "local_stack"], cwd=REPO_ROOT, env=env,  # noqa: S603
+    process = subprocess.Popen([sys.executable, "-m", "local_stack"], cwd=REPO_ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     lines: list[str] = []
     ready = threading.Event()
