@@ -88,7 +88,8 @@ class CallbackReceiver:
 
     @property
     def url(self) -> str:
-        assert self._server is not None, "start() first"
+        if self._server is None:
+            raise RuntimeError("start() the receiver first")
         return f"http://{self.host}:{self._server.server_address[1]}{self.path}"
 
     @property

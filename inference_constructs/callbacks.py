@@ -33,7 +33,14 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from api_handler.async_api.callback_state import STATE_FILE
-from api_handler.contract import METRICS_NAMESPACE, NOTIFIER_HANDLER, RECEIPT_FILE
+from api_handler.contract import (
+    FAILURE_PREFIX,
+    INPUT_PREFIX,
+    METRICS_NAMESPACE,
+    NOTIFIER_HANDLER,
+    OUTPUT_PREFIX,
+    RECEIPT_FILE,
+)
 from api_handler.notifier.schedule import max_attempts
 from inference_constructs.api import _RETENTION as RETENTION_BY_DAYS  # one table of CloudWatch's retention values
 from inference_constructs.api import (
@@ -44,7 +51,6 @@ from inference_constructs.api import (
 from inference_constructs.encryption import allow_cloudwatch_logs, customer_managed_key, removal_policy
 from inference_constructs.lambda_code import handler_code
 from inference_constructs.storage import list_within_prefixes
-from api_handler.contract import FAILURE_PREFIX, INPUT_PREFIX, OUTPUT_PREFIX
 
 NOTIFIER_TIMEOUT = cdk.Duration.seconds(60)
 # Lambda's guidance for SQS sources: a visibility timeout of at least six times the function
@@ -128,7 +134,8 @@ class InferenceCallbacks(Construct):
             topic.add_subscription(subscriptions.SqsSubscription(self.queue, raw_message_delivery=True))
 
         log_group = logs.LogGroup(
-            self, "NotifierLogs", retention=RETENTION_BY_DAYS[log_retention_days], removal_policy=removal_policy(retain=retain),
+            self, "NotifierLogs", retention=RETENTION_BY_DAYS[log_retention_days],
+            removal_policy=removal_policy(retain=retain),
             encryption_key=self.key,
         )  # fmt: skip
         self.role = iam.Role(

@@ -74,7 +74,7 @@ def poll_once(sqs: Any, queue_url: str, queue_arn: str, handler: Callable[..., A
     try:
         result = handler(sqs_event(messages, queue_arn), _Context(aws_request_id=str(uuid.uuid4())))
         failed = {item["itemIdentifier"] for item in (result or {}).get("batchItemFailures", [])}
-    except Exception:  # noqa: BLE001 - a failed invocation: Lambda retries the whole batch later
+    except Exception:  # a failed invocation: Lambda retries the whole batch later
         log.exception("the notifier handler raised")
         return len(messages)
     done = [m for m in messages if m["MessageId"] not in failed]
@@ -103,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     while not stop.is_set():
         try:
             poll_once(sqs, args.queue_url, queue_arn, handler)
-        except Exception:  # noqa: BLE001 - moto going away during shutdown, a transient error
+        except Exception:  # moto going away during shutdown, a transient error
             if stop.wait(1):
                 break
             log.exception("polling the callbacks queue failed")

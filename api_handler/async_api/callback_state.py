@@ -31,9 +31,10 @@ def state_key(inference_id: str) -> str:
 class CallbackState:
     status: str = "Pending"
     attempts: int = 0
-    lastError: str | None = None
-    webhookId: str | None = None
-    updatedAt: str | None = None
+    # camelCase: the JSON field names of the status document, like Receipt's.
+    lastError: str | None = None  # noqa: N815
+    webhookId: str | None = None  # noqa: N815
+    updatedAt: str | None = None  # noqa: N815
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()

@@ -53,8 +53,8 @@ class CallbackPolicy:
     def host_allowed(self, host: str) -> bool:
         if not self.allowed_hosts:
             return True
-        for entry in self.allowed_hosts:
-            entry = entry.lower().rstrip(".")
+        for raw in self.allowed_hosts:
+            entry = raw.lower().rstrip(".")
             if entry.startswith("*."):
                 if host.endswith(entry[1:]) and host != entry[2:]:
                     return True

@@ -19,7 +19,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the spec's prefix of a secret's text, not a secret
 SIGNATURE_VERSION = "v1"
 TOLERANCE_SECONDS = 5 * 60
 

@@ -13,15 +13,15 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from api_handler.async_api.service import InferenceService, build_clients
-from api_handler.contract import METRICS_NAMESPACE
 from api_handler.async_api.settings import Settings
+from api_handler.contract import METRICS_NAMESPACE
 from api_handler.notifier.notify import Notifier, RetryLater
 from api_handler.notifier.settings import NotifierSettings
 

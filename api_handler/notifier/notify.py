@@ -16,20 +16,20 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-
-from . import delivery
-from .schedule import backoff_seconds
-from .settings import NotifierSettings
 
 from api_handler.async_api import logic
 from api_handler.async_api.callback_state import CallbackState, state_key
 from api_handler.async_api.callback_url import CallbackPolicy, Resolver, UnsafeDestination, parse_target, resolve_public
 from api_handler.async_api.service import Deadline, InferenceService
 from api_handler.async_api.webhooks import signed_headers
+
+from . import delivery
+from .schedule import backoff_seconds
+from .settings import NotifierSettings
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,9 @@ class Notifier:
         receipt = self.service.read_receipt(deadline, notification.inference_id)
         if receipt is None:
             if now - sent < RECEIPT_WAIT_SECONDS:
-                self._hide(record, backoff_seconds(1, base=self.settings.retry_base_seconds, max_delay=60, rand=self.rand))
+                # A short wait: the receipt is written within the submit's own request.
+                wait = backoff_seconds(1, base=self.settings.retry_base_seconds, max_delay=60, rand=self.rand)
+                self._hide(record, wait)
                 raise RetryLater(f"no receipt for {notification.inference_id} yet")
             return "ignored: no receipt (not submitted through this API)"
         if not receipt.callbackUrl or receipt.caller is None:
@@ -145,15 +147,18 @@ class Notifier:
         deadline = Deadline(lambda: float("inf"))
         document = self.service.document(receipt, url, deadline).body
         body = _event_bytes(notification, document, now)
-        if len(body) > self.settings.max_payload_bytes:
+        cap = self.settings.max_payload_bytes
+        if len(body) > cap:
             document = self.service.document(receipt, url, deadline, inline_limit=0).body
-            if document.get("failureReason") and len(_event_bytes(notification, document, now)) > self.settings.max_payload_bytes:
-                document = {**document, "failureReason": document["failureReason"][: self.settings.max_payload_bytes // 2],
-                            "failureTruncated": True}
+            if document.get("failureReason") and len(_event_bytes(notification, document, now)) > cap:
+                reason = document["failureReason"][: cap // 2]
+                document = {**document, "failureReason": reason, "failureTruncated": True}
             body = _event_bytes(notification, document, now)
         return body
 
-    def _attempt(self, receipt: logic.Receipt, notification: Notification, event_id: str, now: float) -> delivery.Outcome:
+    def _attempt(
+        self, receipt: logic.Receipt, notification: Notification, event_id: str, now: float
+    ) -> delivery.Outcome:
         try:
             target = parse_target(receipt.callbackUrl or "", self.policy)
             address = resolve_public(target, self.policy, self.resolver)
@@ -210,4 +215,4 @@ def _event_bytes(notification: Notification, document: Mapping[str, Any], now: f
 
 
 def _iso(moment: float) -> str:
-    return datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -43,7 +43,8 @@ def _service_model_findings(template: dict[str, Any]) -> list[Finding]:
     findings: list[Finding] = []
 
     def check(lid: str, service: str, operation: str, params: dict[str, Any]) -> None:
-        findings.extend(Finding(lid, f"{service} {operation}", str(v)) for v in validate_request(service, operation, params))
+        violations = validate_request(service, operation, params)
+        findings.extend(Finding(lid, f"{service} {operation}", str(v)) for v in violations)
 
     for lid, props in _resources(template, "AWS::SQS::Queue").items():
         attributes = {k: v if is_intrinsic(v) else (json.dumps(v) if isinstance(v, dict) else str(v))
@@ -52,7 +53,8 @@ def _service_model_findings(template: dict[str, Any]) -> list[Finding]:
     for lid, props in _resources(template, "AWS::SecretsManager::Secret").items():
         generate = props.get("GenerateSecretString")
         if isinstance(generate, dict):
-            check(lid, "secretsmanager", "GetRandomPassword", {k: v for k, v in generate.items() if k in _PASSWORD_MEMBERS})
+            password = {k: v for k, v in generate.items() if k in _PASSWORD_MEMBERS}
+            check(lid, "secretsmanager", "GetRandomPassword", password)
     for lid, props in _resources(template, "AWS::Lambda::EventSourceMapping").items():
         check(lid, "lambda", "CreateEventSourceMapping", dict(props))
     return findings

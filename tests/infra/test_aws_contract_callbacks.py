@@ -32,7 +32,10 @@ def _source_queue(t: dict) -> tuple[str, dict]:
 
 
 def _notifier(t: dict) -> tuple[str, dict]:
-    return _only(t, "AWS::Lambda::Function", lambda p: "CALLBACK_QUEUE_URL" in p.get("Environment", {}).get("Variables", {}))
+    def has_queue(props: dict) -> bool:
+        return "CALLBACK_QUEUE_URL" in props.get("Environment", {}).get("Variables", {})
+
+    return _only(t, "AWS::Lambda::Function", has_queue)
 
 
 def _set(path: Callable[[dict], tuple[str, dict]], mutate: Callable[[dict], object]) -> Callable[[dict], str]:
