@@ -148,7 +148,7 @@ def create_app(settings: Settings, state: ModelState | None = None, *, engine: E
         status = engine.status
         if status == "ready":
             return _json(200, {"status": "healthy"})
-        body = {"status": status}
+        body: dict[str, str] = {"status": status}
         if engine.error:
             body["error"] = engine.error
         return _json(503, body)

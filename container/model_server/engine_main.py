@@ -77,10 +77,14 @@ class EngineServer:
         loop = asyncio.get_running_loop()
         settled: asyncio.Future[None] = loop.create_future()
 
+        def settle() -> None:
+            if not settled.done():
+                settled.set_result(None)
+
         def wait() -> None:
             state.wait()
             try:
-                loop.call_soon_threadsafe(lambda: settled.done() or settled.set_result(None))
+                loop.call_soon_threadsafe(settle)
             except RuntimeError:
                 pass  # the engine stopped before the load finished
 
