@@ -8,7 +8,7 @@ Powertools layer (it is built with the `[all]` extras) and in requirements-dev.t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -45,6 +45,9 @@ ENVIRONMENT = {
     _ENV.CALLBACK_ALLOWED_HOSTS: "callback_allowed_hosts",
     _ENV.CALLBACK_ALLOW_LOOPBACK_HTTP: "callback_allow_loopback_http",
 }
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
 
 
 class SettingsError(ValueError):
@@ -123,13 +126,20 @@ class Settings(BaseModel):
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
-        raw = {field: environ[name] for name, field in ENVIRONMENT.items() if name in environ}
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as error:
-            by_field = {field: name for name, field in ENVIRONMENT.items()}
-            problems = []
-            for item in error.errors():
-                field = str(item["loc"][0]) if item["loc"] else "?"
-                problems.append(f"{by_field.get(field, field)}: {item['msg']}")
-            raise SettingsError("invalid API handler environment: " + "; ".join(problems)) from None
+        return model_from_environment(cls, ENVIRONMENT, environ, what="API handler")
+
+
+def model_from_environment(model: type[_Model], names: Mapping[str, str], environ: Mapping[str, str], *,
+                           what: str) -> _Model:
+    """`model` from the variables `names` maps to its fields; SettingsError naming each bad
+    variable (not the field) otherwise. Shared by the API handler and the notifier."""
+    raw = {field: environ[name] for name, field in names.items() if name in environ}
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        by_field = {field: name for name, field in names.items()}
+        problems = []
+        for item in error.errors():
+            field = str(item["loc"][0]) if item["loc"] else "?"
+            problems.append(f"{by_field.get(field, field)}: {item['msg']}")
+        raise SettingsError(f"invalid {what} environment: " + "; ".join(problems)) from None

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from api_handler.async_api.settings import model_from_environment
 
 from .schedule import MAX_VISIBILITY_SECONDS
 
@@ -77,13 +79,4 @@ class NotifierSettings(BaseModel):
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> NotifierSettings:
-        raw = {field: environ[name] for name, field in ENVIRONMENT.items() if name in environ}
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as error:
-            by_field = {field: name for name, field in ENVIRONMENT.items()}
-            problems = [
-                f"{by_field.get(str(item['loc'][0]) if item['loc'] else '?', '?')}: {item['msg']}"
-                for item in error.errors()
-            ]
-            raise ValueError("invalid notifier environment: " + "; ".join(problems)) from None
+        return model_from_environment(cls, ENVIRONMENT, environ, what="notifier")
