@@ -67,9 +67,17 @@ class MultiModelRuntime(RealtimeRuntime):
     def invoke(self, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
         target = headers.get(TARGET_MODEL)
         if not target:
-            return _error(HTTPStatus.BAD_REQUEST, "ValidationError", f"Endpoint {self.endpoint_name} is a multi-model endpoint: TargetModel is required")
+            return _error(
+                HTTPStatus.BAD_REQUEST,
+                "ValidationError",
+                f"Endpoint {self.endpoint_name} is a multi-model endpoint: TargetModel is required",
+            )
         if len(target) > MAX_TARGET_MODEL_CHARS or not target.isprintable() or target[0].isspace():
-            return _error(HTTPStatus.BAD_REQUEST, "ValidationError", f"TargetModel must be 1-{MAX_TARGET_MODEL_CHARS} printable characters")
+            return _error(
+                HTTPStatus.BAD_REQUEST,
+                "ValidationError",
+                f"TargetModel must be 1-{MAX_TARGET_MODEL_CHARS} printable characters",
+            )
         name = container_model_name(target)
         with self._lock:  # one load decision at a time, as one instance's agent makes them
             problem = self._ensure_loaded(name, target)
@@ -90,10 +98,15 @@ class MultiModelRuntime(RealtimeRuntime):
         if path is None:
             return _error(
                 HTTPStatus.BAD_REQUEST, "ValidationError",
-                f"Failed to download model data (prefix {self.models_dir}, key {target}): no such model under the prefix",
+                f"Failed to download model data (prefix {self.models_dir}, key {target}): "
+                "no such model under the prefix",
             )  # fmt: skip
         while True:
-            answer = self._http.post(f"{self.container_url}/models", json={"model_name": name, "url": str(path)}, timeout=LOAD_TIMEOUT_SECONDS)
+            answer = self._http.post(
+                f"{self.container_url}/models",
+                json={"model_name": name, "url": str(path)},
+                timeout=LOAD_TIMEOUT_SECONDS,
+            )
             if answer.status_code == 507 and self.loaded:
                 victim, _ = self.loaded.popitem(last=False)
                 self.evictions.append(victim)

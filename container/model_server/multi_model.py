@@ -83,7 +83,11 @@ def model_from_attributes(custom_attributes: str | None) -> str | None:
 
 def is_model_dir(path: Path) -> bool:
     """A directory the loader serves: a saved model (config.json) or user code (code/inference.py)."""
-    return (path / "config.json").is_file() or (path / "code" / "inference.py").is_file() or (path / "model_index.json").is_file()
+    return (
+        (path / "config.json").is_file()
+        or (path / "code" / "inference.py").is_file()
+        or (path / "model_index.json").is_file()
+    )
 
 
 def model_folders(model_dir: Path) -> list[str]:
@@ -192,15 +196,22 @@ class ModelRegistry:
 
     # ------------------------------------------------------------------ load / unload
     async def load(self, name: str, url: str) -> LoadedModel:
-        """Load the model at directory `url` as `name`: 409 if loaded, 404 if `url` is no model, 507 if it does not fit."""
+        """Load the model at directory `url` as `name`.
+
+        409 if loaded, 404 if `url` is no model, 422 if it does not load, 507 if it does not fit.
+        """
         check_name(name, BadRequest)
         if name in self._models or name in self._loading:
-            raise Conflict(f"model {name!r} is already loaded" if name in self._models else f"model {name!r} is being loaded")
+            raise Conflict(
+                f"model {name!r} is already loaded" if name in self._models else f"model {name!r} is being loaded"
+            )
         path = Path(url)
         if not path.is_dir():
             raise NotFound(f"url {url!r}: no such directory (the model artifact, unpacked)")
         if not is_model_dir(path):
-            raise NotFound(f"url {url!r} holds no model: expected config.json (a saved Hugging Face model) or code/inference.py")
+            raise NotFound(
+                f"url {url!r} holds no model: expected config.json (a saved Hugging Face model) or code/inference.py"
+            )
         future: asyncio.Future[LoadedModel] = asyncio.get_running_loop().create_future()
         self._loading[name] = future
         try:
@@ -234,7 +245,10 @@ class ModelRegistry:
             # What an engine costs beyond its weights: the best predictor of the next load.
             overhead = max(0, measured - weights)
             self._engine_overhead = max(overhead, self._engine_overhead or 0)
-        log.info("model loaded", extra={"event": "model_loaded", "model": name, "rss_bytes": measured, "weights_bytes": weights})
+        log.info(
+            "model loaded",
+            extra={"event": "model_loaded", "model": name, "rss_bytes": measured, "weights_bytes": weights},
+        )
         return model
 
     async def _make_room(self, name: str, need: int) -> None:
@@ -315,4 +329,3 @@ def page(names: list[str], limit: int, token: str | None) -> tuple[list[str], st
     chunk = names[start : start + limit]
     more = start + limit < len(names)
     return chunk, (chunk[-1] if more and chunk else None)
-

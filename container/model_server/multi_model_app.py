@@ -59,8 +59,11 @@ def _errors(handler):
         try:
             return await handler(request)
         except ServerError as exc:
-            log.log(logging.WARNING if exc.status >= 500 else logging.INFO, "request failed",
-                    extra={"event": "request_error", "status": exc.status, "error": exc.message})
+            log.log(
+                logging.WARNING if exc.status >= 500 else logging.INFO,
+                "request failed",
+                extra={"event": "request_error", "status": exc.status, "error": exc.message},
+            )
             return error_response(exc)
 
     return wrapped
@@ -82,7 +85,7 @@ def create_multi_model_app(settings: Settings, registry: ModelRegistry) -> ASGIA
     async def load(request: Request) -> Response:
         body = await request.body()
         if len(body) > MAX_LOAD_REQUEST_BYTES:
-            raise BadRequest(f"the body has {len(body)} bytes; a load request is {{\"model_name\", \"url\"}}")
+            raise BadRequest(f'the body has {len(body)} bytes; a load request is {{"model_name", "url"}}')
         try:
             document = json.loads(body or b"null")
         except ValueError as exc:
@@ -91,7 +94,7 @@ def create_multi_model_app(settings: Settings, registry: ModelRegistry) -> ASGIA
             raise BadRequest('the body must be {"model_name": "...", "url": "/opt/ml/models/.../model"}')
         missing = [key for key in ("model_name", "url") if not isinstance(document.get(key), str) or not document[key]]
         if missing:
-            raise BadRequest(f"missing or empty {', '.join(missing)}: send {{\"model_name\": \"...\", \"url\": \"...\"}}")
+            raise BadRequest(f'missing or empty {", ".join(missing)}: send {{"model_name": "...", "url": "..."}}')
         model = await registry.load(document["model_name"], document["url"])
         return _json(200, {**_model_document(model.name, model.url), "status": f"model {model.name} loaded"})
 
@@ -131,11 +134,14 @@ def create_multi_model_app(settings: Settings, registry: ModelRegistry) -> ASGIA
             request.headers.get("x-amzn-sagemaker-custom-attributes")
         )
         if not name:
-            known = ", ".join(model_folders(registry.folders_dir) if registry.folders_dir else registry.names()) or "none"
+            known = (
+                ", ".join(model_folders(registry.folders_dir) if registry.folders_dir else registry.names()) or "none"
+            )
             return error_response(
                 BadRequest(
-                    "this server hosts several models: name one with model=<name> in X-Amzn-SageMaker-Custom-Attributes "
-                    f"(or header X-Amzn-SageMaker-Target-Model); models: {known}"
+                    "this server hosts several models: name one with model=<name> in "
+                    "X-Amzn-SageMaker-Custom-Attributes (or header X-Amzn-SageMaker-Target-Model); "
+                    f"models: {known}"
                 )
             )
         return await _serve(request, name)
@@ -144,7 +150,10 @@ def create_multi_model_app(settings: Settings, registry: ModelRegistry) -> ASGIA
         try:
             model = await registry.acquire(name)
         except ServerError as exc:
-            log.info("request for a model refused", extra={"event": "request_error", "status": exc.status, "error": exc.message})
+            log.info(
+                "request for a model refused",
+                extra={"event": "request_error", "status": exc.status, "error": exc.message},
+            )
             return error_response(exc)
         try:
             response = await invoke_or_error(request, model.engine, settings)
@@ -155,7 +164,7 @@ def create_multi_model_app(settings: Settings, registry: ModelRegistry) -> ASGIA
         return response
 
     async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
+        assert isinstance(exc, HTTPException)  # noqa: S101 - Starlette calls this handler for HTTPException only
         return _json(exc.status_code, {"error": exc.detail, "message": exc.detail, "status": exc.status_code})
 
     app = Starlette(
@@ -173,7 +182,6 @@ def create_multi_model_app(settings: Settings, registry: ModelRegistry) -> ASGIA
     )
     app.state.registry = registry
     return EchoCustomAttributes(app)
-
 
 
 def serving_app(settings: Settings) -> ASGIApp:

@@ -51,11 +51,20 @@ def check_multi_model_endpoints(template: dict[str, Any]) -> list[Finding]:
         container = props.get("PrimaryContainer") or {}
         url = container.get("ModelDataUrl")
         if url is None:
-            findings.append(Finding(logical_id, "multi-model-prefix", f"a MultiModel container without ModelDataUrl: it names the S3 prefix of the models ({CREATE_PAGE})"))
-        elif not is_intrinsic(url) and not str(url).endswith("/"):
             findings.append(
-                Finding(logical_id, "multi-model-prefix", f"ModelDataUrl {url!r} of a MultiModel container is not a prefix ending in '/': SageMaker appends TargetModel to it ({CREATE_PAGE})")
-            )  # fmt: skip
+                Finding(
+                    logical_id,
+                    "multi-model-prefix",
+                    "a MultiModel container without ModelDataUrl: it names the S3 prefix of the models "
+                    f"({CREATE_PAGE})",
+                )
+            )
+        elif not is_intrinsic(url) and not str(url).endswith("/"):
+            message = (
+                f"ModelDataUrl {url!r} of a MultiModel container is not a prefix ending in '/': "
+                f"SageMaker appends TargetModel to it ({CREATE_PAGE})"
+            )
+            findings.append(Finding(logical_id, "multi-model-prefix", message))
     for logical_id, resource in resources.items():
         if resource.get("Type") != "AWS::SageMaker::EndpointConfig":
             continue
@@ -68,15 +77,30 @@ def check_multi_model_endpoints(template: dict[str, Any]) -> list[Finding]:
                 continue
             where = f"ProductionVariants[{index}] serves the multi-model {model_id}"
             if props.get("AsyncInferenceConfig") not in (None, {"Ref": "AWS::NoValue"}):
-                findings.append(Finding(logical_id, "multi-model-realtime", f"{where} with AsyncInferenceConfig: InvokeEndpointAsync has no TargetModel, multi-model endpoints are real-time only ({MULTI_MODEL_PAGE})"))
+                findings.append(
+                    Finding(
+                        logical_id,
+                        "multi-model-realtime",
+                        f"{where} with AsyncInferenceConfig: InvokeEndpointAsync has no TargetModel, "
+                        f"multi-model endpoints are real-time only ({MULTI_MODEL_PAGE})",
+                    )
+                )
             if variant.get("ServerlessConfig"):
-                findings.append(Finding(logical_id, "multi-model-realtime", f"{where} on a serverless variant: serverless endpoints do not support multi-model hosting ({MULTI_MODEL_PAGE})"))
+                findings.append(
+                    Finding(
+                        logical_id,
+                        "multi-model-realtime",
+                        f"{where} on a serverless variant: serverless endpoints do not support multi-model "
+                        f"hosting ({MULTI_MODEL_PAGE})",
+                    )
+                )
             instance_type = variant.get("InstanceType")
             image = (multi_models[model_id].get("PrimaryContainer") or {}).get("Image")
             if isinstance(instance_type, str) and is_gpu_instance(instance_type) and not _is_triton(image):
                 findings.append(
                     Finding(
-                        logical_id, "multi-model-gpu",
+                        logical_id,
+                        "multi-model-gpu",
                         f"{where} on GPU instance type {instance_type} with image {render(image)}: GPU multi-model "
                         f"endpoints are offered with SageMaker's Triton container only ({MULTI_MODEL_PAGE})",
                     )

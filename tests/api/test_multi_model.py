@@ -23,8 +23,15 @@ from tests.api.conftest import event
 RUNTIME = botocore.session.get_session().get_service_model("sagemaker-runtime")
 
 
-def _submit(api, path: str = "/invocations", *, query: dict | None = None, headers: dict | None = None,
-            path_model: str | None = None, body: str = '{"inputs": "hello"}'):
+def _submit(
+    api,
+    path: str = "/invocations",
+    *,
+    query: dict | None = None,
+    headers: dict | None = None,
+    path_model: str | None = None,
+    body: str = '{"inputs": "hello"}',
+):
     raw = event("POST", path, body=body.encode(), headers={"Content-Type": "application/json", **(headers or {})})
     raw["queryStringParameters"] = query
     if path_model is not None:
@@ -87,7 +94,9 @@ def test_invalid_names_are_400_naming_the_value(api, bad: str) -> None:
 
 
 def test_name_plus_attributes_over_sagemakers_1024_is_400(api) -> None:
-    answer = _submit(api, query={"model": "customer-a"}, headers={"X-Amzn-SageMaker-Custom-Attributes": "t=" + "x" * 1015})
+    answer = _submit(
+        api, query={"model": "customer-a"}, headers={"X-Amzn-SageMaker-Custom-Attributes": "t=" + "x" * 1015}
+    )
     assert answer.status == 400 and "1024" in answer.body["message"]
     assert api.stub.calls == []
 
@@ -109,16 +118,23 @@ def test_fingerprint_without_a_model_is_unchanged() -> None:
     assert plain.fingerprint != named.fingerprint
     import hashlib
 
-    assert plain.fingerprint == hashlib.sha256(f"inline\napplication/json\n{hashlib.sha256(b'x').hexdigest()}".encode()).hexdigest()
+    assert (
+        plain.fingerprint
+        == hashlib.sha256(f"inline\napplication/json\n{hashlib.sha256(b'x').hexdigest()}".encode()).hexdigest()
+    )
 
 
 # ----------------------------------------------------------------------------- multimodel: TargetModel
 def _settings(mode: str) -> Settings:
-    return Settings(input_bucket="in-b", output_bucket="out-b", failure_bucket="fail-b", endpoint_name="ep", hosting_mode=mode)
+    return Settings(
+        input_bucket="in-b", output_bucket="out-b", failure_bucket="fail-b", endpoint_name="ep", hosting_mode=mode
+    )
 
 
 def test_multimodel_invoke_endpoint_carries_target_model_valid_for_botocore() -> None:
-    request = SubmitRequest("application/json", None, None, 60, 60, payload=b"{}", custom_attributes="trace=1", model="customer-a.tar.gz")
+    request = SubmitRequest(
+        "application/json", None, None, 60, 60, payload=b"{}", custom_attributes="trace=1", model="customer-a.tar.gz"
+    )
     params = realtime.invoke_params(_settings("multimodel"), "r" + "0" * 32, "application/json", b"{}", request)
     assert params["TargetModel"] == "customer-a.tar.gz"
     assert params["CustomAttributes"] == "trace=1"  # the container gets the model from SageMaker, not from here
@@ -147,7 +163,10 @@ def test_multimodel_mode_without_a_model_is_400_saying_how_to_name_one(api) -> N
     api.setenv("HOSTING_MODE", "multimodel")
     answer = _submit(api)
     assert answer.status == 400
-    assert "/models/{model}/invocations" in answer.body["message"] and "X-Amzn-SageMaker-Target-Model" in answer.body["message"]
+    assert (
+        "/models/{model}/invocations" in answer.body["message"]
+        and "X-Amzn-SageMaker-Target-Model" in answer.body["message"]
+    )
 
 
 def test_attribute_parser_reads_model_among_other_entries() -> None:

@@ -104,7 +104,10 @@ def test_load_two_models_list_describe_and_invoke_each(mme: ServerProcess, model
     assert _load(mme, "summarizer", models["summarizer"]).status_code == 409
     assert len(_engines(mme)) == 2  # one engine process per model
 
-    assert mme.client.get("/models/sentiment").json() == {"modelName": "sentiment", "modelUrl": str(models["sentiment"])}
+    assert mme.client.get("/models/sentiment").json() == {
+        "modelName": "sentiment",
+        "modelUrl": str(models["sentiment"]),
+    }
     first = mme.client.get("/models", params={"limit": 1}).json()
     assert len(first["models"]) == 1 and first.get("nextPageToken")
     second = mme.client.get("/models", params={"limit": 1, "next_page_token": first["nextPageToken"]}).json()
@@ -112,7 +115,9 @@ def test_load_two_models_list_describe_and_invoke_each(mme: ServerProcess, model
     assert {m["modelName"] for m in first["models"] + second["models"]} == set(models)
     assert all(set(m) == {"modelName", "modelUrl"} for m in first["models"] + second["models"])
 
-    summary = mme.client.post("/models/summarizer/invoke", json=TEXT, headers={"X-Amzn-SageMaker-Target-Model": "summarizer.tar.gz"})
+    summary = mme.client.post(
+        "/models/summarizer/invoke", json=TEXT, headers={"X-Amzn-SageMaker-Target-Model": "summarizer.tar.gz"}
+    )
     assert summary.status_code == 200, summary.text
     assert "generated_text" in summary.json()[0]
     assert summary.headers["x-amzn-sagemaker-target-model"] == "summarizer.tar.gz"
@@ -140,7 +145,12 @@ def test_errors_of_the_contract(mme: ServerProcess, models: dict[str, Path], tmp
     assert bad.status_code == 400 and "url" in bad.json()["message"]
     assert mme.client.get("/models", params={"limit": "0"}).status_code == 400
     # The same request errors as /invocations, per model.
-    assert mme.client.post("/models/sentiment/invoke", content=b"{not json", headers={"Content-Type": "application/json"}).status_code == 400
+    assert (
+        mme.client.post(
+            "/models/sentiment/invoke", content=b"{not json", headers={"Content-Type": "application/json"}
+        ).status_code
+        == 400
+    )
     assert mme.ping().status_code == 200
 
 
@@ -174,7 +184,9 @@ def test_a_model_that_does_not_fit_is_507_and_loads_after_an_unload(
 ) -> None:
     engine = max(_rss(pid) for pid in _engines(mme))
     # Room for one engine, not two: what SageMaker's memory-full instance looks like to the container.
-    small = start_server(empty_dir, SAGEMAKER_MULTI_MODEL="true", MODEL_SERVER_MODELS_MEMORY_BYTES=str(int(engine * 1.5)))
+    small = start_server(
+        empty_dir, SAGEMAKER_MULTI_MODEL="true", MODEL_SERVER_MODELS_MEMORY_BYTES=str(int(engine * 1.5))
+    )
     small.wait_until(200)
     assert _load(small, "sentiment", models["sentiment"]).status_code == 200
     full = _load(small, "summarizer", models["summarizer"])

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
-
 from model_server.errors import BadRequest, Conflict, InsufficientStorage, NotFound
 from model_server.multi_model import ModelRegistry, model_folders, model_from_attributes, page
 from model_server.settings import Settings
@@ -19,7 +19,7 @@ MIB = 2**20
 class SizedEngine:
     """An engine that loads after a short wait and holds `rss` bytes."""
 
-    started: list[str] = []
+    started: ClassVar[list[str]] = []
 
     def __init__(self, settings: Settings, name: str, rss: int) -> None:
         self.name, self.settings, self._rss = name, settings, rss
@@ -54,7 +54,9 @@ def _artifact(root: Path, *names: str) -> Path:
 
 def _registry(root: Path, budget: int, rss: int = 100 * MIB, evict: bool = True) -> ModelRegistry:
     settings = Settings(model_dir=root, models_memory_bytes=budget)
-    return ModelRegistry(settings, engine_factory=lambda s, name: SizedEngine(s, name, rss), evict=evict, folders_dir=root)
+    return ModelRegistry(
+        settings, engine_factory=lambda s, name: SizedEngine(s, name, rss), evict=evict, folders_dir=root
+    )
 
 
 def test_folders_are_found_and_a_single_model_dir_is_not_folders(tmp_path: Path) -> None:

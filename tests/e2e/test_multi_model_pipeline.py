@@ -49,7 +49,8 @@ def _running(model_dir: Path, mode: str, logs: Path) -> Iterator[LocalPipeline]:
         local = LocalPipeline(PipelineConfig(
             model_dir=model_dir, api_port=0, aws_port=0, runtime_port=0, container_port=0, lambda_environments=1,
             log_file=log_file, hosting_mode=mode, status_retry_after_seconds=1,
-            container_env={"MODEL_SERVER_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1", "MODEL_SERVER_MODELS_MEMORY_BYTES": ONE_ENGINE_BUDGET},
+            container_env={"MODEL_SERVER_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1",
+                           "MODEL_SERVER_MODELS_MEMORY_BYTES": ONE_ENGINE_BUDGET},
             lambda_env={"INLINE_RESULT_MAX_BYTES": "65536"},
         ))  # fmt: skip
         try:
@@ -76,7 +77,9 @@ def _post(api: Api, path: str, key: str, **kwargs) -> httpx.Response:
 
 
 def _loaded(local: LocalPipeline) -> list[str]:
-    return [m["modelName"] for m in httpx.get(f"{local.container.url}/models", timeout=10, trust_env=False).json()["models"]]
+    return [
+        m["modelName"] for m in httpx.get(f"{local.container.url}/models", timeout=10, trust_env=False).json()["models"]
+    ]
 
 
 # ----------------------------------------------------------------------------- multimodel
@@ -145,7 +148,11 @@ def test_async_folders_route_by_model_load_evict_and_unknown(folders_pipeline: L
     unknown = api.http.post("/invocations", params={"model": "nobody"}, json=TEXT)
     assert unknown.status_code == 202
     failed = api.wait(unknown.json()["inferenceId"], timeout=60)
-    assert failed["status"] == "Failed" and "nobody" in failed["failureReason"] and "404" in failed["failureReason"] + str(failed)
+    assert (
+        failed["status"] == "Failed"
+        and "nobody" in failed["failureReason"]
+        and "404" in failed["failureReason"] + str(failed)
+    )
 
 
 def test_cli_invoke_names_the_model(folders_pipeline: LocalPipeline) -> None:
@@ -156,8 +163,17 @@ def test_cli_invoke_names_the_model(folders_pipeline: LocalPipeline) -> None:
     from inference_client.cli import main as cli_main
 
     out, err = io.StringIO(), io.StringIO()
-    code = cli_main(["--url", str(folders_pipeline.api_url), "invoke", "--wait", "--model", "sentiment", "--text", TEXT["inputs"]],
-                    stdin=io.BytesIO(b""), stdout=out, stderr=err)  # fmt: skip
+    argv = [
+        "--url",
+        str(folders_pipeline.api_url),
+        "invoke",
+        "--wait",
+        "--model",
+        "sentiment",
+        "--text",
+        TEXT["inputs"],
+    ]
+    code = cli_main(argv, stdin=io.BytesIO(b""), stdout=out, stderr=err)
     assert code == 0, err.getvalue()
     assert json.loads(out.getvalue())[0]["label"] in ("negative", "positive")
 
@@ -175,8 +191,9 @@ def test_make_local_runs_example_multimodel(two_models: dict[str, Path], tmp_pat
     from local_stack.processes import free_port
 
     env = {**os.environ, "LOCAL_API_PORT": str(free_port()), "LOCAL_AWS_PORT": str(free_port()),
-           "LOCAL_CONTAINER_PORT": str(free_port()), "MODEL_DIR": str(two_models["sentiment"]), "LOCAL_ENV": "example-multimodel",
-           "LOCAL_LOG_FILE": str(tmp_path / "children.log"), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}  # fmt: skip
+           "LOCAL_CONTAINER_PORT": str(free_port()), "MODEL_DIR": str(two_models["sentiment"]),
+           "LOCAL_ENV": "example-multimodel", "LOCAL_LOG_FILE": str(tmp_path / "children.log"),
+           "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}  # fmt: skip
     process = subprocess.Popen([sys.executable, "-m", "local_stack"], cwd=REPO_ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     lines: list[str] = []
@@ -198,7 +215,9 @@ def test_make_local_runs_example_multimodel(two_models: dict[str, Path], tmp_pat
         assert url, output
         api = Api(url.group(1))
         answer = _post(api, "/invocations", "make-local", params={"model": "default"}, json=TEXT)
-        assert answer.status_code == 200 and answer.json()["output"][0]["label"] in ("negative", "positive"), answer.text
+        assert answer.status_code == 200 and answer.json()["output"][0]["label"] in ("negative", "positive"), (
+            answer.text
+        )
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0, "".join(lines)
     finally:

@@ -71,7 +71,9 @@ def test_variant_is_real_time_on_a_cpu_instance(template: Template) -> None:
         {
             "AsyncInferenceConfig": Match.absent(),
             "ProductionVariants": [
-                Match.object_like({"InstanceType": load_environment(ENV).instance_type, "ServerlessConfig": Match.absent()})
+                Match.object_like(
+                    {"InstanceType": load_environment(ENV).instance_type, "ServerlessConfig": Match.absent()}
+                )
             ],
         },
     )
@@ -82,7 +84,8 @@ def test_single_model_environments_stay_single_model(synthesized) -> None:
         if name == ENV:
             continue
         template.has_resource_properties(
-            "AWS::SageMaker::Model", {"PrimaryContainer": Match.object_like({"Mode": Match.absent(), "MultiModelConfig": Match.absent()})}
+            "AWS::SageMaker::Model",
+            {"PrimaryContainer": Match.object_like({"Mode": Match.absent(), "MultiModelConfig": Match.absent()})},
         )
 
 
@@ -101,9 +104,23 @@ def test_execution_role_reads_objects_under_the_prefix_only(raw: dict) -> None:
                 assert config.model.bucket not in json.dumps(statement["Resource"])
                 assert statement["Condition"]["StringLike"]["s3:prefix"] == ["requests/batch/*"]
             if "s3:GetObject" in actions:
-                reads += [json.dumps(r) for r in (statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]])]
+                reads += [
+                    json.dumps(r)
+                    for r in (
+                        statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                    )
+                ]
     on_model_bucket = [r for r in reads if config.model.bucket in r]
-    assert on_model_bucket == [json.dumps({"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, f":s3:::{config.model.bucket}/{config.model.prefix}*"]]})]
+    assert on_model_bucket == [
+        json.dumps(
+            {
+                "Fn::Join": [
+                    "",
+                    ["arn:", {"Ref": "AWS::Partition"}, f":s3:::{config.model.bucket}/{config.model.prefix}*"],
+                ]
+            }
+        )
+    ]
 
 
 # ----------------------------------------------------------------------------- scaling, alarms, dashboard
@@ -111,7 +128,11 @@ def test_scales_on_invocations_per_instance_from_one(template: Template) -> None
     hosting = load_environment(ENV).hosting
     template.has_resource_properties(
         "AWS::ApplicationAutoScaling::ScalableTarget",
-        {"MinCapacity": hosting.min_capacity, "MaxCapacity": hosting.max_capacity, "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"},
+        {
+            "MinCapacity": hosting.min_capacity,
+            "MaxCapacity": hosting.max_capacity,
+            "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+        },
     )
     assert hosting.min_capacity >= 1
     template.has_resource_properties(
@@ -135,13 +156,20 @@ def test_model_loading_alarm_reads_the_published_dimensions(template: Template) 
             "MetricName": "ModelLoadingWaitTime",
             # Average: the metric's valid statistics have no percentiles.
             "Statistic": "Average",
-            "Dimensions": Match.array_with([Match.object_like({"Name": "EndpointName"}), {"Name": "VariantName", "Value": "AllTraffic"}]),
+            "Dimensions": Match.array_with(
+                [Match.object_like({"Name": "EndpointName"}), {"Name": "VariantName", "Value": "AllTraffic"}]
+            ),
         },
     )
     alarms = template.find_resources("AWS::CloudWatch::Alarm")
     names = {a["Properties"].get("MetricName") for a in alarms.values()}
     # Queue metrics of async endpoints are never published for a real-time endpoint.
-    assert not names & {"ApproximateBacklogSize", "ApproximateAgeOfOldestRequest", "HasBacklogWithoutCapacity", "InvocationFailures"}
+    assert not names & {
+        "ApproximateBacklogSize",
+        "ApproximateAgeOfOldestRequest",
+        "HasBacklogWithoutCapacity",
+        "InvocationFailures",
+    }
 
 
 def test_api_invokes_with_invoke_endpoint(template: Template) -> None:
@@ -149,7 +177,7 @@ def test_api_invokes_with_invoke_endpoint(template: Template) -> None:
         "AWS::Lambda::Function", {"Environment": {"Variables": Match.object_like({"HOSTING_MODE": "multimodel"})}}
     )
     policies = json.dumps(template.find_resources("AWS::IAM::Policy"))
-    assert "sagemaker:InvokeEndpoint\"" in policies and "sagemaker:InvokeEndpointAsync" not in policies
+    assert 'sagemaker:InvokeEndpoint"' in policies and "sagemaker:InvokeEndpointAsync" not in policies
 
 
 # ----------------------------------------------------------------------------- the contract check
@@ -191,7 +219,9 @@ def test_gpu_instance_type_is_refused_naming_triton_and_the_page() -> None:
     with pytest.raises(ConfigError) as error:
         parse_environment(_env(instance_type="ml.g5.xlarge"))
     message = str(error.value)
-    assert "Triton" in message and "https://docs.aws.amazon.com/sagemaker/latest/dg/multi-model-endpoints.html" in message
+    assert (
+        "Triton" in message and "https://docs.aws.amazon.com/sagemaker/latest/dg/multi-model-endpoints.html" in message
+    )
     assert "ml.g5.xlarge" in message
 
 
