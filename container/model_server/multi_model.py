@@ -100,6 +100,12 @@ def model_folders(model_dir: Path) -> list[str]:
     )  # fmt: skip
 
 
+def is_out_of_memory_error(error: str) -> bool:
+    """An engine's load error that means memory ran out: CUDA or host OOM, or the kernel's OOM killer."""
+    lowered = error.lower()
+    return "out of memory" in lowered or "memoryerror" in lowered or "sigkill" in lowered
+
+
 def weights_bytes(model_dir: Path) -> int:
     """Bytes of weight files under `model_dir` (every file's bytes when none is recognised)."""
     files = [p for p in model_dir.rglob("*") if p.is_file()]
@@ -229,16 +235,25 @@ class ModelRegistry:
         weights = weights_bytes(path)
         async with self._memory_lock:
             await self._make_room(name, self._need(weights))
-            engine = self.engine_factory(self._settings_for(path), name)
-            model = LoadedModel(name=name, url=str(path), engine=engine, weights_bytes=weights)
-            await engine.start()
-            ready = await engine.wait_ready()
-        if not ready:
-            error = engine.error or f"engine {engine.status}"
-            await engine.stop(5.0)
-            if "SIGKILL" in error or "out of memory" in error.lower() or "MemoryError" in error:
-                raise InsufficientStorage(f"model {name!r} ran out of memory while loading: {error}")
-            raise UnloadableModel(f"model {name!r} at {str(path)!r} could not be loaded: {error}")
+            while True:
+                engine = self.engine_factory(self._settings_for(path), name)
+                model = LoadedModel(name=name, url=str(path), engine=engine, weights_bytes=weights)
+                await engine.start()
+                if await engine.wait_ready():
+                    break
+                error = engine.error or f"engine {engine.status}"
+                await engine.stop(5.0)
+                out_of_memory = is_out_of_memory_error(error)
+                idle = self._idle()
+                if out_of_memory and self.evict and idle:
+                    # What the estimate cannot see ran out (GPU memory: the accounting reads host RSS).
+                    # Evicting is the way out here as it is for SageMaker on a multi-model endpoint.
+                    log.info("evicting model", extra={"event": "model_evicted", "model": idle[0].name, "for": name})
+                    await self._stop(idle[0])
+                    continue
+                if out_of_memory:
+                    raise InsufficientStorage(f"model {name!r} ran out of memory while loading: {error}")
+                raise UnloadableModel(f"model {name!r} at {str(path)!r} could not be loaded: {error}")
         self._models[name] = model
         measured = engine.memory_bytes()
         if measured is not None:
@@ -262,7 +277,7 @@ class ModelRegistry:
             free = self.free_bytes()
             if free is None or need <= free or not self._models:
                 return
-            idle = sorted((m for m in self._models.values() if m.active == 0), key=lambda m: m.last_used)
+            idle = self._idle()
             if not self.evict or not idle:
                 loaded = ", ".join(self.names()) or "none"
                 raise InsufficientStorage(
@@ -272,6 +287,10 @@ class ModelRegistry:
             victim = idle[0]
             log.info("evicting model", extra={"event": "model_evicted", "model": victim.name, "for": name})
             await self._stop(victim)
+
+    def _idle(self) -> list[LoadedModel]:
+        """Loaded models serving no request, least recently used first: what may be evicted."""
+        return sorted((m for m in self._models.values() if m.active == 0), key=lambda m: m.last_used)
 
     async def unload(self, name: str) -> None:
         """End the model's engine (in-flight requests finish first); its memory is free on return."""

@@ -155,3 +155,46 @@ def test_model_attribute_among_other_custom_attributes() -> None:
     assert model_from_attributes("model = a , x=1") == "a"
     assert model_from_attributes("models=a") is None
     assert model_from_attributes(None) is None
+
+
+class GpuBoundEngine(SizedEngine):
+    """Loads only while fewer than `capacity` other engines are ready: the GPU the RSS estimate cannot see."""
+
+    ready_engines: ClassVar[list[GpuBoundEngine]] = []
+    capacity = 1
+
+    async def wait_ready(self, timeout: float | None = None) -> bool:
+        alive = [e for e in type(self).ready_engines if e.status == "ready"]
+        if len(alive) >= self.capacity:
+            self.status, self.error = (
+                "failed",
+                "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 MiB",
+            )
+            return False
+        self.status = "ready"
+        type(self).ready_engines.append(self)
+        return True
+
+
+def test_a_load_that_runs_out_of_gpu_memory_evicts_and_retries(tmp_path: Path) -> None:
+    async def run() -> None:
+        GpuBoundEngine.ready_engines.clear()
+        root = _artifact(tmp_path / "art", "a", "b")
+        settings = Settings(model_dir=root, models_memory_bytes=10_000 * MIB)  # host memory is plenty
+        registry = ModelRegistry(
+            settings, engine_factory=lambda s, name: GpuBoundEngine(s, name, 10 * MIB), evict=True, folders_dir=root
+        )
+        registry.release(await registry.acquire("a"))
+        model = await registry.acquire("b")  # CUDA OOM with a loaded: a is unloaded, b loads on the retry
+        assert model.engine.status == "ready" and registry.names() == ["b"]
+
+        # On a multi-model endpoint SageMaker evicts: the container answers 507.
+        GpuBoundEngine.ready_engines.clear()
+        endpoint = ModelRegistry(
+            settings, engine_factory=lambda s, name: GpuBoundEngine(s, name, 10 * MIB), evict=False, folders_dir=None
+        )
+        await endpoint.load("a", str(root / "a"))
+        with pytest.raises(InsufficientStorage, match="CUDA out of memory"):
+            await endpoint.load("b", str(root / "b"))
+
+    asyncio.run(run())
