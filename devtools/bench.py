@@ -423,7 +423,9 @@ def main(argv: list[str] | None = None) -> None:
     best: dict[tuple[str, int], Result] = {}
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = build_tiny_seq2seq(Path(tmp) / "model", d_model=256, layers=2, heads=4, max_new_tokens=16)
-        common = {"TORCH_THREADS": str(threads)}
+        # The engine's OpenMP setting (engine_process.py) for the naive server too: the comparison
+        # is about the server design, not about OpenMP's spinning on a shared machine.
+        common = {"TORCH_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE"}
         try:
             # All three are up at once (idle ones cost nothing) and measured
             # level by level, back to back: other load on the machine then
