@@ -51,8 +51,9 @@ class Settings(BaseSettings):
     # tensor cores. Ignored on CPU, where float16 kernels are slow or missing.
     half_precision: bool = False
     # torch's intra-op threads on CPU. Unset: torch's default (one per physical
-    # core) but at most CPUs - 1, leaving one for the event loop, HTTP and
-    # tokenization (see loader.py for the measurement behind this).
+    # core) in the engine process, where nothing else runs (engine_main.py); at
+    # most CPUs - 1 when the engine shares the front end's process
+    # (engine_thread.py: loader.cpu_threads has the measurement).
     torch_threads: int | None = Field(None, ge=1)
 
     # --- dynamic batching --------------------------------------------------------
