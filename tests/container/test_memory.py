@@ -27,6 +27,8 @@ from model_server.errors import ServerError
 from model_server.settings import Settings
 from model_server.truncation import bounded_prefix, max_input_tokens
 
+from tests.process_memory import rss_bytes
+
 from .conftest import ServerProcess
 
 WORDS = ["alpha", "beta", "gamma", "the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "42", "!?", "é"]
@@ -192,14 +194,6 @@ def test_release_memory_returns_freed_heap_pages(tmp_path: Path) -> None:
     freed, trimmed, released = int(out[0]), int(out[1]), out[2]
     assert released == "True"
     assert freed - trimmed > 100 * 2**20, f"RSS {freed / 2**20:.0f} MiB -> {trimmed / 2**20:.0f} MiB"
-
-
-def rss_bytes(pid: int, field: str = "VmRSS") -> int:
-    """Resident memory now (VmRSS) or its peak since the process started (VmHWM)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(f"no {field}")
 
 
 def settle_rss(pid: int, below: float, timeout: float = 10.0) -> int:

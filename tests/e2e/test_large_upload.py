@@ -21,6 +21,8 @@ from local_stack.pipeline import LocalPipeline
 from local_stack.aws import aws_client
 from local_stack.pipeline import PipelineConfig
 
+from tests.process_memory import rss_bytes
+
 from .conftest import receipt_of, unique_text
 
 pytestmark = pytest.mark.slow
@@ -43,13 +45,6 @@ def default_pipeline(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFact
             yield local.start(wait_for_model=True, model_timeout=120)
         finally:
             local.stop()
-
-
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmRSS for {pid}")
 
 
 def text_of(size: int, seed: str) -> bytes:
