@@ -115,3 +115,20 @@ def test_nvidia_driver_version_from_proc(tmp_path: Path) -> None:
                     "GCC version:  gcc version 7.3.1 20180712 (Red Hat 7.3.1-17) (GCC)\n")
     assert loader.nvidia_driver_version(proc) == "470.256.02"
     assert "none visible" in loader.nvidia_driver_version(tmp_path / "absent")
+
+
+def test_a_server_process_told_cuda_on_a_machine_without_gpu_stays_unhealthy(tiny_model_dir: Path,
+                                                                             start_server) -> None:
+    """The real thing: this machine's torch sees no GPU, as on a host whose driver is too old."""
+    from .conftest import poll
+
+    server = start_server(tiny_model_dir, MODEL_SERVER_DEVICE="cuda")
+    poll(lambda: server.is_listening() and server.ping().json().get("status") == "failed", timeout=90,
+         what="the load to fail")
+    ping = server.ping()
+    assert ping.status_code == 503 and "torch.cuda.is_available() is False" in ping.json()["error"]
+    assert server.client.post("/invocations", json={"inputs": "hello"}).status_code == 503
+    (line,) = server.log_events("device_unavailable")
+    assert line["level"] == "ERROR" and "Refusing to fall back to the CPU" in line["message"]
+    assert not server.log_events("model_ready")
+    assert server.proc.poll() is None  # alive and unhealthy: SageMaker decides (and rolls back)
