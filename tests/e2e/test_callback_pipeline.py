@@ -80,3 +80,21 @@ def test_private_callback_refused_at_submit(api: Api):
     response = api.submit(b"hello", content_type="text/plain", headers={"X-Callback-Url": "https://10.0.0.8/hook"})
     assert response.status_code == 400
     assert "private" in response.json()["message"]
+
+
+def test_cli_invoke_with_callback_and_listen_receiver(healthy_pipeline: LocalPipeline, receiver: CallbackReceiver):
+    """`python -m inference_client invoke --callback URL --wait`: the result on stdout, and the
+    event at the receiver."""
+    import io
+    import json
+
+    from inference_client import cli
+
+    out = io.StringIO()
+    code = cli.main(["--url", healthy_pipeline.api_url, "--no-sign", "invoke", "--text", unique_text("cli"),
+                     "--callback", receiver.url, "--wait", "--quiet"], stdout=out, stderr=io.StringIO())
+    assert code == 0
+    wait_for(lambda: len(receiver.accepted) == 1, timeout=60, what="the CLI's callback")
+    event = receiver.accepted[0].event
+    assert event["status"] == "Completed"
+    assert json.loads(out.getvalue()) == event["data"]["output"]  # the same result both ways
