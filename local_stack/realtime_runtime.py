@@ -96,6 +96,12 @@ class RealtimeRuntime:
 
     def invoke(self, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
         """One InvokeEndpoint: (status, body, headers) of SageMaker's answer."""
+        if "x-amzn-sagemaker-target-model" in headers:  # TargetModel: multi-model endpoints only (multi_model.py)
+            return _error(
+                HTTPStatus.BAD_REQUEST,
+                "ValidationError",
+                f"Endpoint {self.endpoint_name} is not a multi-model endpoint and does not support target model header.",
+            )
         return self.forward("/invocations", body, {name: headers[name] for name in _FORWARDED if name in headers})
 
     def forward(self, path: str, body: bytes, forwarded: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:

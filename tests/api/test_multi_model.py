@@ -174,3 +174,29 @@ def test_attribute_parser_reads_model_among_other_entries() -> None:
     assert model_name.attribute_model("trace=1") is None
     assert model_name.attribute_model(None) is None
     assert json.loads(json.dumps(model_name.forwarded_attributes("a", None))) == "model=a"
+
+
+def test_stand_ins_tell_single_and_multi_model_endpoints_apart(tmp_path) -> None:
+    """As SageMaker: TargetModel on a single-model endpoint is a ValidationError; a multi-model
+    endpoint without one too (botocore's real client against the local stand-ins)."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    from local_stack.multi_model import MultiModelRuntime
+    from local_stack.realtime_runtime import RealtimeRuntime
+
+    for runtime, kwargs in (
+        (RealtimeRuntime(endpoint_name="ep", container_url="http://127.0.0.1:9"), {"TargetModel": "a.tar.gz"}),
+        (MultiModelRuntime(endpoint_name="ep", container_url="http://127.0.0.1:9", models_dir=tmp_path), {}),
+    ):
+        runtime.start()
+        try:
+            client = boto3.client(
+                "sagemaker-runtime", endpoint_url=runtime.url, region_name="us-east-1",
+                aws_access_key_id="testing", aws_secret_access_key="testing",
+            )  # fmt: skip
+            with pytest.raises(ClientError) as error:
+                client.invoke_endpoint(EndpointName="ep", Body=b"{}", ContentType="application/json", **kwargs)
+            assert error.value.response["Error"]["Code"] == "ValidationError"
+        finally:
+            runtime.stop()
