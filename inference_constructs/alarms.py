@@ -33,7 +33,11 @@ from constructs import Construct
 
 from inference_constructs.encryption import customer_managed_key
 
+# CloudWatch namespaces, defined once: SageMaker's endpoint metrics, its per-instance metrics
+# (https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html), API Gateway's.
 NAMESPACE = "AWS/SageMaker"
+INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
+API_GATEWAY_NAMESPACE = "AWS/ApiGateway"
 FIVE_MINUTES = cdk.Duration.minutes(5)
 
 
@@ -96,11 +100,18 @@ def async_metric(endpoint_name: str, metric_name: str, statistic: str, period: c
 
 
 def variant_metric(
-    endpoint_name: str, variant_name: str, metric_name: str, statistic: str, period: cdk.Duration
+    endpoint_name: str,
+    variant_name: str,
+    metric_name: str,
+    statistic: str,
+    period: cdk.Duration,
+    *,
+    namespace: str = NAMESPACE,
 ) -> cloudwatch.Metric:
-    """A per-variant metric (failures, errors, latencies): published with EndpointName and VariantName."""
+    """A per-variant metric (failures, errors, latencies; instance metrics in INSTANCE_NAMESPACE):
+    published with EndpointName and VariantName."""
     return cloudwatch.Metric(
-        namespace=NAMESPACE,
+        namespace=namespace,
         metric_name=metric_name,
         dimensions_map={"EndpointName": endpoint_name, "VariantName": variant_name},
         statistic=statistic,
@@ -370,8 +381,8 @@ class OperationsAlarms(Construct):
         Missing data is "not breaching": no traffic is not an outage of the API.
         """
         dimensions = {"ApiName": api_name, "Stage": stage_name}
-        count = cloudwatch.Metric(namespace="AWS/ApiGateway", metric_name="Count", dimensions_map=dimensions, statistic="Sum", period=FIVE_MINUTES)
-        errors = cloudwatch.Metric(namespace="AWS/ApiGateway", metric_name="5XXError", dimensions_map=dimensions, statistic="Sum", period=FIVE_MINUTES)
+        count = cloudwatch.Metric(namespace=API_GATEWAY_NAMESPACE, metric_name="Count", dimensions_map=dimensions, statistic="Sum", period=FIVE_MINUTES)
+        errors = cloudwatch.Metric(namespace=API_GATEWAY_NAMESPACE, metric_name="5XXError", dimensions_map=dimensions, statistic="Sum", period=FIVE_MINUTES)
         self._add(
             "Api5xxRate",
             cloudwatch.MathExpression(
@@ -387,7 +398,7 @@ class OperationsAlarms(Construct):
         )
         self._add(
             "ApiLatencyP99",
-            cloudwatch.Metric(namespace="AWS/ApiGateway", metric_name="Latency", dimensions_map=dimensions, statistic="p99", period=FIVE_MINUTES),
+            cloudwatch.Metric(namespace=API_GATEWAY_NAMESPACE, metric_name="Latency", dimensions_map=dimensions, statistic="p99", period=FIVE_MINUTES),
             threshold=api_p99_latency_ms,
             periods=3,
             missing=cloudwatch.TreatMissingData.NOT_BREACHING,

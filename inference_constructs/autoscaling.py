@@ -43,6 +43,8 @@ template (tests/infra/test_scaling_simulation.py, docs/operations.md).
 
 from __future__ import annotations
 
+from typing import Any
+
 import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_applicationautoscaling as appscaling
@@ -244,7 +246,7 @@ class EndpointAutoscaling(Construct):
         )
         self.idle_alarm.add_alarm_action(ScalingPolicyAction(self.idle_policy))
 
-    def _policy(self, construct_id: str, **properties: object) -> appscaling.CfnScalingPolicy:
+    def _policy(self, construct_id: str, **properties: Any) -> appscaling.CfnScalingPolicy:
         # PolicyName is required and only has to be unique per scalable target; the
         # construct id keeps it readable in the console.
         return appscaling.CfnScalingPolicy(

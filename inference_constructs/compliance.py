@@ -23,7 +23,7 @@ from fnmatch import fnmatchcase
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks, NagPack, NIST80053R5Checks
-from constructs import Construct, IConstruct
+from constructs import IConstruct
 
 # The packs app.py runs, by cdk-nag pack name: the name prefixes every rule id of the pack.
 PACKS: dict[str, type[NagPack]] = {
@@ -416,7 +416,7 @@ def acknowledge_findings(
     """Acknowledge each cdk-nag finding and record each checkov skip on the construct it
     names; fail on an entry that names nothing. `extra`: findings that depend on the
     environment's configuration (model_prefix_findings)."""
-    constructs: dict[str, Construct] = {_relative_path(c, stack): c for c in stack.node.find_all()}
+    constructs: dict[str, IConstruct] = {_relative_path(c, stack): c for c in stack.node.find_all()}
     for finding in (*findings, *extra):
         target = constructs.get(finding.path)
         if target is None:

@@ -2,18 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from inference_constructs.alarms import async_metric, variant_metric
+from inference_constructs.alarms import (
+    API_GATEWAY_NAMESPACE,
+    INSTANCE_NAMESPACE,
+    NAMESPACE,
+    async_metric,
+    variant_metric,
+)
 
 ONE_MINUTE = cdk.Duration.minutes(1)
 
 
-def _graph(title: str, metrics: list[cloudwatch.IMetric], **kwargs: object) -> cloudwatch.GraphWidget:
-    return cloudwatch.GraphWidget(title=title, left=metrics, width=8, height=6, **kwargs)
+def _graph(
+    title: str, metrics: Sequence[cloudwatch.IMetric], right: Sequence[cloudwatch.IMetric] | None = None
+) -> cloudwatch.GraphWidget:
+    return cloudwatch.GraphWidget(title=title, left=metrics, right=right, width=8, height=6)
+
+
+def _per_variant(
+    endpoint_name: str, variant_name: str, *, namespace: str = NAMESPACE
+) -> Callable[[str, str], cloudwatch.Metric]:
+    """metric(name, statistic) for one variant: failures, errors and latencies in AWS/SageMaker,
+    instance utilization and LoadedModelCount in /aws/sagemaker/Endpoints, all per variant."""
+
+    def metric(name: str, stat: str) -> cloudwatch.Metric:
+        return variant_metric(endpoint_name, variant_name, name, stat, ONE_MINUTE, namespace=namespace)
+
+    return metric
 
 
 class OperationsDashboard(Construct):
@@ -26,9 +48,11 @@ class OperationsDashboard(Construct):
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=cdk.Duration.hours(3))
 
     def add_async_widgets(self, *, endpoint_name: str, variant_name: str) -> None:
-        m = lambda name, stat="Maximum": async_metric(endpoint_name, name, stat, ONE_MINUTE)  # noqa: E731
+        def m(name: str, stat: str = "Maximum") -> cloudwatch.Metric:
+            return async_metric(endpoint_name, name, stat, ONE_MINUTE)
+
         # Failures, errors and latencies are published per variant (EndpointName + VariantName).
-        v = lambda name, stat: variant_metric(endpoint_name, variant_name, name, stat, ONE_MINUTE)  # noqa: E731
+        v = _per_variant(endpoint_name, variant_name)
         self.dashboard.add_widgets(
             _graph("Backlog size", [m("ApproximateBacklogSize"), m("ApproximateBacklogSizePerInstance", "Average")]),
             _graph("Age of oldest request (s)", [m("ApproximateAgeOfOldestRequest")]),
@@ -71,12 +95,8 @@ class OperationsDashboard(Construct):
 
     def add_realtime_widgets(self, *, endpoint_name: str, variant_name: str) -> None:
         """Real-time metrics (EndpointName + VariantName), instance metrics in /aws/sagemaker/Endpoints."""
-        v = lambda name, stat: variant_metric(endpoint_name, variant_name, name, stat, ONE_MINUTE)  # noqa: E731
-        instance = lambda name: cloudwatch.Metric(  # noqa: E731
-            namespace="/aws/sagemaker/Endpoints", metric_name=name,
-            dimensions_map={"EndpointName": endpoint_name, "VariantName": variant_name},
-            statistic="Average", period=ONE_MINUTE,
-        )  # fmt: skip
+        v = _per_variant(endpoint_name, variant_name)
+        instance = _per_variant(endpoint_name, variant_name, namespace=INSTANCE_NAMESPACE)
         self.dashboard.add_widgets(
             _graph("Invocations", [v("Invocations", "Sum"), v("InvocationsPerInstance", "Sum")]),
             _graph("Errors", [v("Invocation4XXErrors", "Sum"), v("Invocation5XXErrors", "Sum")]),
@@ -86,7 +106,13 @@ class OperationsDashboard(Construct):
             ),
         )
         self.dashboard.add_widgets(
-            _graph("Instance utilization (%)", [instance(n) for n in ("CPUUtilization", "MemoryUtilization", "GPUUtilization", "GPUMemoryUtilization")]),
+            _graph(
+                "Instance utilization (%)",
+                [
+                    instance(n, "Average")
+                    for n in ("CPUUtilization", "MemoryUtilization", "GPUUtilization", "GPUMemoryUtilization")
+                ],
+            ),
         )
 
     def add_multi_model_widgets(self, *, endpoint_name: str, variant_name: str) -> None:
@@ -97,25 +123,26 @@ class OperationsDashboard(Construct):
         /aws/sagemaker/Endpoints, all with EndpointName and VariantName (no per-model metrics).
         Their valid statistics are Average, Sum, Min, Max and SampleCount: no percentiles.
         """
-        v = lambda name, stat: variant_metric(endpoint_name, variant_name, name, stat, ONE_MINUTE)  # noqa: E731
-        loaded = cloudwatch.Metric(
-            namespace="/aws/sagemaker/Endpoints", metric_name="LoadedModelCount",
-            dimensions_map={"EndpointName": endpoint_name, "VariantName": variant_name},
-            statistic="Maximum", period=ONE_MINUTE,
-        )  # fmt: skip
+        v = _per_variant(endpoint_name, variant_name)
+        loaded = _per_variant(endpoint_name, variant_name, namespace=INSTANCE_NAMESPACE)("LoadedModelCount", "Maximum")
         self.dashboard.add_widgets(
             _graph(
                 "Model loading (us)",
-                [v("ModelLoadingWaitTime", "Average"), v("ModelLoadingWaitTime", "Maximum"),
-                 v("ModelDownloadingTime", "Average"), v("ModelLoadingTime", "Average"), v("ModelUnloadingTime", "Average")],
-            ),  # fmt: skip
+                [
+                    v("ModelLoadingWaitTime", "Average"),
+                    v("ModelLoadingWaitTime", "Maximum"),
+                    v("ModelDownloadingTime", "Average"),
+                    v("ModelLoadingTime", "Average"),
+                    v("ModelUnloadingTime", "Average"),
+                ],
+            ),
             # Average of ModelCacheHit is the share of requests whose model was already loaded.
             _graph("Model cache", [v("ModelCacheHit", "Average")], right=[loaded]),
         )
 
     def add_serverless_widgets(self, *, endpoint_name: str, variant_name: str, provisioned: bool) -> None:
         """Only what the serverless monitoring page lists (its list is exhaustive)."""
-        v = lambda name, stat: variant_metric(endpoint_name, variant_name, name, stat, ONE_MINUTE)  # noqa: E731
+        v = _per_variant(endpoint_name, variant_name)
         self.dashboard.add_widgets(
             _graph("Invocations and errors", [v("Invocations", "Sum"), v("Invocation4XXErrors", "Sum"), v("Invocation5XXErrors", "Sum")]),
             _graph(
@@ -138,13 +165,20 @@ class OperationsDashboard(Construct):
     ) -> None:
         dimensions = {"ApiName": api_name, "Stage": stage_name}
         # The handler's own Powertools metrics: dimension "service" is POWERTOOLS_SERVICE_NAME.
-        handler = lambda name: cloudwatch.Metric(  # noqa: E731
-            namespace=metrics_namespace, metric_name=name, dimensions_map={"service": service_name},
-            statistic="Sum", period=ONE_MINUTE,
-        )  # fmt: skip
-        api = lambda name, stat="Sum": cloudwatch.Metric(  # noqa: E731
-            namespace="AWS/ApiGateway", metric_name=name, dimensions_map=dimensions, statistic=stat, period=ONE_MINUTE
-        )
+        def handler(name: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=metrics_namespace,
+                metric_name=name,
+                dimensions_map={"service": service_name},
+                statistic="Sum",
+                period=ONE_MINUTE,
+            )
+
+        def api(name: str, stat: str = "Sum") -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=API_GATEWAY_NAMESPACE, metric_name=name, dimensions_map=dimensions, statistic=stat, period=ONE_MINUTE
+            )
+
         self.dashboard.add_widgets(
             _graph("API requests and errors", [api("Count"), api("4XXError"), api("5XXError")]),
             _graph("API latency (ms)", [api("Latency", "p50"), api("Latency", "p99"), api("IntegrationLatency", "p99")]),

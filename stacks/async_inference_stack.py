@@ -8,29 +8,24 @@ scaling, its alarms and dashboard, and the API handler's mode variable and invok
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
+from model_server import contract as container_contract
 
-from api_handler.contract import MAX_ASYNC_PAYLOAD_BYTES
+from api_handler.contract import MAX_ASYNC_PAYLOAD_BYTES, METRICS_NAMESPACE
 from app_config import EnvironmentConfig, S3PrefixModel
 from app_config.gpu_drivers import inference_ami_for
 from app_config.hosting import MultiModelHosting, RealtimeHosting, ServerlessHosting
 from inference_constructs.alarms import OperationsAlarms, grant_describe_alarms, rollback_alarm_names
-from inference_constructs.api import METRICS_NAMESPACE, InferenceApi
+from inference_constructs.api import InferenceApi
 from inference_constructs.autoscaling import EndpointAutoscaling
 from inference_constructs.batch_transform import BatchTransformAccess
 from inference_constructs.callbacks import InferenceCallbacks
-from inference_constructs.endpoint import (
-    InferenceEndpoint,
-    async_inference_config,
-    deployment_guardrails,
-    instance_variant,
-    serverless_variant,
-)
-from inference_constructs.variant_scaling import INSTANCE_COUNT, PROVISIONED_CONCURRENCY, VariantTargetTracking
 from inference_constructs.compliance import (
     CALLBACK_CHECKOV_SKIPS,
     CALLBACK_FINDINGS,
@@ -39,12 +34,19 @@ from inference_constructs.compliance import (
     model_prefix_findings,
 )
 from inference_constructs.dashboard import OperationsDashboard
+from inference_constructs.endpoint import (
+    InferenceEndpoint,
+    async_inference_config,
+    deployment_guardrails,
+    instance_variant,
+    serverless_variant,
+)
 from inference_constructs.execution_role import SageMakerExecutionRole
 from inference_constructs.model_artifact import ModelArtifact
 from inference_constructs.model_image import ModelImage
 from inference_constructs.notifications import InferenceNotifications
 from inference_constructs.storage import InferenceStorage
-from model_server import contract as container_contract
+from inference_constructs.variant_scaling import INSTANCE_COUNT, PROVISIONED_CONCURRENCY, VariantTargetTracking
 
 
 class AsyncInferenceStack(cdk.Stack):
@@ -56,7 +58,7 @@ class AsyncInferenceStack(cdk.Stack):
         config: EnvironmentConfig,
         container_dir: Path,
         build_dir: Path,
-        **kwargs: object,
+        **kwargs: Any,  # cdk.StackProps (env, description, ...), passed through
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
 
@@ -248,7 +250,9 @@ class AsyncInferenceStack(cdk.Stack):
 
     # ------------------------------------------------------------------ per hosting mode
     @staticmethod
-    def _variant(config: EnvironmentConfig, cuda_version: str | None):  # noqa: ANN205 - a variant factory
+    def _variant(
+        config: EnvironmentConfig, cuda_version: str | None
+    ) -> Callable[[str], sagemaker.CfnEndpointConfig.ProductionVariantProperty]:
         """The production variant for the hosting mode, as a function of the model's generated name."""
         hosting = config.hosting
         if isinstance(hosting, ServerlessHosting):

@@ -8,6 +8,8 @@ the only way in). See docs/delivery.md for the one-time commands.
 
 from __future__ import annotations
 
+from typing import Any
+
 import aws_cdk as cdk
 from constructs import Construct
 
@@ -16,9 +18,8 @@ from inference_constructs.compliance import CI_IDENTITY_FINDINGS, acknowledge_fi
 from inference_constructs.github_oidc import GitHubOidcRoles
 
 
-
 class CiIdentityStack(cdk.Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, config: CiIdentityConfig, **kwargs: object) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, config: CiIdentityConfig, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
 
         github = GitHubOidcRoles(
