@@ -280,6 +280,7 @@ class InferenceApi(Construct):
             "method.request.header.X-Invocation-Timeout-Seconds": False,
             "method.request.header.X-Request-TTL-Seconds": False,
             "method.request.header.X-Amzn-SageMaker-Target-Model": False,
+            "method.request.header.X-Callback-Url": False,
             "method.request.querystring.model": False,
         }
 

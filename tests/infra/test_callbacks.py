@@ -188,3 +188,11 @@ def test_notifier_handler_imports_from_its_asset_as_lambda_imports_it(synthesize
                           env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"}, cwd=asset)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().startswith(str(asset))
+
+
+@pytest.mark.parametrize("env", ASYNC_ENVS)
+def test_submit_declares_the_callback_header(synthesized: Synthesized, env: str):
+    posts = synthesized.templates[env].find_resources("AWS::ApiGateway::Method", {"Properties": {"HttpMethod": "POST"}})
+    declared = [m["Properties"].get("RequestParameters", {}) for m in posts.values()]
+    # Optional (False): a submit without a callback is the common case.
+    assert any(p.get("method.request.header.X-Callback-Url") is False for p in declared)
