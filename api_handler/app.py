@@ -72,11 +72,11 @@ def _request_id(event: Mapping[str, Any] | None = None) -> str:
     event = event if event is not None else _event()
     context = event.get("requestContext")
     if isinstance(context, Mapping) and isinstance(context.get("requestId"), str):
-        return context["requestId"]
+        return str(context["requestId"])
     return str(getattr(app.lambda_context, "aws_request_id", "") or "unknown")
 
 
-def _json(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> Response:
+def _json(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> Response[str]:
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
@@ -92,13 +92,13 @@ def _error_body(code: str, message: str, request_id: str) -> dict[str, str]:
 # ----------------------------------------------------------------------------- routes
 @app.post(contract.SUBMIT.powertools_path)
 @tracer.capture_method(capture_response=False)
-def submit() -> Response:
+def submit() -> Response[str]:
     return _submit(None)
 
 
 @app.post(contract.SUBMIT_TO_MODEL.powertools_path)
 @tracer.capture_method(capture_response=False)
-def submit_to_model(model_name: str) -> Response:
+def submit_to_model(model_name: str) -> Response[str]:
     # API Gateway's own path parameter (decoded once), as for GET /invocations/{inference_id}.
     parameters = _event().get("pathParameters")
     if isinstance(parameters, Mapping) and isinstance(parameters.get("model_name"), str):
@@ -106,7 +106,7 @@ def submit_to_model(model_name: str) -> Response:
     return _submit(model_name)
 
 
-def _submit(path_model: str | None) -> Response:
+def _submit(path_model: str | None) -> Response[str]:
     svc = service()
     request = logic.parse_submit(_event(), svc.settings, path_model)
     receipt, replayed = svc.submit(request, caller_of(_event()), _deadline())
@@ -131,7 +131,7 @@ def _submit(path_model: str | None) -> Response:
 
 @app.post(contract.UPLOAD.powertools_path)
 @tracer.capture_method(capture_response=False)
-def create_upload() -> Response:
+def create_upload() -> Response[str]:
     svc = service()
     event = _event()
     if not logic.is_json(logic.lower_headers(event).get("content-type")):
@@ -154,7 +154,7 @@ def create_upload() -> Response:
 
 @app.get(contract.STATUS.powertools_path)
 @tracer.capture_method(capture_response=False)
-def get_status(inference_id: str) -> Response:
+def get_status(inference_id: str) -> Response[str]:
     # API Gateway's own path parameter, not the resolver's capture: the resolver's route regex
     # ends in `$`, which also matches before a trailing newline ("/invocations/<id>%0A").
     parameters = _event().get("pathParameters")
@@ -170,8 +170,7 @@ def get_status(inference_id: str) -> Response:
 
 
 # ----------------------------------------------------------------------------- errors
-@app.exception_handler(ApiError)
-def _api_error(error: ApiError) -> Response:
+def _api_error(error: ApiError) -> Response[str]:
     level = logger.warning if error.status >= 500 else logger.info
     level("request refused", extra={"error": error.code, "status": error.status, "reason": error.message})
     _count_error(error.status)
@@ -180,15 +179,14 @@ def _api_error(error: ApiError) -> Response:
 
 
 @app.not_found
-def _no_route(_: NotFoundError) -> Response:
+def _no_route(_: NotFoundError) -> Response[str]:
     event = app.current_event
     message = f"no route for {event.http_method} {event.path}"
     _count_error(404)
     return _json(404, _error_body("NotFound", message, _request_id()))
 
 
-@app.exception_handler(Exception)
-def _unexpected(error: Exception) -> Response:
+def _unexpected(error: Exception) -> Response[str]:
     logger.exception("unexpected error")
     _count_error(500)
     message = "unexpected error; quote the requestId when reporting it"
@@ -198,6 +196,12 @@ def _unexpected(error: Exception) -> Response:
 def _count_error(status: int) -> None:
     name = "ServerErrors" if status >= 500 else "ClientErrors"
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+
+# Registered by call rather than as decorators: Powertools' exception_handler is unannotated,
+# and as a decorator it would erase these functions' signatures for the type checker.
+app.exception_handler(ApiError)(_api_error)
+app.exception_handler(Exception)(_unexpected)
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -216,7 +220,8 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         request_id = str(getattr(context, "aws_request_id", "") or "unknown")
         return _raw_answer(400, _error_body("BadRequest", f"not an API Gateway proxy request: {problem}", request_id))
     try:
-        return _resolve(event, context)
+        answer: dict[str, Any] = _resolve(event, context)
+        return answer
     except Exception:  # noqa: BLE001 - last line of defence: answer instead of a bare 502
         logger.exception("unhandled error outside the routes")
         return _raw_answer(500, _error_body("InternalError", "unexpected error", _request_id(event)))

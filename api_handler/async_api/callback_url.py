@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from .errors import BadRequest
@@ -161,7 +162,8 @@ def check_callback_url(url: str, policy: CallbackPolicy) -> str:
     return url
 
 
-Resolver = Callable[..., Sequence[tuple]]
+# socket.getaddrinfo's shape: (family, type, proto, canonname, sockaddr) tuples.
+Resolver = Callable[..., Sequence[tuple[Any, ...]]]
 
 
 def resolve_public(target: CallbackTarget, policy: CallbackPolicy, resolver: Resolver | None = None) -> str:

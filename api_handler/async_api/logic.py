@@ -16,6 +16,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from api_handler import contract
+
+from .callback_url import check_callback_url
+from .callers import Caller
 from .errors import (
     ApiError,
     BadRequest,
@@ -26,10 +30,6 @@ from .errors import (
     Unavailable,
     UnsupportedMediaType,
 )
-from .callback_url import check_callback_url
-from api_handler import contract
-
-from .callers import Caller
 from .json_input import parse_json
 from .model_name import requested_model
 from .settings import INVOCATION_TIMEOUT_RANGE, REQUEST_TTL_RANGE, Settings
@@ -440,9 +440,9 @@ def status_url(event: Mapping[str, Any], inference_id: str) -> str:
     requestContext.path is the path the client used (with the stage, or a custom domain's
     base path); event.path is the resource path. Their difference is the prefix.
     """
-    context = event.get("requestContext") if isinstance(event.get("requestContext"), Mapping) else {}
-    resource_path = event.get("path") if isinstance(event.get("path"), str) else ""
-    client_path = context.get("path") if isinstance(context.get("path"), str) else ""
+    context = _mapping(event.get("requestContext"))
+    resource_path = _text(event.get("path"))
+    client_path = _text(context.get("path"))
     prefix = ""
     if resource_path and client_path.endswith(resource_path):
         candidate = client_path[: len(client_path) - len(resource_path)]
@@ -454,9 +454,18 @@ def status_url(event: Mapping[str, Any], inference_id: str) -> str:
     return relative
 
 
+def _mapping(value: object) -> Mapping[str, Any]:
+    """An event member that should be an object; anything else counts as empty."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _scheme(event: Mapping[str, Any]) -> str:
     """https, unless a proxy in front (a local adapter, a load balancer) says plain http."""
-    headers = event.get("headers") if isinstance(event.get("headers"), Mapping) else {}
+    headers = _mapping(event.get("headers"))
     forwarded = next((v for k, v in headers.items() if isinstance(k, str) and k.lower() == "x-forwarded-proto"), None)
     return "http" if forwarded == "http" else "https"
 

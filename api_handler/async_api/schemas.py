@@ -8,6 +8,8 @@ Pure data: the CDK app imports this module too.
 
 from __future__ import annotations
 
+from typing import Any
+
 DRAFT_04 = "http://json-schema.org/draft-04/schema#"
 
 # type/subtype with an optional parameter list, as in an HTTP Content-Type header: visible
@@ -15,7 +17,7 @@ DRAFT_04 = "http://json-schema.org/draft-04/schema#"
 MEDIA_TYPE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9!#&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#&^_.+-]*( *;[\x20-\x7e]*)?$"
 UPLOAD_ID_PATTERN = r"^u[0-9a-f]{32}$"
 
-UPLOAD_REQUEST: dict = {
+UPLOAD_REQUEST: dict[str, Any] = {
     "$schema": DRAFT_04,
     "title": "UploadRequest",
     "description": "Ask for a presigned URL to upload a large payload.",

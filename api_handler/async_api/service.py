@@ -22,6 +22,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import logic
+from .callback_state import CallbackState, state_key
+from .callback_url import refusal_at_submit
 from .callers import Caller
 from .errors import (
     ApiError,
@@ -33,8 +35,6 @@ from .errors import (
     Unavailable,
     UploadAlreadyUsed,
 )
-from .callback_state import CallbackState, state_key
-from .callback_url import refusal_at_submit
 from .logic import Receipt, SubmitRequest
 from .model_name import forwarded_attributes
 from .settings import Settings
@@ -120,11 +120,12 @@ class InferenceService:
 
     def _head(self, deadline: Deadline, bucket: str, key: str) -> dict[str, Any] | None:
         try:
-            return self._s3(deadline, "head_object", Bucket=bucket, Key=key)
+            head: dict[str, Any] = self._s3(deadline, "head_object", Bucket=bucket, Key=key)
         except ApiError as error:
             if _is_missing(error.__cause__):
                 return None
             raise
+        return head
 
     def _read(self, deadline: Deadline, bucket: str, key: str, limit: int | None = None) -> bytes | None:
         params: dict[str, Any] = {"Bucket": bucket, "Key": key}
@@ -136,7 +137,8 @@ class InferenceService:
             if _is_missing(error.__cause__):
                 return None
             raise
-        return response["Body"].read()
+        body: bytes = response["Body"].read()
+        return body
 
     def read_callback_state(self, deadline: Deadline, inference_id: str) -> CallbackState:
         """The completion callback's delivery state (Pending until the notifier writes one)."""
@@ -258,11 +260,12 @@ class InferenceService:
         if attributes:
             params["CustomAttributes"] = attributes
         try:
-            return self.sagemaker.invoke_endpoint_async(**params)
+            started: dict[str, Any] = self.sagemaker.invoke_endpoint_async(**params)
         except ClientError as error:
             raise _mapped("SageMaker", error) from error
         except BotoCoreError as error:
             raise Unavailable("SageMaker is unreachable; retry later", retry_after=logic.UNAVAILABLE_RETRY_AFTER) from error
+        return started
 
     def _store_inline(self, deadline: Deadline, inference_id: str, request: SubmitRequest) -> tuple[str, str]:
         """(content type, S3 URI) of the stored inline body: written FIRST, before any invoke."""
