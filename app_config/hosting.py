@@ -145,7 +145,8 @@ class MultiModelHosting(RealtimeHosting):
     plus the multi-model loading metrics.
     """
 
-    mode: Literal["multimodel"]  # type: ignore[assignment] - the discriminator of this member
+    # The discriminator of this member; narrowing the inherited Literal["realtime"] is the point.
+    mode: Literal["multimodel"]  # type: ignore[assignment]
     # MultiModelConfig.ModelCacheSetting (Enabled | Disabled, botocore's MultiModelConfig):
     # None leaves SageMaker's default (Enabled: loaded models stay cached until evicted).
     # Disabled suits many models each invoked rarely (every invocation loads its model).

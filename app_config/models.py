@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import botocore.session
-
+from botocore.model import StringShape
+from model_server import contract as container_contract
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -25,7 +26,6 @@ from pydantic import (
 )
 
 from api_handler import contract as api_contract
-from model_server import contract as container_contract
 from app_config.aws_types import AccountId, RegionName
 from app_config.callbacks import CallbacksConfig
 from app_config.gpu_drivers import is_arm_instance, is_gpu_instance, is_neuron_instance
@@ -62,8 +62,10 @@ _DEFAULT_MAX_BATCH_SIZE = 8
 def sagemaker_instance_types() -> tuple[str, ...]:
     """The SageMaker API's own list of endpoint instance types: the installed botocore's
     `ProductionVariantInstanceType` enum (CreateEndpointConfig rejects anything else)."""
-    model = botocore.session.get_session().get_service_model("sagemaker")
-    return tuple(model.shape_for("ProductionVariantInstanceType").enum)
+    shape = botocore.session.get_session().get_service_model("sagemaker").shape_for("ProductionVariantInstanceType")
+    if not isinstance(shape, StringShape):
+        raise TypeError(f"botocore's ProductionVariantInstanceType is a {shape.type_name}, not an enum of strings")
+    return tuple(shape.enum)
 
 
 class _Strict(BaseModel):
@@ -577,7 +579,7 @@ class EnvironmentConfig(_Strict):
         multi_model = isinstance(self.hosting, MultiModelHosting)
         prefix = isinstance(self.model, S3PrefixModel)
         page = "https://docs.aws.amazon.com/sagemaker/latest/dg/multi-model-endpoints.html"
-        if prefix and not multi_model:
+        if isinstance(self.model, S3PrefixModel) and not multi_model:
             raise ValueError(
                 f"model kind 's3_prefix' ({self.model.uri!r}) with hosting.mode={self.hosting.mode!r}: a prefix of "
                 "models is the ModelDataUrl of a multi-model endpoint only. Use hosting.mode 'multimodel', or a "

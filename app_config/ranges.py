@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import annotated_types
@@ -42,7 +42,8 @@ def field_range(model: type[BaseModel], loc: Sequence[str | int]) -> str | None:
         current = _model_in(field.annotation)
     if field is None:
         return None
-    low = high = None
+    low: tuple[str, object] | None = None
+    high: tuple[str, object] | None = None
     for constraint in field.metadata:
         if isinstance(constraint, annotated_types.Ge):
             low = (">=", constraint.ge)
@@ -58,7 +59,7 @@ def field_range(model: type[BaseModel], loc: Sequence[str | int]) -> str | None:
     return " and ".join(parts) or None
 
 
-def range_note(model: type[BaseModel], error: dict[str, Any]) -> str:
+def range_note(model: type[BaseModel], error: Mapping[str, Any]) -> str:
     """" (allowed: 60-21600)" for a bound error of pydantic's ``errors()``, else ""."""
     if error.get("type") not in _BOUND_ERRORS:
         return ""
