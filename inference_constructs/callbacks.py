@@ -64,6 +64,8 @@ BATCH_SIZE = 10
 # a message to the dead-letter queue: covers the receipt wait and handler crashes, never a
 # scheduled retry (those are dead-lettered by the notifier when the window ends).
 REDRIVE_MARGIN = 20
+# The notifier's Powertools service name: the "service" dimension of its metrics.
+SERVICE_NAME = "inference-callbacks"
 SECRET_LENGTH = 48  # letters and digits: valid base64 of 36 bytes (async_api/webhooks.py)
 
 
@@ -178,7 +180,7 @@ class InferenceCallbacks(Construct):
                 "CALLBACK_READ_TIMEOUT_SECONDS": str(read_timeout_seconds),
                 "CALLBACK_MAX_PAYLOAD_BYTES": str(max_payload_bytes),
                 "STATUS_BASE_URL": status_base_url,
-                "POWERTOOLS_SERVICE_NAME": "inference-callbacks",
+                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
                 # CallbacksDelivered, CallbackRetries, CallbacksRefused, CallbacksDeadLettered.
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
                 "POWERTOOLS_LOG_LEVEL": "INFO",

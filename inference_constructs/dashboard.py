@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from inference_constructs.alarms import (
@@ -192,5 +193,34 @@ class OperationsDashboard(Construct):
             _graph(
                 "Submissions",
                 [handler(n) for n in ("InferencesSubmitted", "IdempotentReplays", "UploadsCreated", "ClientErrors", "ServerErrors")],
+            ),
+        )
+
+    def add_callback_widgets(
+        self, *, queue: sqs.IQueue, dead_letter_queue: sqs.IQueue, function: lambda_.IFunction, service_name: str,
+        metrics_namespace: str,
+    ) -> None:
+        """Completion callbacks: what the notifier did (its Powertools counts, dimension
+        "service"), what waits in its queue (retries hide there), and the dead letters."""
+
+        def outcome(name: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(namespace=metrics_namespace, metric_name=name,
+                                     dimensions_map={"service": service_name}, statistic="Sum", period=ONE_MINUTE)
+
+        peak = {"period": ONE_MINUTE, "statistic": "Maximum"}
+        self.dashboard.add_widgets(
+            _graph("Callbacks", [outcome(n) for n in ("CallbacksDelivered", "CallbackRetries", "CallbacksRefused",
+                                                      "CallbacksDeadLettered")]),
+            _graph(
+                "Callback queue (not visible: retries waiting)",
+                [queue.metric_approximate_number_of_messages_visible(**peak),
+                 queue.metric_approximate_number_of_messages_not_visible(**peak),
+                 dead_letter_queue.metric_approximate_number_of_messages_visible(**peak)],
+                right=[queue.metric_approximate_age_of_oldest_message(**peak)],
+            ),
+            _graph(
+                "Notifier",
+                [function.metric_errors(period=ONE_MINUTE), function.metric_throttles(period=ONE_MINUTE)],
+                right=[function.metric_duration(period=ONE_MINUTE, statistic="p99")],
             ),
         )

@@ -25,6 +25,7 @@ from inference_constructs.alarms import OperationsAlarms, grant_describe_alarms,
 from inference_constructs.api import InferenceApi
 from inference_constructs.autoscaling import EndpointAutoscaling
 from inference_constructs.batch_transform import BatchTransformAccess
+from inference_constructs.callbacks import SERVICE_NAME as CALLBACKS_SERVICE_NAME
 from inference_constructs.callbacks import InferenceCallbacks
 from inference_constructs.compliance import (
     CALLBACK_CHECKOV_SKIPS,
@@ -217,6 +218,10 @@ class AsyncInferenceStack(cdk.Stack):
                 retain=config.retain_data,
             )
             notifier.enable_on_api(api.function)
+            dashboard.add_callback_widgets(
+                queue=notifier.queue, dead_letter_queue=notifier.dead_letter_queue, function=notifier.function,
+                service_name=CALLBACKS_SERVICE_NAME, metrics_namespace=METRICS_NAMESPACE,
+            )
             # Callers verify signatures with this secret (aws secretsmanager get-secret-value).
             outputs["CallbackSecretArn"] = notifier.secret.secret_arn
 

@@ -196,3 +196,18 @@ def test_submit_declares_the_callback_header(synthesized: Synthesized, env: str)
     declared = [m["Properties"].get("RequestParameters", {}) for m in posts.values()]
     # Optional (False): a submit without a callback is the common case.
     assert any(p.get("method.request.header.X-Callback-Url") is False for p in declared)
+
+
+@pytest.mark.parametrize("env", ASYNC_ENVS)
+def test_dashboard_shows_the_notifiers_counts_under_its_service_dimension(synthesized: Synthesized, env: str):
+    _, function = _notifier(synthesized.templates[env])
+    variables = function["Properties"]["Environment"]["Variables"]
+    (dashboard,) = synthesized.templates[env].find_resources("AWS::CloudWatch::Dashboard").values()
+    # The body is an Fn::Join of JSON text and references: join it with a stand-in for each reference.
+    parts = dashboard["Properties"]["DashboardBody"]["Fn::Join"][1]
+    body = json.loads("".join(p if isinstance(p, str) else "ref" for p in parts))
+    rows = [row for widget in body["widgets"] for row in widget.get("properties", {}).get("metrics", [])]
+    # Powertools puts POWERTOOLS_SERVICE_NAME in the "service" dimension: the widgets must read that one.
+    for name in ("CallbacksDelivered", "CallbackRetries", "CallbacksRefused", "CallbacksDeadLettered"):
+        assert [variables["POWERTOOLS_METRICS_NAMESPACE"], name, "service", variables["POWERTOOLS_SERVICE_NAME"]] in [
+            row[:4] for row in rows], name
