@@ -37,7 +37,6 @@ from .errors import (
     Conflict,
     InsufficientStorage,
     NotFound,
-    ServerError,
     UnloadableModel,
 )
 from .settings import Settings
@@ -60,12 +59,29 @@ _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 MAX_NAME_CHARS = 1024
 
 
-def check_name(name: str, error: type[ServerError] = NotFound) -> str:
-    """`name` if it can name a model here; else `error` (404 when a request names it, 400 in a load request)."""
+def check_name(name: str) -> str:
+    """`name` if it can be a `<name>/` folder of the artifact; else 404 (a request named a model there is not)."""
     if not name or len(name) > MAX_NAME_CHARS or name[0] in "._-" or not set(name) <= _NAME_CHARS:
-        raise error(
+        raise NotFound(
             f"model name {name[:80]!r} is not a model name here: letters, digits, '.', '_' and '-', "
             "starting with a letter or digit"
+        )
+    return name
+
+
+def check_load_name(name: str) -> str:
+    """SageMaker's `model_name` for POST /models: an opaque key (mms-container-apis), one path segment
+    (it is also the {model_name} of /models/{model_name}); else 400."""
+    if (
+        not name
+        or len(name) > MAX_NAME_CHARS
+        or "/" in name
+        or name in (".", "..")
+        or not (name.isascii() and name.isprintable())
+    ):
+        raise BadRequest(
+            f"model_name {name[:80]!r}: 1-{MAX_NAME_CHARS} printable ASCII characters without '/' "
+            "(it names the model in /models/{model_name})"
         )
     return name
 
@@ -206,7 +222,7 @@ class ModelRegistry:
 
         409 if loaded, 404 if `url` is no model, 422 if it does not load, 507 if it does not fit.
         """
-        check_name(name, BadRequest)
+        check_load_name(name)
         if name in self._models or name in self._loading:
             raise Conflict(
                 f"model {name!r} is already loaded" if name in self._models else f"model {name!r} is being loaded"
@@ -327,9 +343,11 @@ class ModelRegistry:
                 known = ", ".join(model_folders(self.folders_dir)) or "none"
                 raise NotFound(f"no model named {name!r} in this endpoint's artifact (models: {known})")
             try:
-                model = await self.load(name, str(folder))
+                loaded = await self.load(name, str(folder))
             except Conflict:  # a concurrent request started the same load
-                model = self._models.get(name) or await asyncio.shield(self._loading[name])
+                found = self._models.get(name)
+                loaded = found if found is not None else await asyncio.shield(self._loading[name])
+            model = loaded
         model.active += 1
         model.last_used = time.monotonic()
         return model

@@ -198,3 +198,19 @@ def test_a_load_that_runs_out_of_gpu_memory_evicts_and_retries(tmp_path: Path) -
             await endpoint.load("b", str(root / "b"))
 
     asyncio.run(run())
+
+
+def test_sagemakers_model_name_is_an_opaque_key(tmp_path: Path) -> None:
+    """mms-container-apis: model_name is opaque, not necessarily TargetModel; one path segment."""
+
+    async def run() -> None:
+        root = _artifact(tmp_path / "art", "a")
+        registry = _registry(root, budget=1000 * MIB, evict=False)
+        opaque = "a1b2c3d4e5f6@v=2~x:y"
+        await registry.load(opaque, str(root / "a"))
+        assert registry.get(opaque).url == str(root / "a")
+        for bad in ("", "..", "x/y", "caf\u00e9", "tab\there"):
+            with pytest.raises(BadRequest):
+                await registry.load(bad, str(root / "a"))
+
+    asyncio.run(run())
