@@ -5,8 +5,9 @@ Each delivery carries three headers:
     webhook-timestamp  integer seconds since the epoch, when this attempt was signed
     webhook-signature  "v1,<base64 of HMAC-SHA256(key, f"{id}.{timestamp}.{body}")>"
 The key is the base64-decoded secret (a "whsec_" prefix, if present, is not part of it).
-The secret Secrets Manager generates here is 48 alphanumeric characters: valid base64 of
-36 random-ish bytes (about 285 bits), so every Standard Webhooks library accepts it as is.
+The secret Secrets Manager generates here is 48 letters and digits: valid base64 (36 bytes
+once decoded, 48 x log2(62) = about 285 bits of randomness), so every Standard Webhooks
+library accepts it as is.
 Receivers refuse timestamps more than five minutes from their clock (replay protection);
 each retry is signed again with a fresh timestamp for that reason.
 """
