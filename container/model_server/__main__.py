@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
     from pydantic import ValidationError
 
-    from .multi_model_app import serving_app
     from .logs import configure_logging
+    from .multi_model_app import serving_app
     from .settings import Settings, describe_errors
 
     try:
@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         serving_app(settings),
         log_config=None,  # logs.py already set up JSON logging
         access_log=settings.access_log,
-        timeout_graceful_shutdown=settings.graceful_shutdown_s,
+        # Whole seconds (uvicorn's type), rounded down: the drain must end before SageMaker's SIGKILL.
+        timeout_graceful_shutdown=int(settings.graceful_shutdown_s),
         lifespan="on",
         # The kernel's keep-alive default (5 s) is shorter than clients' pools:
         # a pooled connection closed under a client causes spurious errors.

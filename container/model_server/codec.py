@@ -199,12 +199,14 @@ def decode_document(body: bytes | str, kind: str) -> Any:
         return {"inputs": decode_text(body, "text/plain")}
     if kind == KIND_CSV:
         return load_csv(body)
+    # Binary kinds arrive as bytes; a user script may hand any body over as text.
+    raw = body.encode() if isinstance(body, str) else body
     if kind == KIND_NPY:
-        return load_npy(body)
+        return load_npy(raw)
     if kind == KIND_IMAGE:
-        return {"inputs": load_image(body)}
+        return {"inputs": load_image(raw)}
     if kind == KIND_AUDIO:
-        return {"inputs": load_audio(body)}
+        return {"inputs": load_audio(raw)}
     raise UnsupportedMediaType(f"no decoder for {kind}")
 
 

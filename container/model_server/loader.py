@@ -308,4 +308,6 @@ def _load_default(model_dir: Path, settings: Settings, device: Any) -> Any:
 
         model = AutoModelForQuestionAnswering.from_pretrained(model_dir, dtype=dtype).to(device).eval()
         return QuestionAnsweringModel(model, AutoTokenizer.from_pretrained(model_dir), device)
-    return PipelineModel(pipeline(task, model=str(model_dir), device=device, dtype=dtype))
+    # transformers types pipeline() for literal task names only; this one is HF_TASK (or the
+    # config's), a runtime string that check_servable has already accepted.
+    return PipelineModel(pipeline(task, model=str(model_dir), device=device, dtype=dtype))  # type: ignore[call-overload]

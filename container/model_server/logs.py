@@ -43,10 +43,10 @@ def route_library_logs() -> None:
     Both libraries install their own plain-text stderr handler and draw
     progress bars; in CloudWatch those are unparseable noise.
     """
-    import huggingface_hub.utils
     import transformers.utils.logging as tf_logging
+    from huggingface_hub.utils.tqdm import disable_progress_bars
 
     tf_logging.disable_default_handler()
     tf_logging.enable_propagation()
-    tf_logging.disable_progress_bar()
-    huggingface_hub.utils.disable_progress_bars()
+    tf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # unannotated in transformers
+    disable_progress_bars()
