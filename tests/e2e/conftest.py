@@ -7,6 +7,7 @@ finds the pipeline healthy (the ``healthy_pipeline`` fixture checks).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -181,3 +182,46 @@ def receipt_of(s3: Any, pipeline: LocalPipeline, inference_id: str) -> dict[str,
 
 def unique_text(prefix: str = "input") -> str:
     return f"{prefix} {uuid.uuid4().hex[:12]}"
+
+
+@contextlib.contextmanager
+def make_local_process(settings: dict[str, str], log_file: Path) -> Iterator[tuple[str, str]]:
+    """`python -m local_stack` (what `make local` runs) with `settings` on free ports, until its banner
+    says the model is ready: yields (API URL, output so far); SIGINT must then stop it with status 0."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    from local_stack.container import REPO_ROOT
+    from local_stack.processes import free_port
+
+    env = {**os.environ, "LOCAL_API_PORT": str(free_port()), "LOCAL_AWS_PORT": str(free_port()),
+           "LOCAL_CONTAINER_PORT": str(free_port()), "LOCAL_LOG_FILE": str(log_file), "OMP_NUM_THREADS": "1",
+           "PYTHONUNBUFFERED": "1", **settings}  # fmt: skip
+    process = subprocess.Popen([sys.executable, "-m", "local_stack"], cwd=REPO_ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if "model ready" in line:
+                ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        assert ready.wait(120), "".join(lines)
+        output = "".join(lines)
+        url = re.search(r"API \(no auth\)\s+(http://127\.0\.0\.1:\d+)", output)
+        assert url, output
+        yield url.group(1), output
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0, "".join(lines)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)

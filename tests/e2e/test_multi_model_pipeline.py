@@ -25,7 +25,7 @@ import pytest
 from local_stack.multi_model import MultiModelRuntime
 from local_stack.pipeline import LocalPipeline, PipelineConfig
 
-from .conftest import Api
+from .conftest import Api, make_local_process
 
 pytestmark = pytest.mark.slow
 
@@ -180,47 +180,9 @@ def test_cli_invoke_names_the_model(folders_pipeline: LocalPipeline) -> None:
 
 def test_make_local_runs_example_multimodel(two_models: dict[str, Path], tmp_path: Path) -> None:
     """`make local LOCAL_ENV=example-multimodel` (python -m local_stack): one model, named "default"."""
-    import os
-    import re
-    import signal
-    import subprocess
-    import sys
-    import threading
-
-    from local_stack.container import REPO_ROOT
-    from local_stack.processes import free_port
-
-    env = {**os.environ, "LOCAL_API_PORT": str(free_port()), "LOCAL_AWS_PORT": str(free_port()),
-           "LOCAL_CONTAINER_PORT": str(free_port()), "MODEL_DIR": str(two_models["sentiment"]),
-           "LOCAL_ENV": "example-multimodel", "LOCAL_LOG_FILE": str(tmp_path / "children.log"),
-           "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}  # fmt: skip
-    process = subprocess.Popen([sys.executable, "-m", "local_stack"], cwd=REPO_ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
-            if "model ready" in line:
-                ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    try:
-        assert ready.wait(120), "".join(lines)
-        output = "".join(lines)
+    settings = {"MODEL_DIR": str(two_models["sentiment"]), "LOCAL_ENV": "example-multimodel"}
+    with make_local_process(settings, tmp_path / "children.log") as (url, output):
         assert "multimodel: InvokeEndpoint" in output and "model 'default'" in output, output
-        url = re.search(r"API \(no auth\)\s+(http://127\.0\.0\.1:\d+)", output)
-        assert url, output
-        api = Api(url.group(1))
-        answer = _post(api, "/invocations", "make-local", params={"model": "default"}, json=TEXT)
-        assert answer.status_code == 200 and answer.json()["output"][0]["label"] in ("negative", "positive"), (
-            answer.text
-        )
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=60) == 0, "".join(lines)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
+        answer = _post(Api(url), "/invocations", "make-local", params={"model": "default"}, json=TEXT)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["output"][0]["label"] in ("negative", "positive")
