@@ -19,6 +19,7 @@ __all__ = [
     "LocalModel",
     "S3Model",
     "S3PrefixModel",
+    "deployed_environment_names",
     "environment_names",
     "load_environment",
     "parse_environment",
@@ -27,6 +28,16 @@ __all__ = [
 
 def environment_names(environments: Mapping[str, Any] = ENVIRONMENTS) -> list[str]:
     return list(environments)
+
+
+# Environments named so are synthesized and checked by `make synth` and `make test` like the
+# others (they show a hosting mode working), but no workflow diffs or deploys them.
+EXAMPLE_PREFIX = "example-"
+
+
+def deployed_environment_names(environments: Mapping[str, Any] = ENVIRONMENTS) -> list[str]:
+    """The environments the delivery workflows diff and deploy: every one but the examples."""
+    return [name for name in environments if not name.startswith(EXAMPLE_PREFIX)]
 
 
 def parse_environment(raw: Mapping[str, Any]) -> EnvironmentConfig:

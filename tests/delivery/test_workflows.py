@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app_config import environment_names
+from app_config import deployed_environment_names, environment_names
 from tests.delivery.workflows import (
     FULL_SHA,
     ROOT,
@@ -191,7 +191,7 @@ def test_pull_request_runs_tests_synth_and_a_read_only_diff_per_environment() ->
     diff = jobs["diff"]
     assert diff["needs"] == "test", "a failed test or synth must stop the diff"
     assert "head.repo.full_name == github.repository" in diff["if"], "forks get no OIDC token"
-    for environment in environment_names():
+    for environment in deployed_environment_names():
         assert re.search(rf"^make diff ENV={environment}\b", runs(diff), re.M), environment
     for step in uses(diff, AWS_CREDENTIALS):
         assert "AWS_DIFF_ROLE_ARN" in step["with"]["role-to-assume"], "the diff must use the read-only role"
@@ -199,10 +199,18 @@ def test_pull_request_runs_tests_synth_and_a_read_only_diff_per_environment() ->
     assert "environment" not in diff, "an environment would change the OIDC sub the diff role trusts"
 
 
+def test_example_environments_are_synthesized_but_never_diffed_or_deployed() -> None:
+    examples = sorted(set(environment_names()) - set(deployed_environment_names()))
+    assert examples, "the hosting-mode examples are environments too"
+    texts = " ".join(runs(job) for name in ("pull-request.yml", "deploy.yml") for job in load(name)["jobs"].values())
+    for example in examples:
+        assert f"ENV={example}" not in texts, example
+
+
 def test_render_step_reads_the_files_the_diff_steps_write() -> None:
     diff = load("pull-request.yml")["jobs"]["diff"]
     render = next(step for step in diff["steps"] if step.get("id") == "render")
-    for environment in environment_names():
+    for environment in deployed_environment_names():
         step = next(s for s in diff["steps"] if s.get("id") == f"diff-{environment}")
         out = re.search(r"DIFF_OUT=(\S+)", step["run"]).group(1)
         assert f'"{environment}={out}:${environment.upper()}_OUTCOME"' in render["run"]
