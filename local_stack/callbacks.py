@@ -82,7 +82,7 @@ def start_notifier(callbacks: LocalCallbacks, environment: Mapping[str, str], *,
     """`python -m local_stack.notifier`, once it has imported the handler (its 'ready' line).
 
     The timeout is generous: importing Powertools, boto3 and pydantic on a loaded two-core
-    machine (the model server loading beside it) has taken tens of seconds."""
+    machine (the model server loading beside it) can take tens of seconds."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(FAKE_CREDENTIALS_ENV)  # never a real credential in the local Lambda
     env.update(environment)
