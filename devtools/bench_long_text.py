@@ -51,11 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     import torch
-
-    from devtools.tiny_model import build_tiny_seq2seq
     from model_server.loader import load
     from model_server.settings import Settings
     from model_server.truncation import bounded_prefix
+
+    from devtools.tiny_model import build_tiny_seq2seq
 
     torch.set_num_threads(1)
     model_dir = build_tiny_seq2seq(Path(tempfile.mkdtemp(prefix="bench-long-text-")))

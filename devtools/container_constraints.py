@@ -94,7 +94,7 @@ def image_target(dockerfile: Path = DOCKERFILE) -> ImageTarget:
 
 def read_pins(path: Path) -> dict[str, str]:
     """``name==version`` lines of a requirements or constraints file, by canonical name."""
-    pins = {}
+    pins: dict[str, str] = {}
     for raw in path.read_text().splitlines():
         line = raw.split("#", 1)[0].strip()
         if not line:

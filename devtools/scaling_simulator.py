@@ -198,20 +198,20 @@ class Simulation:
                             policy.cooldown_from = minute + self.cold_start
                             policy.cooldown_until = policy.cooldown_from + policy.cooldown_minutes
                         new = wanted
-            for policy in self.tracking:
-                value = _evaluate(policy.spec, metrics)
-                policy.history.append(value is not None and value > policy.target)
-                while len(policy.history) > TRACKING_DATAPOINTS:
-                    policy.history.popleft()
-                if value is not None and len(policy.history) == TRACKING_DATAPOINTS and all(policy.history) and new > 0:
-                    wanted = min(self.max, math.ceil(new * value / policy.target))
+            for tracker in self.tracking:
+                value = _evaluate(tracker.spec, metrics)
+                tracker.history.append(value is not None and value > tracker.target)
+                while len(tracker.history) > TRACKING_DATAPOINTS:
+                    tracker.history.popleft()
+                if value is not None and len(tracker.history) == TRACKING_DATAPOINTS and all(tracker.history) and new > 0:
+                    wanted = min(self.max, math.ceil(new * value / tracker.target))
                     # During the cooldown only a larger scale-out than the last one proceeds.
-                    blocked = policy.cooldown_from <= minute < policy.cooldown_until and wanted <= policy.last_scale_out_to
+                    blocked = tracker.cooldown_from <= minute < tracker.cooldown_until and wanted <= tracker.last_scale_out_to
                     if wanted > new and not blocked:
-                        actions.append(f"{policy.logical_id}: {new}->{wanted}")
-                        policy.cooldown_from = minute + self.cold_start
-                        policy.cooldown_until = policy.cooldown_from + policy.cooldown_minutes
-                        policy.last_scale_out_to = wanted
+                        actions.append(f"{tracker.logical_id}: {new}->{wanted}")
+                        tracker.cooldown_from = minute + self.cold_start
+                        tracker.cooldown_until = tracker.cooldown_from + tracker.cooldown_minutes
+                        tracker.last_scale_out_to = wanted
                         new = wanted
             if new > len(instances):
                 instances += [minute + self.cold_start] * (new - len(instances))

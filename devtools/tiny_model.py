@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 # A small, fixed corpus: the tokenizer is deterministic for a given corpus, so
 # every run (and every machine) produces the same vocabulary.
@@ -27,6 +28,14 @@ _CORPUS = [
     "0123456789 !?.,;:'\"()[]{}<>-_/\\|@#$%^&*+=~`",
 ]
 _SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+
+
+def _token_id(tokenizer: Any, token: str) -> int:
+    """The id of one special token (convert_tokens_to_ids answers a list for a list)."""
+    value = tokenizer.convert_tokens_to_ids(token)
+    if not isinstance(value, int):
+        raise TypeError(f"{token!r} has no single id in this vocabulary: {value!r}")
+    return value
 
 
 def build_tiny_seq2seq(
@@ -73,7 +82,7 @@ def build_tiny_seq2seq(
     )
     tokenizer.save_pretrained(out)
 
-    ids = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in _SPECIAL_TOKENS}
+    ids = {tok: _token_id(tokenizer, tok) for tok in _SPECIAL_TOKENS}
     config = BartConfig(
         vocab_size=len(tokenizer),
         d_model=d_model,

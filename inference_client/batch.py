@@ -30,7 +30,6 @@ from typing import Any
 
 import boto3
 import botocore.session
-
 from model_server import contract as container_contract
 
 DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"

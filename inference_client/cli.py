@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from inference_client.batch_cli import add_batch_command, run_batch
-from inference_client.listen import add_listen_command, run_listen
 from inference_client.client import (
     DEFAULT_UPLOAD_THRESHOLD,
     ClientError,
@@ -34,6 +33,7 @@ from inference_client.client import (
     Result,
     WaitTimeout,
 )
+from inference_client.listen import add_listen_command, run_listen
 
 EXIT_FAILED, EXIT_USAGE, EXIT_API, EXIT_TIMEOUT = 1, 2, 3, 4
 
@@ -329,4 +329,3 @@ def main(argv: list[str] | None = None, *, stdin: BinaryIO | None = None, stdout
         stderr.write(f"error: {error}\n")
         return EXIT_USAGE if "give either" in str(error) or "no such file" in str(error) else EXIT_API
     parser.error(f"unknown command {args.command}")  # pragma: no cover - argparse enforces the choices
-    return EXIT_USAGE

@@ -19,6 +19,7 @@ from inference_constructs.alarms import (
 )
 
 ONE_MINUTE = cdk.Duration.minutes(1)
+PEAK = "Maximum"
 
 
 def _graph(
@@ -207,16 +208,15 @@ class OperationsDashboard(Construct):
             return cloudwatch.Metric(namespace=metrics_namespace, metric_name=name,
                                      dimensions_map={"service": service_name}, statistic="Sum", period=ONE_MINUTE)
 
-        peak = {"period": ONE_MINUTE, "statistic": "Maximum"}
         self.dashboard.add_widgets(
             _graph("Callbacks", [outcome(n) for n in ("CallbacksDelivered", "CallbackRetries", "CallbacksRefused",
                                                       "CallbacksDeadLettered")]),
             _graph(
                 "Callback queue (not visible: retries waiting)",
-                [queue.metric_approximate_number_of_messages_visible(**peak),
-                 queue.metric_approximate_number_of_messages_not_visible(**peak),
-                 dead_letter_queue.metric_approximate_number_of_messages_visible(**peak)],
-                right=[queue.metric_approximate_age_of_oldest_message(**peak)],
+                [queue.metric_approximate_number_of_messages_visible(period=ONE_MINUTE, statistic=PEAK),
+                 queue.metric_approximate_number_of_messages_not_visible(period=ONE_MINUTE, statistic=PEAK),
+                 dead_letter_queue.metric_approximate_number_of_messages_visible(period=ONE_MINUTE, statistic=PEAK)],
+                right=[queue.metric_approximate_age_of_oldest_message(period=ONE_MINUTE, statistic=PEAK)],
             ),
             _graph(
                 "Notifier",

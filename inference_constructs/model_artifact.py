@@ -8,10 +8,10 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
+from model_server import contract as container_contract
 
 from app_config.models import HubModel, LocalModel, S3Model, S3PrefixModel
 from inference_constructs.model_package import pack_model_directory
-from model_server import contract as container_contract
 
 
 class ModelArtifact(Construct):

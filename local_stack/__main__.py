@@ -129,9 +129,10 @@ def config_from_environment() -> tuple[PipelineConfig, str]:
     hf_model_id = os.environ.get("HF_MODEL_ID", "").strip() or None
     hf_task = os.environ.get("HF_TASK", "").strip() or None
     if model_dir_raw:
-        model_dir: Path | None = Path(model_dir_raw).expanduser().resolve()
-        if not model_dir.is_dir():
+        resolved = Path(model_dir_raw).expanduser().resolve()
+        if not resolved.is_dir():
             raise SystemExit(f"MODEL_DIR={model_dir_raw!r} is not a directory")
+        model_dir: Path | None = resolved
         description = f"MODEL_DIR {model_dir}"
     elif hf_model_id:
         model_dir, description = None, f"HF_MODEL_ID {hf_model_id} (downloaded by the model server)"

@@ -359,7 +359,7 @@ class _GatewayHandler(BaseHTTPRequestHandler):
             return
         # What API Gateway adds in front of the integration.
         headers += [("X-Forwarded-For", self.client_address[0]), ("X-Forwarded-Proto", "http"),
-                    ("X-Forwarded-Port", str(self.server.server_address[1]))]
+                    ("X-Forwarded-Port", str(self.gateway.port))]
         event = build_event(method=self.command, raw_path=self.path, headers=headers, body=body, route=route,
                             path_parameters=params, source_ip=self.client_address[0], key_id=key_id)
         started = time.monotonic()

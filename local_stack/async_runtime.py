@@ -550,10 +550,10 @@ def _split_s3(uri: str) -> tuple[str, str]:
 
 def _int_param(params: dict[str, str | None], name: str, default: int, bounds: tuple[int, int]) -> int:
     raw = params.get(name)
-    if raw in (None, ""):
+    if raw is None or raw == "":
         return default
     try:
-        value = int(raw)  # type: ignore[arg-type]
+        value = int(raw)
     except ValueError:
         raise _ValidationError(f"{name}={raw!r} is not an integer") from None
     low, high = bounds

@@ -13,7 +13,7 @@ import json
 import logging
 import socket
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 from botocore.config import Config
@@ -54,7 +54,11 @@ __all__ = [
 ]
 
 
-def aws_client(service: str, endpoint_url: str, *, max_pool_connections: int = 50) -> Any:
+# The services the local pipeline stands in for (moto) or calls (the runtime stand-ins).
+LocalService = Literal["kms", "s3", "sagemaker", "sagemaker-runtime", "secretsmanager", "sns", "sqs"]
+
+
+def aws_client(service: LocalService, endpoint_url: str, *, max_pool_connections: int = 50) -> Any:
     """A boto3 client bound to the local moto server with fake credentials.
 
     A larger connection pool than boto3's default 10: the runtime's workers and
@@ -65,7 +69,8 @@ def aws_client(service: str, endpoint_url: str, *, max_pool_connections: int = 5
         endpoint_url=endpoint_url,
         region_name=REGION,
         config=Config(max_pool_connections=max_pool_connections, retries={"mode": "standard", "max_attempts": 5}),
-        **FAKE_CREDENTIALS,
+        aws_access_key_id=FAKE_CREDENTIALS["aws_access_key_id"],
+        aws_secret_access_key=FAKE_CREDENTIALS["aws_secret_access_key"],
     )
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
+from model_server import contract as container_contract
 
 from local_stack.processes import spawn, terminate
-from model_server import contract as container_contract
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _DECIDED_HERE = frozenset({

@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from api_handler import contract
 from local_stack.async_runtime import AsyncInferenceRuntime, Clock
@@ -68,6 +68,20 @@ class PipelineConfig:
     lambda_handler: str = contract.API_HANDLER
 
 
+class RuntimeStandIn(Protocol):
+    """What the pipeline needs of a SageMaker runtime stand-in, whatever the hosting mode."""
+
+    @property
+    def endpoint_url(self) -> str: ...
+
+    @property
+    def endpoint_name(self) -> str: ...
+
+    def start(self) -> str: ...
+
+    def stop(self) -> None: ...
+
+
 class LocalPipeline:
     def __init__(self, config: PipelineConfig) -> None:
         self.config = config
@@ -85,7 +99,7 @@ class LocalPipeline:
         )
         self.aws_endpoint_url: str | None = None
         self.resources: LocalResources | None = None
-        self.runtime: AsyncInferenceRuntime | None = None
+        self.runtime: RuntimeStandIn | None = None
         self.api_processes: list[subprocess.Popen[bytes]] = []
         self.api_url: str | None = None
         # Completion callbacks (async hosting): queue, secret and the notifier process.
@@ -103,12 +117,14 @@ class LocalPipeline:
                 self.callbacks = create_callback_resources(self.aws_endpoint_url, self.resources)
             if self.config.hosting_mode == "multimodel":
                 # model_dir is the endpoint's "S3 prefix": one model (folder or .tar.gz) per TargetModel.
-                self.runtime = MultiModelRuntime(  # type: ignore[assignment]
+                if self.config.model_dir is None:
+                    raise ValueError("hosting mode multimodel needs model_dir: the directory of models")
+                self.runtime = MultiModelRuntime(
                     models_dir=self.config.model_dir, endpoint_name=ENDPOINT_NAME, container_url=self.container.url,
                     host=self.config.host, port=self.config.runtime_port,
                 )  # fmt: skip
             elif self.config.hosting_mode != "async":
-                self.runtime = RealtimeRuntime(  # type: ignore[assignment]
+                self.runtime = RealtimeRuntime(
                     endpoint_name=ENDPOINT_NAME, container_url=self.container.url,
                     host=self.config.host, port=self.config.runtime_port,
                     max_payload_bytes=SERVERLESS_MAX_PAYLOAD_BYTES if self.config.hosting_mode == "serverless" else MAX_PAYLOAD_BYTES,

@@ -71,13 +71,13 @@ class RealtimeRuntime:
         class Handler(_Handler):
             owner = runtime
 
+        self._host = host
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self._host}:{self._server.server_port}"
 
     @property
     def endpoint_url(self) -> str:

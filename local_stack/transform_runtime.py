@@ -53,12 +53,12 @@ class TransformRuntime:
         class Handler(_Handler):
             owner = runtime
 
+        self._host = host
         self._server = ThreadingHTTPServer((host, port), Handler)
 
     @property
     def endpoint_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self._host}:{self._server.server_port}"
 
     def start(self) -> str:
         threading.Thread(target=self._server.serve_forever, name="transform-runtime", daemon=True).start()

@@ -28,7 +28,11 @@ from devtools.aws_contract.documented_facts import (
     check_metric_dimensions,
     check_rollback_alarms,
 )
-from devtools.aws_contract.hosting_facts import check_serverless_configs, check_serverless_deployments, check_variant_scaling
+from devtools.aws_contract.hosting_facts import (
+    check_serverless_configs,
+    check_serverless_deployments,
+    check_variant_scaling,
+)
 from devtools.aws_contract.multi_model_facts import check_multi_model_endpoints
 from devtools.aws_contract.service_models import validate_request
 

@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from devtools.aws_contract import check_template
 from app_config.image_cuda import image_cuda_version
+from devtools.aws_contract import check_template
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -151,10 +151,10 @@ class MetricUse:
 
 
 def _dimension_names(dimensions: Any) -> frozenset[str]:
-    return frozenset(d.get("Name") for d in dimensions or [] if isinstance(d, dict))
+    return frozenset(d["Name"] for d in dimensions or [] if isinstance(d, dict) and isinstance(d.get("Name"), str))
 
 
-def _metric_stat_uses(logical_id: str, where: str, queries: list) -> Iterator[MetricUse]:
+def _metric_stat_uses(logical_id: str, where: str, queries: list[Any] | None) -> Iterator[MetricUse]:
     for index, query in enumerate(queries or []):
         metric = (query.get("MetricStat") or {}).get("Metric") if isinstance(query, dict) else None
         if isinstance(metric, dict):

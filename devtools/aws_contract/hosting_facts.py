@@ -125,7 +125,11 @@ def check_variant_scaling(template: dict[str, Any]) -> list[Finding]:
             if dimension != PROVISIONED_CONCURRENCY:
                 findings.append(Finding(logical_id, "serverless-scaling", f"{dimension} on a serverless variant: only {PROVISIONED_CONCURRENCY} scales ({SERVERLESS_PAGE})"))
                 continue
-            serverless = next(v["ServerlessConfig"] for v in config.get("ProductionVariants") if isinstance(v, dict) and v.get("ServerlessConfig"))
+            serverless = next(
+                v["ServerlessConfig"]
+                for v in config.get("ProductionVariants") or []
+                if isinstance(v, dict) and v.get("ServerlessConfig")
+            )
             maximum = _number(serverless.get("MaxConcurrency"))
             if maximum is not None and high is not None and high > maximum:
                 findings.append(Finding(logical_id, "serverless-scaling", f"MaxCapacity {high:g} exceeds the variant's MaxConcurrency {maximum:g}"))

@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Any
 
 import botocore.session
-from botocore.model import ListShape, MapShape, OperationModel, ServiceModel, Shape, StructureShape
+from botocore.model import ListShape, MapShape, OperationModel, ServiceModel, Shape, StringShape, StructureShape
 
 _NUMERIC = {"integer", "long", "float", "double"}
 
@@ -45,7 +45,10 @@ def operation(service: str, name: str) -> OperationModel:
 
 def enum_values(service: str, shape_name: str) -> tuple[str, ...]:
     """The allowed values of an enum shape, e.g. sagemaker ProductionVariantInstanceType."""
-    return tuple(service_model(service).shape_for(shape_name).enum)
+    shape = service_model(service).shape_for(shape_name)
+    if not isinstance(shape, StringShape):
+        raise TypeError(f"{service} {shape_name} is a {shape.type_name}, not an enum of strings")
+    return tuple(shape.enum)
 
 
 def is_intrinsic(value: Any) -> bool:
@@ -66,6 +69,8 @@ _INTRINSICS = {
 def validate_request(service: str, operation_name: str, params: dict[str, Any]) -> list[Violation]:
     """Every violation of `operation_name`'s input shape by `params`."""
     shape = operation(service, operation_name).input_shape
+    if shape is None:
+        return [Violation(operation_name, "takes no input")] if params else []
     found: list[Violation] = []
     _check(shape, params, operation_name, found)
     return found
@@ -130,8 +135,9 @@ def _string(shape: Shape, value: Any, path: str, found: list[Violation]) -> None
         return
     # CloudFormation passes template numbers to string members as their text.
     text = value if isinstance(value, str) else str(value)
-    if shape.enum and text not in shape.enum:
-        found.append(Violation(path, f"{text!r} is not one of {shape.name}'s {len(shape.enum)} values"))
+    enum = shape.enum if isinstance(shape, StringShape) else []
+    if enum and text not in enum:
+        found.append(Violation(path, f"{text!r} is not one of {shape.name}'s {len(enum)} values"))
     _bounds(shape, len(text), path, "characters", found)
     pattern = shape.metadata.get("pattern")
     if pattern is not None and not _matches(pattern, text):
