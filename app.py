@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """CDK entry point: the only place that reads context or the process environment.
 
-    cdk synth  -c env=dev        one environment (default: dev)
-    cdk synth  -c env=all        every environment (what `make synth` does)
-    cdk deploy -c env=prod
-    cdk deploy -c env=prod -c autoscaling=paused      step 1 of an instance-type change (docs/operations.md)
-    cdk deploy -c ci=true AsyncInference-ci-identity   the CI identity, once (docs/delivery.md)
+cdk synth  -c env=dev        one environment (default: dev)
+cdk synth  -c env=all        every environment (what `make synth` does)
+cdk deploy -c env=prod
+cdk deploy -c env=prod -c autoscaling=paused      step 1 of an instance-type change (docs/operations.md)
+cdk deploy -c ci=true AsyncInference-ci-identity   the CI identity, once (docs/delivery.md)
 """
 
 from __future__ import annotations
@@ -48,7 +48,9 @@ def build_app(
         config = load_environment(name)
         if pause_autoscaling:
             config = config.model_copy(update={"autoscaling_enabled": False})
-        env = cdk.Environment(account=config.account, region=config.region) if (config.account or config.region) else None
+        env = (
+            cdk.Environment(account=config.account, region=config.region) if (config.account or config.region) else None
+        )
         stacks.append(
             AsyncInferenceStack(
                 app,

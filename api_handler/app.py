@@ -119,8 +119,12 @@ def _submit(path_model: str | None) -> Response[str]:
         metrics.add_metric(name="InferencesSubmitted", unit=MetricUnit.Count, value=1)
     logger.info(
         "inference accepted",
-        extra={"inference_id": receipt.inferenceId, "replayed": replayed, "upload_id": receipt.uploadId,
-               "caller": receipt.caller},
+        extra={
+            "inference_id": receipt.inferenceId,
+            "replayed": replayed,
+            "upload_id": receipt.uploadId,
+            "caller": receipt.caller,
+        },
     )
     if svc.settings.hosting_mode in SYNC_MODES:
         # The result exists already: answer what GET /invocations/{id} would (200 Completed or Failed).
@@ -222,7 +226,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     try:
         answer: dict[str, Any] = _resolve(event, context)
         return answer
-    except Exception:  # noqa: BLE001 - last line of defence: answer instead of a bare 502
+    except Exception:
         logger.exception("unhandled error outside the routes")
         return _raw_answer(500, _error_body("InternalError", "unexpected error", _request_id(event)))
 
@@ -257,8 +261,7 @@ def _not_a_proxy_event(event: Any) -> str | None:
         if values is None:
             continue
         if not isinstance(values, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, list) and all(isinstance(i, str) for i in v)
-            for k, v in values.items()
+            isinstance(k, str) and isinstance(v, list) and all(isinstance(i, str) for i in v) for k, v in values.items()
         ):
             return f"{name} must map strings to lists of strings"
     if event.get("body") is not None and not isinstance(event["body"], str):

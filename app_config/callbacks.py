@@ -41,9 +41,7 @@ class CallbacksConfig(BaseModel):
     def _hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for entry in value:
             if not _HOST_ENTRY.match(entry):
-                raise ValueError(
-                    f"{entry!r} is not a lower-case DNS name like 'hooks.example.com' or '*.example.com'"
-                )
+                raise ValueError(f"{entry!r} is not a lower-case DNS name like 'hooks.example.com' or '*.example.com'")
         return value
 
     @model_validator(mode="after")

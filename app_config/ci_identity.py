@@ -81,15 +81,12 @@ class CiIdentityConfig(BaseModel):
             raise ValueError(f"{list(value)} names an environment twice")
         return value
 
-
     @field_validator("bootstrap_qualifier")
     @classmethod
     def _qualifier(cls, value: str) -> str:
         if not _QUALIFIER.match(value):
             raise ValueError(f"{value!r} is not a CDK bootstrap qualifier (1-10 lower-case letters or digits)")
         return value
-
-
 
     @model_validator(mode="after")
     def _provider_in_account(self) -> CiIdentityConfig:
@@ -132,4 +129,6 @@ def load_ci_identity(raw: Mapping[str, Any] = CI_IDENTITY, **overrides: Any) -> 
             value = item.get("input")
             shown = "" if isinstance(value, Mapping) else f" = {value!r}"
             problems.append(f"  {field}{shown}: {item['msg'].removeprefix('Value error, ')}")
-        raise ConfigError("invalid CI identity configuration (app_config/ci_identity.py):\n" + "\n".join(problems)) from None
+        raise ConfigError(
+            "invalid CI identity configuration (app_config/ci_identity.py):\n" + "\n".join(problems)
+        ) from None

@@ -36,17 +36,21 @@ _CURRENT_GPU_FAMILIES = frozenset({"g4dn", "g5", "g6", "g6e", "p4d", "p4de", "p5
 
 # The overrides, oldest driver first: the stack picks the first whose CUDA suffices.
 INFERENCE_AMIS: tuple[InferenceAmi, ...] = (
-    InferenceAmi("al2-ami-sagemaker-inference-gpu-2", 535, (12, 2), frozenset({"g4dn", "g5", "g6", "p3", "p4d", "p4de", "p5"})),
-    InferenceAmi("al2-ami-sagemaker-inference-gpu-2-1", 535, (12, 2), frozenset({"g4dn", "g5", "g6", "p3", "p4d", "p4de", "p5"})),
+    InferenceAmi(
+        "al2-ami-sagemaker-inference-gpu-2", 535, (12, 2), frozenset({"g4dn", "g5", "g6", "p3", "p4d", "p4de", "p5"})
+    ),
+    InferenceAmi(
+        "al2-ami-sagemaker-inference-gpu-2-1", 535, (12, 2), frozenset({"g4dn", "g5", "g6", "p3", "p4d", "p4de", "p5"})
+    ),
     InferenceAmi("al2-ami-sagemaker-inference-gpu-3-1", 550, (12, 4), _CURRENT_GPU_FAMILIES),
     InferenceAmi("al2023-ami-sagemaker-inference-gpu-4-1", 580, (13, 0), _CURRENT_GPU_FAMILIES),
-)  # fmt: skip
+)
 
 # What a GPU family runs when no InferenceAmiVersion is set (the page's "default" column).
 DEFAULT_DRIVERS: dict[str, tuple[int, tuple[int, int]]] = {
-    **{family: (470, (11, 4)) for family in ("p2", "p3", "p4d", "p4de", "g4dn", "g5")},
-    **{family: (535, (12, 2)) for family in ("p5", "g6")},
-    **{family: (550, (12, 4)) for family in ("p5e", "p5en")},
+    **dict.fromkeys(("p2", "p3", "p4d", "p4de", "g4dn", "g5"), (470, (11, 4))),
+    **dict.fromkeys(("p5", "g6"), (535, (12, 2))),
+    **dict.fromkeys(("p5e", "p5en"), (550, (12, 4))),
 }
 
 # NVIDIA GPU families: ml.g* and ml.p* (ml.gr6 is a g family too). Graviton CPU

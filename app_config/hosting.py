@@ -155,7 +155,5 @@ class MultiModelHosting(RealtimeHosting):
     max_model_loading_wait_ms: int = Field(10_000, ge=100, le=REALTIME_INVOCATION_TIMEOUT_SECONDS * 1000)
 
 
-Hosting = Annotated[
-    AsyncHosting | RealtimeHosting | ServerlessHosting | MultiModelHosting, Field(discriminator="mode")
-]
+Hosting = Annotated[AsyncHosting | RealtimeHosting | ServerlessHosting | MultiModelHosting, Field(discriminator="mode")]
 HOSTING_MODES = ("async", "realtime", "serverless", "multimodel")

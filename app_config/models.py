@@ -37,10 +37,28 @@ from app_config.hosting import AsyncHosting, Hosting, MultiModelHosting, Realtim
 # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateEndpointConfig.html).
 NVME_INSTANCE_FAMILIES = frozenset(
     {
-        "c5d", "c6id", "g4dn", "g5", "g6", "g6e", "gr6", "inf2", "m5d", "m6id",
-        "p3dn", "p4d", "p4de", "p5", "p5e", "p5en", "r5d", "r6id", "trn1", "trn1n",
+        "c5d",
+        "c6id",
+        "g4dn",
+        "g5",
+        "g6",
+        "g6e",
+        "gr6",
+        "inf2",
+        "m5d",
+        "m6id",
+        "p3dn",
+        "p4d",
+        "p4de",
+        "p5",
+        "p5e",
+        "p5en",
+        "r5d",
+        "r6id",
+        "trn1",
+        "trn1n",
     }
-)  # fmt: skip
+)
 
 _INSTANCE_TYPE = re.compile(r"^ml\.([a-z0-9]+)\.([a-z0-9]+)$")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
@@ -201,10 +219,7 @@ class ScalingConfig(_Strict):
     @model_validator(mode="after")
     def _bounds(self) -> ScalingConfig:
         if self.min_capacity > self.max_capacity:
-            raise ValueError(
-                f"min_capacity ({self.min_capacity}) must not exceed "
-                f"max_capacity ({self.max_capacity})"
-            )
+            raise ValueError(f"min_capacity ({self.min_capacity}) must not exceed max_capacity ({self.max_capacity})")
         return self
 
 
@@ -294,12 +309,12 @@ class ApiConfig(_Strict):
         api_contract.DEFAULT_INLINE_RESULT_MAX_BYTES, ge=0, le=api_contract.INLINE_RESULT_MAX_BYTES_LIMIT
     )
     # Largest inline request body; larger payloads use POST /uploads.
-    max_request_bytes: int = Field(api_contract.DEFAULT_MAX_REQUEST_BYTES, ge=1, le=api_contract.MAX_REQUEST_BYTES_LIMIT)
+    max_request_bytes: int = Field(
+        api_contract.DEFAULT_MAX_REQUEST_BYTES, ge=1, le=api_contract.MAX_REQUEST_BYTES_LIMIT
+    )
     # Largest upload (POST /uploads): bound in the signed upload policy, so S3 itself refuses
     # more, and checked again at submit. SageMaker's async payload limit (1 GB) is the ceiling.
-    max_upload_bytes: int = Field(
-        api_contract.MAX_ASYNC_PAYLOAD_BYTES, ge=1, le=api_contract.MAX_ASYNC_PAYLOAD_BYTES
-    )
+    max_upload_bytes: int = Field(api_contract.MAX_ASYNC_PAYLOAD_BYTES, ge=1, le=api_contract.MAX_ASYNC_PAYLOAD_BYTES)
     allowed_content_types: tuple[str, ...] = api_contract.DEFAULT_ALLOWED_CONTENT_TYPES
     status_retry_after_seconds: int = Field(
         10, ge=api_contract.STATUS_RETRY_AFTER_RANGE[0], le=api_contract.STATUS_RETRY_AFTER_RANGE[1]
@@ -420,8 +435,7 @@ class EnvironmentConfig(_Strict):
     def _instance_type(cls, value: str) -> str:
         if not _INSTANCE_TYPE.match(value):
             raise ValueError(
-                f"{value!r} is not a SageMaker instance type: expected 'ml.<family>.<size>', "
-                "for example 'ml.g5.xlarge'"
+                f"{value!r} is not a SageMaker instance type: expected 'ml.<family>.<size>', for example 'ml.g5.xlarge'"
             )
         known = sagemaker_instance_types()
         if value not in known:
@@ -433,12 +447,33 @@ class EnvironmentConfig(_Strict):
             )
         return value
 
-
-
     @field_validator("log_retention_days")
     @classmethod
     def _retention(cls, value: int) -> int:
-        allowed = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)  # fmt: skip
+        allowed = (
+            1,
+            3,
+            5,
+            7,
+            14,
+            30,
+            60,
+            90,
+            120,
+            150,
+            180,
+            365,
+            400,
+            545,
+            731,
+            1096,
+            1827,
+            2192,
+            2557,
+            2922,
+            3288,
+            3653,
+        )
         if value not in allowed:
             raise ValueError(f"{value} is not a CloudWatch Logs retention; allowed: {allowed}")
         return value

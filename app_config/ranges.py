@@ -32,7 +32,7 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 
 
 def field_range(model: type[BaseModel], loc: Sequence[str | int]) -> str | None:
-    """"60-21600", ">= 1", "> 0 and <= 100"... for the field at ``loc`` of ``model``; None if it has no bounds."""
+    """ "60-21600", ">= 1", "> 0 and <= 100"... for the field at ``loc`` of ``model``; None if it has no bounds."""
     current: type[BaseModel] | None = model
     field = None
     for part in loc:
@@ -60,7 +60,7 @@ def field_range(model: type[BaseModel], loc: Sequence[str | int]) -> str | None:
 
 
 def range_note(model: type[BaseModel], error: Mapping[str, Any]) -> str:
-    """" (allowed: 60-21600)" for a bound error of pydantic's ``errors()``, else ""."""
+    """ " (allowed: 60-21600)" for a bound error of pydantic's ``errors()``, else ""."""
     if error.get("type") not in _BOUND_ERRORS:
         return ""
     allowed = field_range(model, error.get("loc", ()))

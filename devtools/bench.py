@@ -173,7 +173,11 @@ def start_server(kind: str, model_dir: Path, port: int, extra_env: dict[str, str
     if kind == "ours":
         if "TORCH_THREADS" in extra_env:
             env.setdefault("MODEL_SERVER_TORCH_THREADS", extra_env["TORCH_THREADS"])
-        env |= {"SAGEMAKER_BIND_TO_PORT": str(port), "MODEL_SERVER_HOST": "127.0.0.1", "MODEL_SERVER_LOG_LEVEL": "WARNING"}
+        env |= {
+            "SAGEMAKER_BIND_TO_PORT": str(port),
+            "MODEL_SERVER_HOST": "127.0.0.1",
+            "MODEL_SERVER_LOG_LEVEL": "WARNING",
+        }
         cmd = [sys.executable, "-m", "model_server", "serve"]
     else:
         env |= {"PORT": str(port)}
@@ -216,8 +220,9 @@ def ping_probe(port: int, stop: mp.Event, out: mp.Queue) -> None:  # runs in its
     out.put((latencies, failures))
 
 
-async def load(port: int, concurrency: int, seconds: float, result: Result, warmup: float,
-               cap: int | None = None) -> None:
+async def load(
+    port: int, concurrency: int, seconds: float, result: Result, warmup: float, cap: int | None = None
+) -> None:
     # aiohttp, not httpx: httpx's async pool tops out near 150 req/s at 64
     # connections on this machine (measured against /ping), which would make
     # the client, not the server, the bottleneck. aiohttp does over 10,000.
@@ -245,7 +250,7 @@ async def load(port: int, concurrency: int, seconds: float, result: Result, warm
                     async with gate, client.post("/invocations", data=body, headers=JSON_HEADERS) as response:
                         await response.read()
                         ok = response.status == 200
-                except (aiohttp.ClientError, asyncio.TimeoutError):
+                except (TimeoutError, aiohttp.ClientError):
                     ok = False
                 done = time.perf_counter()
                 # Throughput counts completions inside the window (a request may
@@ -306,18 +311,27 @@ def measure_hop(model_dir: Path, count: int) -> list[Hop]:
     from model_server.settings import Settings
 
     async def run() -> list[Hop]:
-        engine = EngineProcess(Settings(_env_file=None, model_dir=model_dir, warmup=False,  # type: ignore[call-arg]
-                                        log_level="WARNING"))
+        engine = EngineProcess(
+            Settings(
+                _env_file=None,
+                model_dir=model_dir,
+                warmup=False,  # type: ignore[call-arg]
+                log_level="WARNING",
+            )
+        )
         await engine.start()
         try:
             if not await engine.wait_ready(180):
                 raise SystemExit(f"engine did not become ready: {engine.error}")
             hops = []
             payloads = {
-                "front end -> engine -> front end, a request and its result (~200 bytes)":
-                    {"inputs": [SENTENCES[0]], "parameters": PARAMETERS},
-                "front end -> engine -> front end, a 1 MiB body out of band (both ways)":
-                    {"body": pickle.PickleBuffer(os.urandom(2**20))},
+                "front end -> engine -> front end, a request and its result (~200 bytes)": {
+                    "inputs": [SENTENCES[0]],
+                    "parameters": PARAMETERS,
+                },
+                "front end -> engine -> front end, a 1 MiB body out of band (both ways)": {
+                    "body": pickle.PickleBuffer(os.urandom(2**20))
+                },
             }
             for label, payload in payloads.items():
                 for _ in range(50):
@@ -398,8 +412,7 @@ def measure_transports(size: int, count: int) -> list[Hop]:
 
 
 def hop_table(hops: list[Hop]) -> str:
-    lines = ["| round trip | p50 µs | p99 µs | mean µs |",
-             "| --- | ---: | ---: | ---: |"]
+    lines = ["| round trip | p50 µs | p99 µs | mean µs |", "| --- | ---: | ---: | ---: |"]
     for hop in hops:
         ordered = sorted(hop.micros)
         p50, p99 = ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
@@ -426,51 +439,79 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def check_targets(ours: list[Result], naive: list[Result], raw: list[Result],
-                  capped: list[Result] | None = None) -> list[str]:
+def check_targets(
+    ours: list[Result], naive: list[Result], raw: list[Result], capped: list[Result] | None = None
+) -> list[str]:
     by = lambda rs: {r.concurrency: r for r in rs}  # noqa: E731
     o, n, r = by(ours), by(naive), by(raw)
     checks = []
     if 16 in o and 16 in r and r[16].rate:
         share = o[16].rate / r[16].rate
-        checks.append(f"{'PASS' if share >= 0.7 else 'MISS'}: concurrency 16 = {share:.0%} of raw batch-16 (target >= 70%)")
+        checks.append(
+            f"{'PASS' if share >= 0.7 else 'MISS'}: concurrency 16 = {share:.0%} of raw batch-16 (target >= 70%)"
+        )
     if 1 in o and 1 in n and n[1].rate:
         ratio = o[1].rate / n[1].rate
         checks.append(f"{'PASS' if ratio >= 0.9 else 'MISS'}: concurrency 1 = {ratio:.0%} of naive (target >= 90%)")
     every = ours + (capped or [])
     worst = max((x.pct(x.pings, 0.99) for x in every if x.pings), default=float("nan"))
     failed = sum(x.ping_failures for x in every)
-    checks.append(f"{'PASS' if worst < 100 and not failed else 'MISS'}: /ping p99 worst level {worst:.1f} ms, "
-                  f"{failed} failed (target < 100 ms)")
+    checks.append(
+        f"{'PASS' if worst < 100 and not failed else 'MISS'}: /ping p99 worst level {worst:.1f} ms, "
+        f"{failed} failed (target < 100 ms)"
+    )
     at_64 = [x for x in every if x.concurrency == 64]
     if at_64:
         errors = sum(x.errors for x in at_64)
-        checks.append(f"{'PASS' if errors == 0 else 'MISS'}: {errors} errors at 64 clients, every cap included (target 0)")
+        checks.append(
+            f"{'PASS' if errors == 0 else 'MISS'}: {errors} errors at 64 clients, every cap included (target 0)"
+        )
     return checks
 
 
 def progress(round_: int, result: Result) -> None:
-    print(f"  round {round_ + 1} {result.system} at {result.concurrency}: {result.rate:.1f} req/s, "
-          f"errors {result.errors}, ping p99 {result.pct(result.pings, 0.99):.0f} ms", file=sys.stderr)
+    print(
+        f"  round {round_ + 1} {result.system} at {result.concurrency}: {result.rate:.1f} req/s, "
+        f"errors {result.errors}, ping p99 {result.pct(result.pings, 0.99):.0f} ms",
+        file=sys.stderr,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per level (after 1.5 s warm-up)")
     parser.add_argument("--levels", default="1,4,16,64")
-    parser.add_argument("--caps", default="4,8,16,32",
-                        help="concurrency caps (MaxConcurrentInvocationsPerInstance) to measure the model server at; "
-                             "'' to skip")
+    parser.add_argument(
+        "--caps",
+        default="4,8,16,32",
+        help="concurrency caps (MaxConcurrentInvocationsPerInstance) to measure the model server at; '' to skip",
+    )
     parser.add_argument("--cap-clients", type=int, default=64, help="clients behind the cap")
     parser.add_argument("--hop-count", type=int, default=2000, help="round trips per hop measurement (0: skip)")
-    parser.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra environment for the model server (e.g. MODEL_SERVER_MAX_BATCH_SIZE=16)")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="repeat the whole sweep; each cell reports its best round (less noise on a shared machine)")
-    parser.add_argument("--torch-threads", type=int,
-                        help="torch threads for all systems (default: torch's default, every core, as the engine uses)")
-    parser.add_argument("--only", choices=["raw", "ours", "naive"], action="append",
-                        help="run only these systems (repeatable); default all three")
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for the model server (e.g. MODEL_SERVER_MAX_BATCH_SIZE=16)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="repeat the whole sweep; each cell reports its best round (less noise on a shared machine)",
+    )
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        help="torch threads for all systems (default: torch's default, every core, as the engine uses)",
+    )
+    parser.add_argument(
+        "--only",
+        choices=["raw", "ours", "naive"],
+        action="append",
+        help="run only these systems (repeatable); default all three",
+    )
     args = parser.parse_args(argv)
     server_env = dict(item.split("=", 1) for item in args.server_env)
     only = set(args.only or ["raw", "ours", "naive"])
@@ -501,13 +542,14 @@ def main(argv: list[str] | None = None) -> None:
             if "raw" in only:
                 systems["raw"] = RawGenerate(model_dir, threads)
                 # The same call with the engine's OpenMP setting (engine_process.py): fair to both.
-                systems["raw-passive"] = RawGenerateProcess("raw generate, OMP passive", model_dir, threads,
-                                                            {"OMP_WAIT_POLICY": "PASSIVE"})
+                systems["raw-passive"] = RawGenerateProcess(
+                    "raw generate, OMP passive", model_dir, threads, {"OMP_WAIT_POLICY": "PASSIVE"}
+                )
             for round_ in range(args.rounds):
                 for level in levels:
                     # Rotate who goes first each round: no system always measures right after a level change.
                     names = list(systems)
-                    names = names[round_ % len(names):] + names[: round_ % len(names)]
+                    names = names[round_ % len(names) :] + names[: round_ % len(names)]
                     for name in names:
                         system = systems[name]
                         result = system.measure(level, args.seconds)
@@ -536,18 +578,24 @@ def main(argv: list[str] | None = None) -> None:
     raw_passive = [best[("raw-passive", n)] for n in levels if ("raw-passive", n) in best]
     capped = [best[(f"cap{c}", args.cap_clients)] for c in caps if (f"cap{c}", args.cap_clients) in best]
 
-    print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.processor() or platform.platform()}, "
-          f"Python {platform.python_version()}, torch {torch.__version__}, {threads} torch thread(s) in every system")
+    print(
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.processor() or platform.platform()}, "
+        f"Python {platform.python_version()}, torch {torch.__version__}, {threads} torch thread(s) in every system"
+    )
     loads = " / ".join(f"{x[0]:.2f}" for x in (load_before, os.getloadavg()))
     print(f"1-minute load average before / after: {loads} (other processes on the machine skew results)")
     if server_env:
         print(f"Model server environment: {server_env}")
-    print(f"Model: random-weight BART, d_model 256, 2+2 layers, {PARAMETERS['max_new_tokens']} new tokens; "
-          f"{args.seconds:g} s per level after 1.5 s warm-up; best of {args.rounds} round(s)\n")
+    print(
+        f"Model: random-weight BART, d_model 256, 2+2 layers, {PARAMETERS['max_new_tokens']} new tokens; "
+        f"{args.seconds:g} s per level after 1.5 s warm-up; best of {args.rounds} round(s)\n"
+    )
     print(table(ours + naive + raw + raw_passive))
     if capped:
-        print(f"\nModel server behind a concurrency cap (MaxConcurrentInvocationsPerInstance), "
-              f"{args.cap_clients} clients; latency includes the wait for a slot:\n")
+        print(
+            f"\nModel server behind a concurrency cap (MaxConcurrentInvocationsPerInstance), "
+            f"{args.cap_clients} clients; latency includes the wait for a slot:\n"
+        )
         print(table(capped))
     if hops:
         print(f"\nThe hop alone ({args.hop_count} sequential echoes through the engine, no model):\n")
@@ -560,8 +608,10 @@ def main(argv: list[str] | None = None) -> None:
         p16 = [x for x in raw_passive if x.concurrency == 16]
         if o16 and p16 and p16[0].rate:
             share = o16[0].rate / p16[0].rate
-            print(f"{'PASS' if share >= 0.7 else 'MISS'}: concurrency 16 = {share:.0%} of raw batch-16 with the "
-                  "engine's OpenMP setting (same target, the stricter baseline when the default one collapses)")
+            print(
+                f"{'PASS' if share >= 0.7 else 'MISS'}: concurrency 16 = {share:.0%} of raw batch-16 with the "
+                "engine's OpenMP setting (same target, the stricter baseline when the default one collapses)"
+            )
 
 
 if __name__ == "__main__":

@@ -62,19 +62,23 @@ def main(argv: list[str] | None = None) -> int:
     model = load(Settings(model_dir=model_dir, device="cpu", warmup=True, torch_threads=1)).model
     tokenizer, n = model.tokenizer, model.max_input_tokens
     print(f"tiny BART, max input tokens {n}, torch threads 1, best of {args.rounds}")
-    print(f"{'chars':>10} {'whole-text tokenize':>20} {'bounded prefix':>15} {'request (4 tokens)':>19} "
-          f"{'JSON parse':>11}")
+    print(
+        f"{'chars':>10} {'whole-text tokenize':>20} {'bounded prefix':>15} {'request (4 tokens)':>19} "
+        f"{'JSON parse':>11}"
+    )
     for size in (int(s) for s in args.sizes.split(",")):
         text = text_of(size)
         whole = best_of(args.rounds, lambda: tokenizer(text, truncation=True, max_length=n))
-        bounded = best_of(args.rounds, lambda: tokenizer(bounded_prefix(text, tokenizer, n), truncation=True,
-                                                         max_length=n))
-        request = best_of(args.rounds, lambda: model.predict_batch([text], {"max_new_tokens": 4,
-                                                                            "min_new_tokens": 4}))
+        bounded = best_of(
+            args.rounds, lambda: tokenizer(bounded_prefix(text, tokenizer, n), truncation=True, max_length=n)
+        )
+        request = best_of(args.rounds, lambda: model.predict_batch([text], {"max_new_tokens": 4, "min_new_tokens": 4}))
         body = json.dumps({"inputs": text}).encode()
         parse = best_of(args.rounds, lambda: json.loads(body))
-        print(f"{size:>10} {whole * 1000:>17.1f} ms {bounded * 1000:>12.1f} ms {request * 1000:>16.1f} ms "
-              f"{parse * 1000:>8.1f} ms")
+        print(
+            f"{size:>10} {whole * 1000:>17.1f} ms {bounded * 1000:>12.1f} ms {request * 1000:>16.1f} ms "
+            f"{parse * 1000:>8.1f} ms"
+        )
     return 0
 
 

@@ -85,8 +85,9 @@ def base_image(dockerfile: Path = DOCKERFILE) -> str:
 
 def image_target(dockerfile: Path = DOCKERFILE) -> ImageTarget:
     image = base_image(dockerfile)
-    match = re.fullmatch(r"(?:docker\.io/)?(?:library/)?python:(\d+)\.(\d+)(?:\.\d+)?-slim-([a-z]+)(@sha256:[0-9a-f]{64})?",
-                         image)
+    match = re.fullmatch(
+        r"(?:docker\.io/)?(?:library/)?python:(\d+)\.(\d+)(?:\.\d+)?-slim-([a-z]+)(@sha256:[0-9a-f]{64})?", image
+    )
     if not match or match.group(3) not in DEBIAN_GLIBC:
         raise SystemExit(f"BASE_IMAGE {image!r}: expected python:X.Y.Z-slim-<{'|'.join(DEBIAN_GLIBC)}>")
     return ImageTarget(python=f"{match.group(1)}.{match.group(2)}", glibc=DEBIAN_GLIBC[match.group(3)])
@@ -113,10 +114,21 @@ def resolve(target: ImageTarget, requirements: Path, constraints: Path | None = 
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
         command = [
-            sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed",
-            "--report", str(report), "--only-binary=:all:", "--python-version", target.python,
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--quiet",
+            "--ignore-installed",
+            "--report",
+            str(report),
+            "--only-binary=:all:",
+            "--python-version",
+            target.python,
             *[arg for tag in target.platforms() for arg in ("--platform", tag)],
-            "-r", str(requirements),
+            "-r",
+            str(requirements),
         ]
         if constraints is not None:
             command += ["-c", str(constraints)]
@@ -124,11 +136,22 @@ def resolve(target: ImageTarget, requirements: Path, constraints: Path | None = 
         # extra index can stand in for PyPI (a CPU torch wheel on disk would).
         env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
         # --isolated drops PIP_CERT too: keep the machine's CA bundle (a TLS proxy's CA lives there).
-        cert = next((c for c in (os.environ.get("PIP_CERT"), os.environ.get("REQUESTS_CA_BUNDLE"), SYSTEM_CA)
-                     if c and Path(c).exists()), None)
+        cert = next(
+            (
+                c
+                for c in (os.environ.get("PIP_CERT"), os.environ.get("REQUESTS_CA_BUNDLE"), SYSTEM_CA)
+                if c and Path(c).exists()
+            ),
+            None,
+        )
         isolated = ["--isolated", *(["--cert", cert] if cert else [])]
-        done = subprocess.run([command[0], command[1], command[2], *isolated, *command[3:]],
-                              capture_output=True, text=True, env=env, timeout=900)
+        done = subprocess.run(
+            [command[0], command[1], command[2], *isolated, *command[3:]],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=900,
+        )
         if done.returncode != 0:
             raise ResolutionError(done.stderr.strip() or done.stdout.strip())
         installs = json.loads(report.read_text())["install"]
@@ -177,8 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     requirements = read_pins(REQUIREMENTS)
     if args.check:
         problems = differences(resolve(target, REQUIREMENTS, CONSTRAINTS), requirements, read_pins(CONSTRAINTS))
-        print("\n".join(problems) or f"constraints.txt is the image's resolved set (python {target.python}, "
-                                       f"glibc {target.glibc[0]}.{target.glibc[1]}, CUDA {'.'.join(map(str, cuda_version()))})")
+        print(
+            "\n".join(problems)
+            or f"constraints.txt is the image's resolved set (python {target.python}, "
+            f"glibc {target.glibc[0]}.{target.glibc[1]}, CUDA {'.'.join(map(str, cuda_version()))})"
+        )
         return 1 if problems else 0
     sys.stdout.write(render(resolve(target, REQUIREMENTS), requirements))
     return 0

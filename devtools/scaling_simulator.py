@@ -125,7 +125,9 @@ class Minute:
 class Simulation:
     def __init__(self, template: dict[str, Any], *, cold_start_minutes: int, service_minutes: int = 1) -> None:
         resources = template["Resources"]
-        [target] = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::ApplicationAutoScaling::ScalableTarget"]
+        [target] = [
+            r["Properties"] for r in resources.values() if r["Type"] == "AWS::ApplicationAutoScaling::ScalableTarget"
+        ]
         self.min, self.max = int(target["MinCapacity"]), int(target["MaxCapacity"])
         [config] = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::SageMaker::EndpointConfig"]
         self.concurrency = int(config["AsyncInferenceConfig"]["ClientConfig"]["MaxConcurrentInvocationsPerInstance"])
@@ -139,23 +141,39 @@ class Simulation:
             if props["PolicyType"] == "StepScaling":
                 step = props["StepScalingPolicyConfiguration"]
                 self.steps[lid] = StepPolicy(
-                    lid, step["AdjustmentType"],
-                    [(s.get("MetricIntervalLowerBound"), s.get("MetricIntervalUpperBound"), int(s["ScalingAdjustment"])) for s in step["StepAdjustments"]],
+                    lid,
+                    step["AdjustmentType"],
+                    [
+                        (
+                            s.get("MetricIntervalLowerBound"),
+                            s.get("MetricIntervalUpperBound"),
+                            int(s["ScalingAdjustment"]),
+                        )
+                        for s in step["StepAdjustments"]
+                    ],
                     math.ceil(int(step.get("Cooldown", 0)) / 60),
-                )  # fmt: skip
+                )
             else:
                 tracking = props["TargetTrackingScalingPolicyConfiguration"]
                 self.tracking.append(
                     TrackingPolicy(
-                        lid, float(tracking["TargetValue"]), tracking["CustomizedMetricSpecification"],
-                        math.ceil(int(tracking.get("ScaleOutCooldown", 300)) / 60), bool(tracking.get("DisableScaleIn")),
-                    )  # fmt: skip
+                        lid,
+                        float(tracking["TargetValue"]),
+                        tracking["CustomizedMetricSpecification"],
+                        math.ceil(int(tracking.get("ScaleOutCooldown", 300)) / 60),
+                        bool(tracking.get("DisableScaleIn")),
+                    )
                 )
         self.alarms = [
             Alarm(
-                lid, p["MetricName"], float(p["Threshold"]), p["ComparisonOperator"], int(p["EvaluationPeriods"]),
-                int(p.get("DatapointsToAlarm", p["EvaluationPeriods"])), action["Ref"],
-            )  # fmt: skip
+                lid,
+                p["MetricName"],
+                float(p["Threshold"]),
+                p["ComparisonOperator"],
+                int(p["EvaluationPeriods"]),
+                int(p.get("DatapointsToAlarm", p["EvaluationPeriods"])),
+                action["Ref"],
+            )
             for lid, r in resources.items()
             if r["Type"] == "AWS::CloudWatch::Alarm"
             for p in [r["Properties"]]
@@ -188,7 +206,9 @@ class Simulation:
             for alarm in self.alarms:
                 if alarm.evaluate(metrics[alarm.metric]):
                     policy = self.steps[alarm.policy]
-                    wanted = min(self.max, max(self.min, policy.desired(new, metrics[alarm.metric] - alarm.threshold, minute)))
+                    wanted = min(
+                        self.max, max(self.min, policy.desired(new, metrics[alarm.metric] - alarm.threshold, minute))
+                    )
                     if wanted != new:
                         actions.append(f"{policy.logical_id}: {new}->{wanted}")
                         if wanted > new:
@@ -203,10 +223,17 @@ class Simulation:
                 tracker.history.append(value is not None and value > tracker.target)
                 while len(tracker.history) > TRACKING_DATAPOINTS:
                     tracker.history.popleft()
-                if value is not None and len(tracker.history) == TRACKING_DATAPOINTS and all(tracker.history) and new > 0:
+                if (
+                    value is not None
+                    and len(tracker.history) == TRACKING_DATAPOINTS
+                    and all(tracker.history)
+                    and new > 0
+                ):
                     wanted = min(self.max, math.ceil(new * value / tracker.target))
                     # During the cooldown only a larger scale-out than the last one proceeds.
-                    blocked = tracker.cooldown_from <= minute < tracker.cooldown_until and wanted <= tracker.last_scale_out_to
+                    blocked = (
+                        tracker.cooldown_from <= minute < tracker.cooldown_until and wanted <= tracker.last_scale_out_to
+                    )
                     if wanted > new and not blocked:
                         actions.append(f"{tracker.logical_id}: {new}->{wanted}")
                         tracker.cooldown_from = minute + self.cold_start
@@ -217,10 +244,18 @@ class Simulation:
                 instances += [minute + self.cold_start] * (new - len(instances))
             elif new < len(instances):
                 # Instances not yet in service go first; then the newest.
-                instances = sorted(instances)[: new]
+                instances = sorted(instances)[:new]
             desired = new
             trace.append(
-                Minute(minute, arriving, backlog, in_service, desired, [a.metric for a in self.alarms if a.in_alarm], actions)
+                Minute(
+                    minute,
+                    arriving,
+                    backlog,
+                    in_service,
+                    desired,
+                    [a.metric for a in self.alarms if a.in_alarm],
+                    actions,
+                )
             )
         return trace
 
@@ -254,7 +289,9 @@ def render(trace: list[Minute]) -> str:
     for row in trace:
         if row.arrivals or row.actions or row.backlog or row.minute % 10 == 0:
             notes = ", ".join(row.actions) or ", ".join(row.alarms)
-            lines.append(f"{row.minute:6}  {row.arrivals:8}  {row.backlog:7}  {row.in_service:10}  {row.desired:7}  {notes}")
+            lines.append(
+                f"{row.minute:6}  {row.arrivals:8}  {row.backlog:7}  {row.in_service:10}  {row.desired:7}  {notes}"
+            )
     return "\n".join(lines)
 
 

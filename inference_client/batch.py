@@ -70,7 +70,9 @@ def transform_ami_for(instance_type: str, image_cuda: str | None) -> str | None:
     if not is_gpu_type(instance_type):
         return None
     if image_cuda is None:
-        raise BatchError(f"{instance_type} is a GPU instance type but the image has no CUDA: use a CPU type such as {DEFAULT_INSTANCE_TYPE}")
+        raise BatchError(
+            f"{instance_type} is a GPU instance type but the image has no CUDA: use a CPU type such as {DEFAULT_INSTANCE_TYPE}"
+        )
     needed = tuple(int(part) for part in image_cuda.split(".")[:2])
     for ami, supported in BATCH_GPU_AMIS.items():
         if supported >= needed:
@@ -94,14 +96,19 @@ def create_transform_job_params(request: BatchRequest) -> dict[str, Any]:
         if not _S3_PREFIX.match(uri):
             raise BatchError(f"{name} {uri!r} is not an S3 prefix like 's3://bucket/batch/{name}/' (ending in '/')")
     if request.input_uri == request.output_uri or request.output_uri.startswith(request.input_uri):
-        raise BatchError(f"the output {request.output_uri!r} lies inside the input {request.input_uri!r}: results would be read back as input")
+        raise BatchError(
+            f"the output {request.output_uri!r} lies inside the input {request.input_uri!r}: results would be read back as input"
+        )
     data_input: dict[str, Any] = {
         "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": request.input_uri}},
         "SplitType": request.split_type,
     }
     if request.content_type:
         data_input["ContentType"] = request.content_type
-    output: dict[str, Any] = {"S3OutputPath": request.output_uri, "AssembleWith": "Line" if request.split_type == "Line" else "None"}
+    output: dict[str, Any] = {
+        "S3OutputPath": request.output_uri,
+        "AssembleWith": "Line" if request.split_type == "Line" else "None",
+    }
     if request.accept:
         output["Accept"] = request.accept
     if request.kms_key_id:
@@ -167,7 +174,9 @@ def _walk(shape: Any, value: Any, path: str, problems: list[str]) -> None:
     if kind == "string":
         text = str(value)
         if shape.enum and text not in shape.enum:
-            problems.append(f"{path}: {text!r} is not one of {shape.name}'s values ({', '.join(shape.enum[:8])}{', ...' if len(shape.enum) > 8 else ''})")
+            problems.append(
+                f"{path}: {text!r} is not one of {shape.name}'s values ({', '.join(shape.enum[:8])}{', ...' if len(shape.enum) > 8 else ''})"
+            )
         low, high = shape.metadata.get("min"), shape.metadata.get("max")
         if (low is not None and len(text) < low) or (high is not None and len(text) > high):
             problems.append(f"{path}: {len(text)} characters, allowed {low}-{high}")
@@ -211,5 +220,7 @@ def run(
         if job.get("TransformJobStatus") in FINAL_STATES:
             return job
         if timeout is not None and elapsed + poll_seconds > timeout:
-            raise TimeoutError(f"transform job {params['TransformJobName']} still {job.get('TransformJobStatus')} after {elapsed:.0f} s (it goes on)")
+            raise TimeoutError(
+                f"transform job {params['TransformJobName']} still {job.get('TransformJobStatus')} after {elapsed:.0f} s (it goes on)"
+            )
         sleep(poll_seconds)

@@ -28,22 +28,33 @@ def add_batch_command(commands: Any) -> None:
     batch = commands.add_parser("batch", help="score an S3 prefix offline with a SageMaker batch transform job")
     batch.add_argument("input", help="S3 prefix of the input objects, e.g. s3://bucket/batch/in/")
     batch.add_argument("output", help="S3 prefix for the results (<object>.out), e.g. s3://bucket/batch/out/")
-    batch.add_argument("--model-name", default=os.environ.get("INFERENCE_MODEL_NAME"),
-                       help="the SageMaker model: the environment's stack output ModelName "
-                            "(default: INFERENCE_MODEL_NAME)")
-    batch.add_argument("--instance-type", default=DEFAULT_INSTANCE_TYPE,
-                       help=f"transform instance type (default {DEFAULT_INSTANCE_TYPE})")
+    batch.add_argument(
+        "--model-name",
+        default=os.environ.get("INFERENCE_MODEL_NAME"),
+        help="the SageMaker model: the environment's stack output ModelName (default: INFERENCE_MODEL_NAME)",
+    )
+    batch.add_argument(
+        "--instance-type",
+        default=DEFAULT_INSTANCE_TYPE,
+        help=f"transform instance type (default {DEFAULT_INSTANCE_TYPE})",
+    )
     batch.add_argument("--instance-count", type=int, default=1)
     batch.add_argument("--content-type", help="Content-Type of the input objects (e.g. application/json)")
     batch.add_argument("--accept", help="Accept passed to the model")
-    batch.add_argument("--split-type", choices=["None", "Line"], default="None",
-                       help="Line: one request per line of each object (JSON Lines, CSV); None: one per object")
+    batch.add_argument(
+        "--split-type",
+        choices=["None", "Line"],
+        default="None",
+        help="Line: one request per line of each object (JSON Lines, CSV); None: one per object",
+    )
     batch.add_argument("--max-payload-mb", type=int, help="largest request in MB (MaxPayloadInMB)")
     batch.add_argument("--max-concurrent", type=int, help="concurrent requests per instance (MaxConcurrentTransforms)")
     batch.add_argument("--kms-key-id", help="KMS key for the results (the output bucket's key)")
     batch.add_argument("--job-name", help="TransformJobName (default: batch-<model>-<random>)")
     batch.add_argument("--poll", type=float, default=30.0, metavar="SECONDS", help="seconds between progress checks")
-    batch.add_argument("--wait-timeout", type=float, metavar="SECONDS", help="stop waiting after this long (the job goes on)")
+    batch.add_argument(
+        "--wait-timeout", type=float, metavar="SECONDS", help="stop waiting after this long (the job goes on)"
+    )
     batch.add_argument("--region", help="AWS region (default: the credentials' profile or AWS_REGION)")
 
 
@@ -66,12 +77,20 @@ def run_batch(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         stderr.write("error: name the model: --model-name NAME or INFERENCE_MODEL_NAME (the stack output ModelName)\n")
         return EXIT_USAGE
     request = BatchRequest(
-        input_uri=args.input, output_uri=args.output, model_name=args.model_name,
-        instance_type=args.instance_type, instance_count=args.instance_count, content_type=args.content_type,
-        accept=args.accept, split_type=args.split_type, max_payload_mb=args.max_payload_mb,
-        max_concurrent_transforms=args.max_concurrent, kms_key_id=args.kms_key_id, job_name=args.job_name,
+        input_uri=args.input,
+        output_uri=args.output,
+        model_name=args.model_name,
+        instance_type=args.instance_type,
+        instance_count=args.instance_count,
+        content_type=args.content_type,
+        accept=args.accept,
+        split_type=args.split_type,
+        max_payload_mb=args.max_payload_mb,
+        max_concurrent_transforms=args.max_concurrent,
+        kms_key_id=args.kms_key_id,
+        job_name=args.job_name,
         image_cuda=_image_cuda(),
-    )  # fmt: skip
+    )
 
     def progress(elapsed: float, job: dict[str, Any]) -> None:
         stderr.write(f"[{elapsed:6.0f} s] {job.get('TransformJobName')}: {job.get('TransformJobStatus')}\n")

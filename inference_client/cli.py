@@ -50,17 +50,28 @@ def add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> No
     def default(value: Any) -> Any:
         return value if defaults else argparse.SUPPRESS
 
-    parser.add_argument("--url", default=default(os.environ.get("INFERENCE_API_URL")),
-                        help="API base URL (default: $INFERENCE_API_URL)")
+    parser.add_argument(
+        "--url", default=default(os.environ.get("INFERENCE_API_URL")), help="API base URL (default: $INFERENCE_API_URL)"
+    )
     signing = parser.add_mutually_exclusive_group()
-    signing.add_argument("--sign", dest="sign", action="store_true", default=default(None),
-                         help="SigV4-sign requests (default for any host but 127.0.0.1/localhost)")
-    signing.add_argument("--no-sign", dest="sign", action="store_false", default=default(None),
-                         help="send requests unsigned")
-    parser.add_argument("--region", default=default(None),
-                        help="region for signing (default: from the execute-api URL, then AWS config)")
-    parser.add_argument("--http-timeout", type=float, default=default(35.0),
-                        help="seconds per HTTP request (default 35)")
+    signing.add_argument(
+        "--sign",
+        dest="sign",
+        action="store_true",
+        default=default(None),
+        help="SigV4-sign requests (default for any host but 127.0.0.1/localhost)",
+    )
+    signing.add_argument(
+        "--no-sign", dest="sign", action="store_false", default=default(None), help="send requests unsigned"
+    )
+    parser.add_argument(
+        "--region",
+        default=default(None),
+        help="region for signing (default: from the execute-api URL, then AWS config)",
+    )
+    parser.add_argument(
+        "--http-timeout", type=float, default=default(35.0), help="seconds per HTTP request (default 35)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,16 +87,31 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--content-type", help="payload Content-Type (default: guessed from the file / content)")
         sub.add_argument("--accept", help="Accept passed to the model")
         sub.add_argument("--idempotency-key", help="reuse a key to make a repeated submit a no-op (default: random)")
-        sub.add_argument("--invocation-timeout", type=int, metavar="SECONDS",
-                         help="InvocationTimeoutSeconds for this request (1-3600)")
+        sub.add_argument(
+            "--invocation-timeout",
+            type=int,
+            metavar="SECONDS",
+            help="InvocationTimeoutSeconds for this request (1-3600)",
+        )
         sub.add_argument("--ttl", type=int, metavar="SECONDS", help="RequestTTLSeconds for this request (60-21600)")
-        sub.add_argument("--callback", metavar="URL",
-                         help="POST the signed completion event to this https:// URL (docs/api.md, Callbacks)")
-        sub.add_argument("--model", metavar="NAME",
-                         help="the endpoint's model to run (several models behind one endpoint; docs/api.md)")
+        sub.add_argument(
+            "--callback",
+            metavar="URL",
+            help="POST the signed completion event to this https:// URL (docs/api.md, Callbacks)",
+        )
+        sub.add_argument(
+            "--model",
+            metavar="NAME",
+            help="the endpoint's model to run (several models behind one endpoint; docs/api.md)",
+        )
         sub.add_argument("--upload", action="store_true", help="always use the presigned upload flow")
-        sub.add_argument("--upload-threshold", type=int, default=DEFAULT_UPLOAD_THRESHOLD, metavar="BYTES",
-                         help=f"payloads above this size are uploaded first (default {DEFAULT_UPLOAD_THRESHOLD})")
+        sub.add_argument(
+            "--upload-threshold",
+            type=int,
+            default=DEFAULT_UPLOAD_THRESHOLD,
+            metavar="BYTES",
+            help=f"payloads above this size are uploaded first (default {DEFAULT_UPLOAD_THRESHOLD})",
+        )
 
     def add_command(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text)
@@ -93,9 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     def add_output(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("-o", "--output", metavar="PATH",
-                         help="write the output bytes to this file, or into this directory (an existing one, "
-                              "or a path ending in /) as <inferenceId>.<ext> (default: stdout)")
+        sub.add_argument(
+            "-o",
+            "--output",
+            metavar="PATH",
+            help="write the output bytes to this file, or into this directory (an existing one, "
+            "or a path ending in /) as <inferenceId>.<ext> (default: stdout)",
+        )
 
     submit = add_command("submit", "start an inference and print its id")
     add_input(submit)
@@ -107,10 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
     invoke = add_command("invoke", "submit, and with --wait poll until done and print the output")
     add_input(invoke)
     invoke.add_argument("--wait", action="store_true", help="poll with backoff until Completed or Failed")
-    invoke.add_argument("--wait-timeout", type=float, default=None, metavar="SECONDS",
-                        help="give up waiting after this long (the inference goes on)")
-    invoke.add_argument("--max-interval", type=float, default=15.0, metavar="SECONDS",
-                        help="longest pause between polls (default 15)")
+    invoke.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="give up waiting after this long (the inference goes on)",
+    )
+    invoke.add_argument(
+        "--max-interval", type=float, default=15.0, metavar="SECONDS", help="longest pause between polls (default 15)"
+    )
     add_output(invoke)
     for sub in (submit, invoke):
         sub.add_argument("--quiet", action="store_true", help="no progress display (upload, polling)")
@@ -186,8 +222,15 @@ class UploadProgress:
     log one line when the upload ends (a line per block would flood it).
     """
 
-    def __init__(self, stream: TextIO, *, enabled: bool = True, clock: Any = time.monotonic,
-                 interval: float = 0.2, min_bytes: int = PROGRESS_MIN_BYTES) -> None:
+    def __init__(
+        self,
+        stream: TextIO,
+        *,
+        enabled: bool = True,
+        clock: Any = time.monotonic,
+        interval: float = 0.2,
+        min_bytes: int = PROGRESS_MIN_BYTES,
+    ) -> None:
         self.stream, self.enabled, self.clock = stream, enabled, clock
         self.tty = stream.isatty()
         self.interval, self.min_bytes = interval, min_bytes
@@ -201,11 +244,18 @@ class UploadProgress:
         if sent == 0 or self.started is None:  # a new attempt (a retry starts from zero again)
             self.started, self.shown_at = now, float("-inf")
         elapsed = max(now - self.started, 1e-6)
-        line = (f"uploading {format_bytes(sent)} / {format_bytes(total)} ({100 * sent // max(total, 1)}%) "
-                f"at {format_bytes(sent / elapsed)}/s")
+        line = (
+            f"uploading {format_bytes(sent)} / {format_bytes(total)} ({100 * sent // max(total, 1)}%) "
+            f"at {format_bytes(sent / elapsed)}/s"
+        )
         if sent >= total:
-            self.stream.write(("\r" if self.tty else "") + line.replace("uploading", "uploaded", 1)
-                              + f" in {elapsed:.1f} s" + (" " * 8 if self.tty else "") + "\n")
+            self.stream.write(
+                ("\r" if self.tty else "")
+                + line.replace("uploading", "uploaded", 1)
+                + f" in {elapsed:.1f} s"
+                + (" " * 8 if self.tty else "")
+                + "\n"
+            )
         elif self.tty and now - self.shown_at >= self.interval:
             self.stream.write("\r" + line + " " * 8)
             self.shown_at = now
@@ -264,8 +314,13 @@ def emit_result(result: Result, output: str | None, stdout: TextIO, stderr: Text
     stdout.buffer.write(result.body) if hasattr(stdout, "buffer") else stdout.write(result.text())
 
 
-def main(argv: list[str] | None = None, *, stdin: BinaryIO | None = None, stdout: TextIO | None = None,
-         stderr: TextIO | None = None) -> int:
+def main(
+    argv: list[str] | None = None,
+    *,
+    stdin: BinaryIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
     parser = build_parser()
@@ -302,8 +357,9 @@ def main(argv: list[str] | None = None, *, stdin: BinaryIO | None = None, stdout
                 stdout.write(json.dumps(accepted, indent=2) + "\n")
                 return 0
             progress = Progress(stderr, enabled=not args.quiet)
-            document = client.wait(accepted["inferenceId"], timeout=args.wait_timeout,
-                                   max_interval=args.max_interval, on_progress=progress)
+            document = client.wait(
+                accepted["inferenceId"], timeout=args.wait_timeout, max_interval=args.max_interval, on_progress=progress
+            )
             emit_result(client.result(accepted["inferenceId"], document), args.output, stdout, stderr)
             return 0
         if args.command == "status":

@@ -21,7 +21,6 @@ import base64
 import json
 import random
 import re
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -58,7 +57,7 @@ class _ProgressReader:
 
     def read(self, size: int = -1) -> bytes:
         size = _PROGRESS_BLOCK if size is None or size < 0 else min(size, _PROGRESS_BLOCK)
-        block = self.view[self.sent:self.sent + size].tobytes()
+        block = self.view[self.sent : self.sent + size].tobytes()
         if block:
             self.sent += len(block)
             self.hook(self.sent, len(self.view))
@@ -200,8 +199,16 @@ class InferenceClient:
     def _url(self, path: str) -> str:
         return urljoin(self.base_url, path.lstrip("/"))
 
-    def _send(self, method: str, url: str, body: bytes = b"", headers: Mapping[str, str] | None = None,
-              *, sign: bool = True, progress: UploadProgressHook | None = None) -> HttpResponse:
+    def _send(
+        self,
+        method: str,
+        url: str,
+        body: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+        *,
+        sign: bool = True,
+        progress: UploadProgressHook | None = None,
+    ) -> HttpResponse:
         headers = {"Accept": "application/json", "User-Agent": "inference-client/1", **(headers or {})}
         if sign and self.signer is not None:
             headers = self.signer.sign(method, url, headers, body)
@@ -216,13 +223,23 @@ class InferenceClient:
         opener = _DIRECT if is_local(url) else _DEFAULT
         try:
             with opener.open(request, timeout=self.timeout) as response:
-                return HttpResponse(response.status, {k.lower(): v for k, v in response.headers.items()},
-                                    response.read())
+                return HttpResponse(
+                    response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
+                )
         except urllib.error.HTTPError as error:
             return HttpResponse(error.code, {k.lower(): v for k, v in error.headers.items()}, error.read())
 
-    def _request(self, method: str, url: str, body: bytes = b"", headers: Mapping[str, str] | None = None,
-                 *, sign: bool = True, retry: bool = True, progress: UploadProgressHook | None = None) -> HttpResponse:
+    def _request(
+        self,
+        method: str,
+        url: str,
+        body: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+        *,
+        sign: bool = True,
+        retry: bool = True,
+        progress: UploadProgressHook | None = None,
+    ) -> HttpResponse:
         """Send with bounded retries on network errors, 429 and 5xx (exponential backoff, full jitter).
 
         Only idempotent requests are retried: GETs, uploads to a presigned form or URL, and
@@ -233,7 +250,7 @@ class InferenceClient:
         for attempt in range(1, attempts + 1):
             try:
                 response = self._send(method, url, body, headers, sign=sign, progress=progress)
-            except (urllib.error.URLError, ConnectionError, socket.timeout, TimeoutError) as error:
+            except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
                 last_error = error
                 response = None
             if response is not None and response.status not in RETRYABLE_STATUSES:
@@ -286,15 +303,21 @@ class InferenceClient:
         if model is not None:  # one of the endpoint's models (docs/api.md, "Naming a model")
             headers["X-Amzn-SageMaker-Target-Model"] = model
         if not force_upload and len(payload) <= self.upload_threshold:
-            response = self._request("POST", self._url("invocations"), payload,
-                                     {**headers, "Content-Type": content_type}, progress=self.on_upload_progress)
+            response = self._request(
+                "POST",
+                self._url("invocations"),
+                payload,
+                {**headers, "Content-Type": content_type},
+                progress=self.on_upload_progress,
+            )
             if response.status != 413:
                 return self._accepted(response)
             # Too large for this API's inline limit: same request through an upload.
         upload_id = self.upload(payload, content_type)
         body = json.dumps({"uploadId": upload_id}).encode()
-        response = self._request("POST", self._url("invocations"), body,
-                                 {**headers, "Content-Type": "application/json"})
+        response = self._request(
+            "POST", self._url("invocations"), body, {**headers, "Content-Type": "application/json"}
+        )
         return self._accepted(response)
 
     def _accepted(self, response: HttpResponse) -> dict[str, Any]:
@@ -311,15 +334,23 @@ class InferenceClient:
         ``maxBytes`` or of another Content-Type, so the size is checked here first rather
         than after sending a gigabyte. The upload is single use: submit it once.
         """
-        response = self._request("POST", self._url("uploads"), json.dumps({"contentType": content_type}).encode(),
-                                 {"Content-Type": "application/json"})
+        response = self._request(
+            "POST",
+            self._url("uploads"),
+            json.dumps({"contentType": content_type}).encode(),
+            {"Content-Type": "application/json"},
+        )
         grant = self._expect(response, 200, 201)
         limit = grant.get("maxBytes")
         if isinstance(limit, int) and len(payload) > limit:
             raise ClientError(f"the payload has {len(payload)} bytes; this API accepts uploads of at most {limit}")
         if grant.get("method") == "POST" and isinstance(grant.get("fields"), dict):
-            body, form_type = multipart_form(grant["fields"], str(grant.get("fileField") or "file"), payload,
-                                             str(grant["fields"].get("Content-Type") or content_type))
+            body, form_type = multipart_form(
+                grant["fields"],
+                str(grant.get("fileField") or "file"),
+                payload,
+                str(grant["fields"].get("Content-Type") or content_type),
+            )
             method, headers = "POST", {"Content-Type": form_type}
         else:  # an API from before presigned POSTs: a presigned PUT with the headers it signed
             body, method = payload, str(grant.get("method") or "PUT")
@@ -327,8 +358,9 @@ class InferenceClient:
         # The presigned form/URL carries its own authorization: never SigV4-sign it again.
         sent = self._request(method, grant["uploadUrl"], body, headers, sign=False, progress=self.on_upload_progress)
         if not 200 <= sent.status < 300:
-            raise ApiError(sent.status, sent.json(), f"S3 refused the upload with HTTP {sent.status}: "
-                                                     f"{s3_error(sent.body)}")
+            raise ApiError(
+                sent.status, sent.json(), f"S3 refused the upload with HTTP {sent.status}: {s3_error(sent.body)}"
+            )
         return str(grant["uploadId"])
 
     def status(self, inference_id: str) -> tuple[dict[str, Any], float | None]:
@@ -404,8 +436,10 @@ def multipart_form(fields: Mapping[str, str], file_field: str, payload: bytes, f
     parts = []
     for name, value in fields.items():
         parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
-    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; filename="payload"\r\n'
-                 f"Content-Type: {file_type}\r\n\r\n".encode())
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; filename="payload"\r\n'
+        f"Content-Type: {file_type}\r\n\r\n".encode()
+    )
     return b"".join([*parts, payload, f"\r\n--{boundary}--\r\n".encode()]), f"multipart/form-data; boundary={boundary}"
 
 

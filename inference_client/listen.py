@@ -169,15 +169,25 @@ def add_listen_command(commands: Any) -> None:
     listen.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     listen.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
     listen.add_argument("--path", default="/hook", help="URL path of the receiver (default /hook)")
-    listen.add_argument("--secret", default=os.environ.get("CALLBACK_SECRET"),
-                        help="the signing secret (default: $CALLBACK_SECRET; `make local` prints it; deployed: "
-                             "aws secretsmanager get-secret-value --secret-id <CallbackSecretArn output>)")
-    listen.add_argument("--fail-first", type=int, default=0, metavar="N",
-                        help="answer the first N verified deliveries 503, to watch the retries")
-    listen.add_argument("--count", type=int, default=None, metavar="N",
-                        help="exit after N events were accepted (default: until Ctrl-C)")
-    listen.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                        help="with --count: give up (exit 4) after this long")
+    listen.add_argument(
+        "--secret",
+        default=os.environ.get("CALLBACK_SECRET"),
+        help="the signing secret (default: $CALLBACK_SECRET; `make local` prints it; deployed: "
+        "aws secretsmanager get-secret-value --secret-id <CallbackSecretArn output>)",
+    )
+    listen.add_argument(
+        "--fail-first",
+        type=int,
+        default=0,
+        metavar="N",
+        help="answer the first N verified deliveries 503, to watch the retries",
+    )
+    listen.add_argument(
+        "--count", type=int, default=None, metavar="N", help="exit after N events were accepted (default: until Ctrl-C)"
+    )
+    listen.add_argument(
+        "--timeout", type=float, default=None, metavar="SECONDS", help="with --count: give up (exit 4) after this long"
+    )
 
 
 def run_listen(args: Any, stdout: Any, stderr: Any) -> int:
@@ -189,8 +199,9 @@ def run_listen(args: Any, stdout: Any, stderr: Any) -> int:
         stdout.write(describe(delivery) + "\n")
         stdout.flush()
 
-    receiver = CallbackReceiver(secret=args.secret, host=args.host, port=args.port, path=args.path,
-                                fail_first=args.fail_first, on_delivery=show)
+    receiver = CallbackReceiver(
+        secret=args.secret, host=args.host, port=args.port, path=args.path, fail_first=args.fail_first, on_delivery=show
+    )
     try:
         receiver.start()
     except OSError as error:

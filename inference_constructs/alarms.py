@@ -82,7 +82,9 @@ def grant_describe_alarms(grantee: iam.IGrantable, alarm_names: Iterable[str]) -
         grantee=grantee,
         actions=["cloudwatch:DescribeAlarms"],
         resource_arns=[
-            stack.format_arn(service="cloudwatch", resource="alarm", resource_name=name, arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)
+            stack.format_arn(
+                service="cloudwatch", resource="alarm", resource_name=name, arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME
+            )
             for name in alarm_names
         ],
     )
@@ -133,7 +135,10 @@ def allow_cloudwatch_alarms(topic: sns.Topic) -> None:
                 "StringEquals": {"aws:SourceAccount": stack.account},
                 "ArnLike": {
                     "aws:SourceArn": stack.format_arn(
-                        service="cloudwatch", resource="alarm", resource_name="*", arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME
+                        service="cloudwatch",
+                        resource="alarm",
+                        resource_name="*",
+                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
                     )
                 },
             },
@@ -216,7 +221,10 @@ class OperationsAlarms(Construct):
             )
         for metric_name, meaning in (
             ("ExpiredRequests", "requests expired in the queue (RequestTTLSeconds) before any instance took them"),
-            ("RequestDownloadFailures", "the endpoint could not read request payloads from S3 (permissions, KMS, deleted input)"),
+            (
+                "RequestDownloadFailures",
+                "the endpoint could not read request payloads from S3 (permissions, KMS, deleted input)",
+            ),
             ("ResponseUploadFailures", "the endpoint could not write results to S3 (permissions, KMS)"),
             ("NotificationFailures", "success/error notifications could not be published to SNS (permissions, KMS)"),
         ):
@@ -244,9 +252,12 @@ class OperationsAlarms(Construct):
         (https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html).
         """
         self._add_synchronous_rollback_alarms(
-            mode="realtime", endpoint_name=endpoint_name, variant_name=variant_name,
-            failures_per_5_minutes=failures_per_5_minutes, max_model_latency_ms=max_model_latency_ms,
-        )  # fmt: skip
+            mode="realtime",
+            endpoint_name=endpoint_name,
+            variant_name=variant_name,
+            failures_per_5_minutes=failures_per_5_minutes,
+            max_model_latency_ms=max_model_latency_ms,
+        )
         # Target tracking keeps InvocationsPerInstance near the target; twice the target for
         # 15 minutes means it cannot (max_capacity reached, or instances failing to start).
         self._add(
@@ -293,9 +304,12 @@ class OperationsAlarms(Construct):
         (https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints-monitoring.html).
         """
         self._add_synchronous_rollback_alarms(
-            mode="serverless", endpoint_name=endpoint_name, variant_name=variant_name,
-            failures_per_5_minutes=failures_per_5_minutes, max_model_latency_ms=max_model_latency_ms,
-        )  # fmt: skip
+            mode="serverless",
+            endpoint_name=endpoint_name,
+            variant_name=variant_name,
+            failures_per_5_minutes=failures_per_5_minutes,
+            max_model_latency_ms=max_model_latency_ms,
+        )
         self._add(
             "ModelSetupTooSlow",
             # ModelSetupTime is in microseconds: the time to launch compute and load the model.
@@ -308,7 +322,13 @@ class OperationsAlarms(Construct):
         )
         self._add(
             "ConcurrencyNearMaximum",
-            variant_metric(endpoint_name, variant_name, "ServerlessConcurrentExecutionsUtilization", "Maximum", cdk.Duration.minutes(1)),
+            variant_metric(
+                endpoint_name,
+                variant_name,
+                "ServerlessConcurrentExecutionsUtilization",
+                "Maximum",
+                cdk.Duration.minutes(1),
+            ),
             threshold=0.9,
             periods=5,
             comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -318,7 +338,13 @@ class OperationsAlarms(Construct):
         )
 
     def _add_synchronous_rollback_alarms(
-        self, *, mode: str, endpoint_name: str, variant_name: str, failures_per_5_minutes: int, max_model_latency_ms: int
+        self,
+        *,
+        mode: str,
+        endpoint_name: str,
+        variant_name: str,
+        failures_per_5_minutes: int,
+        max_model_latency_ms: int,
     ) -> None:
         """The two alarms a real-time or serverless deployment rolls back on (rollback_alarm_names)."""
         names = rollback_alarm_names(cdk.Stack.of(self).stack_name, mode)
@@ -374,15 +400,33 @@ class OperationsAlarms(Construct):
         return alarm
 
     def add_api_alarms(
-        self, *, api_name: str, stage_name: str, function: lambda_.IFunction, api_5xx_percent: float, api_p99_latency_ms: int
+        self,
+        *,
+        api_name: str,
+        stage_name: str,
+        function: lambda_.IFunction,
+        api_5xx_percent: float,
+        api_p99_latency_ms: int,
     ) -> None:
         """API 5xx rate and latency, the handler's errors and throttles.
 
         Missing data is "not breaching": no traffic is not an outage of the API.
         """
         dimensions = {"ApiName": api_name, "Stage": stage_name}
-        count = cloudwatch.Metric(namespace=API_GATEWAY_NAMESPACE, metric_name="Count", dimensions_map=dimensions, statistic="Sum", period=FIVE_MINUTES)
-        errors = cloudwatch.Metric(namespace=API_GATEWAY_NAMESPACE, metric_name="5XXError", dimensions_map=dimensions, statistic="Sum", period=FIVE_MINUTES)
+        count = cloudwatch.Metric(
+            namespace=API_GATEWAY_NAMESPACE,
+            metric_name="Count",
+            dimensions_map=dimensions,
+            statistic="Sum",
+            period=FIVE_MINUTES,
+        )
+        errors = cloudwatch.Metric(
+            namespace=API_GATEWAY_NAMESPACE,
+            metric_name="5XXError",
+            dimensions_map=dimensions,
+            statistic="Sum",
+            period=FIVE_MINUTES,
+        )
         self._add(
             "Api5xxRate",
             cloudwatch.MathExpression(
@@ -398,7 +442,13 @@ class OperationsAlarms(Construct):
         )
         self._add(
             "ApiLatencyP99",
-            cloudwatch.Metric(namespace=API_GATEWAY_NAMESPACE, metric_name="Latency", dimensions_map=dimensions, statistic="p99", period=FIVE_MINUTES),
+            cloudwatch.Metric(
+                namespace=API_GATEWAY_NAMESPACE,
+                metric_name="Latency",
+                dimensions_map=dimensions,
+                statistic="p99",
+                period=FIVE_MINUTES,
+            ),
             threshold=api_p99_latency_ms,
             periods=3,
             missing=cloudwatch.TreatMissingData.NOT_BREACHING,

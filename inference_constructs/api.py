@@ -49,20 +49,33 @@ LAMBDA_TIMEOUT = cdk.Duration.seconds(LAMBDA_TIMEOUT_SECONDS)
 # JSON error body of every gateway-generated answer, matching the handler's {error, message, requestId}.
 # $context.error.messageString is already a quoted JSON string.
 GATEWAY_ERROR_TEMPLATE = (
-    '{"error":"$context.error.responseType","message":$context.error.messageString,'
-    '"requestId":"$context.requestId"}'
+    '{"error":"$context.error.responseType","message":$context.error.messageString,"requestId":"$context.requestId"}'
 )
 
 _RETENTION = {
-    1: logs.RetentionDays.ONE_DAY, 3: logs.RetentionDays.THREE_DAYS, 5: logs.RetentionDays.FIVE_DAYS,
-    7: logs.RetentionDays.ONE_WEEK, 14: logs.RetentionDays.TWO_WEEKS, 30: logs.RetentionDays.ONE_MONTH,
-    60: logs.RetentionDays.TWO_MONTHS, 90: logs.RetentionDays.THREE_MONTHS, 120: logs.RetentionDays.FOUR_MONTHS,
-    150: logs.RetentionDays.FIVE_MONTHS, 180: logs.RetentionDays.SIX_MONTHS, 365: logs.RetentionDays.ONE_YEAR,
-    400: logs.RetentionDays.THIRTEEN_MONTHS, 545: logs.RetentionDays.EIGHTEEN_MONTHS,
-    731: logs.RetentionDays.TWO_YEARS, 1096: logs.RetentionDays.THREE_YEARS, 1827: logs.RetentionDays.FIVE_YEARS,
-    2192: logs.RetentionDays.SIX_YEARS, 2557: logs.RetentionDays.SEVEN_YEARS, 2922: logs.RetentionDays.EIGHT_YEARS,
-    3288: logs.RetentionDays.NINE_YEARS, 3653: logs.RetentionDays.TEN_YEARS,
-}  # fmt: skip
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS,
+    545: logs.RetentionDays.EIGHTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS,
+    1096: logs.RetentionDays.THREE_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    2192: logs.RetentionDays.SIX_YEARS,
+    2557: logs.RetentionDays.SEVEN_YEARS,
+    2922: logs.RetentionDays.EIGHT_YEARS,
+    3288: logs.RetentionDays.NINE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
+}
 
 
 def powertools_layer_parameter(version: str = POWERTOOLS_VERSION) -> str:
@@ -346,8 +359,18 @@ class InferenceApi(Construct):
 def json_schema(document: Mapping[str, Any]) -> apigw.JsonSchema:
     """schemas.py's plain draft-04 dicts as CDK JsonSchema (the subset they use)."""
     types = {"object": apigw.JsonSchemaType.OBJECT, "string": apigw.JsonSchemaType.STRING}
-    supported = {"$schema", "title", "description", "type", "required", "additionalProperties", "properties",
-                 "minLength", "maxLength", "pattern"}  # fmt: skip
+    supported = {
+        "$schema",
+        "title",
+        "description",
+        "type",
+        "required",
+        "additionalProperties",
+        "properties",
+        "minLength",
+        "maxLength",
+        "pattern",
+    }
     unknown = set(document) - supported
     if unknown:
         raise ValueError(f"json_schema does not translate {sorted(unknown)}; extend it")

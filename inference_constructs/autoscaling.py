@@ -96,7 +96,9 @@ def _endpoint_metric(
                 namespace=NAMESPACE,
                 metric_name=metric_name,
                 dimensions=[
-                    appscaling.CfnScalingPolicy.TargetTrackingMetricDimensionProperty(name="EndpointName", value=endpoint_name)
+                    appscaling.CfnScalingPolicy.TargetTrackingMetricDimensionProperty(
+                        name="EndpointName", value=endpoint_name
+                    )
                 ],
             ),
         ),
@@ -111,11 +113,16 @@ def tracked_metric(
     return appscaling.CfnScalingPolicy.CustomizedMetricSpecificationProperty(
         metrics=[
             _endpoint_metric(
-                query_id="tracked", metric_name=metric_name, endpoint_name=endpoint_name,
+                query_id="tracked",
+                metric_name=metric_name,
+                endpoint_name=endpoint_name,
                 stat=TRACKED_METRIC_STATISTICS[metric_name],
-            ),  # fmt: skip
+            ),
             _endpoint_metric(
-                query_id="nocapacity", metric_name="HasBacklogWithoutCapacity", endpoint_name=endpoint_name, stat="Maximum"
+                query_id="nocapacity",
+                metric_name="HasBacklogWithoutCapacity",
+                endpoint_name=endpoint_name,
+                stat="Maximum",
             ),
             appscaling.CfnScalingPolicy.TargetTrackingMetricDataQueryProperty(
                 id="value", expression=TRACKED_EXPRESSION, label=f"{metric_name} while in service", return_data=True
@@ -189,9 +196,13 @@ class EndpointAutoscaling(Construct):
             raise ValueError(f"metric_name {metric_name!r}: choose one of {sorted(TRACKED_METRIC_STATISTICS)}")
 
         self.target = variant_scalable_target(
-            self, endpoint_name=endpoint_name, variant_name=variant_name, scalable_dimension=SCALABLE_DIMENSION,
-            min_capacity=min_capacity, max_capacity=max_capacity,
-        )  # fmt: skip
+            self,
+            endpoint_name=endpoint_name,
+            variant_name=variant_name,
+            scalable_dimension=SCALABLE_DIMENSION,
+            min_capacity=min_capacity,
+            max_capacity=max_capacity,
+        )
 
         self.tracking_policy = self._policy(
             "TrackBacklog",
@@ -232,8 +243,7 @@ class EndpointAutoscaling(Construct):
             self,
             "IdleAlarm",
             alarm_description=(
-                f"No request queued or in flight for {idle_minutes_before_scale_in} minutes: "
-                f"scale in to {min_capacity}"
+                f"No request queued or in flight for {idle_minutes_before_scale_in} minutes: scale in to {min_capacity}"
             ),
             metric=async_metric(endpoint_name, "ApproximateBacklogSize", "Maximum", ONE_MINUTE),
             evaluation_periods=idle_minutes_before_scale_in,

@@ -57,7 +57,10 @@ class BatchTransformAccess(Construct):
         )
         # GetObject on requests/* and PutObject on responses/* (with the key) the role has already.
         log_group = stack.format_arn(
-            service="logs", resource="log-group", resource_name=TRANSFORM_LOG_GROUP, arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME
+            service="logs",
+            resource="log-group",
+            resource_name=TRANSFORM_LOG_GROUP,
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
         )
         execution_role.add_to_principal_policy(
             iam.PolicyStatement(
@@ -73,12 +76,20 @@ class BatchTransformAccess(Construct):
             description="Start, follow and stop batch transform jobs of this environment's model (python -m inference_client batch)",
             statements=[
                 iam.PolicyStatement(
-                    actions=["sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob"],
+                    actions=[
+                        "sagemaker:CreateTransformJob",
+                        "sagemaker:DescribeTransformJob",
+                        "sagemaker:StopTransformJob",
+                    ],
                     resources=[jobs],
                 ),
                 # Put the dataset in, read the results back (SSE-KMS with the data key).
-                iam.PolicyStatement(actions=["s3:PutObject"], resources=[input_bucket.arn_for_objects(f"{BATCH_INPUT_PREFIX}*")]),
-                iam.PolicyStatement(actions=["s3:GetObject"], resources=[output_bucket.arn_for_objects(f"{BATCH_OUTPUT_PREFIX}*")]),
+                iam.PolicyStatement(
+                    actions=["s3:PutObject"], resources=[input_bucket.arn_for_objects(f"{BATCH_INPUT_PREFIX}*")]
+                ),
+                iam.PolicyStatement(
+                    actions=["s3:GetObject"], resources=[output_bucket.arn_for_objects(f"{BATCH_OUTPUT_PREFIX}*")]
+                ),
                 iam.PolicyStatement(
                     actions=["s3:ListBucket"],
                     resources=[output_bucket.bucket_arn],

@@ -105,29 +105,42 @@ class InferenceCallbacks(Construct):
         super().__init__(scope, construct_id)
         self.allowed_hosts = tuple(allowed_hosts)
         self.key = customer_managed_key(
-            self, "Key", description="Encrypts the callback queues, the signing secret and the notifier's logs",
+            self,
+            "Key",
+            description="Encrypts the callback queues, the signing secret and the notifier's logs",
             retain=retain,
         )
         allow_cloudwatch_logs(self.key)
         self.secret = secretsmanager.Secret(
-            self, "SigningSecret",
+            self,
+            "SigningSecret",
             description="Standard Webhooks signing secret of completion callbacks (webhook-signature)",
             generate_secret_string=secret_generator(),
             encryption_key=self.key,
             removal_policy=removal_policy(retain=retain),
-        )  # fmt: skip
+        )
         window_seconds = retry_window_hours * 3600
         self.dead_letter_queue = sqs.Queue(
-            self, "DeadLetterQueue", encryption=sqs.QueueEncryption.KMS, encryption_master_key=self.key,
-            enforce_ssl=True, retention_period=RETENTION,
-        )  # fmt: skip
+            self,
+            "DeadLetterQueue",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=self.key,
+            enforce_ssl=True,
+            retention_period=RETENTION,
+        )
         receives = max_attempts(base=retry_base_seconds, max_delay=retry_max_delay_seconds, window=window_seconds)
         self.queue = sqs.Queue(
-            self, "Queue", encryption=sqs.QueueEncryption.KMS, encryption_master_key=self.key, enforce_ssl=True,
-            retention_period=RETENTION, visibility_timeout=QUEUE_VISIBILITY,
-            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter_queue,
-                                                  max_receive_count=receives + REDRIVE_MARGIN),
-        )  # fmt: skip
+            self,
+            "Queue",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=self.key,
+            enforce_ssl=True,
+            retention_period=RETENTION,
+            visibility_timeout=QUEUE_VISIBILITY,
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.dead_letter_queue, max_receive_count=receives + REDRIVE_MARGIN
+            ),
+        )
         for topic in topics:
             # Raw delivery: the queue holds SageMaker's notification itself, not an SNS envelope.
             # SqsSubscription also writes the queue policy (sqs:SendMessage for each topic's ARN) and
@@ -136,14 +149,18 @@ class InferenceCallbacks(Construct):
             topic.add_subscription(subscriptions.SqsSubscription(self.queue, raw_message_delivery=True))
 
         log_group = logs.LogGroup(
-            self, "NotifierLogs", retention=RETENTION_BY_DAYS[log_retention_days],
+            self,
+            "NotifierLogs",
+            retention=RETENTION_BY_DAYS[log_retention_days],
             removal_policy=removal_policy(retain=retain),
             encryption_key=self.key,
-        )  # fmt: skip
+        )
         self.role = iam.Role(
-            self, "NotifierRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            self,
+            "NotifierRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description="Callback notifier: read receipts, results and the signing secret; POST signed events",
-        )  # fmt: skip
+        )
         log_group.grant_write(self.role)
         layer_arn = ssm.StringParameter.value_for_string_parameter(self, powertools_layer_parameter())
         self.function = lambda_.Function(
@@ -186,39 +203,53 @@ class InferenceCallbacks(Construct):
                 "POWERTOOLS_LOG_LEVEL": "INFO",
             },
         )
-        self.function.add_event_source(sources.SqsEventSource(
-            self.queue, batch_size=BATCH_SIZE, report_batch_item_failures=True, max_concurrency=max_concurrency,
-        ))  # fmt: skip
-        self._grant(input_bucket=input_bucket, output_bucket=output_bucket, failure_bucket=failure_bucket,
-                    data_key=data_key)
+        self.function.add_event_source(
+            sources.SqsEventSource(
+                self.queue,
+                batch_size=BATCH_SIZE,
+                report_batch_item_failures=True,
+                max_concurrency=max_concurrency,
+            )
+        )
+        self._grant(
+            input_bucket=input_bucket, output_bucket=output_bucket, failure_bucket=failure_bucket, data_key=data_key
+        )
         self.dead_letter_alarm = self._dead_letter_alarm(alarm_topic, retry_window_hours)
 
     # ------------------------------------------------------------------ helpers
-    def _grant(self, *, input_bucket: s3.IBucket, output_bucket: s3.IBucket, failure_bucket: s3.IBucket,
-               data_key: kms.IKey) -> None:
+    def _grant(
+        self, *, input_bucket: s3.IBucket, output_bucket: s3.IBucket, failure_bucket: s3.IBucket, data_key: kms.IKey
+    ) -> None:
         """Exactly what notify.py does (bucket.grant_* would add wildcard actions)."""
         receipts = input_bucket.arn_for_objects(f"{INPUT_PREFIX}*/{RECEIPT_FILE}")
         states = input_bucket.arn_for_objects(f"{INPUT_PREFIX}*/{STATE_FILE}")
         outputs = output_bucket.arn_for_objects(f"{OUTPUT_PREFIX}*")
         failures = failure_bucket.arn_for_objects(f"{FAILURE_PREFIX}*")
-        iam.Grant.add_to_principal(grantee=self.role, actions=["s3:GetObject"],
-                                   resource_arns=[receipts, states, outputs, failures])
+        iam.Grant.add_to_principal(
+            grantee=self.role, actions=["s3:GetObject"], resource_arns=[receipts, states, outputs, failures]
+        )
         iam.Grant.add_to_principal(grantee=self.role, actions=["s3:PutObject"], resource_arns=[states])
         # As for the API: without ListBucket a missing object is a 403, not "not there yet".
-        for bucket, prefix in ((input_bucket, INPUT_PREFIX), (output_bucket, OUTPUT_PREFIX),
-                               (failure_bucket, FAILURE_PREFIX)):
+        for bucket, prefix in (
+            (input_bucket, INPUT_PREFIX),
+            (output_bucket, OUTPUT_PREFIX),
+            (failure_bucket, FAILURE_PREFIX),
+        ):
             self.role.add_to_principal_policy(list_within_prefixes(bucket, (prefix,)))
         # Decrypt to read SSE-KMS objects, GenerateDataKey to write the state object.
-        iam.Grant.add_to_principal(grantee=self.role, actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                                   resource_arns=[data_key.key_arn])
+        iam.Grant.add_to_principal(
+            grantee=self.role, actions=["kms:Decrypt", "kms:GenerateDataKey"], resource_arns=[data_key.key_arn]
+        )
         self.secret.grant_read(self.role)
         # Written out instead of grant_send_messages, which adds kms:ReEncrypt* and GenerateDataKey*:
         # sending to an SSE-KMS queue needs GenerateDataKey and Decrypt on its key
         # (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-key-management.html).
-        iam.Grant.add_to_principal(grantee=self.role, actions=["sqs:SendMessage"],
-                                   resource_arns=[self.dead_letter_queue.queue_arn])
-        iam.Grant.add_to_principal(grantee=self.role, actions=["kms:GenerateDataKey", "kms:Decrypt"],
-                                   resource_arns=[self.key.key_arn])
+        iam.Grant.add_to_principal(
+            grantee=self.role, actions=["sqs:SendMessage"], resource_arns=[self.dead_letter_queue.queue_arn]
+        )
+        iam.Grant.add_to_principal(
+            grantee=self.role, actions=["kms:GenerateDataKey", "kms:Decrypt"], resource_arns=[self.key.key_arn]
+        )
 
     def _dead_letter_alarm(self, alarm_topic: sns.ITopic, window_hours: int) -> cloudwatch.Alarm:
         alarm = cloudwatch.Alarm(

@@ -82,10 +82,15 @@ class OperationsDashboard(Construct):
                 [
                     v(name, "Sum")
                     for name in (
-                        "InvocationFailures", "Invocation5XXErrors", "Invocation4XXErrors", "ExpiredRequests",
-                        "RequestDownloadFailures", "ResponseUploadFailures", "NotificationFailures",
+                        "InvocationFailures",
+                        "Invocation5XXErrors",
+                        "Invocation4XXErrors",
+                        "ExpiredRequests",
+                        "RequestDownloadFailures",
+                        "ResponseUploadFailures",
+                        "NotificationFailures",
                     )
-                ],  # fmt: skip
+                ],
             ),
             _graph(
                 "Processing time (ms)",
@@ -146,19 +151,31 @@ class OperationsDashboard(Construct):
         """Only what the serverless monitoring page lists (its list is exhaustive)."""
         v = _per_variant(endpoint_name, variant_name)
         self.dashboard.add_widgets(
-            _graph("Invocations and errors", [v("Invocations", "Sum"), v("Invocation4XXErrors", "Sum"), v("Invocation5XXErrors", "Sum")]),
+            _graph(
+                "Invocations and errors",
+                [v("Invocations", "Sum"), v("Invocation4XXErrors", "Sum"), v("Invocation5XXErrors", "Sum")],
+            ),
             _graph(
                 "Latency (us)",
                 [v("ModelLatency", "p99"), v("OverheadLatency", "p99"), v("ModelSetupTime", "Maximum")],
             ),
-            _graph("Concurrency used (share of MaxConcurrency)", [v("ServerlessConcurrentExecutionsUtilization", "Maximum")]),
+            _graph(
+                "Concurrency used (share of MaxConcurrency)",
+                [v("ServerlessConcurrentExecutionsUtilization", "Maximum")],
+            ),
         )
         if provisioned:
             self.dashboard.add_widgets(
                 _graph(
                     "Provisioned concurrency",
-                    [v("ServerlessProvisionedConcurrencyExecutions", "Maximum"), v("ServerlessProvisionedConcurrencyUtilization", "Maximum")],
-                    right=[v("ServerlessProvisionedConcurrencyInvocations", "Sum"), v("ServerlessProvisionedConcurrencySpilloverInvocations", "Sum")],
+                    [
+                        v("ServerlessProvisionedConcurrencyExecutions", "Maximum"),
+                        v("ServerlessProvisionedConcurrencyUtilization", "Maximum"),
+                    ],
+                    right=[
+                        v("ServerlessProvisionedConcurrencyInvocations", "Sum"),
+                        v("ServerlessProvisionedConcurrencySpilloverInvocations", "Sum"),
+                    ],
                 ),
             )
 
@@ -166,6 +183,7 @@ class OperationsDashboard(Construct):
         self, *, api_name: str, stage_name: str, function: lambda_.IFunction, service_name: str, metrics_namespace: str
     ) -> None:
         dimensions = {"ApiName": api_name, "Stage": stage_name}
+
         # The handler's own Powertools metrics: dimension "service" is POWERTOOLS_SERVICE_NAME.
         def handler(name: str) -> cloudwatch.Metric:
             return cloudwatch.Metric(
@@ -178,12 +196,18 @@ class OperationsDashboard(Construct):
 
         def api(name: str, stat: str = "Sum") -> cloudwatch.Metric:
             return cloudwatch.Metric(
-                namespace=API_GATEWAY_NAMESPACE, metric_name=name, dimensions_map=dimensions, statistic=stat, period=ONE_MINUTE
+                namespace=API_GATEWAY_NAMESPACE,
+                metric_name=name,
+                dimensions_map=dimensions,
+                statistic=stat,
+                period=ONE_MINUTE,
             )
 
         self.dashboard.add_widgets(
             _graph("API requests and errors", [api("Count"), api("4XXError"), api("5XXError")]),
-            _graph("API latency (ms)", [api("Latency", "p50"), api("Latency", "p99"), api("IntegrationLatency", "p99")]),
+            _graph(
+                "API latency (ms)", [api("Latency", "p50"), api("Latency", "p99"), api("IntegrationLatency", "p99")]
+            ),
             _graph(
                 "Handler",
                 [function.metric_errors(period=ONE_MINUTE), function.metric_throttles(period=ONE_MINUTE)],
@@ -193,29 +217,55 @@ class OperationsDashboard(Construct):
         self.dashboard.add_widgets(
             _graph(
                 "Submissions",
-                [handler(n) for n in ("InferencesSubmitted", "IdempotentReplays", "UploadsCreated", "ClientErrors", "ServerErrors")],
+                [
+                    handler(n)
+                    for n in (
+                        "InferencesSubmitted",
+                        "IdempotentReplays",
+                        "UploadsCreated",
+                        "ClientErrors",
+                        "ServerErrors",
+                    )
+                ],
             ),
         )
 
     def add_callback_widgets(
-        self, *, queue: sqs.IQueue, dead_letter_queue: sqs.IQueue, function: lambda_.IFunction, service_name: str,
+        self,
+        *,
+        queue: sqs.IQueue,
+        dead_letter_queue: sqs.IQueue,
+        function: lambda_.IFunction,
+        service_name: str,
         metrics_namespace: str,
     ) -> None:
         """Completion callbacks: what the notifier did (its Powertools counts, dimension
         "service"), what waits in its queue (retries hide there), and the dead letters."""
 
         def outcome(name: str) -> cloudwatch.Metric:
-            return cloudwatch.Metric(namespace=metrics_namespace, metric_name=name,
-                                     dimensions_map={"service": service_name}, statistic="Sum", period=ONE_MINUTE)
+            return cloudwatch.Metric(
+                namespace=metrics_namespace,
+                metric_name=name,
+                dimensions_map={"service": service_name},
+                statistic="Sum",
+                period=ONE_MINUTE,
+            )
 
         self.dashboard.add_widgets(
-            _graph("Callbacks", [outcome(n) for n in ("CallbacksDelivered", "CallbackRetries", "CallbacksRefused",
-                                                      "CallbacksDeadLettered")]),
+            _graph(
+                "Callbacks",
+                [
+                    outcome(n)
+                    for n in ("CallbacksDelivered", "CallbackRetries", "CallbacksRefused", "CallbacksDeadLettered")
+                ],
+            ),
             _graph(
                 "Callback queue (not visible: retries waiting)",
-                [queue.metric_approximate_number_of_messages_visible(period=ONE_MINUTE, statistic=PEAK),
-                 queue.metric_approximate_number_of_messages_not_visible(period=ONE_MINUTE, statistic=PEAK),
-                 dead_letter_queue.metric_approximate_number_of_messages_visible(period=ONE_MINUTE, statistic=PEAK)],
+                [
+                    queue.metric_approximate_number_of_messages_visible(period=ONE_MINUTE, statistic=PEAK),
+                    queue.metric_approximate_number_of_messages_not_visible(period=ONE_MINUTE, statistic=PEAK),
+                    dead_letter_queue.metric_approximate_number_of_messages_visible(period=ONE_MINUTE, statistic=PEAK),
+                ],
                 right=[queue.metric_approximate_age_of_oldest_message(period=ONE_MINUTE, statistic=PEAK)],
             ),
             _graph(

@@ -257,4 +257,6 @@ class InferenceEndpoint(Construct):
         """The one SageMaker runtime action that calls this endpoint: InvokeEndpointAsync on an
         asynchronous endpoint, InvokeEndpoint otherwise (with TargetModel on a multi-model one)."""
         action = "sagemaker:InvokeEndpointAsync" if self.is_async else "sagemaker:InvokeEndpoint"
-        return iam.Grant.add_to_principal(grantee=grantee, actions=[action], resource_arns=[self.endpoint.attr_endpoint_arn])
+        return iam.Grant.add_to_principal(
+            grantee=grantee, actions=[action], resource_arns=[self.endpoint.attr_endpoint_arn]
+        )

@@ -64,9 +64,7 @@ class ModelArtifact(Construct):
             tarball = pack_model_directory(source.path, build_dir)
             self.asset = s3_assets.Asset(self, "Tarball", path=str(tarball))
             self.model_data_url = self.asset.s3_object_url
-            self._object_arn = (
-                f"arn:{cdk.Aws.PARTITION}:s3:::{self.asset.s3_bucket_name}/{self.asset.s3_object_key}"
-            )
+            self._object_arn = f"arn:{cdk.Aws.PARTITION}:s3:::{self.asset.s3_bucket_name}/{self.asset.s3_object_key}"
 
     def grant_read(self, grantee: iam.IGrantable) -> iam.Grant:
         """s3:GetObject on exactly the model object, or the objects under a multi-model prefix (nothing for a hub model)."""

@@ -63,9 +63,7 @@ class InferenceStorage(Construct):
             ],
             removal_policy=removal,
         )
-        self.input_bucket = self._data_bucket(
-            "Input", expiry_days=input_expiry_days, versioned=False, removal=removal
-        )
+        self.input_bucket = self._data_bucket("Input", expiry_days=input_expiry_days, versioned=False, removal=removal)
         self.output_bucket = self._data_bucket(
             "Output", expiry_days=output_expiry_days, versioned=True, removal=removal
         )
@@ -73,9 +71,7 @@ class InferenceStorage(Construct):
             "Failure", expiry_days=failure_expiry_days, versioned=True, removal=removal
         )
 
-    def _data_bucket(
-        self, name: str, *, expiry_days: int, versioned: bool, removal: cdk.RemovalPolicy
-    ) -> s3.Bucket:
+    def _data_bucket(self, name: str, *, expiry_days: int, versioned: bool, removal: cdk.RemovalPolicy) -> s3.Bucket:
         rules = [
             s3.LifecycleRule(
                 expiration=cdk.Duration.days(expiry_days),
@@ -173,7 +169,9 @@ class InferenceStorage(Construct):
         ):
             grant = grant.combine(
                 iam.Grant.add_to_principal(
-                    grantee=grantee, actions=["s3:ListBucket"], resource_arns=[bucket.bucket_arn],
+                    grantee=grantee,
+                    actions=["s3:ListBucket"],
+                    resource_arns=[bucket.bucket_arn],
                     conditions=list_within_prefixes_condition(prefixes),
                 )
             )

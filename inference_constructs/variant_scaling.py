@@ -22,7 +22,13 @@ PROVISIONED_CONCURRENCY = "sagemaker:variant:DesiredProvisionedConcurrency"
 
 
 def variant_scalable_target(
-    scope: Construct, *, endpoint_name: str, variant_name: str, scalable_dimension: str, min_capacity: int, max_capacity: int
+    scope: Construct,
+    *,
+    endpoint_name: str,
+    variant_name: str,
+    scalable_dimension: str,
+    min_capacity: int,
+    max_capacity: int,
 ) -> appscaling.CfnScalableTarget:
     """The endpoint variant as a scalable target (construct id "Target" under `scope`).
 
@@ -74,14 +80,20 @@ class VariantTargetTracking(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         if scalable_dimension not in (INSTANCE_COUNT, PROVISIONED_CONCURRENCY):
-            raise ValueError(f"scalable_dimension {scalable_dimension!r}: {INSTANCE_COUNT} or {PROVISIONED_CONCURRENCY}")
+            raise ValueError(
+                f"scalable_dimension {scalable_dimension!r}: {INSTANCE_COUNT} or {PROVISIONED_CONCURRENCY}"
+            )
         if min_capacity < 1:
             # Only async endpoints (and inference components) scale to zero.
             raise ValueError(f"min_capacity={min_capacity}: a real-time or serverless variant scales from 1")
         self.target = variant_scalable_target(
-            self, endpoint_name=endpoint_name, variant_name=variant_name, scalable_dimension=scalable_dimension,
-            min_capacity=min_capacity, max_capacity=max_capacity,
-        )  # fmt: skip
+            self,
+            endpoint_name=endpoint_name,
+            variant_name=variant_name,
+            scalable_dimension=scalable_dimension,
+            min_capacity=min_capacity,
+            max_capacity=max_capacity,
+        )
         self.policy = appscaling.CfnScalingPolicy(
             self,
             "Track",

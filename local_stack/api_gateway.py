@@ -292,9 +292,10 @@ class ApiGatewayServer:
         try:
             result = future.result(timeout=INTEGRATION_TIMEOUT_S)
         except FutureTimeout:
-            return _gateway_error(HTTPStatus.GATEWAY_TIMEOUT, "INTEGRATION_TIMEOUT", "Endpoint request timed out",
-                                  request_id)
-        except Exception:  # noqa: BLE001 - API Gateway answers 502 for a failed invocation
+            return _gateway_error(
+                HTTPStatus.GATEWAY_TIMEOUT, "INTEGRATION_TIMEOUT", "Endpoint request timed out", request_id
+            )
+        except Exception:
             log.exception("the Lambda handler raised")
             return _gateway_error(HTTPStatus.BAD_GATEWAY, "INTEGRATION_FAILURE", "Internal server error", request_id)
         return _http_response(result, request_id)
@@ -308,13 +309,17 @@ class ApiGatewayServer:
         self._environment.shutdown(wait=False, cancel_futures=True)
 
 
-def _gateway_error(status: HTTPStatus, response_type: str, message: str,
-                   request_id: str | None = None) -> tuple[int, dict[str, str], bytes]:
+def _gateway_error(
+    status: HTTPStatus, response_type: str, message: str, request_id: str | None = None
+) -> tuple[int, dict[str, str], bytes]:
     """An answer API Gateway gives itself, in the stack's gateway-response template
     (inference_constructs/api.py: error = responseType, message, requestId)."""
     body = {"error": response_type, "message": message, "requestId": request_id or str(uuid.uuid4())}
-    return int(status), {"Content-Type": "application/json", "x-amzn-ErrorType": response_type}, json.dumps(
-        body).encode()
+    return (
+        int(status),
+        {"Content-Type": "application/json", "x-amzn-ErrorType": response_type},
+        json.dumps(body).encode(),
+    )
 
 
 def _http_response(result: Any, request_id: str) -> tuple[int, dict[str, str], bytes]:
@@ -347,8 +352,9 @@ class _GatewayHandler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         found = match_route(self.gateway.routes, self.command, path)
         if found is None:
-            self._send(*_gateway_error(HTTPStatus.FORBIDDEN, "MISSING_AUTHENTICATION_TOKEN",
-                                       "Missing Authentication Token"))
+            self._send(
+                *_gateway_error(HTTPStatus.FORBIDDEN, "MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token")
+            )
             return
         route, params = found
         headers = [(k, v) for k, v in self.headers.items() if k.lower() not in ("connection", "content-length")]
@@ -358,10 +364,21 @@ class _GatewayHandler(BaseHTTPRequestHandler):
             self._send(*_gateway_error(HTTPStatus.FORBIDDEN, "INCOMPLETE_SIGNATURE", str(error)))
             return
         # What API Gateway adds in front of the integration.
-        headers += [("X-Forwarded-For", self.client_address[0]), ("X-Forwarded-Proto", "http"),
-                    ("X-Forwarded-Port", str(self.gateway.port))]
-        event = build_event(method=self.command, raw_path=self.path, headers=headers, body=body, route=route,
-                            path_parameters=params, source_ip=self.client_address[0], key_id=key_id)
+        headers += [
+            ("X-Forwarded-For", self.client_address[0]),
+            ("X-Forwarded-Proto", "http"),
+            ("X-Forwarded-Port", str(self.gateway.port)),
+        ]
+        event = build_event(
+            method=self.command,
+            raw_path=self.path,
+            headers=headers,
+            body=body,
+            route=route,
+            path_parameters=params,
+            source_ip=self.client_address[0],
+            key_id=key_id,
+        )
         started = time.monotonic()
         status, response_headers, payload = self.gateway.invoke(event)
         log.info("%s %s -> %s (%.0f ms)", self.command, self.path, status, (time.monotonic() - started) * 1000)
@@ -395,11 +412,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Serve a Lambda handler behind a local API Gateway (REST proxy).")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--handler", default=contract.API_HANDLER, help="module.function, as in the Lambda configuration")
+    parser.add_argument(
+        "--handler", default=contract.API_HANDLER, help="module.function, as in the Lambda configuration"
+    )
     parser.add_argument("--reuse-port", action="store_true", help="share the port with sibling processes")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("LOCAL_LOG_LEVEL", "INFO"), stream=sys.stderr,
-                        format="%(asctime)s api-gateway[%(process)d] %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("LOCAL_LOG_LEVEL", "INFO"),
+        stream=sys.stderr,
+        format="%(asctime)s api-gateway[%(process)d] %(message)s",
+    )
 
     handler = load_handler(args.handler)  # cold start, before accepting requests
     server = ApiGatewayServer(handler, host=args.host, port=args.port, reuse_port=args.reuse_port)

@@ -330,13 +330,15 @@ class AsyncInferenceRuntime:
                 return
             try:
                 self._process(request)
-            except Exception as exc:  # noqa: BLE001 - a worker must survive anything
+            except Exception as exc:
                 log.exception("unexpected error processing %s", request.inference_id)
                 try:  # e.g. the output upload failed (ResponseUploadFailures): record a failure if we can
                     message = f"InternalFailure: {type(exc).__name__}: {exc}"
-                    self._finish(request, _Outcome(False, json.dumps({"error": message}).encode(),
-                                                   "application/json", reason=message))
-                except Exception:  # noqa: BLE001
+                    self._finish(
+                        request,
+                        _Outcome(False, json.dumps({"error": message}).encode(), "application/json", reason=message),
+                    )
+                except Exception:
                     log.exception("could not record the failure of %s", request.inference_id)
             finally:
                 with self._cond:
@@ -375,8 +377,9 @@ class AsyncInferenceRuntime:
         except Exception as exc:  # noqa: BLE001 - any S3 error is a RequestDownloadFailure
             self._count("download_failures")
             message = f"RequestDownloadFailure: could not read {request.input_location}: {exc}"
-            self._finish(request, _Outcome(False, json.dumps({"error": message}).encode(), "application/json",
-                                           reason=message))
+            self._finish(
+                request, _Outcome(False, json.dumps({"error": message}).encode(), "application/json", reason=message)
+            )
             return None
 
     def _invoke(self, request: AsyncRequest, body: bytes) -> _Outcome:
@@ -389,21 +392,25 @@ class AsyncInferenceRuntime:
         # piece once inference is done, so the first byte arrives at the end.
         timeout = httpx.Timeout(float(request.timeout_seconds), connect=_PING_TIMEOUT_S)
         try:
-            response = self._http.post(f"{self.container_url}/invocations", content=body, headers=headers,
-                                       timeout=timeout)
+            response = self._http.post(
+                f"{self.container_url}/invocations", content=body, headers=headers, timeout=timeout
+            )
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
             raise _ContainerDown(f"{type(exc).__name__}: {exc}") from exc
         except httpx.TimeoutException:
             self._count("timed_out")
-            message = (f"ModelTimeout: the model did not answer within InvocationTimeoutSeconds="
-                       f"{request.timeout_seconds}")
+            message = (
+                f"ModelTimeout: the model did not answer within InvocationTimeoutSeconds={request.timeout_seconds}"
+            )
             return _Outcome(False, json.dumps({"error": message}).encode(), "application/json", reason=message)
         content_type = response.headers.get("content-type", "application/octet-stream")
         if 200 <= response.status_code < 300:
             return _Outcome(True, response.content, content_type, status=response.status_code)
         kind = "client" if response.status_code < 500 else "server"
-        reason = (f"ClientError: Received {kind} error ({response.status_code}) from model. "
-                  "See the SageMaker Endpoint logs in your account for more information.")
+        reason = (
+            f"ClientError: Received {kind} error ({response.status_code}) from model. "
+            "See the SageMaker Endpoint logs in your account for more information."
+        )
         return _Outcome(False, response.content, content_type, reason=reason, status=response.status_code)
 
     def _count(self, counter: str) -> None:
@@ -413,11 +420,14 @@ class AsyncInferenceRuntime:
     def _expire(self, request: AsyncRequest, now: float) -> None:
         self._count("expired")
         waited = now - request.received_at
-        message = (f"RequestExpired: the request waited {waited:.0f} s in the queue, "
-                   f"longer than RequestTTLSeconds={request.ttl_seconds}")
+        message = (
+            f"RequestExpired: the request waited {waited:.0f} s in the queue, "
+            f"longer than RequestTTLSeconds={request.ttl_seconds}"
+        )
         log.warning("%s: %s", request.inference_id, message)
-        self._finish(request, _Outcome(False, json.dumps({"error": message}).encode(), "application/json",
-                                       reason=message))
+        self._finish(
+            request, _Outcome(False, json.dumps({"error": message}).encode(), "application/json", reason=message)
+        )
 
     def _finish(self, request: AsyncRequest, outcome: _Outcome) -> None:
         location = request.output_location if outcome.ok else request.failure_location
@@ -460,7 +470,7 @@ class AsyncInferenceRuntime:
         try:
             self.sns.publish(TopicArn=topic, Message=json.dumps(document))
             self._count("notifications_sent")
-        except Exception:  # noqa: BLE001 - NotificationFailures: logged, the result is already stored
+        except Exception:
             log.exception("notification for %s failed", request.inference_id)
 
 
@@ -474,7 +484,7 @@ class _RuntimeHandler(BaseHTTPRequestHandler):
     runtime: AsyncInferenceRuntime
     protocol_version = "HTTP/1.1"  # keep-alive, like the real service; bodies carry Content-Length
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         match = _PATH.match(urlsplit(self.path).path)
@@ -484,8 +494,9 @@ class _RuntimeHandler(BaseHTTPRequestHandler):
         name = unquote(match.group("name"))
         runtime = self.runtime
         if name != runtime.endpoint_name:
-            self._error(HTTPStatus.BAD_REQUEST, "ValidationError",
-                        f"Endpoint {name} of account {runtime.account_id} not found.")
+            self._error(
+                HTTPStatus.BAD_REQUEST, "ValidationError", f"Endpoint {name} of account {runtime.account_id} not found."
+            )
             return
         h = self.headers
         params = {
@@ -513,11 +524,13 @@ class _RuntimeHandler(BaseHTTPRequestHandler):
             },
         )
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         # Not part of SageMaker: a peek for humans and tests (`curl .../_local/stats`).
         if urlsplit(self.path).path == "/_local/stats":
-            stats = self.runtime.stats.snapshot() | {"backlog": self.runtime.backlog(),
-                                                     "containerHealthy": self.runtime.healthy}
+            stats = self.runtime.stats.snapshot() | {
+                "backlog": self.runtime.backlog(),
+                "containerHealthy": self.runtime.healthy,
+            }
             self._send(HTTPStatus.OK, stats, {})
         else:
             self._error(HTTPStatus.NOT_FOUND, "UnknownOperationException", f"no operation at {self.path}")

@@ -44,8 +44,8 @@ __all__ = [
     "FAKE_CREDENTIALS_ENV",
     "INPUT_PREFIX",
     "OUTPUT_PREFIX",
-    "UPLOAD_PREFIX",
     "REGION",
+    "UPLOAD_PREFIX",
     "LocalResources",
     "MotoService",
     "aws_client",
@@ -143,9 +143,7 @@ def create_resources(endpoint_url: str, *, prefix: str = "local-inference") -> L
         s3.put_bucket_encryption(
             Bucket=name,
             ServerSideEncryptionConfiguration={
-                "Rules": [
-                    {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_id}}
-                ]
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_id}}]
             },
         )
 
@@ -154,9 +152,7 @@ def create_resources(endpoint_url: str, *, prefix: str = "local-inference") -> L
     for kind in ("success", "error"):
         topic_arn = sns.create_topic(Name=f"{prefix}-{kind}")["TopicArn"]
         queue_url = sqs.create_queue(QueueName=f"{prefix}-{kind}-observer")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         # Raw delivery: the queue holds SageMaker's notification JSON itself,
         # as a subscriber with RawMessageDelivery would see it.
         sns.subscribe(

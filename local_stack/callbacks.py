@@ -36,8 +36,9 @@ class LocalCallbacks:
     secret: str  # what `inference-client listen --secret` needs
 
 
-def create_callback_resources(endpoint_url: str, resources: LocalResources, *,
-                              prefix: str = "local-inference") -> LocalCallbacks:
+def create_callback_resources(
+    endpoint_url: str, resources: LocalResources, *, prefix: str = "local-inference"
+) -> LocalCallbacks:
     sqs = aws_client("sqs", endpoint_url)
     sns = aws_client("sns", endpoint_url)
     dead_letters = sqs.create_queue(QueueName=f"{prefix}-callbacks-dlq")["QueueUrl"]
@@ -49,12 +50,14 @@ def create_callback_resources(endpoint_url: str, resources: LocalResources, *,
     # Secrets Manager: 48 letters and digits, also valid base64).
     secret = base64.b64encode(secrets.token_bytes(32)).decode()
     arn = aws_client("secretsmanager", endpoint_url).create_secret(
-        Name=f"{prefix}-callback-signing-secret", SecretString=secret)["ARN"]
+        Name=f"{prefix}-callback-signing-secret", SecretString=secret
+    )["ARN"]
     return LocalCallbacks(queue, dead_letters, arn, secret)
 
 
-def notifier_environment(callbacks: LocalCallbacks, *, aws_endpoint_url: str, api_url: str | None,
-                         api_environment: Mapping[str, str]) -> dict[str, str]:
+def notifier_environment(
+    callbacks: LocalCallbacks, *, aws_endpoint_url: str, api_url: str | None, api_environment: Mapping[str, str]
+) -> dict[str, str]:
     """The notifier's variables as inference_constructs/callbacks.py sets them, pointed at moto."""
     return {
         **api_environment,
@@ -77,8 +80,9 @@ def api_callback_environment() -> dict[str, str]:
     return {"CALLBACKS_ENABLED": "true", "CALLBACK_ALLOW_LOOPBACK_HTTP": "true"}
 
 
-def start_notifier(callbacks: LocalCallbacks, environment: Mapping[str, str], *,
-                   log_file: IO[Any] | None, timeout: float = 120) -> subprocess.Popen[bytes]:
+def start_notifier(
+    callbacks: LocalCallbacks, environment: Mapping[str, str], *, log_file: IO[Any] | None, timeout: float = 120
+) -> subprocess.Popen[bytes]:
     """`python -m local_stack.notifier`, once it has imported the handler (its 'ready' line).
 
     The timeout is generous: importing Powertools, boto3 and pydantic on a loaded two-core
@@ -87,8 +91,13 @@ def start_notifier(callbacks: LocalCallbacks, environment: Mapping[str, str], *,
     env.update(FAKE_CREDENTIALS_ENV)  # never a real credential in the local Lambda
     env.update(environment)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
-    process = spawn([sys.executable, "-m", "local_stack.notifier", "--queue-url", callbacks.queue_url],
-                    env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=log_file)
+    process = spawn(
+        [sys.executable, "-m", "local_stack.notifier", "--queue-url", callbacks.queue_url],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=log_file,
+    )
     # The API processes' stdout pump and readiness wait: the notifier prints 'ready notifier' too.
     from local_stack.pipeline import _pump, _wait_ready
 
@@ -100,4 +109,3 @@ def start_notifier(callbacks: LocalCallbacks, environment: Mapping[str, str], *,
         terminate(process, grace_seconds=2)
         raise RuntimeError(f"the local callback notifier did not start: {error}") from error
     return process
-

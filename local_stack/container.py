@@ -21,10 +21,15 @@ from model_server import contract as container_contract
 from local_stack.processes import spawn, terminate
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-_DECIDED_HERE = frozenset({
-    container_contract.MODEL_DIR, container_contract.HF_MODEL_ID, container_contract.HF_TASK,
-    container_contract.BIND_TO_PORT, container_contract.HOST,
-})
+_DECIDED_HERE = frozenset(
+    {
+        container_contract.MODEL_DIR,
+        container_contract.HF_MODEL_ID,
+        container_contract.HF_TASK,
+        container_contract.BIND_TO_PORT,
+        container_contract.HOST,
+    }
+)
 
 
 class ModelLoadFailed(RuntimeError):
@@ -134,6 +139,9 @@ class ModelContainer:
     def invoke(self, body: bytes, content_type: str = "application/json", timeout: float = 60.0) -> httpx.Response:
         """POST /invocations directly, bypassing the pipeline: the reference answer for tests."""
         return httpx.post(
-            f"{self.url}/invocations", content=body, headers={"Content-Type": content_type}, timeout=timeout,
+            f"{self.url}/invocations",
+            content=body,
+            headers={"Content-Type": content_type},
+            timeout=timeout,
             trust_env=False,
         )

@@ -97,10 +97,11 @@ class MultiModelRuntime(RealtimeRuntime):
         path = self._download(target)
         if path is None:
             return _error(
-                HTTPStatus.BAD_REQUEST, "ValidationError",
+                HTTPStatus.BAD_REQUEST,
+                "ValidationError",
                 f"Failed to download model data (prefix {self.models_dir}, key {target}): "
                 "no such model under the prefix",
-            )  # fmt: skip
+            )
         while True:
             answer = self._http.post(
                 f"{self.container_url}/models",

@@ -34,20 +34,22 @@ BATCH_SIZE = 10
 
 def sqs_event(messages: Sequence[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
     """Lambda's SQS event for messages from ReceiveMessage (AttributeNames=All)."""
-    return {"Records": [
-        {
-            "messageId": message["MessageId"],
-            "receiptHandle": message["ReceiptHandle"],
-            "body": message["Body"],
-            "attributes": dict(message.get("Attributes", {})),
-            "messageAttributes": {},
-            "md5OfBody": message.get("MD5OfBody", ""),
-            "eventSource": "aws:sqs",
-            "eventSourceARN": queue_arn,
-            "awsRegion": REGION,
-        }
-        for message in messages
-    ]}
+    return {
+        "Records": [
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": dict(message.get("Attributes", {})),
+                "messageAttributes": {},
+                "md5OfBody": message.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": REGION,
+            }
+            for message in messages
+        ]
+    }
 
 
 @dataclass
@@ -66,8 +68,9 @@ class _Context:
 def poll_once(sqs: Any, queue_url: str, queue_arn: str, handler: Callable[..., Any], *, wait_seconds: int = 1) -> int:
     """One receive + invoke + delete round, as the event source mapping does; returns the
     number of records handed to the handler."""
-    batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=BATCH_SIZE, WaitTimeSeconds=wait_seconds,
-                                AttributeNames=["All"])
+    batch = sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=BATCH_SIZE, WaitTimeSeconds=wait_seconds, AttributeNames=["All"]
+    )
     messages = batch.get("Messages", [])
     if not messages:
         return 0
@@ -79,8 +82,10 @@ def poll_once(sqs: Any, queue_url: str, queue_arn: str, handler: Callable[..., A
         return len(messages)
     done = [m for m in messages if m["MessageId"] not in failed]
     if done:
-        sqs.delete_message_batch(QueueUrl=queue_url, Entries=[
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)])
+        sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+        )
     return len(messages)
 
 
@@ -89,8 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--queue-url", required=True)
     parser.add_argument("--handler", default=contract.NOTIFIER_HANDLER)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("LOCAL_LOG_LEVEL", "INFO"), stream=sys.stderr,
-                        format="%(asctime)s notifier[%(process)d] %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("LOCAL_LOG_LEVEL", "INFO"),
+        stream=sys.stderr,
+        format="%(asctime)s notifier[%(process)d] %(message)s",
+    )
     from local_stack.aws import aws_client
 
     handler = load_handler(args.handler)

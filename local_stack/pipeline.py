@@ -93,7 +93,10 @@ class LocalPipeline:
             hf_model_id=config.hf_model_id,
             hf_task=config.hf_task,
             # multimodel: SageMaker sets SAGEMAKER_MULTI_MODEL=true (the server starts with no model).
-            extra_env={**config.container_env, **({"SAGEMAKER_MULTI_MODEL": "true"} if config.hosting_mode == "multimodel" else {})},
+            extra_env={
+                **config.container_env,
+                **({"SAGEMAKER_MULTI_MODEL": "true"} if config.hosting_mode == "multimodel" else {}),
+            },
             log_file=config.log_file,
             host=config.host,
         )
@@ -120,15 +123,22 @@ class LocalPipeline:
                 if self.config.model_dir is None:
                     raise ValueError("hosting mode multimodel needs model_dir: the directory of models")
                 self.runtime = MultiModelRuntime(
-                    models_dir=self.config.model_dir, endpoint_name=ENDPOINT_NAME, container_url=self.container.url,
-                    host=self.config.host, port=self.config.runtime_port,
-                )  # fmt: skip
+                    models_dir=self.config.model_dir,
+                    endpoint_name=ENDPOINT_NAME,
+                    container_url=self.container.url,
+                    host=self.config.host,
+                    port=self.config.runtime_port,
+                )
             elif self.config.hosting_mode != "async":
                 self.runtime = RealtimeRuntime(
-                    endpoint_name=ENDPOINT_NAME, container_url=self.container.url,
-                    host=self.config.host, port=self.config.runtime_port,
-                    max_payload_bytes=SERVERLESS_MAX_PAYLOAD_BYTES if self.config.hosting_mode == "serverless" else MAX_PAYLOAD_BYTES,
-                )  # fmt: skip
+                    endpoint_name=ENDPOINT_NAME,
+                    container_url=self.container.url,
+                    host=self.config.host,
+                    port=self.config.runtime_port,
+                    max_payload_bytes=SERVERLESS_MAX_PAYLOAD_BYTES
+                    if self.config.hosting_mode == "serverless"
+                    else MAX_PAYLOAD_BYTES,
+                )
             else:
                 self.runtime = AsyncInferenceRuntime(
                     endpoint_name=ENDPOINT_NAME,
@@ -186,8 +196,17 @@ class LocalPipeline:
         env.update(self.config.lambda_env)
         reuse = self.config.lambda_environments > 1
         for _ in range(self.config.lambda_environments):
-            argv = [sys.executable, "-m", "local_stack.api_gateway", "--host", self.config.host, "--port", str(port),
-                    "--handler", self.config.lambda_handler]
+            argv = [
+                sys.executable,
+                "-m",
+                "local_stack.api_gateway",
+                "--host",
+                self.config.host,
+                "--port",
+                str(port),
+                "--handler",
+                self.config.lambda_handler,
+            ]
             if reuse:
                 argv.append("--reuse-port")
             process = spawn(argv, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=self.config.log_file)
@@ -201,8 +220,12 @@ class LocalPipeline:
 
     def _start_notifier(self) -> None:
         assert self.callbacks is not None and self.aws_endpoint_url is not None
-        environment = notifier_environment(self.callbacks, aws_endpoint_url=self.aws_endpoint_url,
-                                           api_url=self.api_url, api_environment=self.lambda_environment())
+        environment = notifier_environment(
+            self.callbacks,
+            aws_endpoint_url=self.aws_endpoint_url,
+            api_url=self.api_url,
+            api_environment=self.lambda_environment(),
+        )
         self.notifier_process = start_notifier(self.callbacks, environment, log_file=self.config.log_file)
 
     def stop(self) -> None:

@@ -102,8 +102,10 @@ def check_ports(host: str, ports: Mapping[str, int]) -> None:
         elif port in seen:
             problems.append(f"{variable}={port} is also {seen[port]}: give each a different port")
         elif not port_is_free(host, port):
-            problems.append(f"port {port} ({variable}) is already in use on {host}: stop what listens there "
-                            f"or choose another port, e.g. {variable}={_suggest(host, port)}")
+            problems.append(
+                f"port {port} ({variable}) is already in use on {host}: stop what listens there "
+                f"or choose another port, e.g. {variable}={_suggest(host, port)}"
+            )
         seen.setdefault(port, variable)
     if problems:
         raise PortInUse("\n".join(problems))

@@ -111,23 +111,39 @@ class RealtimeRuntime:
         except httpx.TimeoutException:
             return _model_error(408, f"the container did not answer within {self.container_timeout_seconds:g} s")
         except httpx.TransportError as error:
-            return _error(HTTPStatus.SERVICE_UNAVAILABLE, "ServiceUnavailable", f"the container is unreachable: {error}")
+            return _error(
+                HTTPStatus.SERVICE_UNAVAILABLE, "ServiceUnavailable", f"the container is unreachable: {error}"
+            )
         self.invocations += 1
         if not 200 <= answer.status_code < 300:
             return _model_error(answer.status_code, answer.content.decode("utf-8", errors="replace")[:4096])
-        reply = {"Content-Type": answer.headers.get("content-type", "application/octet-stream"), "x-Amzn-Invoked-Production-Variant": VARIANT_NAME}
+        reply = {
+            "Content-Type": answer.headers.get("content-type", "application/octet-stream"),
+            "x-Amzn-Invoked-Production-Variant": VARIANT_NAME,
+        }
         return 200, answer.content, reply
 
 
-def _error(status: HTTPStatus, code: str, message: str, extra: dict[str, Any] | None = None) -> tuple[int, bytes, dict[str, str]]:
+def _error(
+    status: HTTPStatus, code: str, message: str, extra: dict[str, Any] | None = None
+) -> tuple[int, bytes, dict[str, str]]:
     # rest-json errors: botocore reads the code from x-amzn-ErrorType, the members from the body.
     document = {"message": message, "Message": message, **(extra or {})}
-    return int(status), json.dumps(document).encode(), {"Content-Type": "application/json", "x-amzn-ErrorType": f"{code}:"}
+    return (
+        int(status),
+        json.dumps(document).encode(),
+        {"Content-Type": "application/json", "x-amzn-ErrorType": f"{code}:"},
+    )
 
 
 def _model_error(original_status: int, original_message: str) -> tuple[int, bytes, dict[str, str]]:
-    message = f"Received client error ({original_status}) from primary with message \"{original_message[:200]}\""
-    return _error(HTTPStatus.FAILED_DEPENDENCY, "ModelError", message, {"OriginalStatusCode": original_status, "OriginalMessage": original_message})
+    message = f'Received client error ({original_status}) from primary with message "{original_message[:200]}"'
+    return _error(
+        HTTPStatus.FAILED_DEPENDENCY,
+        "ModelError",
+        message,
+        {"OriginalStatusCode": original_status, "OriginalMessage": original_message},
+    )
 
 
 def request_problem(
@@ -137,18 +153,26 @@ def request_problem(
     if endpoint != owner:
         return HTTPStatus.BAD_REQUEST, "ValidationError", f"Endpoint {endpoint} of account 123456789012 not found."
     if len(body) > max_payload_bytes:
-        return HTTPStatus.BAD_REQUEST, "ValidationError", f"Request payload is {len(body)} bytes; the limit is {max_payload_bytes}"
+        return (
+            HTTPStatus.BAD_REQUEST,
+            "ValidationError",
+            f"Request payload is {len(body)} bytes; the limit is {max_payload_bytes}",
+        )
     for name in _FORWARDED:
         value = headers.get(name)
         if value is not None and (len(value) > MAX_HEADER_CHARS or not value.isascii()):
-            return HTTPStatus.BAD_REQUEST, "ValidationError", f"{name} must be at most {MAX_HEADER_CHARS} ASCII characters"
+            return (
+                HTTPStatus.BAD_REQUEST,
+                "ValidationError",
+                f"{name} must be at most {MAX_HEADER_CHARS} ASCII characters",
+            )
     return None
 
 
 class _Handler(BaseHTTPRequestHandler):
     owner: RealtimeRuntime
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         match = _PATH.match(urlsplit(self.path).path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
@@ -156,7 +180,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(*_error(HTTPStatus.NOT_FOUND, "UnknownOperationException", f"no operation at {self.path}"))
             return
         headers = {name.lower(): value for name, value in self.headers.items()}
-        problem = request_problem(unquote(match["name"]), self.owner.endpoint_name, body, headers, self.owner.max_payload_bytes)
+        problem = request_problem(
+            unquote(match["name"]), self.owner.endpoint_name, body, headers, self.owner.max_payload_bytes
+        )
         if problem:
             self._send(*_error(*problem))
             return

@@ -74,11 +74,17 @@ class TransformRuntime:
         if problems:
             raise _Refused("ValidationException", "; ".join(map(str, problems)))
         if params["ModelName"] not in self.models:
-            raise _Refused("ValidationException", f"Could not find model \"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{params['ModelName']}\".")
+            raise _Refused(
+                "ValidationException",
+                f'Could not find model "arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{params["ModelName"]}".',
+            )
         name = params["TransformJobName"]
         with self._lock:
             if name in self.jobs:
-                raise _Refused("ResourceInUse", f"Job name must be unique within an AWS account and region, and a job with this name already exists (arn:aws:sagemaker:{REGION}:{ACCOUNT}:transform-job/{name})")
+                raise _Refused(
+                    "ResourceInUse",
+                    f"Job name must be unique within an AWS account and region, and a job with this name already exists (arn:aws:sagemaker:{REGION}:{ACCOUNT}:transform-job/{name})",
+                )
             job = {
                 **params,
                 "TransformJobArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:transform-job/{name.lower()}",
@@ -92,7 +98,9 @@ class TransformRuntime:
     def describe(self, params: dict[str, Any]) -> dict[str, Any]:
         job = self.jobs.get(params.get("TransformJobName", ""))
         if job is None:
-            raise _Refused("ValidationException", f"Could not find requested job with name {params.get('TransformJobName')}")
+            raise _Refused(
+                "ValidationException", f"Could not find requested job with name {params.get('TransformJobName')}"
+            )
         return dict(job)
 
     # ------------------------------------------------------------------ the job
@@ -103,7 +111,7 @@ class TransformRuntime:
             job["TransformJobStatus"] = "Completed"
         except _RecordFailed as failure:
             job["TransformJobStatus"], job["FailureReason"] = "Failed", str(failure)
-        except Exception as error:  # noqa: BLE001 - any other failure is the job's, reported like SageMaker's
+        except Exception as error:
             log.exception("transform job %s failed", job["TransformJobName"])
             job["TransformJobStatus"], job["FailureReason"] = "Failed", f"ClientError: {error}"
         job["TransformEndTime"] = time.time()
@@ -117,10 +125,20 @@ class TransformRuntime:
         container = self.models[job["ModelName"]]
         split = job["TransformInput"].get("SplitType", "None") == "Line"
         joiner = b"\n" if job["TransformOutput"].get("AssembleWith") == "Line" else b""
-        headers = {k: v for k, v in (("Content-Type", job["TransformInput"].get("ContentType")),
-                                     ("Accept", job["TransformOutput"].get("Accept"))) if v}  # fmt: skip
-        keys = [item["Key"] for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-                for item in page.get("Contents", []) if not item["Key"].endswith("/")]  # fmt: skip
+        headers = {
+            k: v
+            for k, v in (
+                ("Content-Type", job["TransformInput"].get("ContentType")),
+                ("Accept", job["TransformOutput"].get("Accept")),
+            )
+            if v
+        }
+        keys = [
+            item["Key"]
+            for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for item in page.get("Contents", [])
+            if not item["Key"].endswith("/")
+        ]
         if not keys:
             raise _RecordFailed(f"ClientError: no input objects under {source}")
         with httpx.Client(timeout=600, trust_env=False) as http:
@@ -137,7 +155,7 @@ class TransformRuntime:
                             f"{response.status_code}: {response.text[:300]}"
                         )
                     answers.append(response.content)
-                relative = key[len(prefix):] if key.startswith(prefix) else key
+                relative = key[len(prefix) :] if key.startswith(prefix) else key
                 self.s3.put_object(Bucket=out_bucket, Key=f"{out_prefix}{relative}.out", Body=joiner.join(answers))
 
 
@@ -157,17 +175,26 @@ def _split(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-OPERATIONS = {"SageMaker.CreateTransformJob": TransformRuntime.create, "SageMaker.DescribeTransformJob": TransformRuntime.describe}
+OPERATIONS = {
+    "SageMaker.CreateTransformJob": TransformRuntime.create,
+    "SageMaker.DescribeTransformJob": TransformRuntime.describe,
+}
 
 
 class _Handler(BaseHTTPRequestHandler):
     owner: TransformRuntime
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         operation = OPERATIONS.get(self.headers.get("X-Amz-Target", ""))
         if operation is None:
-            self._send(400, {"__type": "UnknownOperationException", "message": f"{self.headers.get('X-Amz-Target')} is not served here"})
+            self._send(
+                400,
+                {
+                    "__type": "UnknownOperationException",
+                    "message": f"{self.headers.get('X-Amz-Target')} is not served here",
+                },
+            )
             return
         try:
             self._send(200, operation(self.owner, json.loads(body or b"{}")))

@@ -90,9 +90,13 @@ class AsyncInferenceStack(cdk.Stack):
             storage.key.grant_encrypt_decrypt(execution.role)
         # Offline scoring of S3 data with the same model (python -m inference_client batch).
         batch = BatchTransformAccess(
-            self, "Batch", execution_role=execution.role, input_bucket=storage.input_bucket, output_bucket=storage.output_bucket,
+            self,
+            "Batch",
+            execution_role=execution.role,
+            input_bucket=storage.input_bucket,
+            output_bucket=storage.output_bucket,
             data_key=storage.key,
-        )  # fmt: skip
+        )
 
         endpoint = InferenceEndpoint(
             self,
@@ -143,7 +147,9 @@ class AsyncInferenceStack(cdk.Stack):
 
         alarms = OperationsAlarms(self, "Alarms", alarm_email=config.alarm_email, retain=config.retain_data)
         dashboard = OperationsDashboard(self, "Dashboard")
-        self._endpoint_operations(config, alarms, dashboard, endpoint_name=endpoint.endpoint_name, variant_name=endpoint.variant_name)
+        self._endpoint_operations(
+            config, alarms, dashboard, endpoint_name=endpoint.endpoint_name, variant_name=endpoint.variant_name
+        )
 
         # Client API: clients call this, never S3 or SageMaker directly.
         api_service = f"inference-api-{config.name}"
@@ -178,7 +184,10 @@ class AsyncInferenceStack(cdk.Stack):
         storage.grant_api_access(api.function, writes_results=hosting.mode != "async")
         endpoint.grant_invoke(api.function)
 
-        api_dimensions = {"api_name": api.rest_api.rest_api_name, "stage_name": api.rest_api.deployment_stage.stage_name}
+        api_dimensions = {
+            "api_name": api.rest_api.rest_api_name,
+            "stage_name": api.rest_api.deployment_stage.stage_name,
+        }
         alarms.add_api_alarms(
             **api_dimensions,
             function=api.function,
@@ -219,8 +228,11 @@ class AsyncInferenceStack(cdk.Stack):
             )
             notifier.enable_on_api(api.function)
             dashboard.add_callback_widgets(
-                queue=notifier.queue, dead_letter_queue=notifier.dead_letter_queue, function=notifier.function,
-                service_name=CALLBACKS_SERVICE_NAME, metrics_namespace=METRICS_NAMESPACE,
+                queue=notifier.queue,
+                dead_letter_queue=notifier.dead_letter_queue,
+                function=notifier.function,
+                service_name=CALLBACKS_SERVICE_NAME,
+                metrics_namespace=METRICS_NAMESPACE,
             )
             # Callers verify signatures with this secret (aws secretsmanager get-secret-value).
             outputs["CallbackSecretArn"] = notifier.secret.secret_arn
@@ -247,7 +259,11 @@ class AsyncInferenceStack(cdk.Stack):
         acknowledge_findings(
             self,
             extra=(
-                *(model_prefix_findings(config.model.bucket, config.model.prefix) if isinstance(config.model, S3PrefixModel) else ()),
+                *(
+                    model_prefix_findings(config.model.bucket, config.model.prefix)
+                    if isinstance(config.model, S3PrefixModel)
+                    else ()
+                ),
                 *(CALLBACK_FINDINGS if with_callbacks else ()),
             ),
             checkov_skips=(*CHECKOV_SKIPS, *(CALLBACK_CHECKOV_SKIPS if with_callbacks else ())),
@@ -281,7 +297,9 @@ class AsyncInferenceStack(cdk.Stack):
         if isinstance(hosting, (RealtimeHosting, ServerlessHosting)):
             tracking = self._variant_tracking(hosting)
             if tracking is not None:
-                VariantTargetTracking(self, "Scaling", endpoint_name=endpoint_name, variant_name=variant_name, **tracking)
+                VariantTargetTracking(
+                    self, "Scaling", endpoint_name=endpoint_name, variant_name=variant_name, **tracking
+                )
         else:
             EndpointAutoscaling(
                 self,

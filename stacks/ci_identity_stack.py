@@ -33,7 +33,9 @@ class CiIdentityStack(cdk.Stack):
         )
 
         # The values docs/delivery.md asks to store as GitHub variables.
-        cdk.CfnOutput(self, "DiffRoleArn", value=github.diff_role.role_arn, description="GitHub variable AWS_DIFF_ROLE_ARN")
+        cdk.CfnOutput(
+            self, "DiffRoleArn", value=github.diff_role.role_arn, description="GitHub variable AWS_DIFF_ROLE_ARN"
+        )
         cdk.CfnOutput(
             self, "DeployRoleArn", value=github.deploy_role.role_arn, description="GitHub variable AWS_DEPLOY_ROLE_ARN"
         )

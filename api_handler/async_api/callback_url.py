@@ -193,8 +193,9 @@ SUBMIT_RESOLVE_SECONDS = 2.0
 _submit_resolver = ThreadPoolExecutor(max_workers=2, thread_name_prefix="callback-dns")
 
 
-def refusal_at_submit(url: str, policy: CallbackPolicy, resolver: Resolver | None = None,
-                      timeout: float = SUBMIT_RESOLVE_SECONDS) -> str | None:
+def refusal_at_submit(
+    url: str, policy: CallbackPolicy, resolver: Resolver | None = None, timeout: float = SUBMIT_RESOLVE_SECONDS
+) -> str | None:
     """Why a callback URL (already past check_callback_url) is refused once its host name is
     resolved: a name that resolves to a private address today is refused with a 400 now, not a
     Failed delivery an hour later. None when it resolves to public addresses only, or when it

@@ -13,7 +13,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from api_handler import contract
@@ -151,7 +151,9 @@ def int_header(headers: Mapping[str, str], name: str, bounds: tuple[int, int], d
     low, high = bounds
     text = raw.strip(_HTTP_SPACE)
     if not _SECONDS.fullmatch(text) or not low <= int(text) <= high:
-        raise BadRequest(f"header {display(name)} must be a whole number of seconds from {low} to {high}, got {raw[:40]!r}")
+        raise BadRequest(
+            f"header {display(name)} must be a whole number of seconds from {low} to {high}, got {raw[:40]!r}"
+        )
     return int(text)
 
 
@@ -301,8 +303,11 @@ def parse_upload_document(payload: bytes, content_type: str) -> tuple[str | None
     if not is_json(content_type):
         return None, None
     document = parse_json(payload, what="the request body (declared JSON by its Content-Type)")
-    if (len(payload) > _UPLOAD_REFERENCE_MAX_BYTES or not isinstance(document, dict)
-            or set(document) not in ({"uploadId"}, {"uploadId", "callbackUrl"})):
+    if (
+        len(payload) > _UPLOAD_REFERENCE_MAX_BYTES
+        or not isinstance(document, dict)
+        or set(document) not in ({"uploadId"}, {"uploadId", "callbackUrl"})
+    ):
         return None, None
     upload_id = document["uploadId"]
     if not isinstance(upload_id, str) or not UPLOAD_ID.fullmatch(upload_id):
@@ -430,7 +435,7 @@ def expired_reason(receipt: Receipt, now: datetime) -> str | None:
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 # ------------------------------------------------------------------------- answers
@@ -484,7 +489,11 @@ def render_output(body: bytes, content_type: str | None, accept: str | None) -> 
             return {"output": json.loads(body), "outputEncoding": "json"}
         except (ValueError, RecursionError):  # nested too deeply for the parser: shown as text
             pass
-    if declared.startswith("text/") or declared in {"application/jsonlines", "application/x-ndjson"} or is_json(declared):
+    if (
+        declared.startswith("text/")
+        or declared in {"application/jsonlines", "application/x-ndjson"}
+        or is_json(declared)
+    ):
         try:
             return {"output": body.decode("utf-8"), "outputEncoding": "text"}
         except UnicodeDecodeError:

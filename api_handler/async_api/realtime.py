@@ -48,11 +48,15 @@ MAX_SERVERLESS_PAYLOAD_BYTES = 4 * 1024 * 1024
 def payload_limit(hosting_mode: str) -> int:
     """The largest request body InvokeEndpoint accepts for this kind of endpoint."""
     return MAX_SERVERLESS_PAYLOAD_BYTES if hosting_mode == "serverless" else MAX_SYNC_PAYLOAD_BYTES
+
+
 # One attempt: a retried inference would run the model twice within the caller's 29 s.
 # Read timeout: what is left of API Gateway's 29 s after storing the input and before
 # writing the result and answering.
 SYNC_READ_TIMEOUT_SECONDS = 20
-SYNC_CONFIG = Config(connect_timeout=1, read_timeout=SYNC_READ_TIMEOUT_SECONDS, retries={"mode": "standard", "total_max_attempts": 1})
+SYNC_CONFIG = Config(
+    connect_timeout=1, read_timeout=SYNC_READ_TIMEOUT_SECONDS, retries={"mode": "standard", "total_max_attempts": 1}
+)
 SYNC_WORST_CASE_SECONDS = 1 + SYNC_READ_TIMEOUT_SECONDS + 1
 SYNC_MODES = frozenset({"realtime", "serverless", "multimodel"})
 
@@ -65,7 +69,9 @@ def failure_key(inference_id: str) -> str:
     return f"{FAILURE_PREFIX}{inference_id}.err"
 
 
-def invoke_params(settings: Settings, inference_id: str, content_type: str, body: bytes, request: SubmitRequest) -> dict[str, Any]:
+def invoke_params(
+    settings: Settings, inference_id: str, content_type: str, body: bytes, request: SubmitRequest
+) -> dict[str, Any]:
     """InvokeEndpoint's parameters (botocore's sagemaker-runtime model: EndpointName and Body required;
     TargetModel only for a multi-model endpoint, which refuses requests without one)."""
     params: dict[str, Any] = {
@@ -98,7 +104,9 @@ def model_error_text(error: ClientError) -> str:
 
 def build_sync_clients(settings: Settings) -> Clients:
     clients = build_clients(settings)
-    sync_runtime = boto3.client("sagemaker-runtime", endpoint_url=settings.sagemaker_runtime_endpoint_url, config=SYNC_CONFIG)
+    sync_runtime = boto3.client(
+        "sagemaker-runtime", endpoint_url=settings.sagemaker_runtime_endpoint_url, config=SYNC_CONFIG
+    )
     return Clients(s3=clients.s3, sagemaker=sync_runtime, s3_copy=clients.s3_copy)
 
 
@@ -128,15 +136,19 @@ class SyncInferenceService(InferenceService):
         deadline.require(SYNC_WORST_CASE_SECONDS, "run the inference")
         bucket_out, bucket_failed = self.settings.output_bucket, self.settings.failure_bucket
         try:
-            answer = self.sagemaker.invoke_endpoint(**invoke_params(self.settings, inference_id, content_type, body, request))
+            answer = self.sagemaker.invoke_endpoint(
+                **invoke_params(self.settings, inference_id, content_type, body, request)
+            )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "ModelError":
                 raise _mapped("SageMaker", error) from error
             self._store(failure_key(inference_id), bucket_failed, model_error_text(error).encode("utf-8"), "text/plain")
             log.info("model error for %s", inference_id)
             # No output object will ever exist; the receipt points at one nobody writes.
-            return {"OutputLocation": logic.s3_uri(bucket_out, output_key(inference_id)),
-                    "FailureLocation": logic.s3_uri(bucket_failed, failure_key(inference_id))}  # fmt: skip
+            return {
+                "OutputLocation": logic.s3_uri(bucket_out, output_key(inference_id)),
+                "FailureLocation": logic.s3_uri(bucket_failed, failure_key(inference_id)),
+            }
         except ReadTimeoutError as error:
             raise Unavailable(
                 f"the model did not answer within {SYNC_READ_TIMEOUT_SECONDS} s (API Gateway allows 29 s per "
@@ -144,12 +156,20 @@ class SyncInferenceService(InferenceService):
                 retry_after=logic.UNAVAILABLE_RETRY_AFTER,
             ) from error
         except BotoCoreError as error:
-            raise Unavailable("SageMaker is unreachable; retry later", retry_after=logic.UNAVAILABLE_RETRY_AFTER) from error
+            raise Unavailable(
+                "SageMaker is unreachable; retry later", retry_after=logic.UNAVAILABLE_RETRY_AFTER
+            ) from error
         result = answer["Body"].read()
-        self._store(output_key(inference_id), bucket_out, result, answer.get("ContentType") or "application/octet-stream")
-        return {"OutputLocation": logic.s3_uri(bucket_out, output_key(inference_id)),
-                "FailureLocation": logic.s3_uri(bucket_failed, failure_key(inference_id))}  # fmt: skip
+        self._store(
+            output_key(inference_id), bucket_out, result, answer.get("ContentType") or "application/octet-stream"
+        )
+        return {
+            "OutputLocation": logic.s3_uri(bucket_out, output_key(inference_id)),
+            "FailureLocation": logic.s3_uri(bucket_failed, failure_key(inference_id)),
+        }
 
     def _store(self, key: str, bucket: str, body: bytes, content_type: str) -> None:
         # Unbounded: the model has run; its answer must at least be attempted (Lambda's timeout stops it).
-        self._s3(Deadline(lambda: float("inf")), "put_object", Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+        self._s3(
+            Deadline(lambda: float("inf")), "put_object", Bucket=bucket, Key=key, Body=body, ContentType=content_type
+        )

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -90,7 +90,9 @@ class Deadline:
 
     def require(self, seconds: float, what: str) -> None:
         if self._remaining() < seconds:
-            raise Unavailable(f"not enough time left to {what} safely; retry", retry_after=logic.UNAVAILABLE_RETRY_AFTER)
+            raise Unavailable(
+                f"not enough time left to {what} safely; retry", retry_after=logic.UNAVAILABLE_RETRY_AFTER
+            )
 
 
 @dataclass(frozen=True)
@@ -264,7 +266,9 @@ class InferenceService:
         except ClientError as error:
             raise _mapped("SageMaker", error) from error
         except BotoCoreError as error:
-            raise Unavailable("SageMaker is unreachable; retry later", retry_after=logic.UNAVAILABLE_RETRY_AFTER) from error
+            raise Unavailable(
+                "SageMaker is unreachable; retry later", retry_after=logic.UNAVAILABLE_RETRY_AFTER
+            ) from error
         return started
 
     def _store_inline(self, deadline: Deadline, inference_id: str, request: SubmitRequest) -> tuple[str, str]:
@@ -290,13 +294,18 @@ class InferenceService:
         if claim is None:
             if self._head(deadline, bucket, source) is None:
                 raise _no_upload(upload_id)
-            claim = {"inferenceId": inference_id, "caller": caller.key,
-                     "inputKey": logic.upload_input_key(inference_id, uuid.uuid4().hex)}
+            claim = {
+                "inferenceId": inference_id,
+                "caller": caller.key,
+                "inputKey": logic.upload_input_key(inference_id, uuid.uuid4().hex),
+            }
             if not self._create(deadline, claim_key, json.dumps(claim, sort_keys=True).encode()):
                 claim = self._read_claim(deadline, claim_key)
                 if claim is None:  # a concurrent submit's conditional write is still in flight (409)
-                    raise Unavailable(f"upload {upload_id} is being submitted by a concurrent request; retry",
-                                      retry_after=logic.UNAVAILABLE_RETRY_AFTER)
+                    raise Unavailable(
+                        f"upload {upload_id} is being submitted by a concurrent request; retry",
+                        retry_after=logic.UNAVAILABLE_RETRY_AFTER,
+                    )
         if claim.get("caller") != caller.key:
             raise _no_upload(upload_id)  # someone else's upload id: as if it did not exist
         if claim.get("inferenceId") != inference_id:
@@ -308,8 +317,14 @@ class InferenceService:
         copied = self._head(deadline, bucket, input_key) is None
         if copied:  # copied once, never overwritten: a resumed submit finds the copy in place
             try:
-                self._s3(deadline, "copy_object", Bucket=bucket, Key=input_key,
-                         CopySource={"Bucket": bucket, "Key": source}, MetadataDirective="COPY")
+                self._s3(
+                    deadline,
+                    "copy_object",
+                    Bucket=bucket,
+                    Key=input_key,
+                    CopySource={"Bucket": bucket, "Key": source},
+                    MetadataDirective="COPY",
+                )
             except ApiError as error:
                 self._delete_quietly(claim_key, "release the claim of an upload that could not be copied")
                 if _is_missing(error.__cause__):
@@ -419,9 +434,11 @@ class InferenceService:
             data = self._read(deadline, fail_bucket, fail_key, limit=FAILURE_BODY_LIMIT)
             if data is not None:
                 text, truncated = logic.failure_text(data, FAILURE_BODY_LIMIT)
-                return Answer(200, {**base, "status": "Failed", "failureReason": text, "failureTruncated": truncated}, {})
+                return Answer(
+                    200, {**base, "status": "Failed", "failureReason": text, "failureTruncated": truncated}, {}
+                )
 
-        reason = logic.expired_reason(receipt, datetime.now(timezone.utc))
+        reason = logic.expired_reason(receipt, datetime.now(UTC))
         if reason is not None:
             return Answer(200, {**base, "status": "Failed", "failureReason": reason, "failureTruncated": False}, {})
         retry = str(self.settings.status_retry_after_seconds)
@@ -437,8 +454,10 @@ class TakenUpload:
 
 
 def _no_upload(upload_id: str) -> BadRequest:
-    return BadRequest(f"upload {upload_id} has no object: POST the payload to the upload form first "
-                      "(uploads belong to the caller that created them)")
+    return BadRequest(
+        f"upload {upload_id} has no object: POST the payload to the upload form first "
+        "(uploads belong to the caller that created them)"
+    )
 
 
 def _replay(existing: Receipt, request: SubmitRequest, caller: Caller) -> Receipt:
@@ -468,5 +487,5 @@ def _mapped(service: str, error: ClientError) -> ApiError:
 
 
 def _in_seconds(seconds: int) -> str:
-    moment = datetime.now(timezone.utc) + timedelta(seconds=seconds)
+    moment = datetime.now(UTC) + timedelta(seconds=seconds)
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")

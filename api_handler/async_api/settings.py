@@ -129,8 +129,9 @@ class Settings(BaseModel):
         return model_from_environment(cls, ENVIRONMENT, environ, what="API handler")
 
 
-def model_from_environment(model: type[_Model], names: Mapping[str, str], environ: Mapping[str, str], *,
-                           what: str) -> _Model:
+def model_from_environment(
+    model: type[_Model], names: Mapping[str, str], environ: Mapping[str, str], *, what: str
+) -> _Model:
     """`model` from the variables `names` maps to its fields; SettingsError naming each bad
     variable (not the field) otherwise. Shared by the API handler and the notifier."""
     raw = {field: environ[name] for name, field in names.items() if name in environ}

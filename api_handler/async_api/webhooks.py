@@ -57,8 +57,7 @@ def signed_headers(secret: str, webhook_id: str, timestamp: int, body: bytes) ->
     }
 
 
-def verify(secret: str, headers: Mapping[str, str], body: bytes, now: float,
-           tolerance: int = TOLERANCE_SECONDS) -> str:
+def verify(secret: str, headers: Mapping[str, str], body: bytes, now: float, tolerance: int = TOLERANCE_SECONDS) -> str:
     """The webhook-id of a delivery whose signature and timestamp check out; SignatureError otherwise.
 
     Any of several space-separated signatures may match (a sender rotating its secret signs

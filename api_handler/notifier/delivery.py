@@ -61,11 +61,16 @@ def post(
         else:  # http://127.0.0.1 in the local pipeline only (callback_url.py)
             connection = http.client.HTTPConnection(target.host, target.port, timeout=read_timeout)
         connection.sock = sock  # already connected: request() will not resolve the name again
-        connection.request("POST", target.path, body=body, headers={
-            **headers,
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
-        })
+        connection.request(
+            "POST",
+            target.path,
+            body=body,
+            headers={
+                **headers,
+                "Content-Type": "application/json",
+                "User-Agent": USER_AGENT,
+            },
+        )
         response = connection.getresponse()
         snippet = response.read(_ERROR_BODY_BYTES)
     except (OSError, http.client.HTTPException) as error:

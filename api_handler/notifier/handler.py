@@ -29,8 +29,12 @@ from api_handler.notifier.settings import NotifierSettings
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "inference-callbacks"))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", METRICS_NAMESPACE))
 # One count per outcome of an attempt (notify.Notifier.handle's first word), for dashboards.
-OUTCOME_METRICS = {"delivered": "CallbacksDelivered", "failed": "CallbacksRefused",
-                   "dead-lettered": "CallbacksDeadLettered", "ignored": "CallbackEventsIgnored"}
+OUTCOME_METRICS = {
+    "delivered": "CallbacksDelivered",
+    "failed": "CallbacksRefused",
+    "dead-lettered": "CallbacksDeadLettered",
+    "ignored": "CallbackEventsIgnored",
+}
 # A record that raised stays on the queue; an all-failed batch is not an error of the Lambda.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 # The signing secret is read at most every 5 minutes per execution environment.
@@ -43,8 +47,11 @@ def notifier() -> Notifier:
     api_settings = Settings.from_environment(os.environ)
     settings = NotifierSettings.from_environment(os.environ)
     clients = build_clients(api_settings)
-    secrets = SecretsProvider(boto3_client=boto3.client(
-        "secretsmanager", endpoint_url=settings.secrets_manager_endpoint_url, config=_AWS_CONFIG))
+    secrets = SecretsProvider(
+        boto3_client=boto3.client(
+            "secretsmanager", endpoint_url=settings.secrets_manager_endpoint_url, config=_AWS_CONFIG
+        )
+    )
     return Notifier(
         settings=settings,
         service=InferenceService(api_settings, clients),

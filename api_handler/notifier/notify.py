@@ -1,11 +1,11 @@
 """What the notifier does with one queued SageMaker notification: plain code, clients injected.
 
-    notification -> receipt (no callback, or no caller: nothing to do)
-                 -> event {type, timestamp, data: the GET /invocations/{id} document}
-                 -> checked address -> signed POST -> state in S3
-                 -> 2xx: Delivered | 429/5xx/timeout: hide the message for the backoff delay
-                    and report it failed (it comes back) | past the window: dead-letter queue
-                 -> other 4xx / 3xx / refused address: Failed, no retry
+notification -> receipt (no callback, or no caller: nothing to do)
+             -> event {type, timestamp, data: the GET /invocations/{id} document}
+             -> checked address -> signed POST -> state in S3
+             -> 2xx: Delivered | 429/5xx/timeout: hide the message for the backoff delay
+                and report it failed (it comes back) | past the window: dead-letter queue
+             -> other 4xx / 3xx / refused address: Failed, no retry
 """
 
 from __future__ import annotations
@@ -126,11 +126,17 @@ class Notifier:
         if not outcome.retryable:
             self._save(notification.inference_id, CallbackState("Failed", attempts, outcome.error, event_id, _iso(now)))
             return f"failed {event_id}: {outcome.error}"
-        delay = backoff_seconds(attempts, base=self.settings.retry_base_seconds,
-                                max_delay=self.settings.retry_max_delay_seconds, rand=self.rand)
+        delay = backoff_seconds(
+            attempts,
+            base=self.settings.retry_base_seconds,
+            max_delay=self.settings.retry_max_delay_seconds,
+            rand=self.rand,
+        )
         if now + delay - sent > self.settings.retry_window_seconds:
-            reason = (f"gave up after {attempts} attempts over {(now - sent) / 3600:.1f} h "
-                      f"(retry window {self.settings.retry_window_seconds / 3600:g} h); last error: {outcome.error}")
+            reason = (
+                f"gave up after {attempts} attempts over {(now - sent) / 3600:.1f} h "
+                f"(retry window {self.settings.retry_window_seconds / 3600:g} h); last error: {outcome.error}"
+            )
             self._dead_letter(record, notification, reason)
             self._save(notification.inference_id, CallbackState("Failed", attempts, reason, event_id, _iso(now)))
             return f"dead-lettered {event_id}"
@@ -173,23 +179,33 @@ class Notifier:
         if json.loads(body)["data"].get("status") == "InProgress":
             return delivery.Outcome(None, "the result object is not readable yet")
         headers = signed_headers(self.secret(), event_id, int(now), body)
-        return self.send(target, address, headers, body,
-                         connect_timeout=self.settings.connect_timeout_seconds,
-                         read_timeout=self.settings.read_timeout_seconds)
+        return self.send(
+            target,
+            address,
+            headers,
+            body,
+            connect_timeout=self.settings.connect_timeout_seconds,
+            read_timeout=self.settings.read_timeout_seconds,
+        )
 
     def _state(self, inference_id: str) -> CallbackState:
         return self.service.read_callback_state(Deadline(lambda: float("inf")), inference_id)
 
     def _save(self, inference_id: str, state: CallbackState) -> None:
         try:
-            self.service.s3.put_object(Bucket=self.service.settings.input_bucket, Key=state_key(inference_id),
-                                       Body=state.to_json(), ContentType="application/json")
+            self.service.s3.put_object(
+                Bucket=self.service.settings.input_bucket,
+                Key=state_key(inference_id),
+                Body=state.to_json(),
+                ContentType="application/json",
+            )
         except (ClientError, BotoCoreError) as error:  # the delivery itself already happened
             log.warning("could not record callback state of %s: %s", inference_id, error)
 
     def _hide(self, record: Mapping[str, Any], seconds: int) -> None:
-        self.sqs.change_message_visibility(QueueUrl=self.settings.queue_url,
-                                           ReceiptHandle=record["receiptHandle"], VisibilityTimeout=seconds)
+        self.sqs.change_message_visibility(
+            QueueUrl=self.settings.queue_url, ReceiptHandle=record["receiptHandle"], VisibilityTimeout=seconds
+        )
 
     def _dead_letter(self, record: Mapping[str, Any], notification: Notification, reason: str) -> None:
         self.sqs.send_message(

@@ -27,8 +27,9 @@ from collections.abc import Callable
 MAX_VISIBILITY_SECONDS = 43_200
 
 
-def backoff_seconds(failed_attempts: int, *, base: float, max_delay: float,
-                    rand: Callable[[], float] = random.random) -> int:
+def backoff_seconds(
+    failed_attempts: int, *, base: float, max_delay: float, rand: Callable[[], float] = random.random
+) -> int:
     """Seconds to wait after `failed_attempts` (>= 1) failed attempts."""
     step = min(max_delay, base * 2.0 ** max(0, failed_attempts - 1))
     delay = step * (0.5 + 0.5 * rand())

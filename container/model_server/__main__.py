@@ -64,8 +64,11 @@ def main(argv: list[str] | None = None) -> int:
         sock = _listen()
     except (ValueError, OverflowError, OSError) as exc:
         port = os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080")
-        print(f"cannot listen on {os.environ.get('MODEL_SERVER_HOST', '0.0.0.0')}:{port} "
-              f"(SAGEMAKER_BIND_TO_PORT={port!r}): {exc}", file=sys.stderr)
+        print(
+            f"cannot listen on {os.environ.get('MODEL_SERVER_HOST', '0.0.0.0')}:{port} "
+            f"(SAGEMAKER_BIND_TO_PORT={port!r}): {exc}",
+            file=sys.stderr,
+        )
         return 2
 
     _map_large_buffers()

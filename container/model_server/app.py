@@ -84,10 +84,13 @@ async def invoke_or_error(request: Request, engine: Engine, settings: Settings) 
     try:
         return await invoke(request, engine, settings)
     except ServerError as exc:
-        log.log(logging.WARNING if exc.status >= 500 else logging.INFO, "request failed",
-                extra={"event": "request_error", "status": exc.status, "error": exc.message})
+        log.log(
+            logging.WARNING if exc.status >= 500 else logging.INFO,
+            "request failed",
+            extra={"event": "request_error", "status": exc.status, "error": exc.message},
+        )
         return error_response(exc)
-    except Exception as exc:  # noqa: BLE001 - the server keeps serving whatever happens
+    except Exception as exc:
         log.exception("unexpected error")
         return error_response(from_model_exception(exc))
 
@@ -101,10 +104,15 @@ async def invoke(request: Request, engine: Engine, settings: Settings) -> Respon
     if engine.user_code:
         # User hooks decide what they accept and produce (toolkit semantics).
         body = await read_body(request, settings.max_request_bytes)
-        hook = await engine.handle(body, headers.get("content-type") or codec.JSON, headers.get("accept"),
-                                   dict(headers))
-        return Response(hook.body, status_code=hook.status, media_type=hook.content_type,
-                        headers={**hook.headers, BATCH_SIZE_HEADER: "1", BATCH_REQUESTS_HEADER: "1"})
+        hook = await engine.handle(
+            body, headers.get("content-type") or codec.JSON, headers.get("accept"), dict(headers)
+        )
+        return Response(
+            hook.body,
+            status_code=hook.status,
+            media_type=hook.content_type,
+            headers={**hook.headers, BATCH_SIZE_HEADER: "1", BATCH_REQUESTS_HEADER: "1"},
+        )
     # Everything about the request is checked before it joins a batch.
     accept = headers.get("accept")
     codec.check_accept(accept)
@@ -127,7 +135,8 @@ async def invoke(request: Request, engine: Engine, settings: Settings) -> Respon
         result = outputs[0]
     data, media_type = codec.encode_response(result, accept)
     return Response(
-        data, media_type=media_type,
+        data,
+        media_type=media_type,
         headers={BATCH_SIZE_HEADER: str(info.size), BATCH_REQUESTS_HEADER: str(info.requests)},
     )
 

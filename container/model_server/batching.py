@@ -200,8 +200,9 @@ class DynamicBatcher:
             return
         # One bad input must not fail its batch-mates: run each request alone
         # so every request gets its own result or its own error.
-        log.warning("batch failed, retrying its requests one by one", extra={"event": "batch_retry",
-                                                                             "error": repr(error)})
+        log.warning(
+            "batch failed, retrying its requests one by one", extra={"event": "batch_retry", "error": repr(error)}
+        )
         for request in batch:
             try:
                 alone = await loop.run_in_executor(

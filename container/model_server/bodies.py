@@ -44,8 +44,9 @@ async def read_body(request: Request, limit: int) -> bytes:
     """
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {limit} bytes "
-                              f"(MODEL_SERVER_MAX_REQUEST_BYTES)")
+        raise PayloadTooLarge(
+            f"body of {declared} bytes exceeds the limit of {limit} bytes (MODEL_SERVER_MAX_REQUEST_BYTES)"
+        )
     # Chunked bodies have no Content-Length: count while reading.
     size = 0
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES, prefix="model-server-body-") as spool:

@@ -36,15 +36,29 @@ NPY = "application/x-npy"
 ANY = "*/*"
 # The toolkit's content_types module, plus common aliases for the same formats.
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/tiff", "image/bmp", "image/gif", "image/webp", "image/x-image")
-AUDIO_TYPES = ("audio/x-flac", "audio/flac", "audio/mpeg", "audio/wave", "audio/wav", "audio/x-wav",
-               "audio/ogg", "audio/x-audio")
+AUDIO_TYPES = (
+    "audio/x-flac",
+    "audio/flac",
+    "audio/mpeg",
+    "audio/wave",
+    "audio/wav",
+    "audio/x-wav",
+    "audio/ogg",
+    "audio/x-audio",
+)
 # The toolkit hands user hooks a str for these and bytes for everything else.
 UTF8_TYPES = (JSON, CSV)
 
 # Request kinds: what the body decodes to, independent of the exact media type.
 KIND_JSON, KIND_TEXT, KIND_CSV, KIND_NPY, KIND_IMAGE, KIND_AUDIO = "json", "text", "csv", "npy", "image", "audio"
-_KINDS = {JSON: KIND_JSON, TEXT: KIND_TEXT, CSV: KIND_CSV, NPY: KIND_NPY,
-          **{t: KIND_IMAGE for t in IMAGE_TYPES}, **{t: KIND_AUDIO for t in AUDIO_TYPES}}
+_KINDS = {
+    JSON: KIND_JSON,
+    TEXT: KIND_TEXT,
+    CSV: KIND_CSV,
+    NPY: KIND_NPY,
+    **dict.fromkeys(IMAGE_TYPES, KIND_IMAGE),
+    **dict.fromkeys(AUDIO_TYPES, KIND_AUDIO),
+}
 # Response types in order of preference when the client accepts several.
 RESPONSE_TYPES = (JSON, CSV, NPY)
 # The toolkit decides by the header row: one of these names must appear in it.
@@ -164,7 +178,9 @@ def load_npy(body: bytes) -> Any:
         # allow_pickle=False: a pickled object array would run code from the request.
         return np.load(io.BytesIO(body), allow_pickle=False)
     except ValueError as exc:
-        raise BadRequest(f"application/x-npy body is not a plain NumPy array (object arrays are refused): {exc}") from None
+        raise BadRequest(
+            f"application/x-npy body is not a plain NumPy array (object arrays are refused): {exc}"
+        ) from None
     except (OSError, EOFError) as exc:
         raise BadRequest(f"application/x-npy body is not a .npy file: {exc}") from None
 
@@ -272,8 +288,12 @@ def encode_csv(content: Any) -> bytes:
     writer.writeheader()
     for row in rows:
         # Lists and objects inside a cell (e.g. zero-shot "labels") as JSON, not Python repr.
-        writer.writerow({k: v if isinstance(v, (str, int, float)) or v is None else encode_json(v).decode("utf-8")
-                         for k, v in row.items()})
+        writer.writerow(
+            {
+                k: v if isinstance(v, (str, int, float)) or v is None else encode_json(v).decode("utf-8")
+                for k, v in row.items()
+            }
+        )
     return stream.getvalue().encode("utf-8")
 
 

@@ -19,8 +19,9 @@ class EngineCore:
     def __init__(self, settings: Settings, state: ModelState | None = None) -> None:
         self.settings = settings
         self.state = state or ModelState()
-        self.batcher = DynamicBatcher(self._predict, max_batch_size=settings.max_batch_size,
-                                      max_wait_s=settings.max_batch_wait_ms / 1000)
+        self.batcher = DynamicBatcher(
+            self._predict, max_batch_size=settings.max_batch_size, max_wait_s=settings.max_batch_wait_ms / 1000
+        )
 
     def start(self) -> None:
         """Start the batcher (needs the running event loop) and load the model on its own thread."""
@@ -41,8 +42,7 @@ class EngineCore:
         self._loaded().model.validate(inputs, parameters)
         return await self.batcher.submit(inputs, parameters)
 
-    async def handle(self, body: bytes, content_type: str, accept: str | None,
-                     headers: dict[str, str]) -> HookResponse:
+    async def handle(self, body: bytes, content_type: str, accept: str | None, headers: dict[str, str]) -> HookResponse:
         loaded = self._loaded()
         user_code = loaded.user_code
         assert user_code is not None

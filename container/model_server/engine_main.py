@@ -67,10 +67,19 @@ class EngineServer:
     def reply(self, message: dict[str, Any]) -> None:
         try:
             transport.send(self.writer, message)
-        except Exception as exc:  # noqa: BLE001 - e.g. an output that cannot be pickled
+        except Exception as exc:
             log.exception("reply could not be sent")
-            transport.send(self.writer, {"id": message["id"], "error": (
-                500, "Model Error", f"the model's output could not be sent to the front end: {type(exc).__name__}: {exc}")})
+            transport.send(
+                self.writer,
+                {
+                    "id": message["id"],
+                    "error": (
+                        500,
+                        "Model Error",
+                        f"the model's output could not be sent to the front end: {type(exc).__name__}: {exc}",
+                    ),
+                },
+            )
 
     async def report_status(self) -> None:
         state = self.core.state
@@ -93,11 +102,18 @@ class EngineServer:
         threading.Thread(target=wait, name="load-watch", daemon=True).start()
         await settled
         loaded = state.loaded
-        self.reply({"id": None, "type": "status", "status": state.status, "error": state.error,
-                    "task": loaded.task if loaded else None,
-                    "user_code": bool(loaded and loaded.user_code is not None),
-                    "device": loaded.device if loaded else None,
-                    "torch_threads": sys.modules["torch"].get_num_threads()})
+        self.reply(
+            {
+                "id": None,
+                "type": "status",
+                "status": state.status,
+                "error": state.error,
+                "task": loaded.task if loaded else None,
+                "user_code": bool(loaded and loaded.user_code is not None),
+                "device": loaded.device if loaded else None,
+                "torch_threads": sys.modules["torch"].get_num_threads(),
+            }
+        )
 
     def dispatch(self, message: dict[str, Any], size: int) -> None:
         if message["type"] == "cancel":
@@ -119,10 +135,15 @@ class EngineServer:
                 outputs, info = await self.core.infer(message["inputs"], message["parameters"])
                 reply.update(outputs=outputs, size=info.size, requests=info.requests)
             elif message["type"] == "handle":
-                hook = await self.core.handle(transport.as_bytes(message["body"]), message["content_type"],
-                                              message["accept"], message["headers"])
-                reply.update(status=hook.status, content_type=hook.content_type, headers=hook.headers,
-                             body=transport.out_of_band(hook.body))
+                hook = await self.core.handle(
+                    transport.as_bytes(message["body"]), message["content_type"], message["accept"], message["headers"]
+                )
+                reply.update(
+                    status=hook.status,
+                    content_type=hook.content_type,
+                    headers=hook.headers,
+                    body=transport.out_of_band(hook.body),
+                )
             elif message["type"] == "echo":
                 reply["payload"] = message["payload"]
             else:
@@ -171,8 +192,9 @@ async def serve(sock: socket.socket) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or not args[0].isdigit():
-        print("usage: python -m model_server.engine_main FD (started by the model server, not by hand)",
-              file=sys.stderr)
+        print(
+            "usage: python -m model_server.engine_main FD (started by the model server, not by hand)", file=sys.stderr
+        )
         return 2
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_IGN)

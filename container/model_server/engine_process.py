@@ -120,7 +120,8 @@ class EngineProcess:
         with theirs:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "model_server.engine_main", str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),), env=env,
+                pass_fds=(theirs.fileno(),),
+                env=env,
             )
         reader, writer = await asyncio.open_unix_connection(sock=ours)
         self._writer = writer
@@ -155,9 +156,16 @@ class EngineProcess:
                 self._task, self._user_code = message["task"], message["user_code"]
                 if message["status"] == "ready":
                     self._ever_ready = True
-                    log.info("engine ready", extra={"event": "engine_ready", "engine": self.name, "pid": proc.pid,
-                                                     "device": message["device"],
-                                                     "torch_threads": message["torch_threads"]})
+                    log.info(
+                        "engine ready",
+                        extra={
+                            "event": "engine_ready",
+                            "engine": self.name,
+                            "pid": proc.pid,
+                            "device": message["device"],
+                            "torch_threads": message["torch_threads"],
+                        },
+                    )
                 self._set_status(message["status"], message["error"])
                 continue
             future = self._pending.pop(message["id"], None)
@@ -173,8 +181,11 @@ class EngineProcess:
         self._pending.clear()
         for future in in_flight:
             if not future.done():
-                future.set_exception(ModelError(f"the inference engine process {how} while this request was "
-                                                "in flight; it is being restarted"))
+                future.set_exception(
+                    ModelError(
+                        f"the inference engine process {how} while this request was in flight; it is being restarted"
+                    )
+                )
         if self._stopping:
             self._set_status("stopped")
             return
@@ -183,11 +194,20 @@ class EngineProcess:
         if not (self._ever_ready and self.restart) or self._status == "restarting":
             # Never ready, or died again while restarting: a restart would crash-loop; /ping stays 503.
             self._set_status("failed", f"the inference engine process {how} before the model was ready")
-            log.error("engine died while loading", extra={"event": "engine_exit", "engine": self.name,
-                                                          "returncode": returncode, "in_flight": len(in_flight)})
+            log.error(
+                "engine died while loading",
+                extra={
+                    "event": "engine_exit",
+                    "engine": self.name,
+                    "returncode": returncode,
+                    "in_flight": len(in_flight),
+                },
+            )
             return
-        log.error(f"engine process {how}: restarting it", extra={
-            "event": "engine_exit", "engine": self.name, "returncode": returncode, "in_flight": len(in_flight)})
+        log.error(
+            f"engine process {how}: restarting it",
+            extra={"event": "engine_exit", "engine": self.name, "returncode": returncode, "in_flight": len(in_flight)},
+        )
         self._set_status("restarting", f"the inference engine process {how}; restarting")
         await self._spawn()
 
@@ -241,12 +261,17 @@ class EngineProcess:
         reply = await self._call({"type": "infer", "inputs": inputs, "parameters": parameters})
         return reply["outputs"], BatchInfo(size=reply["size"], requests=reply["requests"])
 
-    async def handle(self, body: bytes, content_type: str, accept: str | None,
-                     headers: dict[str, str]) -> HookResponse:
-        reply = await self._call({"type": "handle", "body": transport.out_of_band(body),
-                                  "content_type": content_type, "accept": accept, "headers": headers})
-        return HookResponse(transport.as_bytes(reply["body"]), reply["content_type"], reply["status"],
-                            reply["headers"])
+    async def handle(self, body: bytes, content_type: str, accept: str | None, headers: dict[str, str]) -> HookResponse:
+        reply = await self._call(
+            {
+                "type": "handle",
+                "body": transport.out_of_band(body),
+                "content_type": content_type,
+                "accept": accept,
+                "headers": headers,
+            }
+        )
+        return HookResponse(transport.as_bytes(reply["body"]), reply["content_type"], reply["status"], reply["headers"])
 
     async def echo(self, payload: Any) -> Any:
         """A round trip through the engine's message loop, no model: what the hop itself costs."""

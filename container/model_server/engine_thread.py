@@ -61,8 +61,7 @@ class ThreadEngine:
     async def infer(self, inputs: list[Any], parameters: dict[str, Any]) -> tuple[list[Any], BatchInfo]:
         return await self._core.infer(inputs, parameters)
 
-    async def handle(self, body: bytes, content_type: str, accept: str | None,
-                     headers: dict[str, str]) -> HookResponse:
+    async def handle(self, body: bytes, content_type: str, accept: str | None, headers: dict[str, str]) -> HookResponse:
         return await self._core.handle(body, content_type, accept, headers)
 
     async def stop(self, timeout: float) -> None:

@@ -110,8 +110,15 @@ def from_model_exception(exc: BaseException) -> ServerError:
 
 def with_status(status: int, message: str) -> ServerError:
     """An error with a status chosen by user code (e.g. a PredictionException's error_code)."""
-    for cls in (BadRequest, NotAcceptable, PayloadTooLarge, UnsupportedMediaType, ModelError, ModelNotReady,
-                InsufficientStorage):
+    for cls in (
+        BadRequest,
+        NotAcceptable,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        ModelError,
+        ModelNotReady,
+        InsufficientStorage,
+    ):
         if cls.status == status:
             return cls(message)
     error = ServerError(message)

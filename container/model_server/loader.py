@@ -76,15 +76,19 @@ def _load_into(settings: Settings, state: ModelState) -> None:
         log.error(str(exc), extra={"event": "device_unavailable", "device": settings.device})
         state.set_failed(f"{type(exc).__name__}: {exc}")
         return
-    except BaseException as exc:  # noqa: BLE001 - any failure means "not healthy", never a crash
+    except BaseException as exc:
         log.exception("model load failed")
         state.set_failed(f"{type(exc).__name__}: {exc}")
         return
     log.info(
         "model ready",
-        extra={"event": "model_ready", "task": loaded.task, "device": loaded.device,
-               "user_code": loaded.user_code.defined if loaded.user_code else None,
-               "load_seconds": round(time.monotonic() - state.started, 3)},
+        extra={
+            "event": "model_ready",
+            "task": loaded.task,
+            "device": loaded.device,
+            "user_code": loaded.user_code.defined if loaded.user_code else None,
+            "load_seconds": round(time.monotonic() - state.started, 3),
+        },
     )
     state.set_ready(loaded)
 
@@ -100,7 +104,7 @@ def resolve_model_dir(settings: Settings) -> Path:
     token = settings.hf_api_token.get_secret_value() if settings.hf_api_token else None
     try:
         files = _repo_lister()(settings.hf_model_id, revision=settings.hf_model_revision, token=token)
-    except Exception as exc:  # noqa: BLE001 - connection, offline mode, unknown repo or revision, auth
+    except Exception as exc:
         raise ModelSourceError(
             f"cannot list HF_MODEL_ID={settings.hf_model_id!r} at HF_MODEL_REVISION="
             f"{settings.hf_model_revision!r} on the Hugging Face Hub: {type(exc).__name__}: {exc}. "
@@ -109,11 +113,21 @@ def resolve_model_dir(settings: Settings) -> Path:
             f"(MODEL_DIR)"
         ) from exc
     wanted = files_to_download(files)
-    log.info("downloading model", extra={"event": "download", "model_id": settings.hf_model_id,
-                                         "revision": settings.hf_model_revision, "files": wanted,
-                                         "skipped": len(files) - len(wanted)})
-    return Path(snapshot_download(repo_id=settings.hf_model_id, revision=settings.hf_model_revision, token=token,
-                                  allow_patterns=wanted))
+    log.info(
+        "downloading model",
+        extra={
+            "event": "download",
+            "model_id": settings.hf_model_id,
+            "revision": settings.hf_model_revision,
+            "files": wanted,
+            "skipped": len(files) - len(wanted),
+        },
+    )
+    return Path(
+        snapshot_download(
+            repo_id=settings.hf_model_id, revision=settings.hf_model_revision, token=token, allow_patterns=wanted
+        )
+    )
 
 
 def _repo_lister() -> Any:
@@ -225,8 +239,10 @@ def _pick_device(settings: Settings, torch: Any) -> str:
         available, reasons = cuda_status(torch)
         if not available and reasons:
             # A GPU build that cannot use its GPU: say so, even where the CPU is an acceptable answer.
-            log.warning(f"no usable GPU, serving on the CPU (MODEL_SERVER_DEVICE=auto): torch says: {reasons}",
-                        extra={"event": "cuda_unusable"})
+            log.warning(
+                f"no usable GPU, serving on the CPU (MODEL_SERVER_DEVICE=auto): torch says: {reasons}",
+                extra={"event": "cuda_unusable"},
+            )
         return "cuda" if available else "cpu"
     if settings.device == "cuda":
         require_cuda(torch)
@@ -288,8 +304,10 @@ def _load_default(model_dir: Path, settings: Settings, device: Any) -> Any:
 
     if not (model_dir / "config.json").is_file() and (model_dir / "model_index.json").is_file():
         # The toolkit serves these as text-to-image through diffusers, which this image does not ship.
-        raise ValueError(f"{model_dir} is a diffusers pipeline (model_index.json): text-to-image is not served "
-                         "by this image (no diffusers); serve it with code/inference.py and diffusers installed")
+        raise ValueError(
+            f"{model_dir} is a diffusers pipeline (model_index.json): text-to-image is not served "
+            "by this image (no diffusers); serve it with code/inference.py and diffusers installed"
+        )
     config = AutoConfig.from_pretrained(model_dir)
     task = settings.hf_task or infer_task(config)
     # A task with no pipeline fails the load with its name, never a wrong task behind a healthy /ping.

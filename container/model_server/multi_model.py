@@ -111,9 +111,10 @@ def model_folders(model_dir: Path) -> list[str]:
     if not model_dir.is_dir() or is_model_dir(model_dir):
         return []
     return sorted(
-        child.name for child in model_dir.iterdir()
+        child.name
+        for child in model_dir.iterdir()
         if child.is_dir() and not child.name.startswith(".") and set(child.name) <= _NAME_CHARS and is_model_dir(child)
-    )  # fmt: skip
+    )
 
 
 def is_out_of_memory_error(error: str) -> bool:

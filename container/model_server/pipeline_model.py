@@ -65,8 +65,11 @@ class PipelineModel:
         # Long texts are cut before tokenizing (truncation.py) where a pipeline reads from
         # the start: the prefix keeps more tokens than the model takes, so results and
         # "too long" errors are those of the whole text, without tokenizing megabytes.
-        self._max_tokens = (max_input_tokens(tokenizer, getattr(pipe.model, "config", None))
-                            if tokenizer is not None and self.task in _READ_FROM_START else None)
+        self._max_tokens = (
+            max_input_tokens(tokenizer, getattr(pipe.model, "config", None))
+            if tokenizer is not None and self.task in _READ_FROM_START
+            else None
+        )
 
     # -- called on the event loop: cheap checks only -------------------------------------
     def validate(self, inputs: list[Any], parameters: dict[str, Any]) -> None:
@@ -81,8 +84,10 @@ class PipelineModel:
             if isinstance(item, str):
                 _check_remote_reference(item, where, "an image")
             elif not (hasattr(item, "mode") and hasattr(item, "size")):
-                raise BadRequest(f"{where}: {self.task} takes an image (send the image bytes with an image/* "
-                                 f"Content-Type, or a URL), not {type(item).__name__}")
+                raise BadRequest(
+                    f"{where}: {self.task} takes an image (send the image bytes with an image/* "
+                    f"Content-Type, or a URL), not {type(item).__name__}"
+                )
             return
         if self.task in AUDIO_TASKS:
             if isinstance(item, str):
@@ -91,12 +96,17 @@ class PipelineModel:
                 # The pipelines' own dict form, e.g. from JSON: {"raw": [samples], "sampling_rate": 16000}.
                 samples = item.get("raw", item.get("array"))
                 rate = item.get("sampling_rate")
-                if not isinstance(samples, list) and not hasattr(samples, "dtype") or not isinstance(rate, int) \
-                        or rate <= 0:
+                if (
+                    (not isinstance(samples, list) and not hasattr(samples, "dtype"))
+                    or not isinstance(rate, int)
+                    or rate <= 0
+                ):
                     raise BadRequest(f'{where}: audio as an object is {{"raw": [samples...], "sampling_rate": <Hz>}}')
             elif not isinstance(item, (Audio, bytes)) and not hasattr(item, "dtype"):
-                raise BadRequest(f"{where}: {self.task} takes audio (send the file with an audio/* Content-Type), "
-                                 f"not {type(item).__name__}")
+                raise BadRequest(
+                    f"{where}: {self.task} takes audio (send the file with an audio/* Content-Type), "
+                    f"not {type(item).__name__}"
+                )
             return
         if self.task == "text-classification" and isinstance(item, (dict, list)):
             pair = item if isinstance(item, list) else [item.get("text"), item.get("text_pair", "")]
@@ -113,23 +123,31 @@ class PipelineModel:
     def _validate_parameters(self, parameters: dict[str, Any]) -> None:
         unknown = set(parameters) - self._named - _KWARGS.get(self.task, set())
         top_k = parameters.get("top_k")
-        if "top_k" in parameters and top_k is not None and (
-                not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
+        if (
+            "top_k" in parameters
+            and top_k is not None
+            and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1)
+        ):
             raise BadRequest(f'"parameters.top_k" must be a positive integer (or null), not {top_k!r}')
         strategy = parameters.get("aggregation_strategy")
         if self.task == "token-classification" and strategy is not None and str(strategy).lower() not in _AGGREGATIONS:
-            raise BadRequest(f'"parameters.aggregation_strategy" must be one of {sorted(_AGGREGATIONS)}, not {strategy!r}')
+            raise BadRequest(
+                f'"parameters.aggregation_strategy" must be one of {sorted(_AGGREGATIONS)}, not {strategy!r}'
+            )
         if self.task == "zero-shot-classification":
             labels = parameters.get("candidate_labels")
             if isinstance(labels, str):
                 labels = [x for x in labels.split(",") if x.strip()]
             if not labels or not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
-                raise BadRequest('zero-shot-classification needs "parameters": {"candidate_labels": [...]} '
-                                 "with at least one label (a list of strings or a comma-separated string)")
+                raise BadRequest(
+                    'zero-shot-classification needs "parameters": {"candidate_labels": [...]} '
+                    "with at least one label (a list of strings or a comma-separated string)"
+                )
             template = parameters.get("hypothesis_template", "{}")
             if not isinstance(template, str) or "{}" not in template:
-                raise BadRequest('"parameters.hypothesis_template" must be a string with a {} for the label, '
-                                 f"not {template!r}")
+                raise BadRequest(
+                    f'"parameters.hypothesis_template" must be a string with a {{}} for the label, not {template!r}'
+                )
             if not isinstance(parameters.get("multi_label", False), bool):
                 raise BadRequest('"parameters.multi_label" must be true or false')
         if self._generation_config is not None:
@@ -148,9 +166,11 @@ class PipelineModel:
             unknown = set()
         if unknown:
             allowed = sorted(self._named | _KWARGS.get(self.task, set()) | self._tokenizer_args)
-            raise BadRequest(f"unknown parameters for {self.task}: {sorted(unknown)}"
-                             + (f"; allowed: {allowed}" if allowed else "")
-                             + ("; or any generation setting" if self._generation_config is not None else ""))
+            raise BadRequest(
+                f"unknown parameters for {self.task}: {sorted(unknown)}"
+                + (f"; allowed: {allowed}" if allowed else "")
+                + ("; or any generation setting" if self._generation_config is not None else "")
+            )
 
     # -- called on the inference thread ---------------------------------------------------------
     def predict_batch(self, inputs: list[Any], parameters: dict[str, Any]) -> list[Any]:
@@ -181,8 +201,10 @@ class PipelineModel:
             samples = np.asarray(item.get("raw", item.get("array")), dtype=np.float32)
             item = Audio(samples=samples, sampling_rate=int(item["sampling_rate"]))
         if isinstance(item, Audio):
-            return {"raw": _resample(item.samples, item.sampling_rate, self._sampling_rate),
-                    "sampling_rate": self._sampling_rate or item.sampling_rate}
+            return {
+                "raw": _resample(item.samples, item.sampling_rate, self._sampling_rate),
+                "sampling_rate": self._sampling_rate or item.sampling_rate,
+            }
         return item
 
     def warmup(self) -> None:
@@ -212,15 +234,22 @@ def _tokenizer_arguments(tokenizer: Any) -> set[str]:
         return set()
     params = inspect.signature(tokenizer.__call__).parameters
     return {name for name, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {
-        "self", "text", "text_pair", "text_target", "text_pair_target"}
+        "self",
+        "text",
+        "text_pair",
+        "text_target",
+        "text_pair_target",
+    }
 
 
 def _check_remote_reference(item: str, where: str, what: str) -> None:
     # Pipelines open a string as a URL, a local path or base64. A local path
     # would read the container's own files: only URLs are passed on.
     if not item.startswith(("http://", "https://")) or os.path.exists(item):
-        raise BadRequest(f"{where}: a string input must be an http(s) URL of {what}; "
-                         f"send the bytes themselves with their Content-Type instead")
+        raise BadRequest(
+            f"{where}: a string input must be an http(s) URL of {what}; "
+            f"send the bytes themselves with their Content-Type instead"
+        )
 
 
 def _resample(samples: Any, rate: int, target: int | None) -> Any:

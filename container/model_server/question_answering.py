@@ -19,8 +19,7 @@ from typing import Any
 from .errors import BadRequest
 
 # The defaults of transformers 4's QuestionAnsweringPipeline.
-_DEFAULTS = {"top_k": 1, "max_answer_len": 15, "max_seq_len": 384, "doc_stride": 128,
-             "handle_impossible_answer": False}
+_DEFAULTS = {"top_k": 1, "max_answer_len": 15, "max_seq_len": 384, "doc_stride": 128, "handle_impossible_answer": False}
 _POSITIVE_INTS = ("top_k", "max_answer_len", "max_seq_len", "doc_stride", "max_question_len")
 
 
@@ -42,12 +41,16 @@ class QuestionAnsweringModel:
             if not isinstance(item, dict) or not all(
                 isinstance(item.get(key), str) and item[key].strip() for key in ("question", "context")
             ):
-                raise BadRequest(f'{where} for question-answering is {{"question": "...", "context": "..."}} '
-                                 "with two non-empty strings")
+                raise BadRequest(
+                    f'{where} for question-answering is {{"question": "...", "context": "..."}} '
+                    "with two non-empty strings"
+                )
         unknown = set(parameters) - set(_DEFAULTS) - {"max_question_len"}
         if unknown:
-            raise BadRequest(f"unknown parameters for question-answering: {sorted(unknown)}; "
-                             f"allowed: {sorted({*_DEFAULTS, 'max_question_len'})}")
+            raise BadRequest(
+                f"unknown parameters for question-answering: {sorted(unknown)}; "
+                f"allowed: {sorted({*_DEFAULTS, 'max_question_len'})}"
+            )
         for name in _POSITIVE_INTS:
             value = parameters.get(name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
@@ -99,15 +102,22 @@ class QuestionAnsweringModel:
                 # The CLS token stands for "no answer" (its score is the null score), as in the old pipeline.
                 p_mask[0] = 0
             span_starts, span_ends, scores, null_scores[sample] = select_starts_ends(
-                starts[window][None], ends[window][None], p_mask, attention[window], null_scores[sample],
-                options["top_k"], options["handle_impossible_answer"], options["max_answer_len"],
+                starts[window][None],
+                ends[window][None],
+                p_mask,
+                attention[window],
+                null_scores[sample],
+                options["top_k"],
+                options["handle_impossible_answer"],
+                options["max_answer_len"],
             )
             for s, e, score in zip(span_starts, span_ends, scores):
                 if sequence_ids[s] != context_sequence or sequence_ids[e] != context_sequence:
                     continue  # the CLS token: "no answer" is added below when asked for
                 begin, finish = offsets[window][s][0], offsets[window][e][1]
-                answers[sample].append({"score": float(score), "start": begin, "end": finish,
-                                        "answer": contexts[sample][begin:finish]})
+                answers[sample].append(
+                    {"score": float(score), "start": begin, "end": finish, "answer": contexts[sample][begin:finish]}
+                )
         results: list[Any] = []
         for sample, found in enumerate(answers):
             if options["handle_impossible_answer"]:

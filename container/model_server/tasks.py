@@ -57,10 +57,18 @@ _AUTO_TABLES = (
     ("MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES", "image-text-to-text"),
 )
 
-IMAGE_TASKS = frozenset({
-    "image-classification", "object-detection", "image-segmentation", "zero-shot-image-classification",
-    "depth-estimation", "image-feature-extraction", "mask-generation", "keypoint-matching",
-})
+IMAGE_TASKS = frozenset(
+    {
+        "image-classification",
+        "object-detection",
+        "image-segmentation",
+        "zero-shot-image-classification",
+        "depth-estimation",
+        "image-feature-extraction",
+        "mask-generation",
+        "keypoint-matching",
+    }
+)
 AUDIO_TASKS = frozenset({"automatic-speech-recognition", "audio-classification", "zero-shot-audio-classification"})
 # The toolkit refuses CSV for these: their inputs are nested (labels, tables).
 _NO_CSV_TASKS = frozenset({"zero-shot-classification", "table-question-answering"})
@@ -123,8 +131,10 @@ def infer_task(config: Any) -> str:
             return task
     for suffix, task in _TOOLKIT_SUFFIXES:
         if arch.endswith(suffix):
-            if task == "text2text-generation" and suffix == "ForConditionalGeneration" and not getattr(
-                config, "is_encoder_decoder", False
+            if (
+                task == "text2text-generation"
+                and suffix == "ForConditionalGeneration"
+                and not getattr(config, "is_encoder_decoder", False)
             ):
                 break  # e.g. a vision-language decoder: not a text2text model
             return task
@@ -148,8 +158,9 @@ def check_servable(task: str) -> None:
 
     if base_task(task) in SUPPORTED_TASKS:
         return
-    supported = sorted({*SUPPORTED_TASKS, "question-answering", "summarization", "text2text-generation",
-                        "translation_xx_to_yy"})
+    supported = sorted(
+        {*SUPPORTED_TASKS, "question-answering", "summarization", "text2text-generation", "translation_xx_to_yy"}
+    )
     raise ValueError(
         f"task {task!r} cannot be served: transformers {transformers.__version__} has no pipeline for it "
         f"(image-to-text and visual-question-answering were removed in transformers 5). "

@@ -78,4 +78,3 @@ def out_of_band(payload: bytes) -> pickle.PickleBuffer:
 def as_bytes(payload: Any) -> bytes:
     """A payload sent with :func:`out_of_band`, as the ``bytes`` it was (no copy when it already is)."""
     return payload if isinstance(payload, bytes) else bytes(payload)
-

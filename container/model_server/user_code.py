@@ -168,8 +168,9 @@ class UserCode:
             return default_loader()
         return self._call("model_fn", self.context(), str(model_dir))
 
-    def handle(self, model: Any, body: bytes, content_type: str, accept: str | None,
-               headers: dict[str, str] | None = None) -> HookResponse:
+    def handle(
+        self, model: Any, body: bytes, content_type: str, accept: str | None, headers: dict[str, str] | None = None
+    ) -> HookResponse:
         """Run one request through the hooks (on the inference thread)."""
         context = self.context(headers)
         accept = (accept or "").strip()

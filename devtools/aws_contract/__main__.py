@@ -16,7 +16,12 @@ ROOT = Path(__file__).resolve().parents[2]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devtools.aws_contract", description=__doc__)
     parser.add_argument("templates", nargs="+", type=Path, help="synthesized templates (cdk.out/*.template.json)")
-    parser.add_argument("--container-dir", type=Path, default=ROOT / "container", help="the image whose CUDA version GPU variants must support")
+    parser.add_argument(
+        "--container-dir",
+        type=Path,
+        default=ROOT / "container",
+        help="the image whose CUDA version GPU variants must support",
+    )
     args = parser.parse_args(argv)
     cuda = image_cuda_version(args.container_dir)
     failed = False

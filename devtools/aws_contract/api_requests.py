@@ -52,9 +52,13 @@ def _endpoint_config(lid: str, props: dict, resources: dict) -> Iterator[ApiRequ
 
 _CREATE_ENDPOINT = ("EndpointName", "EndpointConfigName", "DeploymentConfig", "Tags")
 _UPDATE_ENDPOINT = (
-    "EndpointName", "EndpointConfigName", "RetainAllVariantProperties", "ExcludeRetainedVariantProperties",
-    "DeploymentConfig", "RetainDeploymentConfig",
-)  # fmt: skip
+    "EndpointName",
+    "EndpointConfigName",
+    "RetainAllVariantProperties",
+    "ExcludeRetainedVariantProperties",
+    "DeploymentConfig",
+    "RetainDeploymentConfig",
+)
 
 
 def _endpoint(lid: str, props: dict, resources: dict) -> Iterator[ApiRequest]:

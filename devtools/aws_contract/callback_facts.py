@@ -31,8 +31,16 @@ from devtools.aws_contract.service_models import is_intrinsic, validate_request
 QUEUE_LIMITS = {"VisibilityTimeout": (0, 43_200), "MessageRetentionPeriod": (60, 1_209_600)}
 MAX_RECEIVE_COUNT = (1, 1000)
 MAX_VISIBILITY_SECONDS = 43_200
-_PASSWORD_MEMBERS = ("PasswordLength", "ExcludeCharacters", "ExcludeLowercase", "ExcludeNumbers",
-                     "ExcludePunctuation", "ExcludeUppercase", "IncludeSpace", "RequireEachIncludedType")
+_PASSWORD_MEMBERS = (
+    "PasswordLength",
+    "ExcludeCharacters",
+    "ExcludeLowercase",
+    "ExcludeNumbers",
+    "ExcludePunctuation",
+    "ExcludeUppercase",
+    "IncludeSpace",
+    "RequireEachIncludedType",
+)
 
 
 def _resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
@@ -47,8 +55,11 @@ def _service_model_findings(template: dict[str, Any]) -> list[Finding]:
         findings.extend(Finding(lid, f"{service} {operation}", str(v)) for v in violations)
 
     for lid, props in _resources(template, "AWS::SQS::Queue").items():
-        attributes = {k: v if is_intrinsic(v) else (json.dumps(v) if isinstance(v, dict) else str(v))
-                      for k, v in props.items() if k not in ("QueueName", "Tags")}
+        attributes = {
+            k: v if is_intrinsic(v) else (json.dumps(v) if isinstance(v, dict) else str(v))
+            for k, v in props.items()
+            if k not in ("QueueName", "Tags")
+        }
         check(lid, "sqs", "CreateQueue", {"QueueName": GENERATED_NAME, "Attributes": attributes})
     for lid, props in _resources(template, "AWS::SecretsManager::Secret").items():
         generate = props.get("GenerateSecretString")
@@ -101,9 +112,14 @@ def _event_source_findings(template: dict[str, Any]) -> list[Finding]:
             continue
         visibility, timeout = _number(queue.get("VisibilityTimeout", 30)), _number(function.get("Timeout", 3))
         if visibility is not None and timeout is not None and visibility < timeout:
-            findings.append(Finding(lid, "sqs-event-source",
-                                    f"queue visibility timeout {visibility} s is shorter than the function timeout "
-                                    f"{timeout} s: Lambda refuses the event source mapping"))
+            findings.append(
+                Finding(
+                    lid,
+                    "sqs-event-source",
+                    f"queue visibility timeout {visibility} s is shorter than the function timeout "
+                    f"{timeout} s: Lambda refuses the event source mapping",
+                )
+            )
     return findings
 
 
@@ -116,19 +132,34 @@ def _schedule_findings(template: dict[str, Any]) -> list[Finding]:
             continue
         delay = _number(variables.get("CALLBACK_RETRY_MAX_DELAY_SECONDS"))
         if delay is not None and delay > MAX_VISIBILITY_SECONDS:
-            findings.append(Finding(lid, "callback-schedule", f"CALLBACK_RETRY_MAX_DELAY_SECONDS={delay} exceeds "
-                                    f"ChangeMessageVisibility's {MAX_VISIBILITY_SECONDS} s"))
+            findings.append(
+                Finding(
+                    lid,
+                    "callback-schedule",
+                    f"CALLBACK_RETRY_MAX_DELAY_SECONDS={delay} exceeds "
+                    f"ChangeMessageVisibility's {MAX_VISIBILITY_SECONDS} s",
+                )
+            )
         queue = queues.get(_queue_of(variables["CALLBACK_QUEUE_URL"]) or "", {})
         retention = _number(queue.get("MessageRetentionPeriod", 345_600))
         window = _number(variables.get("CALLBACK_RETRY_WINDOW_SECONDS"))
         if window is not None and retention is not None and window + (delay or 0) >= retention:
-            findings.append(Finding(lid, "callback-schedule",
-                                    f"the retry window ({window} s) plus a last delay ({delay} s) outlives the queue's "
-                                    f"MessageRetentionPeriod ({retention} s): SQS would delete events before they "
-                                    "could be dead-lettered"))
+            findings.append(
+                Finding(
+                    lid,
+                    "callback-schedule",
+                    f"the retry window ({window} s) plus a last delay ({delay} s) outlives the queue's "
+                    f"MessageRetentionPeriod ({retention} s): SQS would delete events before they "
+                    "could be dead-lettered",
+                )
+            )
     return findings
 
 
 def check_callbacks(template: dict[str, Any]) -> list[Finding]:
-    return [*_service_model_findings(template), *_queue_findings(template), *_event_source_findings(template),
-            *_schedule_findings(template)]
+    return [
+        *_service_model_findings(template),
+        *_queue_findings(template),
+        *_event_source_findings(template),
+        *_schedule_findings(template),
+    ]

@@ -29,21 +29,45 @@ ENDPOINT = frozenset({"EndpointName"})
 ENDPOINT_AND_VARIANT = frozenset({"EndpointName", "VariantName"})
 
 PUBLISHED_DIMENSIONS: dict[tuple[str, str], frozenset[str]] = {
-    **{("AWS/SageMaker", name): ENDPOINT for name in (
-        "ApproximateBacklogSize", "ApproximateBacklogSizePerInstance", "ApproximateAgeOfOldestRequest",
-        "HasBacklogWithoutCapacity",
-    )},
-    **{("AWS/SageMaker", name): ENDPOINT_AND_VARIANT for name in (
-        "Invocation4XXErrors", "Invocation5XXErrors", "InvocationFailures", "ModelLatency",
-        "RequestDownloadFailures", "ResponseUploadFailures", "NotificationFailures", "ExpiredRequests",
-        # Spelled with three s by SageMaker itself.
-        "InvocationsProcesssed", "TimeInBacklog", "TotalProcessingTime", "RequestDownloadLatency",
-        "ResponseUploadLatency",
-    )},
-    **{("/aws/sagemaker/Endpoints", name): ENDPOINT_AND_VARIANT for name in (
-        "CPUUtilization", "MemoryUtilization", "DiskUtilization", "GPUUtilization", "GPUMemoryUtilization",
-    )},
-}  # fmt: skip
+    **{
+        ("AWS/SageMaker", name): ENDPOINT
+        for name in (
+            "ApproximateBacklogSize",
+            "ApproximateBacklogSizePerInstance",
+            "ApproximateAgeOfOldestRequest",
+            "HasBacklogWithoutCapacity",
+        )
+    },
+    **{
+        ("AWS/SageMaker", name): ENDPOINT_AND_VARIANT
+        for name in (
+            "Invocation4XXErrors",
+            "Invocation5XXErrors",
+            "InvocationFailures",
+            "ModelLatency",
+            "RequestDownloadFailures",
+            "ResponseUploadFailures",
+            "NotificationFailures",
+            "ExpiredRequests",
+            # Spelled with three s by SageMaker itself.
+            "InvocationsProcesssed",
+            "TimeInBacklog",
+            "TotalProcessingTime",
+            "RequestDownloadLatency",
+            "ResponseUploadLatency",
+        )
+    },
+    **{
+        ("/aws/sagemaker/Endpoints", name): ENDPOINT_AND_VARIANT
+        for name in (
+            "CPUUtilization",
+            "MemoryUtilization",
+            "DiskUtilization",
+            "GPUUtilization",
+            "GPUMemoryUtilization",
+        )
+    },
+}
 
 # Real-time metrics the page names as NOT published for asynchronous endpoints.
 NOT_PUBLISHED_FOR_ASYNC = frozenset({"Invocations", "InvocationsPerInstance", "OverheadLatency"})
@@ -53,14 +77,29 @@ NOT_PUBLISHED_FOR_ASYNC = frozenset({"Invocations", "InvocationsPerInstance", "O
 # https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html
 REALTIME_METRICS_PAGE = "https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html"
 REALTIME_PUBLISHED_DIMENSIONS: dict[tuple[str, str], frozenset[str]] = {
-    **{("AWS/SageMaker", name): ENDPOINT_AND_VARIANT for name in (
-        "Invocations", "InvocationsPerInstance", "ModelLatency", "OverheadLatency", "Invocation4XXErrors",
-        "Invocation5XXErrors", "InvocationModelErrors",
-    )},
-    **{("/aws/sagemaker/Endpoints", name): ENDPOINT_AND_VARIANT for name in (
-        "CPUUtilization", "MemoryUtilization", "DiskUtilization", "GPUUtilization", "GPUMemoryUtilization",
-    )},
-}  # fmt: skip
+    **{
+        ("AWS/SageMaker", name): ENDPOINT_AND_VARIANT
+        for name in (
+            "Invocations",
+            "InvocationsPerInstance",
+            "ModelLatency",
+            "OverheadLatency",
+            "Invocation4XXErrors",
+            "Invocation5XXErrors",
+            "InvocationModelErrors",
+        )
+    },
+    **{
+        ("/aws/sagemaker/Endpoints", name): ENDPOINT_AND_VARIANT
+        for name in (
+            "CPUUtilization",
+            "MemoryUtilization",
+            "DiskUtilization",
+            "GPUUtilization",
+            "GPUMemoryUtilization",
+        )
+    },
+}
 
 # Serverless endpoints: "The metrics below are an exhaustive list of metrics for serverless
 # endpoints. Any metric not listed below is not published for serverless endpoints."
@@ -69,27 +108,46 @@ REALTIME_PUBLISHED_DIMENSIONS: dict[tuple[str, str], frozenset[str]] = {
 # as on the real-time page). No instances: no InvocationsPerInstance, CPU or GPU metrics.
 SERVERLESS_METRICS_PAGE = "https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints-monitoring.html"
 SERVERLESS_PUBLISHED_DIMENSIONS: dict[tuple[str, str], frozenset[str]] = {
-    **{("AWS/SageMaker", name): ENDPOINT_AND_VARIANT for name in (
-        "Invocations", "Invocation4XXErrors", "Invocation5XXErrors", "ModelLatency", "OverheadLatency",
-        "ModelSetupTime", "ServerlessConcurrentExecutionsUtilization", "ServerlessProvisionedConcurrencyExecutions",
-        "ServerlessProvisionedConcurrencyUtilization", "ServerlessProvisionedConcurrencyInvocations",
-        "ServerlessProvisionedConcurrencySpilloverInvocations",
-    )},
+    **{
+        ("AWS/SageMaker", name): ENDPOINT_AND_VARIANT
+        for name in (
+            "Invocations",
+            "Invocation4XXErrors",
+            "Invocation5XXErrors",
+            "ModelLatency",
+            "OverheadLatency",
+            "ModelSetupTime",
+            "ServerlessConcurrentExecutionsUtilization",
+            "ServerlessProvisionedConcurrencyExecutions",
+            "ServerlessProvisionedConcurrencyUtilization",
+            "ServerlessProvisionedConcurrencyInvocations",
+            "ServerlessProvisionedConcurrencySpilloverInvocations",
+        )
+    },
     ("/aws/sagemaker/Endpoints", "MemoryUtilization"): ENDPOINT_AND_VARIANT,
-}  # fmt: skip
+}
 
 # Multi-model endpoints: the real-time metrics plus the model loading metrics (AWS/SageMaker)
 # and LoadedModelCount (/aws/sagemaker/Endpoints), all with EndpointName and VariantName;
 # "Per-model metrics aren't supported".
 # https://docs.aws.amazon.com/sagemaker/latest/dg/multi-model-endpoint-cloudwatch-metrics.html
-MULTI_MODEL_METRICS_PAGE = "https://docs.aws.amazon.com/sagemaker/latest/dg/multi-model-endpoint-cloudwatch-metrics.html"
+MULTI_MODEL_METRICS_PAGE = (
+    "https://docs.aws.amazon.com/sagemaker/latest/dg/multi-model-endpoint-cloudwatch-metrics.html"
+)
 MULTI_MODEL_PUBLISHED_DIMENSIONS: dict[tuple[str, str], frozenset[str]] = {
     **REALTIME_PUBLISHED_DIMENSIONS,
-    **{("AWS/SageMaker", name): ENDPOINT_AND_VARIANT for name in (
-        "ModelLoadingWaitTime", "ModelUnloadingTime", "ModelDownloadingTime", "ModelLoadingTime", "ModelCacheHit",
-    )},
+    **{
+        ("AWS/SageMaker", name): ENDPOINT_AND_VARIANT
+        for name in (
+            "ModelLoadingWaitTime",
+            "ModelUnloadingTime",
+            "ModelDownloadingTime",
+            "ModelLoadingTime",
+            "ModelCacheHit",
+        )
+    },
     ("/aws/sagemaker/Endpoints", "LoadedModelCount"): ENDPOINT_AND_VARIANT,
-}  # fmt: skip
+}
 
 # Per hosting mode: the published metrics and the page that lists them.
 METRICS_BY_MODE: dict[str, tuple[dict[tuple[str, str], frozenset[str]], str]] = {
@@ -123,7 +181,12 @@ KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 ROLLBACK_ACTION = "cloudwatch:DescribeAlarms"
 
 # Values standing in for pseudo parameters when an ARN is rendered for matching.
-_PSEUDO = {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::URLSuffix": "amazonaws.com"}
+_PSEUDO = {
+    "AWS::Partition": "aws",
+    "AWS::Region": "us-east-1",
+    "AWS::AccountId": "123456789012",
+    "AWS::URLSuffix": "amazonaws.com",
+}
 
 
 @dataclass(frozen=True)
@@ -159,9 +222,12 @@ def _metric_stat_uses(logical_id: str, where: str, queries: list[Any] | None) ->
         metric = (query.get("MetricStat") or {}).get("Metric") if isinstance(query, dict) else None
         if isinstance(metric, dict):
             yield MetricUse(
-                logical_id, f"{where}[{index}]", metric.get("Namespace"), metric.get("MetricName"),
+                logical_id,
+                f"{where}[{index}]",
+                metric.get("Namespace"),
+                metric.get("MetricName"),
                 _dimension_names(metric.get("Dimensions")),
-            )  # fmt: skip
+            )
 
 
 def metric_uses(template: dict[str, Any]) -> Iterator[MetricUse]:
@@ -171,14 +237,26 @@ def metric_uses(template: dict[str, Any]) -> Iterator[MetricUse]:
         kind = resource.get("Type")
         if kind == "AWS::CloudWatch::Alarm":
             if "MetricName" in props:
-                yield MetricUse(logical_id, "alarm", props.get("Namespace"), props["MetricName"], _dimension_names(props.get("Dimensions")))
+                yield MetricUse(
+                    logical_id,
+                    "alarm",
+                    props.get("Namespace"),
+                    props["MetricName"],
+                    _dimension_names(props.get("Dimensions")),
+                )
             yield from _metric_stat_uses(logical_id, "alarm Metrics", props.get("Metrics"))
         elif kind == "AWS::ApplicationAutoScaling::ScalingPolicy":
             tracking = props.get("TargetTrackingScalingPolicyConfiguration") or {}
             spec = tracking.get("CustomizedMetricSpecification")
             if isinstance(spec, dict):
                 if "MetricName" in spec:
-                    yield MetricUse(logical_id, "target tracking", spec.get("Namespace"), spec["MetricName"], _dimension_names(spec.get("Dimensions")))
+                    yield MetricUse(
+                        logical_id,
+                        "target tracking",
+                        spec.get("Namespace"),
+                        spec["MetricName"],
+                        _dimension_names(spec.get("Dimensions")),
+                    )
                 yield from _metric_stat_uses(logical_id, "target tracking Metrics", spec.get("Metrics"))
             predefined = tracking.get("PredefinedMetricSpecification")
             if isinstance(predefined, dict) and predefined.get("PredefinedMetricType") in PREDEFINED_METRICS:
@@ -271,19 +349,34 @@ def check_metric_dimensions(template: dict[str, Any]) -> list[Finding]:
             continue
         if use.namespace not in ("AWS/SageMaker", "/aws/sagemaker/Endpoints"):
             continue
-        published = [table[(use.namespace, use.metric_name)] for table, _ in tables if (use.namespace, use.metric_name) in table]
+        published = [
+            table[(use.namespace, use.metric_name)] for table, _ in tables if (use.namespace, use.metric_name) in table
+        ]
         if not published and modes == ["async"] and use.metric_name in NOT_PUBLISHED_FOR_ASYNC:
-            findings.append(Finding(use.logical_id, "metric-published", f"{use.where}: {use.metric_name} is not published for asynchronous endpoints ({ASYNC_METRICS_PAGE})"))
+            findings.append(
+                Finding(
+                    use.logical_id,
+                    "metric-published",
+                    f"{use.where}: {use.metric_name} is not published for asynchronous endpoints ({ASYNC_METRICS_PAGE})",
+                )
+            )
         elif not published:
-            findings.append(Finding(use.logical_id, "metric-published", f"{use.where}: {use.namespace} {use.metric_name} is not in the documented list of {kind} metrics ({pages})"))
+            findings.append(
+                Finding(
+                    use.logical_id,
+                    "metric-published",
+                    f"{use.where}: {use.namespace} {use.metric_name} is not in the documented list of {kind} metrics ({pages})",
+                )
+            )
         elif use.dimensions not in published:
             expected = published[0]
             findings.append(
                 Finding(
-                    use.logical_id, "metric-dimensions",
+                    use.logical_id,
+                    "metric-dimensions",
                     f"{use.where}: {use.metric_name} is published with dimensions {sorted(expected)}, "
                     f"read with {sorted(use.dimensions)}: it never receives data ({pages})",
-                )  # fmt: skip
+                )
             )
     return findings
 
@@ -359,36 +452,59 @@ def _topic_admits_cloudwatch(resources: dict, topic_id: str, alarms: list[str]) 
     policies = [
         r["Properties"].get("PolicyDocument")
         for r in resources.values()
-        if r.get("Type") == "AWS::SNS::TopicPolicy" and {"Ref": topic_id} in (r.get("Properties", {}).get("Topics") or [])
+        if r.get("Type") == "AWS::SNS::TopicPolicy"
+        and {"Ref": topic_id} in (r.get("Properties", {}).get("Topics") or [])
     ]
     # No topic policy: SNS's default policy lets the owning account's services publish.
     for policy in policies:
         for statement in _statements(policy):
             principal = statement.get("Principal")
             everyone = principal == "*" or (isinstance(principal, dict) and principal.get("AWS") == "*")
-            if statement.get("Effect") == "Deny" and "Condition" not in statement and _action_allows(statement, "sns:Publish") and (
-                everyone or ALARM_PUBLISHER in _service_principals(statement)
+            if (
+                statement.get("Effect") == "Deny"
+                and "Condition" not in statement
+                and _action_allows(statement, "sns:Publish")
+                and (everyone or ALARM_PUBLISHER in _service_principals(statement))
             ):
-                findings.append(Finding(topic_id, "alarm-topic-policy", f"an unconditional Deny of sns:Publish ({statement.get('Sid', 'no Sid')}) stops {ALARM_PUBLISHER}"))
+                findings.append(
+                    Finding(
+                        topic_id,
+                        "alarm-topic-policy",
+                        f"an unconditional Deny of sns:Publish ({statement.get('Sid', 'no Sid')}) stops {ALARM_PUBLISHER}",
+                    )
+                )
     if policies:
         missing = [a for a in TOPIC_ACTIONS if all(_allows_service(p, ALARM_PUBLISHER, (a,)) for p in policies)]
         if missing:
             findings.append(
                 Finding(
-                    topic_id, "alarm-topic-policy",
+                    topic_id,
+                    "alarm-topic-policy",
                     f"the topic policy replaces SNS's default policy and allows {ALARM_PUBLISHER} none of {missing}: "
                     f"alarms {sorted(set(alarms))} are never delivered",
-                )  # fmt: skip
+                )
             )
     key = resources[topic_id].get("Properties", {}).get("KmsMasterKeyId")
     if isinstance(key, str) and key.startswith("alias/aws/"):
-        findings.append(Finding(topic_id, "alarm-topic-key", f"an AWS-managed key ({key}) cannot admit {ALARM_PUBLISHER}: use a customer-managed key"))
+        findings.append(
+            Finding(
+                topic_id,
+                "alarm-topic-key",
+                f"an AWS-managed key ({key}) cannot admit {ALARM_PUBLISHER}: use a customer-managed key",
+            )
+        )
     key_id = _referenced_id(key)
     if key_id and resources.get(key_id, {}).get("Type") == "AWS::KMS::Key":
-        missing = _allows_service(resources[key_id].get("Properties", {}).get("KeyPolicy"), ALARM_PUBLISHER, KEY_ACTIONS)
+        missing = _allows_service(
+            resources[key_id].get("Properties", {}).get("KeyPolicy"), ALARM_PUBLISHER, KEY_ACTIONS
+        )
         if missing:
             findings.append(
-                Finding(key_id, "alarm-topic-key", f"encrypts alarm topic {topic_id} but its key policy allows {ALARM_PUBLISHER} none of {missing}")
+                Finding(
+                    key_id,
+                    "alarm-topic-key",
+                    f"encrypts alarm topic {topic_id} but its key policy allows {ALARM_PUBLISHER} none of {missing}",
+                )
             )
     return findings
 
@@ -436,23 +552,36 @@ def check_rollback_alarms(template: dict[str, Any]) -> list[Finding]:
     for logical_id, endpoint in resources.items():
         if endpoint.get("Type") != "AWS::SageMaker::Endpoint":
             continue
-        rollback = ((endpoint.get("Properties", {}).get("DeploymentConfig") or {}).get("AutoRollbackConfiguration") or {})
+        rollback = (endpoint.get("Properties", {}).get("DeploymentConfig") or {}).get("AutoRollbackConfiguration") or {}
         names = [a.get("AlarmName") for a in rollback.get("Alarms") or [] if isinstance(a, dict)]
         for name in names:
             if isinstance(name, str) and name not in alarm_names:
-                findings.append(Finding(logical_id, "rollback-alarm-exists", f"auto-rollback alarm {name!r} is not an alarm of this stack"))
+                findings.append(
+                    Finding(
+                        logical_id,
+                        "rollback-alarm-exists",
+                        f"auto-rollback alarm {name!r} is not an alarm of this stack",
+                    )
+                )
         roles = _execution_roles(resources, endpoint)
         for role_id in sorted(roles):
-            statements = [s for s in _role_statements(resources, role_id) if s.get("Effect") == "Allow" and _action_allows(s, ROLLBACK_ACTION)]
+            statements = [
+                s
+                for s in _role_statements(resources, role_id)
+                if s.get("Effect") == "Allow" and _action_allows(s, ROLLBACK_ACTION)
+            ]
             resources_allowed = [render(r) for s in statements for r in _as_list(s.get("Resource", []))]
             for name in names:
-                if isinstance(name, str) and not any(fnmatch.fnmatchcase(_alarm_arn(name), pattern) for pattern in resources_allowed):
+                if isinstance(name, str) and not any(
+                    fnmatch.fnmatchcase(_alarm_arn(name), pattern) for pattern in resources_allowed
+                ):
                     findings.append(
                         Finding(
-                            role_id, "rollback-alarm-permission",
+                            role_id,
+                            "rollback-alarm-permission",
                             f"execution role of {logical_id} may not {ROLLBACK_ACTION} on rollback alarm {name!r}: "
                             "auto-rollback cannot read it",
-                        )  # fmt: skip
+                        )
                     )
     return findings
 
@@ -475,7 +604,9 @@ def check_gpu_drivers(template: dict[str, Any], *, image_cuda_version: str | Non
                 continue
             problem = _driver_problem(instance_type, variant.get("InferenceAmiVersion"), image_cuda_version)
             if problem:
-                findings.append(Finding(logical_id, "gpu-driver", f"ProductionVariants[{index}] {instance_type}: {problem}"))
+                findings.append(
+                    Finding(logical_id, "gpu-driver", f"ProductionVariants[{index}] {instance_type}: {problem}")
+                )
     return findings
 
 

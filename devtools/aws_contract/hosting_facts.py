@@ -30,10 +30,19 @@ SERVERLESS_PAGE = "https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-en
 MEMORY_STEP_MB = 1024
 # Variant members that describe instances: meaningless (and refused) next to ServerlessConfig.
 INSTANCE_MEMBERS = (
-    "InstanceType", "InitialInstanceCount", "InferenceAmiVersion", "VolumeSizeInGB", "AcceleratorType",
-    "ModelDataDownloadTimeoutInSeconds", "ContainerStartupHealthCheckTimeoutInSeconds", "ManagedInstanceScaling",
-    "InstancePools", "RoutingConfig", "EnableSSMAccess", "CapacityReservationConfig",
-)  # fmt: skip
+    "InstanceType",
+    "InitialInstanceCount",
+    "InferenceAmiVersion",
+    "VolumeSizeInGB",
+    "AcceleratorType",
+    "ModelDataDownloadTimeoutInSeconds",
+    "ContainerStartupHealthCheckTimeoutInSeconds",
+    "ManagedInstanceScaling",
+    "InstancePools",
+    "RoutingConfig",
+    "EnableSSMAccess",
+    "CapacityReservationConfig",
+)
 INSTANCE_COUNT = "sagemaker:variant:DesiredInstanceCount"
 PROVISIONED_CONCURRENCY = "sagemaker:variant:DesiredProvisionedConcurrency"
 
@@ -69,21 +78,33 @@ def check_serverless_configs(template: dict[str, Any]) -> list[Finding]:
             config = variant["ServerlessConfig"]
             memory = _number(config.get("MemorySizeInMB"))
             if memory is not None and memory % MEMORY_STEP_MB:
-                found(f"ProductionVariants[{index}].ServerlessConfig.MemorySizeInMB {memory:g} is not a multiple of 1024 (1 GB steps)")
+                found(
+                    f"ProductionVariants[{index}].ServerlessConfig.MemorySizeInMB {memory:g} is not a multiple of 1024 (1 GB steps)"
+                )
             maximum, provisioned = _number(config.get("MaxConcurrency")), _number(config.get("ProvisionedConcurrency"))
             if maximum is not None and provisioned is not None and provisioned > maximum:
-                found(f"ProductionVariants[{index}].ServerlessConfig.ProvisionedConcurrency {provisioned:g} exceeds MaxConcurrency {maximum:g}")
+                found(
+                    f"ProductionVariants[{index}].ServerlessConfig.ProvisionedConcurrency {provisioned:g} exceeds MaxConcurrency {maximum:g}"
+                )
             for member in INSTANCE_MEMBERS:
                 if variant.get(member) not in (None, {"Ref": "AWS::NoValue"}):
-                    found(f"ProductionVariants[{index}] has {member} next to ServerlessConfig: a serverless variant has no instances")
+                    found(
+                        f"ProductionVariants[{index}] has {member} next to ServerlessConfig: a serverless variant has no instances"
+                    )
             model = resources.get(_referenced_id(variant.get("ModelName")) or "", {}).get("Properties", {})
             if model.get("EnableNetworkIsolation") in (True, "true"):
-                found(f"ProductionVariants[{index}] serves a model with EnableNetworkIsolation: serverless endpoints do not support it")
+                found(
+                    f"ProductionVariants[{index}] serves a model with EnableNetworkIsolation: serverless endpoints do not support it"
+                )
             if model.get("VpcConfig"):
-                found(f"ProductionVariants[{index}] serves a model with VpcConfig: serverless endpoints do not support VPCs")
+                found(
+                    f"ProductionVariants[{index}] serves a model with VpcConfig: serverless endpoints do not support VPCs"
+                )
             containers = [model.get("PrimaryContainer") or {}, *(model.get("Containers") or [])]
             if any(isinstance(c, dict) and c.get("Mode") == "MultiModel" for c in containers):
-                found(f"ProductionVariants[{index}] serves a multi-model container (Mode MultiModel): serverless endpoints do not support multi-model")
+                found(
+                    f"ProductionVariants[{index}] serves a multi-model container (Mode MultiModel): serverless endpoints do not support multi-model"
+                )
     return findings
 
 
@@ -123,7 +144,13 @@ def check_variant_scaling(template: dict[str, Any]) -> list[Finding]:
         low, high = _number(props.get("MinCapacity")), _number(props.get("MaxCapacity"))
         if mode == "serverless":
             if dimension != PROVISIONED_CONCURRENCY:
-                findings.append(Finding(logical_id, "serverless-scaling", f"{dimension} on a serverless variant: only {PROVISIONED_CONCURRENCY} scales ({SERVERLESS_PAGE})"))
+                findings.append(
+                    Finding(
+                        logical_id,
+                        "serverless-scaling",
+                        f"{dimension} on a serverless variant: only {PROVISIONED_CONCURRENCY} scales ({SERVERLESS_PAGE})",
+                    )
+                )
                 continue
             serverless = next(
                 v["ServerlessConfig"]
@@ -132,14 +159,36 @@ def check_variant_scaling(template: dict[str, Any]) -> list[Finding]:
             )
             maximum = _number(serverless.get("MaxConcurrency"))
             if maximum is not None and high is not None and high > maximum:
-                findings.append(Finding(logical_id, "serverless-scaling", f"MaxCapacity {high:g} exceeds the variant's MaxConcurrency {maximum:g}"))
+                findings.append(
+                    Finding(
+                        logical_id,
+                        "serverless-scaling",
+                        f"MaxCapacity {high:g} exceeds the variant's MaxConcurrency {maximum:g}",
+                    )
+                )
             if serverless.get("ProvisionedConcurrency") is None:
-                findings.append(Finding(logical_id, "serverless-scaling", "scales provisioned concurrency of a variant that has no ProvisionedConcurrency"))
+                findings.append(
+                    Finding(
+                        logical_id,
+                        "serverless-scaling",
+                        "scales provisioned concurrency of a variant that has no ProvisionedConcurrency",
+                    )
+                )
         elif dimension == PROVISIONED_CONCURRENCY:
-            findings.append(Finding(logical_id, "variant-scaling", f"{PROVISIONED_CONCURRENCY} on a {mode} variant: only serverless variants have provisioned concurrency"))
+            findings.append(
+                Finding(
+                    logical_id,
+                    "variant-scaling",
+                    f"{PROVISIONED_CONCURRENCY} on a {mode} variant: only serverless variants have provisioned concurrency",
+                )
+            )
         elif mode == "realtime" and low is not None and low < 1:
             findings.append(
-                Finding(logical_id, "realtime-scaling", f"MinCapacity {low:g} on a real-time variant: only asynchronous endpoints scale to zero ({render(props.get('ResourceId'))})")
+                Finding(
+                    logical_id,
+                    "realtime-scaling",
+                    f"MinCapacity {low:g} on a real-time variant: only asynchronous endpoints scale to zero ({render(props.get('ResourceId'))})",
+                )
             )
     return findings
 
@@ -156,9 +205,21 @@ def check_serverless_deployments(template: dict[str, Any]) -> list[Finding]:
             continue
         deployment = resource.get("Properties", {}).get("DeploymentConfig") or {}
         if deployment.get("RollingUpdatePolicy"):
-            findings.append(Finding(logical_id, "serverless-deployment", "RollingUpdatePolicy: rolling deployments exclude serverless endpoints"))
+            findings.append(
+                Finding(
+                    logical_id,
+                    "serverless-deployment",
+                    "RollingUpdatePolicy: rolling deployments exclude serverless endpoints",
+                )
+            )
         routing = (deployment.get("BlueGreenUpdatePolicy") or {}).get("TrafficRoutingConfiguration") or {}
         kind = routing.get("Type")
         if isinstance(kind, str) and kind != "ALL_AT_ONCE":
-            findings.append(Finding(logical_id, "serverless-deployment", f"traffic routing {kind}: its steps are shares of instances, which a serverless variant has none of; use ALL_AT_ONCE"))
+            findings.append(
+                Finding(
+                    logical_id,
+                    "serverless-deployment",
+                    f"traffic routing {kind}: its steps are shares of instances, which a serverless variant has none of; use ALL_AT_ONCE",
+                )
+            )
     return findings

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import botocore.session
@@ -34,7 +34,7 @@ class Violation:
         return f"{self.path}: {self.message}"
 
 
-@lru_cache(maxsize=None)
+@cache
 def service_model(service: str) -> ServiceModel:
     return botocore.session.get_session().get_service_model(service)
 
@@ -61,9 +61,21 @@ def is_no_value(value: Any) -> bool:
 
 
 _INTRINSICS = {
-    "Ref", "Fn::GetAtt", "Fn::Join", "Fn::Sub", "Fn::Select", "Fn::Split", "Fn::If", "Fn::ImportValue",
-    "Fn::FindInMap", "Fn::Base64", "Fn::GetAZs", "Fn::Cidr", "Fn::ToJsonString", "Fn::Length",
-}  # fmt: skip
+    "Ref",
+    "Fn::GetAtt",
+    "Fn::Join",
+    "Fn::Sub",
+    "Fn::Select",
+    "Fn::Split",
+    "Fn::If",
+    "Fn::ImportValue",
+    "Fn::FindInMap",
+    "Fn::Base64",
+    "Fn::GetAZs",
+    "Fn::Cidr",
+    "Fn::ToJsonString",
+    "Fn::Length",
+}
 
 
 def validate_request(service: str, operation_name: str, params: dict[str, Any]) -> list[Violation]:
@@ -102,7 +114,9 @@ def _structure(shape: StructureShape, value: Any, path: str, found: list[Violati
     present = {key: item for key, item in value.items() if not is_no_value(item)}
     for name in shape.required_members:
         if name not in present:
-            found.append(Violation(path, f"missing required member {name} ({shape.name} requires {shape.required_members})"))
+            found.append(
+                Violation(path, f"missing required member {name} ({shape.name} requires {shape.required_members})")
+            )
     for name, item in present.items():
         if name not in shape.members:
             found.append(Violation(path, f"unknown member {name} (not in {shape.name}: {sorted(shape.members)})"))
@@ -168,7 +182,7 @@ def _bounds(shape: Shape, size: float, path: str, unit: str, found: list[Violati
         found.append(Violation(path, f"{what} is above {shape.name}'s maximum {high}"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _compiled(pattern: str) -> re.Pattern[str] | None:
     try:
         return re.compile(pattern)

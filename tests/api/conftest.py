@@ -93,7 +93,7 @@ def _make_handler(holder: dict[str, SageMakerStub]) -> type[BaseHTTPRequestHandl
         def log_message(self, *args: object) -> None:  # keep pytest output quiet
             pass
 
-        def do_POST(self) -> None:  # noqa: N802 - http.server naming
+        def do_POST(self) -> None:
             stub = holder["current"]
             length = int(self.headers.get("Content-Length") or 0)
             self.rfile.read(length)
@@ -103,8 +103,11 @@ def _make_handler(holder: dict[str, SageMakerStub]) -> type[BaseHTTPRequestHandl
             reply = stub.replies.pop(0) if stub.replies else Reply()
             if reply.error_type:
                 # rest-json errors: botocore reads the code from x-amzn-ErrorType.
-                self._answer(reply.status, {"message": reply.message},
-                             {"x-amzn-ErrorType": f"{reply.error_type}:http://internal.amazon.com/"})
+                self._answer(
+                    reply.status,
+                    {"message": reply.message},
+                    {"x-amzn-ErrorType": f"{reply.error_type}:http://internal.amazon.com/"},
+                )
                 return
             if stub.on_invoke:
                 stub.on_invoke(headers)
@@ -273,20 +276,36 @@ class Api:
         body = json.loads(result["body"]) if result.get("body") else None
         return Answer(result["statusCode"], headers, body, result)
 
-    def submit(self, body: bytes | str, content_type: str = "application/json", *,
-               identity: dict[str, Any] | None = None, **headers: str) -> Answer:
+    def submit(
+        self,
+        body: bytes | str,
+        content_type: str = "application/json",
+        *,
+        identity: dict[str, Any] | None = None,
+        **headers: str,
+    ) -> Answer:
         all_headers = {"Content-Type": content_type, **{k.replace("_", "-"): v for k, v in headers.items()}}
         raw = body.encode() if isinstance(body, str) else body
-        return self.call(event("POST", "/invocations", body=raw, headers=all_headers, binary=isinstance(body, bytes),
-                               identity=identity))
+        return self.call(
+            event(
+                "POST", "/invocations", body=raw, headers=all_headers, binary=isinstance(body, bytes), identity=identity
+            )
+        )
 
     def status(self, inference_id: str, *, identity: dict[str, Any] | None = None) -> Answer:
         return self.call(event("GET", f"/invocations/{inference_id}", identity=identity))
 
     def upload(self, content_type: str = "text/plain", *, identity: dict[str, Any] | None = None) -> dict[str, Any]:
         """POST /uploads; the 201 document (a presigned POST form)."""
-        answer = self.call(event("POST", "/uploads", body=json.dumps({"contentType": content_type}).encode(),
-                                 headers={"Content-Type": "application/json"}, identity=identity))
+        answer = self.call(
+            event(
+                "POST",
+                "/uploads",
+                body=json.dumps({"contentType": content_type}).encode(),
+                headers={"Content-Type": "application/json"},
+                identity=identity,
+            )
+        )
         assert answer.status == 201, answer.body
         return answer.body
 

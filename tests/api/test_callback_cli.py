@@ -41,16 +41,38 @@ def test_listen_verifies_and_exits_after_count():
     port = _free_port()
     out, err = io.StringIO(), io.StringIO()
     result: list[int] = []
-    thread = threading.Thread(target=lambda: result.append(cli.main(
-        ["listen", "--port", str(port), "--secret", "whsec_" + SECRET, "--fail-first", "1", "--count", "1",
-         "--timeout", "30"], stdout=out, stderr=err)))
+    thread = threading.Thread(
+        target=lambda: result.append(
+            cli.main(
+                [
+                    "listen",
+                    "--port",
+                    str(port),
+                    "--secret",
+                    "whsec_" + SECRET,
+                    "--fail-first",
+                    "1",
+                    "--count",
+                    "1",
+                    "--timeout",
+                    "30",
+                ],
+                stdout=out,
+                stderr=err,
+            )
+        )
+    )
     thread.start()
     _wait_listening(port)
     url = f"http://127.0.0.1:{port}/hook"
-    body = json.dumps({"type": "inference.completed", "data": {"inferenceId": "r" + "1" * 32,
-                                                                "status": "Completed"}}).encode()
-    forged = httpx.post(url, content=body, headers={"webhook-id": "msg_1", "webhook-timestamp": str(int(time.time())),
-                                                    "webhook-signature": "v1,AAAA"})
+    body = json.dumps(
+        {"type": "inference.completed", "data": {"inferenceId": "r" + "1" * 32, "status": "Completed"}}
+    ).encode()
+    forged = httpx.post(
+        url,
+        content=body,
+        headers={"webhook-id": "msg_1", "webhook-timestamp": str(int(time.time())), "webhook-signature": "v1,AAAA"},
+    )
     assert forged.status_code == 401
     signed = webhooks.signed_headers(SECRET, "msg_1", int(time.time()), body)
     assert httpx.post(url, content=body, headers=signed).status_code == 503  # --fail-first 1
@@ -91,8 +113,19 @@ def test_submit_sends_the_callback_header():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         out = io.StringIO()
-        code = cli.main(["--url", f"http://127.0.0.1:{server.server_address[1]}", "invoke", "--text", "hi",
-                         "--callback", "https://hooks.example.com/done"], stdout=out, stderr=io.StringIO())
+        code = cli.main(
+            [
+                "--url",
+                f"http://127.0.0.1:{server.server_address[1]}",
+                "invoke",
+                "--text",
+                "hi",
+                "--callback",
+                "https://hooks.example.com/done",
+            ],
+            stdout=out,
+            stderr=io.StringIO(),
+        )
     finally:
         server.shutdown()
         server.server_close()

@@ -53,8 +53,12 @@ class Callbacks:
         receipt = self.api.receipt(inference_id)
         location = receipt["outputLocation"] if ok else receipt["failureLocation"]
         bucket, _, key = location[5:].partition("/")
-        self.api.s3.put_object(Bucket=bucket, Key=key, Body=body if ok else b"model error: CUDA out of memory",
-                               ContentType="application/json" if ok else "text/plain")
+        self.api.s3.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=body if ok else b"model error: CUDA out of memory",
+            ContentType="application/json" if ok else "text/plain",
+        )
         self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(notification(inference_id, location, ok)))
 
     def poll(self, until: Callable[[], bool], timeout: float = 20) -> None:
@@ -79,8 +83,10 @@ def notification(inference_id: str, location: str, ok: bool) -> dict[str, Any]:
         "receivedTime": "2026-12-01T09:59:00.000Z",
         "invocationStatus": "Completed" if ok else "Failed",
         "requestParameters": {"endpointName": "test-endpoint", "inputLocation": "s3://x/y"},
-        "responseParameters": {"contentType": "application/json",
-                               ("outputLocation" if ok else "failureLocation"): location},
+        "responseParameters": {
+            "contentType": "application/json",
+            ("outputLocation" if ok else "failureLocation"): location,
+        },
         "inferenceId": inference_id,
         "eventVersion": "1.0",
         "eventSource": "aws:sagemaker",
@@ -104,10 +110,16 @@ def callbacks(api: Api, moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Itera
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     secret = base64.b64encode(os.urandom(32)).decode()
     secret_arn = secrets.create_secret(Name=f"callbacks-{suffix}", SecretString=secret)["ARN"]
-    for name, value in {"CALLBACK_SECRET_ARN": secret_arn, "CALLBACK_QUEUE_URL": queue_url,
-                        "CALLBACK_DEAD_LETTER_QUEUE_URL": dlq_url, "CALLBACK_ALLOW_LOOPBACK_HTTP": "true",
-                        "CALLBACK_RETRY_BASE_SECONDS": "1", "CALLBACK_RETRY_MAX_DELAY_SECONDS": "2",
-                        "SQS_ENDPOINT_URL": moto_url, "SECRETS_MANAGER_ENDPOINT_URL": moto_url}.items():
+    for name, value in {
+        "CALLBACK_SECRET_ARN": secret_arn,
+        "CALLBACK_QUEUE_URL": queue_url,
+        "CALLBACK_DEAD_LETTER_QUEUE_URL": dlq_url,
+        "CALLBACK_ALLOW_LOOPBACK_HTTP": "true",
+        "CALLBACK_RETRY_BASE_SECONDS": "1",
+        "CALLBACK_RETRY_MAX_DELAY_SECONDS": "2",
+        "SQS_ENDPOINT_URL": moto_url,
+        "SECRETS_MANAGER_ENDPOINT_URL": moto_url,
+    }.items():
         monkeypatch.setenv(name, value)
     from api_handler.notifier import handler as module
 
@@ -142,8 +154,9 @@ class _AlwaysUnavailable(BaseHTTPRequestHandler):
 
 
 # ----------------------------------------------------------------------------- delivery
-def test_completion_is_delivered_once_signed_and_shown_in_status(callbacks: Callbacks, receiver: CallbackReceiver,
-                                                                 capsys: pytest.CaptureFixture[str]):
+def test_completion_is_delivered_once_signed_and_shown_in_status(
+    callbacks: Callbacks, receiver: CallbackReceiver, capsys: pytest.CaptureFixture[str]
+):
     inference_id = callbacks.submit(receiver.url)
     assert callbacks.api.receipt(inference_id)["callbackUrl"] == receiver.url
     pending = callbacks.api.status(inference_id).body
@@ -197,8 +210,11 @@ def test_retries_until_the_receiver_recovers_with_one_stable_webhook_id(callback
     assert answered == [503, 503, 204]
     assert len({d.webhook_id for d in receiver.deliveries}) == 1
     assert all(d.verified for d in receiver.deliveries)  # every retry signed afresh, and valid
-    assert callbacks.api.status(inference_id).body["callback"] == {"status": "Delivered", "attempts": 3,
-                                                                    "lastError": None}
+    assert callbacks.api.status(inference_id).body["callback"] == {
+        "status": "Delivered",
+        "attempts": 3,
+        "lastError": None,
+    }
 
 
 def test_429_is_retried_and_other_4xx_is_final(callbacks: Callbacks):
@@ -225,8 +241,9 @@ def test_duplicate_notifications_deliver_once(callbacks: Callbacks, receiver: Ca
     callbacks.complete(inference_id)
     # SNS delivers at least once: the same notification twice on the queue.
     location = callbacks.api.receipt(inference_id)["outputLocation"]
-    callbacks.sqs.send_message(QueueUrl=callbacks.queue_url,
-                               MessageBody=json.dumps(notification(inference_id, location, True)))
+    callbacks.sqs.send_message(
+        QueueUrl=callbacks.queue_url, MessageBody=json.dumps(notification(inference_id, location, True))
+    )
     callbacks.poll(lambda: callbacks.queued(callbacks.queue_url) == 0)
     assert len(receiver.deliveries) == 1
 
@@ -266,8 +283,11 @@ def test_dead_letter_after_the_retry_window_and_redrive(callbacks: Callbacks):
         server.shutdown()
         server.server_close()
     assert len(_AlwaysUnavailable.hits) == attempts + 1 and len(set(_AlwaysUnavailable.hits)) == 1
-    assert callbacks.api.status(inference_id).body["callback"] == {"status": "Delivered", "attempts": attempts + 1,
-                                                                    "lastError": None}
+    assert callbacks.api.status(inference_id).body["callback"] == {
+        "status": "Delivered",
+        "attempts": attempts + 1,
+        "lastError": None,
+    }
 
 
 # ----------------------------------------------------------------------------- callers
@@ -303,21 +323,27 @@ def test_receipt_without_a_caller_gets_no_delivery(callbacks: Callbacks, receive
 def test_test_notification_and_foreign_ids_are_acknowledged(callbacks: Callbacks, receiver: CallbackReceiver):
     # SageMaker's TestNotification on endpoint creation, and a result of an inference this API
     # never started (old enough that its receipt will not appear): removed, nothing delivered.
-    callbacks.sqs.send_message(QueueUrl=callbacks.queue_url, MessageBody=json.dumps(
-        {"eventName": "TestNotification", "eventSource": "aws:sagemaker"}))
+    callbacks.sqs.send_message(
+        QueueUrl=callbacks.queue_url,
+        MessageBody=json.dumps({"eventName": "TestNotification", "eventSource": "aws:sagemaker"}),
+    )
     callbacks.clock_offset[0] = 3600
-    callbacks.sqs.send_message(QueueUrl=callbacks.queue_url, MessageBody=json.dumps(
-        notification("r" + "0" * 32, "s3://test-output-bucket/responses/x.out", True)))
+    callbacks.sqs.send_message(
+        QueueUrl=callbacks.queue_url,
+        MessageBody=json.dumps(notification("r" + "0" * 32, "s3://test-output-bucket/responses/x.out", True)),
+    )
     callbacks.poll(lambda: callbacks.queued(callbacks.queue_url) == 0)
     assert receiver.deliveries == []
 
 
-def test_a_result_over_the_payload_cap_goes_as_a_presigned_url(callbacks: Callbacks, receiver: CallbackReceiver,
-                                                              monkeypatch: pytest.MonkeyPatch):
+def test_a_result_over_the_payload_cap_goes_as_a_presigned_url(
+    callbacks: Callbacks, receiver: CallbackReceiver, monkeypatch: pytest.MonkeyPatch
+):
     callbacks.api.setenv("INLINE_RESULT_MAX_BYTES", str(1024 * 1024))  # GET would inline it...
     callbacks.notifier.service = callbacks.api.module.service()
-    object.__setattr__(callbacks.notifier, "settings",
-                       callbacks.notifier.settings.model_copy(update={"max_payload_bytes": 16_384}))
+    object.__setattr__(
+        callbacks.notifier, "settings", callbacks.notifier.settings.model_copy(update={"max_payload_bytes": 16_384})
+    )
     inference_id = callbacks.submit(receiver.url)
     big = json.dumps({"embedding": [0.123456789] * 5000}).encode()  # about 60 KB
     callbacks.complete(inference_id, body=big)

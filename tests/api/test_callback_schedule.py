@@ -35,8 +35,7 @@ def test_no_delay_exceeds_what_change_message_visibility_accepts():
 
 def test_the_window_holds_a_bounded_number_of_attempts():
     window = PRODUCTION.retry_window_hours * 3600
-    most = max_attempts(base=PRODUCTION.retry_base_seconds, max_delay=PRODUCTION.retry_max_delay_seconds,
-                        window=window)
+    most = max_attempts(base=PRODUCTION.retry_base_seconds, max_delay=PRODUCTION.retry_max_delay_seconds, window=window)
     # Every delay at its shortest still spends the window: that many attempts and no more.
     elapsed, attempts = 0, 1
     while True:
@@ -53,16 +52,19 @@ def test_local_schedule_makes_three_attempts_within_a_minute():
     assert sum(longest) < 60  # attempt 1 at once, then these two waits
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"allowed_hosts": ("Hooks.Example.com",)}, "'Hooks.Example.com' is not a lower-case DNS name"),
-    ({"allowed_hosts": ("10.0.0.1",)}, "is not a lower-case DNS name"),
-    ({"allowed_hosts": ("https://hooks.example.com",)}, "is not a lower-case DNS name"),
-    ({"retry_base_seconds": 600, "retry_max_delay_seconds": 60}, "must not exceed retry_max_delay_seconds"),
-    ({"retry_max_delay_seconds": 43_201}, "less than or equal to 43200"),
-    ({"retry_window_hours": 14 * 24}, "less than or equal to 312"),
-    ({"retry_window_hours": 1, "retry_max_delay_seconds": 7200}, "must fit in the retry window"),
-    ({"max_concurrency": 1}, "greater than or equal to 2"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"allowed_hosts": ("Hooks.Example.com",)}, "'Hooks.Example.com' is not a lower-case DNS name"),
+        ({"allowed_hosts": ("10.0.0.1",)}, "is not a lower-case DNS name"),
+        ({"allowed_hosts": ("https://hooks.example.com",)}, "is not a lower-case DNS name"),
+        ({"retry_base_seconds": 600, "retry_max_delay_seconds": 60}, "must not exceed retry_max_delay_seconds"),
+        ({"retry_max_delay_seconds": 43_201}, "less than or equal to 43200"),
+        ({"retry_window_hours": 14 * 24}, "less than or equal to 312"),
+        ({"retry_window_hours": 1, "retry_max_delay_seconds": 7200}, "must fit in the retry window"),
+        ({"max_concurrency": 1}, "greater than or equal to 2"),
+    ],
+)
 def test_bad_callback_settings_are_named(change: dict, message: str):
     with pytest.raises(ValidationError, match=message):
         CallbacksConfig(**change)
@@ -79,8 +81,13 @@ def test_wildcard_entries_admit_subdomains_only():
 
 def test_notifier_settings_name_the_bad_variable():
     with pytest.raises(ValueError, match="CALLBACK_RETRY_MAX_DELAY_SECONDS"):
-        NotifierSettings.from_environment({"CALLBACK_SECRET_ARN": "a", "CALLBACK_QUEUE_URL": "q",
-                                           "CALLBACK_DEAD_LETTER_QUEUE_URL": "d",
-                                           "CALLBACK_RETRY_MAX_DELAY_SECONDS": "99999"})
+        NotifierSettings.from_environment(
+            {
+                "CALLBACK_SECRET_ARN": "a",
+                "CALLBACK_QUEUE_URL": "q",
+                "CALLBACK_DEAD_LETTER_QUEUE_URL": "d",
+                "CALLBACK_RETRY_MAX_DELAY_SECONDS": "99999",
+            }
+        )
     with pytest.raises(ValueError, match="CALLBACK_SECRET_ARN"):
         NotifierSettings.from_environment({"CALLBACK_QUEUE_URL": "q", "CALLBACK_DEAD_LETTER_QUEUE_URL": "d"})

@@ -89,15 +89,22 @@ def _certificate(tmp: Path, host: str) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
-            .not_valid_after(now + datetime.timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_path, key_path
 
 
@@ -129,8 +136,9 @@ def test_delivery_connects_to_the_checked_address_with_the_urls_host(tmp_path: P
         port = server.server_address[1]
         target = parse_target(f"https://{host}:{port}/hook", CallbackPolicy())
         client = ssl.create_default_context(cafile=str(cert))
-        outcome = delivery.post(target, "127.0.0.1", {"webhook-id": "m"}, b"{}", connect_timeout=2,
-                                read_timeout=2, ssl_context=client)
+        outcome = delivery.post(
+            target, "127.0.0.1", {"webhook-id": "m"}, b"{}", connect_timeout=2, read_timeout=2, ssl_context=client
+        )
         assert outcome.delivered, outcome
         assert seen == {"sni": host, "host": f"{host}:{port}", "agent": delivery.USER_AGENT, "body": b"{}"}
         # A certificate for another name fails (no answer: retried later, never sent in clear).
@@ -171,8 +179,11 @@ def test_the_documented_verification_sample_works():
     now = int(time.time())
     assert verify(SECRET, webhooks.signed_headers(SECRET, "msg_doc", now, BODY), BODY) == "msg_doc"
     moment = datetime.datetime.now(datetime.UTC)
-    theirs = {"webhook-id": "msg_std", "webhook-timestamp": str(int(moment.timestamp())),
-              "webhook-signature": standardwebhooks.Webhook(SECRET).sign("msg_std", moment, BODY.decode())}
+    theirs = {
+        "webhook-id": "msg_std",
+        "webhook-timestamp": str(int(moment.timestamp())),
+        "webhook-signature": standardwebhooks.Webhook(SECRET).sign("msg_std", moment, BODY.decode()),
+    }
     assert verify("whsec_" + SECRET, theirs, BODY) == "msg_std"
     with pytest.raises(ValueError, match="bad signature"):
         verify(SECRET, webhooks.signed_headers(SECRET, "msg_doc", now, BODY), BODY + b" ")

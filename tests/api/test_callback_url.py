@@ -32,36 +32,39 @@ def callback_api(api: Api) -> Api:
     return api
 
 
-@pytest.mark.parametrize(("url", "reason"), [
-    ("http://hooks.example.com/x", "https://"),
-    ("ftp://hooks.example.com/x", "https://"),
-    ("https://127.0.0.1/x", "loopback"),
-    ("https://127.1/x", "loopback"),  # inet_aton shorthand
-    ("https://2130706433/x", "loopback"),  # 127.0.0.1 as one integer
-    ("https://0x7f000001/x", "loopback"),
-    ("https://10.1.2.3/x", "private"),
-    ("https://172.16.0.1/x", "private"),
-    ("https://192.168.1.1/x", "private"),
-    ("https://169.254.169.254/latest/meta-data/", "link-local"),
-    ("https://100.64.0.1/x", "not a public address"),  # carrier-grade NAT
-    ("https://0.0.0.0/x", "unspecified"),
-    ("https://[::1]/x", "loopback"),
-    ("https://[fe80::1]/x", "link-local"),
-    ("https://[fd00:ec2::254]/latest/meta-data/", "unique local"),
-    ("https://[fc00::5]/x", "unique local"),
-    ("https://[::ffff:127.0.0.1]/x", "loopback"),  # IPv4-mapped
-    ("https://[::ffff:a9fe:a9fe]/x", "link-local"),  # 169.254.169.254, mapped
-    ("https://[2002:a00:1::]/x", "private"),  # 6to4 of 10.0.0.1
-    ("https://[64:ff9b::a00:1]/x", "private"),  # NAT64 of 10.0.0.1
-    ("https://localhost/x", "local name"),
-    ("https://metadata.google.internal/x", "local name"),
-    ("https://intranet/x", "not a public DNS name"),
-    ("https://user:pw@hooks.example.com/x", "credentials"),
-    ("https://hooks.example.com/x#frag", "fragment"),
-    ("https://hooks.example.com:99999/x", "not a valid URL"),
-    ("https://hooks.exam ple.com/x", "visible ASCII"),
-    ("https://" + "a" * 2100 + ".com/", "characters"),
-])
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://hooks.example.com/x", "https://"),
+        ("ftp://hooks.example.com/x", "https://"),
+        ("https://127.0.0.1/x", "loopback"),
+        ("https://127.1/x", "loopback"),  # inet_aton shorthand
+        ("https://2130706433/x", "loopback"),  # 127.0.0.1 as one integer
+        ("https://0x7f000001/x", "loopback"),
+        ("https://10.1.2.3/x", "private"),
+        ("https://172.16.0.1/x", "private"),
+        ("https://192.168.1.1/x", "private"),
+        ("https://169.254.169.254/latest/meta-data/", "link-local"),
+        ("https://100.64.0.1/x", "not a public address"),  # carrier-grade NAT
+        ("https://0.0.0.0/x", "unspecified"),
+        ("https://[::1]/x", "loopback"),
+        ("https://[fe80::1]/x", "link-local"),
+        ("https://[fd00:ec2::254]/latest/meta-data/", "unique local"),
+        ("https://[fc00::5]/x", "unique local"),
+        ("https://[::ffff:127.0.0.1]/x", "loopback"),  # IPv4-mapped
+        ("https://[::ffff:a9fe:a9fe]/x", "link-local"),  # 169.254.169.254, mapped
+        ("https://[2002:a00:1::]/x", "private"),  # 6to4 of 10.0.0.1
+        ("https://[64:ff9b::a00:1]/x", "private"),  # NAT64 of 10.0.0.1
+        ("https://localhost/x", "local name"),
+        ("https://metadata.google.internal/x", "local name"),
+        ("https://intranet/x", "not a public DNS name"),
+        ("https://user:pw@hooks.example.com/x", "credentials"),
+        ("https://hooks.example.com/x#frag", "fragment"),
+        ("https://hooks.example.com:99999/x", "not a valid URL"),
+        ("https://hooks.exam ple.com/x", "visible ASCII"),
+        ("https://" + "a" * 2100 + ".com/", "characters"),
+    ],
+)
 def test_refused_at_submit_with_the_reason(callback_api: Api, url: str, reason: str):
     answer = callback_api.submit("hello", "text/plain", X_Callback_Url=url)
     assert answer.status == 400, answer.body
@@ -122,13 +125,21 @@ def _resolver(*addresses: str):
 
     def resolve(host, port, *_args):
         return [(family(a), socket.SOCK_STREAM, 6, "", (a, port)) for a in addresses]
+
     return resolve
 
 
-@pytest.mark.parametrize("addresses", [
-    ("10.0.0.7",), ("127.0.0.1",), ("169.254.169.254",), ("::1",), ("fd00:ec2::254",),
-    ("93.184.215.14", "192.168.0.10"),  # one private answer among public ones
-])
+@pytest.mark.parametrize(
+    "addresses",
+    [
+        ("10.0.0.7",),
+        ("127.0.0.1",),
+        ("169.254.169.254",),
+        ("::1",),
+        ("fd00:ec2::254",),
+        ("93.184.215.14", "192.168.0.10"),  # one private answer among public ones
+    ],
+)
 def test_names_resolving_to_private_addresses_are_refused_at_delivery(addresses):
     target = parse_target("https://rebind.example.com/hook", PUBLIC)  # a fine name at submit
     with pytest.raises(UnsafeDestination, match="resolves to"):
@@ -137,8 +148,10 @@ def test_names_resolving_to_private_addresses_are_refused_at_delivery(addresses)
 
 def test_public_resolution_gives_the_address_to_connect_to():
     target = parse_target("https://hooks.example.com/hook", PUBLIC)
-    assert resolve_public(target, PUBLIC, _resolver("93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c")) \
+    assert (
+        resolve_public(target, PUBLIC, _resolver("93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"))
         == "93.184.215.14"
+    )
 
 
 def test_getaddrinfo_is_what_delivery_consults(monkeypatch: pytest.MonkeyPatch):
@@ -154,8 +167,7 @@ def test_public_addresses_pass(address: str):
 
 
 # ----------------------------------------------------------------------------- resolved at submit too
-def test_a_name_resolving_to_a_private_address_is_refused_at_submit(callback_api: Api,
-                                                                    monkeypatch: pytest.MonkeyPatch):
+def test_a_name_resolving_to_a_private_address_is_refused_at_submit(callback_api: Api, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(socket, "getaddrinfo", _resolver("10.20.30.40"))
     answer = callback_api.submit("hello", "text/plain", X_Callback_Url="https://internal.example.com/hook")
     assert answer.status == 400

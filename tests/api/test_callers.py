@@ -32,8 +32,9 @@ def test_sessions_of_one_role_are_one_caller_and_other_roles_are_not():
     role = "AROA3XFRBF535PLBIFPI4"
     alice = _identity(f"{role}:alice@example.com", f"arn:aws:sts::{ACCOUNT}:assumed-role/team-a/alice@example.com")
     bob = _identity(f"{role}:bob@example.com", f"arn:aws:sts::{ACCOUNT}:assumed-role/team-a/bob@example.com")
-    other_role = _identity("AROA3XFRBF535PLBXXXXX:alice@example.com",
-                           f"arn:aws:sts::{ACCOUNT}:assumed-role/team-b/alice@example.com")
+    other_role = _identity(
+        "AROA3XFRBF535PLBXXXXX:alice@example.com", f"arn:aws:sts::{ACCOUNT}:assumed-role/team-b/alice@example.com"
+    )
     key = lambda identity: caller_of({"requestContext": {"identity": identity}}).key  # noqa: E731
     # The session name is chosen by whoever calls AssumeRole: it separates nobody.
     assert key(alice) == key(bob) == f"{ACCOUNT}/{role}"
@@ -49,8 +50,10 @@ def test_sessions_of_one_role_are_one_caller_and_other_roles_are_not():
         (_identity(f"{ACCOUNT}:carol", f"arn:aws:sts::{ACCOUNT}:federated-user/carol"), f"{ACCOUNT}/{ACCOUNT}:carol"),
         (_identity(ACCOUNT, f"arn:aws:iam::{ACCOUNT}:root"), f"{ACCOUNT}/{ACCOUNT}"),
         # No principal id but an ARN: the assumed role without its session.
-        ({"accountId": ACCOUNT, "userArn": f"arn:aws:sts::{ACCOUNT}:assumed-role/team-a/s1"},
-         f"{ACCOUNT}/arn:aws:sts::{ACCOUNT}:assumed-role/team-a"),
+        (
+            {"accountId": ACCOUNT, "userArn": f"arn:aws:sts::{ACCOUNT}:assumed-role/team-a/s1"},
+            f"{ACCOUNT}/arn:aws:sts::{ACCOUNT}:assumed-role/team-a",
+        ),
         ({"accountId": None, "caller": None, "user": None, "userArn": None}, ANONYMOUS),
         (None, ANONYMOUS),
     ],
@@ -108,8 +111,9 @@ def test_a_receipt_without_a_caller_answers_to_nobody(api):
     inference_id = api.submit('{"inputs": "x"}').body["inferenceId"]
     receipt = api.receipt(inference_id)
     del receipt["caller"]
-    api.s3.put_object(Bucket=INPUT_BUCKET, Key=f"requests/{inference_id}/receipt.json",
-                      Body=json.dumps(receipt).encode())
+    api.s3.put_object(
+        Bucket=INPUT_BUCKET, Key=f"requests/{inference_id}/receipt.json", Body=json.dumps(receipt).encode()
+    )
     assert api.status(inference_id).status == 404
 
 

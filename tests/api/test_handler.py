@@ -145,9 +145,27 @@ def test_too_large_is_413_and_nothing_is_stored(api):
     ("raw", "expected"),
     [
         (event("POST", "/invocations", body=None, headers={"Content-Type": "text/plain"}), "empty"),
-        ({**event("POST", "/invocations", headers={"Content-Type": "text/plain"}), "body": "%%%", "isBase64Encoded": True}, "base64"),
-        (event("POST", "/invocations", body=b"x", headers={"Content-Type": "text/plain", "Idempotency-Key": "has space"}), "Idempotency-Key"),
-        (event("POST", "/invocations", body=b'{"uploadId": "nope"}', headers={"Content-Type": "application/json"}), "uploadId"),
+        (
+            {
+                **event("POST", "/invocations", headers={"Content-Type": "text/plain"}),
+                "body": "%%%",
+                "isBase64Encoded": True,
+            },
+            "base64",
+        ),
+        (
+            event(
+                "POST",
+                "/invocations",
+                body=b"x",
+                headers={"Content-Type": "text/plain", "Idempotency-Key": "has space"},
+            ),
+            "Idempotency-Key",
+        ),
+        (
+            event("POST", "/invocations", body=b'{"uploadId": "nope"}', headers={"Content-Type": "application/json"}),
+            "uploadId",
+        ),
     ],
     ids=["empty-body", "bad-base64", "bad-idempotency-key", "bad-upload-id"],
 )
@@ -286,8 +304,12 @@ def test_concurrent_submit_with_the_same_key_loses_the_receipt_race_cleanly(api,
     def concurrent_winner(_headers):
         api.stub.on_invoke = None
         winner = api.module.handler(
-            event("POST", "/invocations", body=winner_payload,
-                  headers={"Content-Type": "application/json", "Idempotency-Key": key}),
+            event(
+                "POST",
+                "/invocations",
+                body=winner_payload,
+                headers={"Content-Type": "application/json", "Idempotency-Key": key},
+            ),
             __import__("tests.api.conftest", fromlist=["LambdaContext"]).LambdaContext(),
         )
         assert winner["statusCode"] == 202

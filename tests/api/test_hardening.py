@@ -53,8 +53,11 @@ def test_identifiers_are_matched_whole(api, suffix):
 
 
 def test_identifier_patterns_reject_a_trailing_newline():
-    for pattern, valid in ((logic.INFERENCE_ID, "r" + "0" * 32), (logic.UPLOAD_ID, "u" + "0" * 32),
-                           (logic.IDEMPOTENCY_KEY, "order-1")):
+    for pattern, valid in (
+        (logic.INFERENCE_ID, "r" + "0" * 32),
+        (logic.UPLOAD_ID, "u" + "0" * 32),
+        (logic.IDEMPOTENCY_KEY, "order-1"),
+    ):
         assert pattern.fullmatch(valid)
         assert not pattern.fullmatch(valid + "\n")
         assert pattern.search(valid + "\n")  # which is what `$` without fullmatch would have accepted
@@ -81,7 +84,7 @@ def test_json_at_the_depth_limit_is_accepted(api):
 
 def test_brackets_inside_strings_do_not_count_as_depth():
     assert nesting_depth(json.dumps({"inputs": "[[[[{{{{" * 1000})) == 1
-    assert nesting_depth(json.dumps({"a": ["\\\"[", {"b": []}]})) == 4
+    assert nesting_depth(json.dumps({"a": ['\\"[', {"b": []}]})) == 4
 
 
 @pytest.mark.parametrize(

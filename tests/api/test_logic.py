@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC
 
 import pytest
 
 from api_handler.async_api import logic
 from api_handler.async_api.callers import Caller
-from api_handler.async_api.errors import BadRequest, InvalidRequest, InternalError, Throttled, Unavailable
+from api_handler.async_api.errors import BadRequest, InternalError, InvalidRequest, Throttled, Unavailable
 from api_handler.async_api.service import Deadline
 from api_handler.async_api.settings import Settings, SettingsError
 
-BASE = {"INPUT_BUCKET": "in-bucket", "OUTPUT_BUCKET": "out-bucket", "FAILURE_BUCKET": "fail-bucket", "ENDPOINT_NAME": "e"}
+BASE = {
+    "INPUT_BUCKET": "in-bucket",
+    "OUTPUT_BUCKET": "out-bucket",
+    "FAILURE_BUCKET": "fail-bucket",
+    "ENDPOINT_NAME": "e",
+}
 
 
 def test_inference_ids_are_deterministic_per_caller_and_key_and_valid_sagemaker_ids():
@@ -46,9 +52,16 @@ def test_fingerprint_covers_body_and_content_type_but_not_overrides():
 
 @pytest.mark.parametrize(
     ("content_type", "allowed"),
-    [("application/json", True), ("Application/JSON; charset=utf-8", True), ("image/png", True),
-     ("application/xml", False), ("image", False), ("", False), ("*/*", False)],
-)  # fmt: skip
+    [
+        ("application/json", True),
+        ("Application/JSON; charset=utf-8", True),
+        ("image/png", True),
+        ("application/xml", False),
+        ("image", False),
+        ("", False),
+        ("*/*", False),
+    ],
+)
 def test_content_type_allow_list_with_ranges(content_type, allowed):
     assert logic.is_allowed(content_type, ("application/json", "image/*")) is allowed
 
@@ -56,19 +69,28 @@ def test_content_type_allow_list_with_ranges(content_type, allowed):
 @pytest.mark.parametrize(
     ("context", "resource_path", "expected"),
     [
-        ({"domainName": "x.execute-api.eu-west-1.amazonaws.com", "path": "/v1/invocations"}, "/invocations",
-         "https://x.execute-api.eu-west-1.amazonaws.com/v1/invocations/ID"),
-        ({"domainName": "api.example.com", "path": "/ml/invocations"}, "/invocations", "https://api.example.com/ml/invocations/ID"),
+        (
+            {"domainName": "x.execute-api.eu-west-1.amazonaws.com", "path": "/v1/invocations"},
+            "/invocations",
+            "https://x.execute-api.eu-west-1.amazonaws.com/v1/invocations/ID",
+        ),
+        (
+            {"domainName": "api.example.com", "path": "/ml/invocations"},
+            "/invocations",
+            "https://api.example.com/ml/invocations/ID",
+        ),
         ({}, "/invocations", "/invocations/ID"),
         ({"domainName": "evil\r\nX: y", "path": "/v1/invocations"}, "/invocations", "/v1/invocations/ID"),
         ({"domainName": "a.b", "path": "/v 1/invocations"}, "/invocations", "https://a.b/invocations/ID"),
     ],
-)  # fmt: skip
+)
 def test_status_url_follows_how_the_client_called_us(context, resource_path, expected):
     assert logic.status_url({"path": resource_path, "requestContext": context}, "ID") == expected
 
 
-@pytest.mark.parametrize(("proto", "scheme"), [("http", "http"), ("https", "https"), ("gopher", "https"), (None, "https")])
+@pytest.mark.parametrize(
+    ("proto", "scheme"), [("http", "http"), ("https", "https"), ("gopher", "https"), (None, "https")]
+)
 def test_status_url_scheme_follows_x_forwarded_proto(proto, scheme):
     event = {
         "path": "/invocations",
@@ -111,13 +133,17 @@ def test_upload_reference_only_for_the_exact_shape():
     upload_id = "u" + "0" * 32
     assert logic.parse_upload_reference(json.dumps({"uploadId": upload_id}).encode(), "application/json") == upload_id
     assert logic.parse_upload_reference(json.dumps({"uploadId": upload_id}).encode(), "text/plain") is None
-    assert logic.parse_upload_reference(json.dumps({"uploadId": upload_id, "x": 1}).encode(), "application/json") is None
+    assert (
+        logic.parse_upload_reference(json.dumps({"uploadId": upload_id, "x": 1}).encode(), "application/json") is None
+    )
     with pytest.raises(BadRequest, match="uploadId"):
         logic.parse_upload_reference(b'{"uploadId": "../../etc"}', "application/json")
 
 
 def test_settings_name_the_bad_variable():
-    assert Settings.from_environment({**BASE, "ALLOWED_CONTENT_TYPES": "text/plain, image/*"}).allowed_content_types == (
+    assert Settings.from_environment(
+        {**BASE, "ALLOWED_CONTENT_TYPES": "text/plain, image/*"}
+    ).allowed_content_types == (
         "text/plain",
         "image/*",
     )
@@ -136,18 +162,29 @@ def test_deadline_refuses_calls_that_could_outlive_the_gateway():
 
 def _receipt(created_at: str, ttl: int = 60, timeout: int = 10) -> logic.Receipt:
     return logic.Receipt(
-        inferenceId="k1", fingerprint="f", contentType="text/plain", accept=None, inputLocation="s3://in/requests/k1/i",
-        outputLocation="s3://out/responses/k1.out", failureLocation="s3://fail/failures/k1-error.out",
-        invocationTimeoutSeconds=timeout, requestTtlSeconds=ttl, createdAt=created_at,
-    )  # fmt: skip
+        inferenceId="k1",
+        fingerprint="f",
+        contentType="text/plain",
+        accept=None,
+        inputLocation="s3://in/requests/k1/i",
+        outputLocation="s3://out/responses/k1.out",
+        failureLocation="s3://fail/failures/k1-error.out",
+        invocationTimeoutSeconds=timeout,
+        requestTtlSeconds=ttl,
+        createdAt=created_at,
+    )
 
 
 def test_a_silent_request_is_expired_only_after_ttl_timeout_and_grace():
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
-    created = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    created = datetime(2026, 1, 1, tzinfo=UTC)
     receipt = _receipt("2026-01-01T00:00:00Z", ttl=60, timeout=10)
     limit = 60 + 10 + logic.EXPIRY_GRACE_SECONDS
     assert logic.expired_reason(receipt, created + timedelta(seconds=limit)) is None
     reason = logic.expired_reason(receipt, created + timedelta(seconds=limit + 1))
-    assert reason.startswith("RequestExpired") and "RequestTTLSeconds=60" in reason and "InvocationTimeoutSeconds=10" in reason
+    assert (
+        reason.startswith("RequestExpired")
+        and "RequestTTLSeconds=60" in reason
+        and "InvocationTimeoutSeconds=10" in reason
+    )

@@ -192,9 +192,12 @@ def test_stand_ins_tell_single_and_multi_model_endpoints_apart(tmp_path) -> None
         runtime.start()
         try:
             client = boto3.client(
-                "sagemaker-runtime", endpoint_url=runtime.url, region_name="us-east-1",
-                aws_access_key_id="testing", aws_secret_access_key="testing",
-            )  # fmt: skip
+                "sagemaker-runtime",
+                endpoint_url=runtime.url,
+                region_name="us-east-1",
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            )
             with pytest.raises(ClientError) as error:
                 client.invoke_endpoint(EndpointName="ep", Body=b"{}", ContentType="application/json", **kwargs)
             assert error.value.response["Error"]["Code"] == "ValidationError"

@@ -12,10 +12,28 @@ from hypothesis import strategies as st
 from api_handler.async_api.errors import DOCUMENTED_STATUSES
 from tests.api.conftest import LambdaContext, event
 
-HEADER_NAMES = ["Content-Type", "Idempotency-Key", "X-Invocation-Timeout-Seconds", "X-Request-TTL-Seconds", "Accept",
-                "X-Amzn-SageMaker-Custom-Attributes"]
-HEADER_VALUES = ["application/json", "text/plain; charset=utf-8", "image/png", "application/xml", "*/*",
-                 "60", "3600", "0", "-1", "99999999999999999999", "key-1", ""]  # fmt: skip
+HEADER_NAMES = [
+    "Content-Type",
+    "Idempotency-Key",
+    "X-Invocation-Timeout-Seconds",
+    "X-Request-TTL-Seconds",
+    "Accept",
+    "X-Amzn-SageMaker-Custom-Attributes",
+]
+HEADER_VALUES = [
+    "application/json",
+    "text/plain; charset=utf-8",
+    "image/png",
+    "application/xml",
+    "*/*",
+    "60",
+    "3600",
+    "0",
+    "-1",
+    "99999999999999999999",
+    "key-1",
+    "",
+]
 PATHS = ["/invocations", "/uploads", "/invocations/r" + "0" * 32, "/invocations/k" + "a" * 32, "/", "/invocations/"]
 
 json_values = st.recursive(
@@ -27,7 +45,8 @@ json_values = st.recursive(
 # Numbers in other scripts ('²', Arabic-Indic, full-width) are str.isdigit(); Latin-1 and
 # beyond are what a header decoded by API Gateway can still carry.
 NON_ASCII_VALUES = st.sampled_from(["²", "٣٠٠", "６０", "60²", "naïve", "🙂", "\u00a0", "\u2028"]) | st.text(
-    st.characters(min_codepoint=0x80), min_size=1, max_size=30)
+    st.characters(min_codepoint=0x80), min_size=1, max_size=30
+)
 
 
 def deep_json(depth: int, *, wrap: str | None = None) -> str:
@@ -120,8 +139,11 @@ def test_non_ascii_header_values_are_4xx_or_accepted_never_5xx(api, header, valu
     answer = api.module.handler(event(method, path, body='{"inputs": "x"}', headers=headers), LambdaContext())
     _check(answer)
     assert answer["statusCode"] < 500, answer
-    if header in ("X-Invocation-Timeout-Seconds", "X-Request-TTL-Seconds", "X-Amzn-SageMaker-Custom-Attributes") \
-            and method == "POST" and path == "/invocations":
+    if (
+        header in ("X-Invocation-Timeout-Seconds", "X-Request-TTL-Seconds", "X-Amzn-SageMaker-Custom-Attributes")
+        and method == "POST"
+        and path == "/invocations"
+    ):
         assert answer["statusCode"] == 400, answer  # never read as a number or forwarded
 
 
@@ -129,8 +151,9 @@ def test_non_ascii_header_values_are_4xx_or_accepted_never_5xx(api, header, valu
 @given(body=deep_bodies | huge_bodies, route=st.sampled_from(ROUTES[:2]))
 def test_deep_and_huge_json_is_answered_never_5xx(api, body, route):
     method, path = route
-    answer = api.module.handler(event(method, path, body=body, headers={"Content-Type": "application/json"}),
-                                LambdaContext())
+    answer = api.module.handler(
+        event(method, path, body=body, headers={"Content-Type": "application/json"}), LambdaContext()
+    )
     _check(answer)
     assert answer["statusCode"] < 500, answer
 
@@ -140,8 +163,13 @@ session_names = st.from_regex(r"[\w+=,.@-]{2,32}", fullmatch=True)
 
 
 @settings(max_examples=200, deadline=None)
-@given(first=principal_ids, second=principal_ids, session_a=session_names, session_b=session_names,
-       key=st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=64))
+@given(
+    first=principal_ids,
+    second=principal_ids,
+    session_a=session_names,
+    session_b=session_names,
+    key=st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=64),
+)
 def test_idempotency_keys_never_collide_across_principals(first, second, session_a, session_b, key):
     from api_handler.async_api.callers import caller_of
     from api_handler.async_api.logic import inference_id_for_key

@@ -35,7 +35,7 @@ class _Container(BaseHTTPRequestHandler):
 
     seen: list[dict[str, str]] = []
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         headers = {k.lower(): v for k, v in self.headers.items()}
         type(self).seen.append(headers)
@@ -44,7 +44,17 @@ class _Container(BaseHTTPRequestHandler):
             answer, status = b'{"error": "inputs is required"}', 400
         else:
             big = "x" * int(document.get("pad", 0))
-            answer, status = json.dumps({"echo": document, "accept": headers.get("accept"), "attributes": headers.get("x-amzn-sagemaker-custom-attributes"), "pad": big}).encode(), 200
+            answer, status = (
+                json.dumps(
+                    {
+                        "echo": document,
+                        "accept": headers.get("accept"),
+                        "attributes": headers.get("x-amzn-sagemaker-custom-attributes"),
+                        "pad": big,
+                    }
+                ).encode(),
+                200,
+            )
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(answer)))
@@ -59,7 +69,9 @@ class _Container(BaseHTTPRequestHandler):
 def runtime() -> Iterator[RealtimeRuntime]:
     container = ThreadingHTTPServer(("127.0.0.1", 0), _Container)
     threading.Thread(target=container.serve_forever, daemon=True).start()
-    stand_in = RealtimeRuntime(endpoint_name=ENDPOINT_NAME, container_url=f"http://127.0.0.1:{container.server_address[1]}")
+    stand_in = RealtimeRuntime(
+        endpoint_name=ENDPOINT_NAME, container_url=f"http://127.0.0.1:{container.server_address[1]}"
+    )
     stand_in.start()
     yield stand_in
     stand_in.stop()
@@ -67,17 +79,27 @@ def runtime() -> Iterator[RealtimeRuntime]:
 
 
 @pytest.fixture(params=["realtime", "serverless"])
-def sync_api(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, moto_url: str, s3: Any, runtime: RealtimeRuntime) -> Iterator[Api]:
+def sync_api(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, moto_url: str, s3: Any, runtime: RealtimeRuntime
+) -> Iterator[Api]:
     httpx.post(f"{moto_url}/moto-api/reset", timeout=5)
     for bucket in (INPUT_BUCKET, OUTPUT_BUCKET, FAILURE_BUCKET):
         s3.create_bucket(Bucket=bucket)
     environment = {
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
-        "INPUT_BUCKET": INPUT_BUCKET, "OUTPUT_BUCKET": OUTPUT_BUCKET, "FAILURE_BUCKET": FAILURE_BUCKET,
-        "ENDPOINT_NAME": ENDPOINT_NAME, "S3_ENDPOINT_URL": moto_url, "SAGEMAKER_RUNTIME_ENDPOINT_URL": runtime.url,
-        "INLINE_RESULT_MAX_BYTES": "1024", "HOSTING_MODE": request.param,
-    }  # fmt: skip
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "INPUT_BUCKET": INPUT_BUCKET,
+        "OUTPUT_BUCKET": OUTPUT_BUCKET,
+        "FAILURE_BUCKET": FAILURE_BUCKET,
+        "ENDPOINT_NAME": ENDPOINT_NAME,
+        "S3_ENDPOINT_URL": moto_url,
+        "SAGEMAKER_RUNTIME_ENDPOINT_URL": runtime.url,
+        "INLINE_RESULT_MAX_BYTES": "1024",
+        "HOSTING_MODE": request.param,
+    }
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
@@ -89,7 +111,9 @@ def sync_api(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, mo
 
 
 def test_invoke_answers_200_with_the_models_result(sync_api: Api) -> None:
-    answer = sync_api.submit('{"inputs": "hello"}', accept="application/json", X_Amzn_SageMaker_Custom_Attributes="trace=1")
+    answer = sync_api.submit(
+        '{"inputs": "hello"}', accept="application/json", X_Amzn_SageMaker_Custom_Attributes="trace=1"
+    )
     assert answer.status == 200, answer.body
     assert answer.body["status"] == "Completed"
     assert answer.body["output"]["echo"] == {"inputs": "hello"}
@@ -146,12 +170,26 @@ def test_invoke_parameters_fit_botocores_model() -> None:
     from api_handler.async_api.logic import SubmitRequest
     from api_handler.async_api.settings import Settings
 
-    settings = Settings(input_bucket="in-b", output_bucket="out-b", failure_bucket="fail-b", endpoint_name="ep", hosting_mode="realtime")
-    request = SubmitRequest(content_type="application/json", accept="application/json", idempotency_key=None,
-                            invocation_timeout_seconds=60, request_ttl_seconds=60, payload=b"{}", upload_id=None,
-                            custom_attributes="a=b")  # fmt: skip
+    settings = Settings(
+        input_bucket="in-b", output_bucket="out-b", failure_bucket="fail-b", endpoint_name="ep", hosting_mode="realtime"
+    )
+    request = SubmitRequest(
+        content_type="application/json",
+        accept="application/json",
+        idempotency_key=None,
+        invocation_timeout_seconds=60,
+        request_ttl_seconds=60,
+        payload=b"{}",
+        upload_id=None,
+        custom_attributes="a=b",
+    )
     params = realtime.invoke_params(settings, "r" + "0" * 32, "application/json", b"{}", request)
-    shape = botocore.session.get_session().get_service_model("sagemaker-runtime").operation_model("InvokeEndpoint").input_shape
+    shape = (
+        botocore.session.get_session()
+        .get_service_model("sagemaker-runtime")
+        .operation_model("InvokeEndpoint")
+        .input_shape
+    )
     assert set(shape.required_members) <= set(params) and set(params) <= set(shape.members)
 
 
@@ -162,6 +200,8 @@ def test_serverless_takes_at_most_4_mb_and_realtime_6(sync_api: Api) -> None:
     answer = sync_api.submit(body)
     mode = sync_api.module.service().settings.hosting_mode
     if mode == "serverless":
-        assert answer.status == 413 and "serverless endpoint takes at most 4194304" in answer.body["message"], answer.body
+        assert answer.status == 413 and "serverless endpoint takes at most 4194304" in answer.body["message"], (
+            answer.body
+        )
     else:
         assert answer.status == 200, answer.body

@@ -14,7 +14,7 @@ import base64
 import hashlib
 import hmac
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -49,7 +49,7 @@ def _ref(upload: dict) -> str:
 
 # ----------------------------------------------------------------------------- the signed policy
 def test_the_signed_policy_bounds_size_type_key_and_time(api):
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     upload = api.upload("text/plain")
     assert upload["method"] == "POST" and upload["maxBytes"] == MAX_UPLOAD
     fields = upload["fields"]
@@ -63,8 +63,11 @@ def test_the_signed_policy_bounds_size_type_key_and_time(api):
     assert fields["Content-Type"] == "text/plain"
     # Where: this bucket and exactly this key (no starts-with: one upload, one object).
     assert {"bucket": INPUT_BUCKET} in conditions
-    key_conditions = [c for c in conditions if (isinstance(c, dict) and "key" in c) or
-                      (isinstance(c, list) and c[1] in ("$key", "key"))]
+    key_conditions = [
+        c
+        for c in conditions
+        if (isinstance(c, dict) and "key" in c) or (isinstance(c, list) and c[1] in ("$key", "key"))
+    ]
     assert key_conditions == [{"key": fields["key"]}]
     assert fields["key"].startswith("uploads/") and fields["key"].endswith(upload["uploadId"])
     # When: the policy expires at the configured lifetime (UPLOAD_URL_EXPIRY_SECONDS, 900 s).
@@ -98,8 +101,11 @@ def test_the_upload_limit_is_configurable_and_refuses_above_sagemakers(api):
     _, conditions = _conditions(api.upload("application/json"))
     assert ["content-length-range", 1, 4096] in conditions
     api.setenv("MAX_UPLOAD_BYTES", str(MAX_UPLOAD + 1))
-    answer = api.call(__import__("tests.api.conftest", fromlist=["event"]).event(
-        "POST", "/uploads", body=b'{"contentType": "text/plain"}', headers={"Content-Type": "application/json"}))
+    answer = api.call(
+        __import__("tests.api.conftest", fromlist=["event"]).event(
+            "POST", "/uploads", body=b'{"contentType": "text/plain"}', headers={"Content-Type": "application/json"}
+        )
+    )
     assert answer.status == 500  # a configuration error, named in the log
 
 
@@ -227,8 +233,12 @@ def test_two_concurrent_submits_of_one_upload_start_one_inference(api):
 
     def concurrent_submit(_headers):
         api.stub.on_invoke = None
-        raw = event("POST", "/invocations", body=_ref(upload).encode(),
-                    headers={"Content-Type": "application/json", "Idempotency-Key": "second"})
+        raw = event(
+            "POST",
+            "/invocations",
+            body=_ref(upload).encode(),
+            headers={"Content-Type": "application/json", "Idempotency-Key": "second"},
+        )
         seen["answer"] = api.module.handler(raw, LambdaContext())
 
     api.stub.on_invoke = concurrent_submit  # runs while the first submit's invoke is in flight

@@ -14,11 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from starlette.testclient import TestClient
-
 from model_server.app import create_app
 from model_server.loader import ModelState
 from model_server.settings import Settings
+from starlette.testclient import TestClient
 
 
 class InProcessServer:
@@ -31,8 +30,13 @@ class InProcessServer:
         assert self.state.loaded is not None
         return self.state.loaded.model
 
-    def post(self, body: bytes | str = b"", content_type: str | None = "application/json",
-             accept: str | None = None, **headers: str) -> Any:
+    def post(
+        self,
+        body: bytes | str = b"",
+        content_type: str | None = "application/json",
+        accept: str | None = None,
+        **headers: str,
+    ) -> Any:
         sent = dict(headers)
         if content_type is not None:
             sent["Content-Type"] = content_type

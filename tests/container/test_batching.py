@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import httpx
@@ -14,8 +13,10 @@ pytestmark = pytest.mark.slow
 
 # Long enough (~1 s on the tiny model) that requests sent meanwhile queue up.
 LONG = {"max_new_tokens": 240, "min_new_tokens": 240}
-TEXTS = [f"request number {i} about {word}" for i, word in enumerate(["foxes", "dogs", "batching", "queues",
-                                                                     "models", "servers", "tokens", "zero"])]
+TEXTS = [
+    f"request number {i} about {word}"
+    for i, word in enumerate(["foxes", "dogs", "batching", "queues", "models", "servers", "tokens", "zero"])
+]
 
 
 def post(server: ServerProcess, payload: dict) -> httpx.Response:
@@ -51,8 +52,10 @@ def test_requests_with_different_parameters_are_batched_apart(server: ServerProc
     groups = {"a": {"max_new_tokens": 2}, "b": {"max_new_tokens": 3}}
     with ThreadPoolExecutor(max_workers=12) as pool:
         long = occupy_model(server, pool)
-        sent = [(name, pool.submit(post, server, {"inputs": text, "parameters": groups[name]}))
-                for name, text in zip("aaaabbb", TEXTS)]
+        sent = [
+            (name, pool.submit(post, server, {"inputs": text, "parameters": groups[name]}))
+            for name, text in zip("aaaabbb", TEXTS)
+        ]
         results = [(name, f.result(timeout=60)) for name, f in sent]
         long.result(timeout=60)
     for name, response in results:

@@ -13,7 +13,9 @@ pytestmark = pytest.mark.slow
 
 
 def invoke(server: ServerProcess, payload: object, **headers: str) -> httpx.Response:
-    return server.client.post("/invocations", content=json.dumps(payload), headers={"Content-Type": "application/json", **headers})
+    return server.client.post(
+        "/invocations", content=json.dumps(payload), headers={"Content-Type": "application/json", **headers}
+    )
 
 
 def test_ping_is_200_once_loaded(server: ServerProcess) -> None:
@@ -44,12 +46,18 @@ def test_list_input_gives_list_output_in_order(server: ServerProcess) -> None:
 
 def test_text_plain_body_is_one_input(server: ServerProcess) -> None:
     text = "The quick brown fox"
-    response = server.client.post("/invocations", content=text.encode(), headers={"Content-Type": "text/plain; charset=utf-8"})
+    response = server.client.post(
+        "/invocations", content=text.encode(), headers={"Content-Type": "text/plain; charset=utf-8"}
+    )
     assert response.status_code == 200, response.text
     assert response.json() == invoke(server, {"inputs": text}).json()
     # Accept: */* (curl's and requests' default) is JSON, as in the toolkit.
-    assert server.client.post("/invocations", content=text.encode(), headers={
-        "Content-Type": "text/plain", "Accept": "*/*"}).json() == response.json()
+    assert (
+        server.client.post(
+            "/invocations", content=text.encode(), headers={"Content-Type": "text/plain", "Accept": "*/*"}
+        ).json()
+        == response.json()
+    )
 
 
 def test_no_content_type_defaults_to_json(server: ServerProcess) -> None:
@@ -80,8 +88,11 @@ def test_unknown_headers_ignored_and_custom_attributes_echoed(server: ServerProc
     response = invoke(
         server,
         {"inputs": "two"},
-        **{"X-Amzn-SageMaker-Custom-Attributes": attributes, "X-Something-Unknown": "whatever",
-           "X-Amzn-SageMaker-Target-Model": "ignored"},
+        **{
+            "X-Amzn-SageMaker-Custom-Attributes": attributes,
+            "X-Something-Unknown": "whatever",
+            "X-Amzn-SageMaker-Target-Model": "ignored",
+        },
     )
     assert response.status_code == 200
     assert response.headers["X-Amzn-SageMaker-Custom-Attributes"] == attributes

@@ -16,11 +16,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from starlette.testclient import TestClient
-
 from model_server import loader
 from model_server.app import create_app
 from model_server.settings import Settings
+from starlette.testclient import TestClient
 
 # The warning torch emits when the driver is too old for its CUDA build.
 DRIVER_TOO_OLD = "CUDA initialization: The NVIDIA driver on your system is too old (found version 11040)."
@@ -111,20 +110,26 @@ def test_unknown_device_is_rejected_by_name(monkeypatch: pytest.MonkeyPatch) -> 
 def test_nvidia_driver_version_from_proc(tmp_path: Path) -> None:
     proc = tmp_path / "version"
     # The first line of /proc/driver/nvidia/version on a driver 470 host.
-    proc.write_text("NVRM version: NVIDIA UNIX x86_64 Kernel Module  470.256.02  Thu May  2 14:37:44 UTC 2024\n"
-                    "GCC version:  gcc version 7.3.1 20180712 (Red Hat 7.3.1-17) (GCC)\n")
+    proc.write_text(
+        "NVRM version: NVIDIA UNIX x86_64 Kernel Module  470.256.02  Thu May  2 14:37:44 UTC 2024\n"
+        "GCC version:  gcc version 7.3.1 20180712 (Red Hat 7.3.1-17) (GCC)\n"
+    )
     assert loader.nvidia_driver_version(proc) == "470.256.02"
     assert "none visible" in loader.nvidia_driver_version(tmp_path / "absent")
 
 
-def test_a_server_process_told_cuda_on_a_machine_without_gpu_stays_unhealthy(tiny_model_dir: Path,
-                                                                             start_server) -> None:
+def test_a_server_process_told_cuda_on_a_machine_without_gpu_stays_unhealthy(
+    tiny_model_dir: Path, start_server
+) -> None:
     """The real thing: this machine's torch sees no GPU, as on a host whose driver is too old."""
     from .conftest import poll
 
     server = start_server(tiny_model_dir, MODEL_SERVER_DEVICE="cuda")
-    poll(lambda: server.is_listening() and server.ping().json().get("status") == "failed", timeout=90,
-         what="the load to fail")
+    poll(
+        lambda: server.is_listening() and server.ping().json().get("status") == "failed",
+        timeout=90,
+        what="the load to fail",
+    )
     ping = server.ping()
     assert ping.status_code == 503 and "torch.cuda.is_available() is False" in ping.json()["error"]
     assert server.client.post("/invocations", json={"inputs": "hello"}).status_code == 503

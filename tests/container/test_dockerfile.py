@@ -67,6 +67,9 @@ def test_no_secrets_and_pinned_requirements() -> None:
     # The image ships the torch the tests run (the venv has its CPU build).
     import torch
 
-    pins = dict(line.split("==") for line in (CONTAINER / "requirements.txt").read_text().splitlines()
-                if line and not line.startswith("#"))
+    pins = dict(
+        line.split("==")
+        for line in (CONTAINER / "requirements.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
     assert pins["torch"] == torch.__version__.split("+")[0]

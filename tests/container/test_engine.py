@@ -113,8 +113,13 @@ def test_engine_ends_when_the_front_end_is_killed(crash_server: ServerProcess) -
 def test_engine_uses_torch_default_threads(server: ServerProcess) -> None:
     """Nothing but inference runs in the engine: every core torch would use, not CPUs - 1."""
     # torch's default as a fresh process sees it (this one may have set its own).
-    fresh = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
-                           capture_output=True, text=True, check=True, timeout=120)
+    fresh = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     (ready,) = server.log_events("engine_ready")
     assert ready["torch_threads"] == int(fresh.stdout)
 
@@ -198,13 +203,22 @@ def test_engine_memory_returns_near_idle_after_large_bodies(tiny_model_dir: Path
     idle = rss(engine)
     words = b"the engine keeps only what it needs of a long text "
     big = (words * (50 * 2**20 // len(words) + 1))[: 50 * 2**20]
-    response = server.client.post("/invocations", content=big, headers={"Content-Type": "text/plain"},
-                                  timeout=httpx.Timeout(120))
+    response = server.client.post(
+        "/invocations", content=big, headers={"Content-Type": "text/plain"}, timeout=httpx.Timeout(120)
+    )
     assert response.status_code == 200, response.text
     with ThreadPoolExecutor(max_workers=4) as pool:
-        responses = list(pool.map(lambda _: server.client.post(
-            "/invocations", content=big[: 10 * 2**20], headers={"Content-Type": "text/plain"},
-            timeout=httpx.Timeout(120)), range(4)))
+        responses = list(
+            pool.map(
+                lambda _: server.client.post(
+                    "/invocations",
+                    content=big[: 10 * 2**20],
+                    headers={"Content-Type": "text/plain"},
+                    timeout=httpx.Timeout(120),
+                ),
+                range(4),
+            )
+        )
     assert [r.status_code for r in responses] == [200] * 4
     # Less than the largest body stays: the engine keeps no body (measured: about 30 MiB of caches
     # and allocator slack stay after the first large request, out of 90 MiB of bodies).
@@ -212,7 +226,9 @@ def test_engine_memory_returns_near_idle_after_large_bodies(tiny_model_dir: Path
     while rss(engine) - idle >= 50 * 2**20 and time.monotonic() < deadline:
         time.sleep(0.2)
     after = rss(engine)
-    assert after - idle < 50 * 2**20, f"engine RSS {after / 2**20:.0f} MiB after large bodies, idle {idle / 2**20:.0f} MiB"
+    assert after - idle < 50 * 2**20, (
+        f"engine RSS {after / 2**20:.0f} MiB after large bodies, idle {idle / 2**20:.0f} MiB"
+    )
     assert engine_pid(server) == engine  # the same engine: nothing was restarted to get there
 
 

@@ -28,8 +28,9 @@ from .conftest import ROOT
 def pypi_unreachable() -> str | None:
     cafile = cc.SYSTEM_CA if Path(cc.SYSTEM_CA).exists() else None
     try:
-        urllib.request.urlopen("https://pypi.org/simple/pip/", timeout=15,
-                               context=ssl.create_default_context(cafile=cafile)).close()
+        urllib.request.urlopen(
+            "https://pypi.org/simple/pip/", timeout=15, context=ssl.create_default_context(cafile=cafile)
+        ).close()
     except OSError as exc:
         return f"PyPI unreachable ({exc})"
     return None
@@ -107,7 +108,10 @@ def test_cuda_version_is_the_pinned_runtime() -> None:
     ("resolved", "expected"),
     [
         ({"a": "1.0", "b": "2.0", "torch": "2.13.0"}, []),
-        ({"a": "1.0", "b": "2.0", "torch": "2.13.0", "c": "3.0"}, ["c==3.0 is installed in the image but pinned nowhere"]),
+        (
+            {"a": "1.0", "b": "2.0", "torch": "2.13.0", "c": "3.0"},
+            ["c==3.0 is installed in the image but pinned nowhere"],
+        ),
         ({"a": "1.1", "b": "2.0", "torch": "2.13.0"}, ["a: pinned 1.0, resolved 1.1"]),
         ({"a": "1.0", "torch": "2.13.0"}, ["b==2.0 is pinned but not part of the image's set"]),
     ],

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import CONTAINER, ROOT, ServerProcess, free_port, poll
+from .conftest import CONTAINER, ServerProcess, free_port, poll
 from .test_batching import post
 
 pytestmark = pytest.mark.slow
@@ -39,12 +39,19 @@ def test_listens_at_once_and_pings_503_until_the_model_is_loaded(user_model_dir:
 def test_listen_latency_from_process_start(tmp_path: Path) -> None:
     """Measured from exec, including the interpreter's own start-up."""
     port = free_port()
-    env = {"PYTHONPATH": str(CONTAINER), "MODEL_DIR": str(tmp_path / "absent"), "SAGEMAKER_BIND_TO_PORT": str(port),
-           "MODEL_SERVER_HOST": "127.0.0.1", "PATH": "/usr/bin:/bin"}
+    env = {
+        "PYTHONPATH": str(CONTAINER),
+        "MODEL_DIR": str(tmp_path / "absent"),
+        "SAGEMAKER_BIND_TO_PORT": str(port),
+        "MODEL_SERVER_HOST": "127.0.0.1",
+        "PATH": "/usr/bin:/bin",
+    }
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "model_server", "serve"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "model_server", "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
+
         def accepting() -> bool:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.05).close()
@@ -63,8 +70,11 @@ def test_listen_latency_from_process_start(tmp_path: Path) -> None:
 
 def test_failed_load_keeps_ping_503_with_the_reason(start_server, tmp_path: Path) -> None:
     server = start_server(tmp_path / "no-such-model")
-    poll(lambda: server.is_listening() and server.ping().json().get("status") == "failed", timeout=60,
-         what="the load to fail")
+    poll(
+        lambda: server.is_listening() and server.ping().json().get("status") == "failed",
+        timeout=60,
+        what="the load to fail",
+    )
     response = server.ping()
     assert response.status_code == 503
     assert "does not exist" in response.json()["error"]
@@ -77,9 +87,12 @@ def test_ping_answers_fast_while_inference_saturates_the_cpu(server: ServerProce
     latencies = []
     with ThreadPoolExecutor(max_workers=3) as pool:
         # Three parameter groups: three full batches of long generations, one after another.
-        busy = [pool.submit(post, server, {"inputs": ["a long one"] * 8,
-                                           "parameters": {"max_new_tokens": 240, "min_new_tokens": n}})
-                for n in (238, 239, 240)]
+        busy = [
+            pool.submit(
+                post, server, {"inputs": ["a long one"] * 8, "parameters": {"max_new_tokens": 240, "min_new_tokens": n}}
+            )
+            for n in (238, 239, 240)
+        ]
         deadline = time.monotonic() + 60
         with httpx.Client(base_url=server.url, timeout=10) as client:
             while not all(f.done() for f in busy) and time.monotonic() < deadline:
@@ -119,18 +132,30 @@ def test_sigterm_drains_in_flight_requests_then_exits_0(user_model_dir: Path, st
 @pytest.mark.parametrize(
     ("variable", "value", "says"),
     [
-        ("MODEL_SERVER_MAX_REQUEST_BYTES", "0", "MODEL_SERVER_MAX_REQUEST_BYTES='0': Input should be greater than or equal to 1"),
+        (
+            "MODEL_SERVER_MAX_REQUEST_BYTES",
+            "0",
+            "MODEL_SERVER_MAX_REQUEST_BYTES='0': Input should be greater than or equal to 1",
+        ),
         ("MODEL_SERVER_DEVICE", "gpu", "MODEL_SERVER_DEVICE='gpu': Input should be 'auto', 'cpu' or 'cuda'"),
         ("MODEL_SERVER_MAX_BATCH_SIZE", "lots", "MODEL_SERVER_MAX_BATCH_SIZE='lots': Input should be a valid integer"),
         ("SAGEMAKER_BIND_TO_PORT", "99999", "SAGEMAKER_BIND_TO_PORT='99999'"),
         ("SAGEMAKER_BIND_TO_PORT", "http", "SAGEMAKER_BIND_TO_PORT='http'"),
     ],
 )
-def test_a_bad_setting_stops_the_server_naming_the_variable(tmp_path: Path, variable: str, value: str,
-                                                           says: str) -> None:
-    env = {"PYTHONPATH": str(CONTAINER), "MODEL_DIR": str(tmp_path), "SAGEMAKER_BIND_TO_PORT": str(free_port()),
-           "MODEL_SERVER_HOST": "127.0.0.1", "PATH": "/usr/bin:/bin", variable: value}
-    done = subprocess.run([sys.executable, "-m", "model_server", "serve"], env=env, capture_output=True, text=True,
-                          timeout=60)
+def test_a_bad_setting_stops_the_server_naming_the_variable(
+    tmp_path: Path, variable: str, value: str, says: str
+) -> None:
+    env = {
+        "PYTHONPATH": str(CONTAINER),
+        "MODEL_DIR": str(tmp_path),
+        "SAGEMAKER_BIND_TO_PORT": str(free_port()),
+        "MODEL_SERVER_HOST": "127.0.0.1",
+        "PATH": "/usr/bin:/bin",
+        variable: value,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "model_server", "serve"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 2, done.stderr
     assert says in done.stderr and "Traceback" not in done.stderr

@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from model_server import loader
 from model_server.pipeline_model import PipelineModel
 from model_server.seq2seq import Seq2SeqModel
@@ -34,8 +33,16 @@ def test_text_classification_goes_through_a_batched_pipeline(tiny_model_dir: Pat
     from transformers import DistilBertConfig, DistilBertForSequenceClassification
 
     model_dir = with_tokenizer(tiny_model_dir, tmp_path / "classifier")
-    config = DistilBertConfig(vocab_size=512, dim=32, n_layers=1, n_heads=2, hidden_dim=64, num_labels=2,
-                              pad_token_id=1, architectures=["DistilBertForSequenceClassification"])
+    config = DistilBertConfig(
+        vocab_size=512,
+        dim=32,
+        n_layers=1,
+        n_heads=2,
+        hidden_dim=64,
+        num_labels=2,
+        pad_token_id=1,
+        architectures=["DistilBertForSequenceClassification"],
+    )
     DistilBertForSequenceClassification(config).save_pretrained(model_dir)
 
     loaded = loader.load(Settings(model_dir=model_dir))  # task inferred, warm-up included
@@ -48,8 +55,16 @@ def test_text_generation_pads_on_the_left(tiny_model_dir: Path, tmp_path: Path) 
     from transformers import GPT2Config, GPT2LMHeadModel
 
     model_dir = with_tokenizer(tiny_model_dir, tmp_path / "gpt")
-    config = GPT2Config(vocab_size=512, n_embd=32, n_layer=1, n_head=2, n_positions=64,
-                        bos_token_id=0, eos_token_id=2, architectures=["GPT2LMHeadModel"])
+    config = GPT2Config(
+        vocab_size=512,
+        n_embd=32,
+        n_layer=1,
+        n_head=2,
+        n_positions=64,
+        bos_token_id=0,
+        eos_token_id=2,
+        architectures=["GPT2LMHeadModel"],
+    )
     GPT2LMHeadModel(config).save_pretrained(model_dir)
 
     model = loader.load(Settings(model_dir=model_dir)).model
@@ -62,11 +77,28 @@ def test_text_generation_pads_on_the_left(tiny_model_dir: Path, tmp_path: Path) 
 # five formats, plus docs, ONNX exports and a user script (file names as real
 # repos such as distilbert-base-uncased and t5-small carry them).
 HUB_LISTING = [
-    ".gitattributes", "README.md", "config.json", "generation_config.json",
-    "model.safetensors", "pytorch_model.bin", "tf_model.h5", "flax_model.msgpack", "rust_model.ot",
-    "model.fp16.safetensors", "onnx/model.onnx", "onnx/config.json", "openvino/openvino_model.bin",
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "spiece.model",
-    "training_args.bin", "code/inference.py", "code/requirements.txt", "images/diagram.png",
+    ".gitattributes",
+    "README.md",
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "pytorch_model.bin",
+    "tf_model.h5",
+    "flax_model.msgpack",
+    "rust_model.ot",
+    "model.fp16.safetensors",
+    "onnx/model.onnx",
+    "onnx/config.json",
+    "openvino/openvino_model.bin",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "spiece.model",
+    "training_args.bin",
+    "code/inference.py",
+    "code/requirements.txt",
+    "images/diagram.png",
 ]
 
 
@@ -95,14 +127,24 @@ def test_hf_model_id_downloads_only_what_loading_needs_at_the_revision(fake_hub:
     assert loader.resolve_model_dir(settings) == tmp_path
     assert fake_hub["listed"] == [{"repo_id": "org/model", "revision": "a" * 40, "token": "hf_x"}]
     (call,) = fake_hub["downloaded"]
-    assert {k: call[k] for k in ("repo_id", "revision", "token")} == {"repo_id": "org/model", "revision": "a" * 40,
-                                                                     "token": "hf_x"}
+    assert {k: call[k] for k in ("repo_id", "revision", "token")} == {
+        "repo_id": "org/model",
+        "revision": "a" * 40,
+        "token": "hf_x",
+    }
     # One weight format (safetensors), configs, tokenizer files and code/: no TF / Flax / Rust / ONNX /
     # fp16 variant copies, no pickle twin, no docs or images, no training leftovers.
     assert sorted(call["allow_patterns"]) == [
-        "code/inference.py", "code/requirements.txt", "config.json", "generation_config.json",
-        "model.safetensors", "special_tokens_map.json", "spiece.model", "tokenizer.json",
-        "tokenizer_config.json", "vocab.txt",
+        "code/inference.py",
+        "code/requirements.txt",
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "special_tokens_map.json",
+        "spiece.model",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "vocab.txt",
     ]
 
 
@@ -135,8 +177,11 @@ def test_a_replaced_hfapi_method_is_the_listing_used(monkeypatch: pytest.MonkeyP
     import huggingface_hub
 
     downloaded = []
-    monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files",
-                        lambda self, repo_id, *, revision=None, repo_type=None, token=None: HUB_LISTING)
+    monkeypatch.setattr(
+        huggingface_hub.HfApi,
+        "list_repo_files",
+        lambda self, repo_id, *, revision=None, repo_type=None, token=None: HUB_LISTING,
+    )
     monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda **kw: downloaded.append(kw) or str(tmp_path))
     loader.resolve_model_dir(Settings(hf_model_id="org/model"))
     assert "model.safetensors" in downloaded[0]["allow_patterns"]
@@ -155,16 +200,36 @@ def test_the_patterns_select_the_same_files_in_huggingface_hub_itself() -> None:
     ("listing", "weights"),
     [
         # Sharded safetensors: every shard and the index, not the pickle shards.
-        (["config.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors",
-          "model.safetensors.index.json", "pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin",
-          "pytorch_model.bin.index.json"],
-         ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json"]),
+        (
+            [
+                "config.json",
+                "model-00001-of-00002.safetensors",
+                "model-00002-of-00002.safetensors",
+                "model.safetensors.index.json",
+                "pytorch_model-00001-of-00002.bin",
+                "pytorch_model-00002-of-00002.bin",
+                "pytorch_model.bin.index.json",
+            ],
+            ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json"],
+        ),
         # Only PyTorch pickles (older repos): those, sharded or not.
         (["config.json", "pytorch_model.bin", "tf_model.h5"], ["pytorch_model.bin"]),
-        (["config.json", "pytorch_model-00001-of-00003.bin", "pytorch_model-00002-of-00003.bin",
-          "pytorch_model-00003-of-00003.bin", "pytorch_model.bin.index.json", "training_args.bin"],
-         ["pytorch_model-00001-of-00003.bin", "pytorch_model-00002-of-00003.bin",
-          "pytorch_model-00003-of-00003.bin", "pytorch_model.bin.index.json"]),
+        (
+            [
+                "config.json",
+                "pytorch_model-00001-of-00003.bin",
+                "pytorch_model-00002-of-00003.bin",
+                "pytorch_model-00003-of-00003.bin",
+                "pytorch_model.bin.index.json",
+                "training_args.bin",
+            ],
+            [
+                "pytorch_model-00001-of-00003.bin",
+                "pytorch_model-00002-of-00003.bin",
+                "pytorch_model-00003-of-00003.bin",
+                "pytorch_model.bin.index.json",
+            ],
+        ),
     ],
 )
 def test_one_weight_format_is_chosen(listing: list[str], weights: list[str]) -> None:

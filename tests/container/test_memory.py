@@ -16,16 +16,15 @@ from typing import Any
 
 import httpx
 import pytest
+from model_server import bodies, loader
+from model_server.errors import ServerError
+from model_server.settings import Settings
+from model_server.truncation import bounded_prefix, max_input_tokens
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
-
-from model_server import bodies, loader
-from model_server.errors import ServerError
-from model_server.settings import Settings
-from model_server.truncation import bounded_prefix, max_input_tokens
 
 from tests.process_memory import rss_bytes
 
@@ -101,9 +100,17 @@ def test_pipeline_tasks_cut_long_texts_before_tokenizing_too(tiny_model_dir: Pat
     from .test_loader import with_tokenizer
 
     model_dir = with_tokenizer(tiny_model_dir, tmp_path / "classifier")
-    config = DistilBertConfig(vocab_size=512, dim=32, n_layers=1, n_heads=2, hidden_dim=64, num_labels=2,
-                              pad_token_id=1, max_position_embeddings=256,
-                              architectures=["DistilBertForSequenceClassification"])
+    config = DistilBertConfig(
+        vocab_size=512,
+        dim=32,
+        n_layers=1,
+        n_heads=2,
+        hidden_dim=64,
+        num_labels=2,
+        pad_token_id=1,
+        max_position_embeddings=256,
+        architectures=["DistilBertForSequenceClassification"],
+    )
     DistilBertForSequenceClassification(config).save_pretrained(model_dir)
     model = loader.load(Settings(model_dir=model_dir, warmup=False)).model
     recording = RecordingTokenizer(model.pipe.tokenizer)
@@ -189,8 +196,14 @@ def test_release_memory_returns_freed_heap_pages(tmp_path: Path) -> None:
 
     from .conftest import CONTAINER
 
-    out = subprocess.run([sys.executable, str(script)], env={"PYTHONPATH": str(CONTAINER)}, capture_output=True,
-                         text=True, timeout=60, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, str(script)],
+        env={"PYTHONPATH": str(CONTAINER)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.split()
     freed, trimmed, released = int(out[0]), int(out[1]), out[2]
     assert released == "True"
     assert freed - trimmed > 100 * 2**20, f"RSS {freed / 2**20:.0f} MiB -> {trimmed / 2**20:.0f} MiB"
@@ -221,8 +234,9 @@ def test_a_50_mb_text_is_served_and_memory_returns_near_idle(tiny_model_dir: Pat
     text += b" " * (50 * 1024 * 1024 - len(text))
     assert len(text) == 50 * 1024 * 1024
     started = time.monotonic()
-    response = server.client.post("/invocations", content=text, headers={"Content-Type": "text/plain"},
-                                  timeout=httpx.Timeout(120))
+    response = server.client.post(
+        "/invocations", content=text, headers={"Content-Type": "text/plain"}, timeout=httpx.Timeout(120)
+    )
     elapsed = time.monotonic() - started
     assert response.status_code == 200, response.text
     assert "generated_text" in response.text
@@ -238,12 +252,19 @@ def test_a_50_mb_text_is_served_and_memory_returns_near_idle(tiny_model_dir: Pat
     peak_before = rss_bytes(server.proc.pid, "VmHWM")
     body = text[: 10 * 1024 * 1024]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        responses = list(pool.map(lambda _: server.client.post(
-            "/invocations", content=body, headers={"Content-Type": "text/plain"}, timeout=httpx.Timeout(120)),
-            range(4)))
+        responses = list(
+            pool.map(
+                lambda _: server.client.post(
+                    "/invocations", content=body, headers={"Content-Type": "text/plain"}, timeout=httpx.Timeout(120)
+                ),
+                range(4),
+            )
+        )
     assert [r.status_code for r in responses] == [200] * 4
     peak = rss_bytes(server.proc.pid, "VmHWM")
-    print(f"RSS idle {idle / 2**20:.0f} MiB; after 50 MiB {after / 2**20:.0f} MiB; "
-          f"peak before {peak_before / 2**20:.0f} MiB, with 4 x 10 MiB {peak / 2**20:.0f} MiB")
+    print(
+        f"RSS idle {idle / 2**20:.0f} MiB; after 50 MiB {after / 2**20:.0f} MiB; "
+        f"peak before {peak_before / 2**20:.0f} MiB, with 4 x 10 MiB {peak / 2**20:.0f} MiB"
+    )
     assert peak - idle < 16 * 4 * len(body), f"peak {peak / 2**20:.0f} MiB, idle {idle / 2**20:.0f} MiB"
     assert settle_rss(server.proc.pid, below=1.5 * idle) < 1.5 * idle

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from model_server.errors import BadRequest, NotAcceptable, UnsupportedMediaType
 from model_server.user_code import TOOLKIT_COMPAT_DIR, import_user_module
 
@@ -33,8 +32,10 @@ def toolkit():
     return decoder_encoder, content_types
 
 
-DECODE_CSV_INPUT = ("question,context\r\nwhere do i live?,My name is Philipp and I live in Nuremberg\r\n"
-                    "where is Berlin?,Berlin is the capital of Germany")
+DECODE_CSV_INPUT = (
+    "question,context\r\nwhere do i live?,My name is Philipp and I live in Nuremberg\r\n"
+    "where is Berlin?,Berlin is the capital of Germany"
+)
 ENCODE_CSV_INPUT = [
     {"answer": "Nuremberg", "end": 42, "score": 0.9926825761795044, "start": 33},
     {"answer": "Berlin is the capital of Germany", "end": 32, "score": 0.26097726821899414, "start": 0},
@@ -43,10 +44,12 @@ ENCODE_CSV_INPUT = [
 
 def test_decode_csv_as_the_toolkit(toolkit) -> None:
     decoder_encoder, _ = toolkit
-    assert decoder_encoder.decode_csv(DECODE_CSV_INPUT) == {"inputs": [
-        {"question": "where do i live?", "context": "My name is Philipp and I live in Nuremberg"},
-        {"question": "where is Berlin?", "context": "Berlin is the capital of Germany"},
-    ]}
+    assert decoder_encoder.decode_csv(DECODE_CSV_INPUT) == {
+        "inputs": [
+            {"question": "where do i live?", "context": "My name is Philipp and I live in Nuremberg"},
+            {"question": "where is Berlin?", "context": "Berlin is the capital of Germany"},
+        ]
+    }
     assert decoder_encoder.decode_csv("inputs\r\nI love you\r\nI like you") == {"inputs": ["I love you", "I like you"]}
     # A spreadsheet's byte-order mark is not part of the header's first name.
     assert decoder_encoder.decode_csv("\ufeffinputs\r\nA\r\n".encode()) == {"inputs": ["A"]}
@@ -74,7 +77,8 @@ def test_encode_json_of_numpy_torch_and_dates(toolkit) -> None:
     assert json.loads(decoder_encoder.encode_json({"data": torch.tensor([1, 0.5, 5.0])})) == {"data": [1, 0.5, 5.0]}
     assert decoder_encoder.encode_json({"n": np.int64(3), "f": np.float32(0.5)}) == '{"n":3,"f":0.5}'
     assert json.loads(decoder_encoder.encode_json({"t": datetime.datetime(2021, 1, 2, 3, 4)})) == {
-        "t": "2021-01-02 03:04:00"}
+        "t": "2021-01-02 03:04:00"
+    }
     assert isinstance(decoder_encoder.encode_json({}), str)
 
 
@@ -126,7 +130,11 @@ def test_encode_image_in_the_accepted_format(toolkit) -> None:
 def test_content_types_names(toolkit) -> None:
     _, content_types = toolkit
     assert (content_types.JSON, content_types.CSV, content_types.NPY, content_types.ANY) == (
-        "application/json", "text/csv", "application/x-npy", "*/*")
+        "application/json",
+        "text/csv",
+        "application/x-npy",
+        "*/*",
+    )
     assert content_types.UTF8_TYPES == ["application/json", "text/csv"]
     assert "image/webp" in content_types.VISION_TYPES and "audio/x-flac" in content_types.AUDIO_TYPES
 
@@ -135,18 +143,21 @@ def test_a_user_script_imports_decoder_encoder_in_a_fresh_interpreter(tmp_path: 
     """The way a script meets it: imported by the loader, nothing else on sys.path."""
     script = tmp_path / "code" / "inference.py"
     script.parent.mkdir()
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         from sagemaker_huggingface_inference_toolkit import decoder_encoder
 
         def input_fn(input_data, content_type):
             return decoder_encoder.decode(input_data, content_type)
-    """))
+    """)
+    )
     probe = (
         "import sys; from pathlib import Path; from model_server.user_code import import_user_module;"
         f"m = import_user_module(Path({str(script)!r})); print(m.input_fn('inputs\\nA\\n', 'text/csv'))"
     )
-    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT / "container", capture_output=True, text=True,
-                            timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT / "container", capture_output=True, text=True, timeout=120, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "{'inputs': ['A']}"
 

@@ -51,8 +51,10 @@ MODELS: dict[str, tuple[Callable[[Path], Path], dict[str, str]]] = {
     "bart-summarizer": (_summarizer, {}),
     "fill-mask": (lambda p: build_tiny_bert(p, "ForMaskedLM"), {}),
     "text-classification": (lambda p: build_tiny_bert(p, "ForSequenceClassification", labels=["NEG", "POS"]), {}),
-    "zero-shot": (lambda p: build_tiny_bert(p, "ForSequenceClassification", labels=NLI_LABELS),
-                  {"hf_task": "zero-shot-classification"}),
+    "zero-shot": (
+        lambda p: build_tiny_bert(p, "ForSequenceClassification", labels=NLI_LABELS),
+        {"hf_task": "zero-shot-classification"},
+    ),
     "token-classification": (lambda p: build_tiny_bert(p, "ForTokenClassification", labels=["O", "B-PER"]), {}),
     "text-generation": (build_tiny_gpt2, {}),
     "feature-extraction": (lambda p: build_tiny_bert(p, "Model"), {}),
@@ -68,6 +70,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str]
     """Each model's server, started on first use and kept for the module."""
     started: dict[str, InProcessServer] = {}
     with ExitStack() as stack:
+
         def get(name: str) -> InProcessServer:
             if name not in started:
                 build, settings = MODELS[name]
@@ -112,8 +115,12 @@ def js(value: Any) -> bytes:
 # ------------------------------------------------------------------------------ checks
 def is_list_of(keys: set[str], length: int | None = None) -> Callable[[Any], bool]:
     def check(body: Any) -> bool:
-        return (isinstance(body, list) and (length is None or len(body) == length)
-                and all(isinstance(x, dict) and keys <= set(x) for x in body))
+        return (
+            isinstance(body, list)
+            and (length is None or len(body) == length)
+            and all(isinstance(x, dict) and keys <= set(x) for x in body)
+        )
+
     return check
 
 
@@ -142,137 +149,231 @@ class Case:
 
 CASES = {
     # --- seq2seq without HF_TASK: text2text-generation, "generated_text", as the toolkit infers it
-    "bart summarizer without HF_TASK answers generated_text in a one-element list":
-        Case("bart-summarizer", js({"inputs": "The quick brown fox"}), expect=is_list_of({"generated_text"}, 1)),
-    "a list in, a list of the same length out":
-        Case("bart-summarizer", js({"inputs": ["a", "The quick brown fox"]}), expect=is_list_of({"generated_text"}, 2)),
-    "Accept */* is JSON":
-        Case("bart-summarizer", js({"inputs": "two"}), accept="*/*", expect=is_list_of({"generated_text"}, 1)),
-    "CSV with an inputs header: one input per row":
-        Case("bart-summarizer", b"inputs\r\nThe quick brown fox\r\nSummaries are short\r\n", "text/csv",
-             expect=is_list_of({"generated_text"}, 2)),
-    "CSV without a header row is refused (toolkit: decode_csv raises 400)":
-        Case("bart-summarizer", b"The quick brown fox\r\nSummaries\r\n", "text/csv", status=400, expect="header"),
-    "Accept text/csv: a header row and one row per output":
-        Case("bart-summarizer", js({"inputs": ["a", "b"]}), accept="text/csv", response_type="text/csv",
-             raw=lambda b: b.decode().splitlines()[0] == "generated_text" and len(b.decode().splitlines()) == 3),
-    "an .npy array of strings is a list of inputs":
-        Case("bart-summarizer", npy(np.array(["a", "b", "c"])), "application/x-npy", expect=is_list_of({"generated_text"}, 3)),
-    "a pickled .npy object array is refused, never unpickled (the toolkit loads it with allow_pickle=True)":
-        Case("bart-summarizer", npy(np.array([{"inputs": "x"}], dtype=object), allow_pickle=True), "application/x-npy",
-             status=400, expect="object arrays are refused"),
-    "JSON nested 100000 deep is a 400, not a RecursionError 500":
-        Case("bart-summarizer", b"[" * 100_000 + b"]" * 100_000, status=400, expect="nested too deeply"),
-    "inputs: 123 is the client's mistake":
-        Case("bart-summarizer", js({"inputs": 123}), status=400, expect="string"),
-    "max_new_tokens: -1 is the client's mistake":
-        Case("bart-summarizer", js({"inputs": "x", "parameters": {"max_new_tokens": -1}}), status=400,
-             expect="max_new_tokens"),
-    "an unknown generation argument is named":
-        Case("bart-summarizer", js({"inputs": "x", "parameters": {"no_such_argument": 1}}), status=400,
-             expect="no_such_argument"),
-    "an image for a text model is 415, naming the task":
-        Case("bart-summarizer", png(), "image/png", status=415, expect="text2text-generation"),
-    "Accept text/html is 406":
-        Case("bart-summarizer", js({"inputs": "x"}), accept="text/html", status=406, expect="text/html"),
+    "bart summarizer without HF_TASK answers generated_text in a one-element list": Case(
+        "bart-summarizer", js({"inputs": "The quick brown fox"}), expect=is_list_of({"generated_text"}, 1)
+    ),
+    "a list in, a list of the same length out": Case(
+        "bart-summarizer", js({"inputs": ["a", "The quick brown fox"]}), expect=is_list_of({"generated_text"}, 2)
+    ),
+    "Accept */* is JSON": Case(
+        "bart-summarizer", js({"inputs": "two"}), accept="*/*", expect=is_list_of({"generated_text"}, 1)
+    ),
+    "CSV with an inputs header: one input per row": Case(
+        "bart-summarizer",
+        b"inputs\r\nThe quick brown fox\r\nSummaries are short\r\n",
+        "text/csv",
+        expect=is_list_of({"generated_text"}, 2),
+    ),
+    "CSV without a header row is refused (toolkit: decode_csv raises 400)": Case(
+        "bart-summarizer", b"The quick brown fox\r\nSummaries\r\n", "text/csv", status=400, expect="header"
+    ),
+    "Accept text/csv: a header row and one row per output": Case(
+        "bart-summarizer",
+        js({"inputs": ["a", "b"]}),
+        accept="text/csv",
+        response_type="text/csv",
+        raw=lambda b: b.decode().splitlines()[0] == "generated_text" and len(b.decode().splitlines()) == 3,
+    ),
+    "an .npy array of strings is a list of inputs": Case(
+        "bart-summarizer", npy(np.array(["a", "b", "c"])), "application/x-npy", expect=is_list_of({"generated_text"}, 3)
+    ),
+    "a pickled .npy object array is refused, never unpickled (the toolkit loads it with allow_pickle=True)": Case(
+        "bart-summarizer",
+        npy(np.array([{"inputs": "x"}], dtype=object), allow_pickle=True),
+        "application/x-npy",
+        status=400,
+        expect="object arrays are refused",
+    ),
+    "JSON nested 100000 deep is a 400, not a RecursionError 500": Case(
+        "bart-summarizer", b"[" * 100_000 + b"]" * 100_000, status=400, expect="nested too deeply"
+    ),
+    "inputs: 123 is the client's mistake": Case("bart-summarizer", js({"inputs": 123}), status=400, expect="string"),
+    "max_new_tokens: -1 is the client's mistake": Case(
+        "bart-summarizer",
+        js({"inputs": "x", "parameters": {"max_new_tokens": -1}}),
+        status=400,
+        expect="max_new_tokens",
+    ),
+    "an unknown generation argument is named": Case(
+        "bart-summarizer",
+        js({"inputs": "x", "parameters": {"no_such_argument": 1}}),
+        status=400,
+        expect="no_such_argument",
+    ),
+    "an image for a text model is 415, naming the task": Case(
+        "bart-summarizer", png(), "image/png", status=415, expect="text2text-generation"
+    ),
+    "Accept text/html is 406": Case(
+        "bart-summarizer", js({"inputs": "x"}), accept="text/html", status=406, expect="text/html"
+    ),
     # --- fill-mask
-    "fill-mask, one input: the top_k candidates (no '5 outputs for 1 input' error)":
-        Case("fill-mask", js({"inputs": "paris is the [MASK] of france."}), expect=is_list_of(FILL, 5)),
-    "fill-mask, top_k=2 on one input":
-        Case("fill-mask", js({"inputs": "paris is [MASK].", "parameters": {"top_k": 2}}), expect=is_list_of(FILL, 2)),
-    "fill-mask, a list: one candidate list per input":
-        Case("fill-mask", js({"inputs": ["paris is [MASK].", "i [MASK] this movie."], "parameters": {"top_k": 3}}),
-             expect=each(is_list_of(FILL, 3), 2)),
-    "fill-mask without the mask token is the client's mistake":
-        Case("fill-mask", js({"inputs": "no mask here"}), status=400, expect="[MASK]"),
-    "fill-mask with an argument it does not take":
-        Case("fill-mask", js({"inputs": "a [MASK]", "parameters": {"max_new_tokens": 3}}), status=400,
-             expect="max_new_tokens"),
+    "fill-mask, one input: the top_k candidates (no '5 outputs for 1 input' error)": Case(
+        "fill-mask", js({"inputs": "paris is the [MASK] of france."}), expect=is_list_of(FILL, 5)
+    ),
+    "fill-mask, top_k=2 on one input": Case(
+        "fill-mask", js({"inputs": "paris is [MASK].", "parameters": {"top_k": 2}}), expect=is_list_of(FILL, 2)
+    ),
+    "fill-mask, a list: one candidate list per input": Case(
+        "fill-mask",
+        js({"inputs": ["paris is [MASK].", "i [MASK] this movie."], "parameters": {"top_k": 3}}),
+        expect=each(is_list_of(FILL, 3), 2),
+    ),
+    "fill-mask without the mask token is the client's mistake": Case(
+        "fill-mask", js({"inputs": "no mask here"}), status=400, expect="[MASK]"
+    ),
+    "fill-mask with an argument it does not take": Case(
+        "fill-mask",
+        js({"inputs": "a [MASK]", "parameters": {"max_new_tokens": 3}}),
+        status=400,
+        expect="max_new_tokens",
+    ),
     # --- text-classification
-    "text-classification, one input: pipeline(input) is a one-element list":
-        Case("text-classification", js({"inputs": "i love this movie"}), expect=is_list_of(LABEL, 1)),
-    "text-classification, top_k=2":
-        Case("text-classification", js({"inputs": "i love it", "parameters": {"top_k": 2}}), expect=is_list_of(LABEL, 2)),
-    "text-classification, text/csv response":
-        Case("text-classification", b"inputs\nI love you\nI hate waiting\n", "text/csv", accept="text/csv",
-             response_type="text/csv",
-             raw=lambda b: b.decode().splitlines()[0] == "label,score" and len(b.decode().splitlines()) == 3),
-    "text-classification, tokenizer arguments pass":
-        Case("text-classification", js({"inputs": "i love it", "parameters": {"truncation": True}}),
-             expect=is_list_of(LABEL, 1)),
-    "a list of label objects has no .npy form: 406 (the toolkit pickles it)":
-        Case("text-classification", js({"inputs": "i love it"}), accept="application/x-npy", status=406,
-             expect="application/json"),
+    "text-classification, one input: pipeline(input) is a one-element list": Case(
+        "text-classification", js({"inputs": "i love this movie"}), expect=is_list_of(LABEL, 1)
+    ),
+    "text-classification, top_k=2": Case(
+        "text-classification", js({"inputs": "i love it", "parameters": {"top_k": 2}}), expect=is_list_of(LABEL, 2)
+    ),
+    "text-classification, text/csv response": Case(
+        "text-classification",
+        b"inputs\nI love you\nI hate waiting\n",
+        "text/csv",
+        accept="text/csv",
+        response_type="text/csv",
+        raw=lambda b: b.decode().splitlines()[0] == "label,score" and len(b.decode().splitlines()) == 3,
+    ),
+    "text-classification, tokenizer arguments pass": Case(
+        "text-classification",
+        js({"inputs": "i love it", "parameters": {"truncation": True}}),
+        expect=is_list_of(LABEL, 1),
+    ),
+    "a list of label objects has no .npy form: 406 (the toolkit pickles it)": Case(
+        "text-classification",
+        js({"inputs": "i love it"}),
+        accept="application/x-npy",
+        status=406,
+        expect="application/json",
+    ),
     # --- zero-shot
-    "zero-shot with candidate_labels: the pipeline's object":
-        Case("zero-shot", js({"inputs": "i love it", "parameters": {"candidate_labels": ["good", "bad"]}}),
-             expect=lambda b: set(b) == {"sequence", "labels", "scores"} and sorted(b["labels"]) == ["bad", "good"]),
-    "zero-shot without labels is the client's mistake":
-        Case("zero-shot", js({"inputs": "i love it"}), status=400, expect="candidate_labels"),
-    "zero-shot with a hypothesis template that has no {} for the label":
-        Case("zero-shot", js({"inputs": "x", "parameters": {"candidate_labels": ["a"], "hypothesis_template": "It is"}}),
-             status=400, expect="hypothesis_template"),
-    "top_k must be a positive integer":
-        Case("text-classification", js({"inputs": "x", "parameters": {"top_k": "three"}}), status=400, expect="top_k"),
-    "zero-shot refuses CSV, as the toolkit does":
-        Case("zero-shot", b"inputs\nx\n", "text/csv", status=415, expect="zero-shot-classification"),
+    "zero-shot with candidate_labels: the pipeline's object": Case(
+        "zero-shot",
+        js({"inputs": "i love it", "parameters": {"candidate_labels": ["good", "bad"]}}),
+        expect=lambda b: set(b) == {"sequence", "labels", "scores"} and sorted(b["labels"]) == ["bad", "good"],
+    ),
+    "zero-shot without labels is the client's mistake": Case(
+        "zero-shot", js({"inputs": "i love it"}), status=400, expect="candidate_labels"
+    ),
+    "zero-shot with a hypothesis template that has no {} for the label": Case(
+        "zero-shot",
+        js({"inputs": "x", "parameters": {"candidate_labels": ["a"], "hypothesis_template": "It is"}}),
+        status=400,
+        expect="hypothesis_template",
+    ),
+    "top_k must be a positive integer": Case(
+        "text-classification", js({"inputs": "x", "parameters": {"top_k": "three"}}), status=400, expect="top_k"
+    ),
+    "zero-shot refuses CSV, as the toolkit does": Case(
+        "zero-shot", b"inputs\nx\n", "text/csv", status=415, expect="zero-shot-classification"
+    ),
     # --- token-classification, text-generation, feature-extraction
-    "token-classification, one input: a list of entities":
-        Case("token-classification", js({"inputs": "my name is wolfgang"}),
-             expect=is_list_of({"entity", "score", "word", "start", "end"})),
-    "token-classification, aggregation_strategy=simple groups entities":
-        Case("token-classification", js({"inputs": "my name is wolfgang", "parameters": {"aggregation_strategy": "simple"}}),
-             expect=is_list_of({"entity_group", "score", "word", "start", "end"})),
-    "token-classification, an unknown aggregation_strategy":
-        Case("token-classification", js({"inputs": "x", "parameters": {"aggregation_strategy": "biggest"}}), status=400,
-             expect="aggregation_strategy"),
-    "text-generation, one input: [{generated_text}]":
-        Case("text-generation", js({"inputs": "i love", "parameters": {"max_new_tokens": 2}}),
-             expect=is_list_of({"generated_text"}, 1)),
-    "text-generation: max_new_tokens -1":
-        Case("text-generation", js({"inputs": "i love", "parameters": {"max_new_tokens": -1}}), status=400,
-             expect="max_new_tokens"),
-    "text-generation: an unknown generation argument":
-        Case("text-generation", js({"inputs": "i love", "parameters": {"no_such_arg": 3}}), status=400,
-             expect="no_such_arg"),
-    "feature-extraction, Accept application/x-npy: the embeddings as an array":
-        Case("feature-extraction", js({"inputs": "i love it"}), accept="application/x-npy",
-             response_type="application/x-npy",
-             raw=lambda b: np.load(io.BytesIO(b)).shape[0] == 1 and np.load(io.BytesIO(b)).shape[-1] == 16),
+    "token-classification, one input: a list of entities": Case(
+        "token-classification",
+        js({"inputs": "my name is wolfgang"}),
+        expect=is_list_of({"entity", "score", "word", "start", "end"}),
+    ),
+    "token-classification, aggregation_strategy=simple groups entities": Case(
+        "token-classification",
+        js({"inputs": "my name is wolfgang", "parameters": {"aggregation_strategy": "simple"}}),
+        expect=is_list_of({"entity_group", "score", "word", "start", "end"}),
+    ),
+    "token-classification, an unknown aggregation_strategy": Case(
+        "token-classification",
+        js({"inputs": "x", "parameters": {"aggregation_strategy": "biggest"}}),
+        status=400,
+        expect="aggregation_strategy",
+    ),
+    "text-generation, one input: [{generated_text}]": Case(
+        "text-generation",
+        js({"inputs": "i love", "parameters": {"max_new_tokens": 2}}),
+        expect=is_list_of({"generated_text"}, 1),
+    ),
+    "text-generation: max_new_tokens -1": Case(
+        "text-generation",
+        js({"inputs": "i love", "parameters": {"max_new_tokens": -1}}),
+        status=400,
+        expect="max_new_tokens",
+    ),
+    "text-generation: an unknown generation argument": Case(
+        "text-generation", js({"inputs": "i love", "parameters": {"no_such_arg": 3}}), status=400, expect="no_such_arg"
+    ),
+    "feature-extraction, Accept application/x-npy: the embeddings as an array": Case(
+        "feature-extraction",
+        js({"inputs": "i love it"}),
+        accept="application/x-npy",
+        response_type="application/x-npy",
+        raw=lambda b: np.load(io.BytesIO(b)).shape[0] == 1 and np.load(io.BytesIO(b)).shape[-1] == 16,
+    ),
     # --- images
-    **{f"image-classification, an {fmt} body": Case("image-classification", png(fmt=fmt), media,
-                                                    expect=is_list_of(LABEL))
-       for fmt, media in [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("WEBP", "image/webp"),
-                          ("GIF", "image/gif"), ("BMP", "image/bmp"), ("TIFF", "image/tiff"),
-                          ("PNG", "image/x-image")]},
-    "image-classification, a local path is never opened":
-        Case("image-classification", js({"inputs": "/etc/hostname"}), status=400, expect="URL"),
-    "image-classification, a corrupt image":
-        Case("image-classification", png()[:40], "image/png", status=400, expect="image"),
-    "image-classification, text is 415":
-        Case("image-classification", b"hello", "text/plain", status=415, expect="image-classification"),
+    **{
+        f"image-classification, an {fmt} body": Case(
+            "image-classification", png(fmt=fmt), media, expect=is_list_of(LABEL)
+        )
+        for fmt, media in [
+            ("PNG", "image/png"),
+            ("JPEG", "image/jpeg"),
+            ("WEBP", "image/webp"),
+            ("GIF", "image/gif"),
+            ("BMP", "image/bmp"),
+            ("TIFF", "image/tiff"),
+            ("PNG", "image/x-image"),
+        ]
+    },
+    "image-classification, a local path is never opened": Case(
+        "image-classification", js({"inputs": "/etc/hostname"}), status=400, expect="URL"
+    ),
+    "image-classification, a corrupt image": Case(
+        "image-classification", png()[:40], "image/png", status=400, expect="image"
+    ),
+    "image-classification, text is 415": Case(
+        "image-classification", b"hello", "text/plain", status=415, expect="image-classification"
+    ),
     # --- audio
-    **{f"audio-classification, a {fmt} body": Case("audio-classification", audio(fmt), media,
-                                                   expect=is_list_of(LABEL))
-       for fmt, media in [("WAV", "audio/wave"), ("FLAC", "audio/x-flac"), ("OGG", "audio/ogg"),
-                          ("MP3", "audio/mpeg"), ("WAV", "audio/x-audio")]},
-    "audio-classification, 44.1 kHz stereo is resampled to the model's 16 kHz":
-        Case("audio-classification", audio("WAV", rate=44100, channels=2), "audio/wav", expect=is_list_of(LABEL)),
-    "audio-classification, an .npy waveform at the model's rate":
-        Case("audio-classification", npy(np.zeros(8000, dtype=np.float32)), "application/x-npy",
-             expect=is_list_of(LABEL)),
-    "automatic-speech-recognition (inferred from Wav2Vec2ForCTC), a FLAC body: {text}":
-        Case("speech-recognition", audio("FLAC", rate=22050), "audio/x-flac",
-             expect=lambda b: set(b) == {"text"} and isinstance(b["text"], str)),
-    "automatic-speech-recognition, JSON samples in the pipeline's own dict form, at 8 kHz":
-        Case("speech-recognition", js({"inputs": {"raw": [0.0, 0.1, -0.1] * 2000, "sampling_rate": 8000}}),
-             expect=lambda b: set(b) == {"text"}),
-    "automatic-speech-recognition, a dict without a sampling rate":
-        Case("speech-recognition", js({"inputs": {"raw": [0.0, 0.1]}}), status=400, expect="sampling_rate"),
-    "automatic-speech-recognition, a list of recordings is not a JSON request it can take":
-        Case("speech-recognition", js({"inputs": [1, 2, 3]}), status=400, expect="audio"),
-    "audio-classification, a body that is not audio":
-        Case("audio-classification", b"RIFF....not audio", "audio/wave", status=400, expect="audio"),
+    **{
+        f"audio-classification, a {fmt} body": Case("audio-classification", audio(fmt), media, expect=is_list_of(LABEL))
+        for fmt, media in [
+            ("WAV", "audio/wave"),
+            ("FLAC", "audio/x-flac"),
+            ("OGG", "audio/ogg"),
+            ("MP3", "audio/mpeg"),
+            ("WAV", "audio/x-audio"),
+        ]
+    },
+    "audio-classification, 44.1 kHz stereo is resampled to the model's 16 kHz": Case(
+        "audio-classification", audio("WAV", rate=44100, channels=2), "audio/wav", expect=is_list_of(LABEL)
+    ),
+    "audio-classification, an .npy waveform at the model's rate": Case(
+        "audio-classification", npy(np.zeros(8000, dtype=np.float32)), "application/x-npy", expect=is_list_of(LABEL)
+    ),
+    "automatic-speech-recognition (inferred from Wav2Vec2ForCTC), a FLAC body: {text}": Case(
+        "speech-recognition",
+        audio("FLAC", rate=22050),
+        "audio/x-flac",
+        expect=lambda b: set(b) == {"text"} and isinstance(b["text"], str),
+    ),
+    "automatic-speech-recognition, JSON samples in the pipeline's own dict form, at 8 kHz": Case(
+        "speech-recognition",
+        js({"inputs": {"raw": [0.0, 0.1, -0.1] * 2000, "sampling_rate": 8000}}),
+        expect=lambda b: set(b) == {"text"},
+    ),
+    "automatic-speech-recognition, a dict without a sampling rate": Case(
+        "speech-recognition", js({"inputs": {"raw": [0.0, 0.1]}}), status=400, expect="sampling_rate"
+    ),
+    "automatic-speech-recognition, a list of recordings is not a JSON request it can take": Case(
+        "speech-recognition", js({"inputs": [1, 2, 3]}), status=400, expect="audio"
+    ),
+    "audio-classification, a body that is not audio": Case(
+        "audio-classification", b"RIFF....not audio", "audio/wave", status=400, expect="audio"
+    ),
 }
 
 
@@ -299,42 +400,69 @@ CONTEXT = "My name is Wolfgang and I live in Berlin. The capital of France is Pa
 
 def is_answer_in(context: str) -> Callable[[Any], bool]:
     """transformers 4's question-answering output: the span's text at its character offsets."""
+
     def check(answer: Any) -> bool:
-        return (isinstance(answer, dict) and set(answer) == {"score", "start", "end", "answer"}
-                and 0 <= answer["score"] <= 1 and answer["answer"] == context[answer["start"]:answer["end"]]
-                and 0 < len(answer["answer"]))
+        return (
+            isinstance(answer, dict)
+            and set(answer) == {"score", "start", "end", "answer"}
+            and 0 <= answer["score"] <= 1
+            and answer["answer"] == context[answer["start"] : answer["end"]]
+            and len(answer["answer"]) > 0
+        )
+
     return check
 
 
 QA_CASES = {
-    "one question: one answer object (the pipeline's shape)":
-        (js({"inputs": {"question": "Where do I live?", "context": CONTEXT}}), 200, is_answer_in(CONTEXT)),
-    "top_k=3: a list of answers":
-        (js({"inputs": {"question": "Where?", "context": CONTEXT}, "parameters": {"top_k": 3}}), 200,
-         lambda b: isinstance(b, list) and len(b) == 3 and all(is_answer_in(CONTEXT)(a) for a in b)
-         and b[0]["score"] >= b[1]["score"] >= b[2]["score"]),
-    "a list of questions: one answer each":
-        (js({"inputs": [{"question": "Who?", "context": CONTEXT}, {"question": "What?", "context": "I love Paris."}]}),
-         200, lambda b: is_answer_in(CONTEXT)(b[0]) and is_answer_in("I love Paris.")(b[1])),
-    "a context longer than the model's window is read in overlapping windows":
-        (js({"inputs": {"question": "Where?", "context": " ".join([CONTEXT] * 12)}}), 200,
-         is_answer_in(" ".join([CONTEXT] * 12))),
-    "handle_impossible_answer may answer nothing":
-        (js({"inputs": {"question": "Where?", "context": CONTEXT},
-             "parameters": {"handle_impossible_answer": True, "top_k": 40}}), 200,
-         lambda b: [(a["start"], a["end"]) for a in b if a["answer"] == ""] == [(0, 0)]),
-    "a string instead of question and context":
-        (js({"inputs": "Where do I live?"}), 400, "question"),
-    "an unknown parameter":
-        (js({"inputs": {"question": "a", "context": "b"}, "parameters": {"max_new_tokens": 2}}), 400, "max_new_tokens"),
-    "top_k 0":
-        (js({"inputs": {"question": "a", "context": "b"}, "parameters": {"top_k": 0}}), 400, "top_k"),
+    "one question: one answer object (the pipeline's shape)": (
+        js({"inputs": {"question": "Where do I live?", "context": CONTEXT}}),
+        200,
+        is_answer_in(CONTEXT),
+    ),
+    "top_k=3: a list of answers": (
+        js({"inputs": {"question": "Where?", "context": CONTEXT}, "parameters": {"top_k": 3}}),
+        200,
+        lambda b: (
+            isinstance(b, list)
+            and len(b) == 3
+            and all(is_answer_in(CONTEXT)(a) for a in b)
+            and b[0]["score"] >= b[1]["score"] >= b[2]["score"]
+        ),
+    ),
+    "a list of questions: one answer each": (
+        js({"inputs": [{"question": "Who?", "context": CONTEXT}, {"question": "What?", "context": "I love Paris."}]}),
+        200,
+        lambda b: is_answer_in(CONTEXT)(b[0]) and is_answer_in("I love Paris.")(b[1]),
+    ),
+    "a context longer than the model's window is read in overlapping windows": (
+        js({"inputs": {"question": "Where?", "context": " ".join([CONTEXT] * 12)}}),
+        200,
+        is_answer_in(" ".join([CONTEXT] * 12)),
+    ),
+    "handle_impossible_answer may answer nothing": (
+        js(
+            {
+                "inputs": {"question": "Where?", "context": CONTEXT},
+                "parameters": {"handle_impossible_answer": True, "top_k": 40},
+            }
+        ),
+        200,
+        lambda b: [(a["start"], a["end"]) for a in b if a["answer"] == ""] == [(0, 0)],
+    ),
+    "a string instead of question and context": (js({"inputs": "Where do I live?"}), 400, "question"),
+    "an unknown parameter": (
+        js({"inputs": {"question": "a", "context": "b"}, "parameters": {"max_new_tokens": 2}}),
+        400,
+        "max_new_tokens",
+    ),
+    "top_k 0": (js({"inputs": {"question": "a", "context": "b"}, "parameters": {"top_k": 0}}), 400, "top_k"),
 }
 
 
 @pytest.mark.parametrize(("body", "status", "expect"), list(QA_CASES.values()), ids=list(QA_CASES))
-def test_question_answering_without_a_pipeline(servers: Callable[[str], InProcessServer], body: bytes, status: int,
-                                               expect: Any) -> None:
+def test_question_answering_without_a_pipeline(
+    servers: Callable[[str], InProcessServer], body: bytes, status: int, expect: Any
+) -> None:
     """A ...ForQuestionAnswering model without HF_TASK is served as question-answering, never as another task."""
     server = servers("question-answering")
     assert server.state.status == "ready", server.state.error
@@ -368,8 +496,9 @@ def test_a_task_without_a_pipeline_fails_to_load_with_its_name(tmp_path: Path) -
         assert response.status_code == 503 and "visual-question-answering" in response.json()["message"]
 
 
-def test_bad_requests_never_reach_the_batch(servers: Callable[[str], InProcessServer],
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_requests_never_reach_the_batch(
+    servers: Callable[[str], InProcessServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
     server = servers("fill-mask")
     calls: list[list[Any]] = []
     real = server.model.predict_batch
@@ -379,22 +508,30 @@ def test_bad_requests_never_reach_the_batch(servers: Callable[[str], InProcessSe
         return real(inputs, parameters)
 
     monkeypatch.setattr(server.model, "predict_batch", counting)
-    for body in (js({"inputs": 123}), js({"inputs": "no mask"}), js({"inputs": "a [MASK]", "parameters": {"x": 1}}),
-                 js({"inputs": ["a [MASK]", 5]}), b"[" * 5000):
+    for body in (
+        js({"inputs": 123}),
+        js({"inputs": "no mask"}),
+        js({"inputs": "a [MASK]", "parameters": {"x": 1}}),
+        js({"inputs": ["a [MASK]", 5]}),
+        b"[" * 5000,
+    ):
         assert server.post(body).status_code == 400
     assert calls == []
     assert server.post(js({"inputs": "a [MASK]"})).status_code == 200
     assert calls == [["a [MASK]"]]
 
 
-@pytest.mark.parametrize(("raised", "status"), [
-    (RuntimeError("CUDA error: device-side assert triggered"), 500),
-    (MemoryError(), 507),
-    (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), 507),
-])
-def test_model_failures_are_5xx_and_out_of_memory_507(servers: Callable[[str], InProcessServer],
-                                                      monkeypatch: pytest.MonkeyPatch, raised: Exception,
-                                                      status: int) -> None:
+@pytest.mark.parametrize(
+    ("raised", "status"),
+    [
+        (RuntimeError("CUDA error: device-side assert triggered"), 500),
+        (MemoryError(), 507),
+        (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), 507),
+    ],
+)
+def test_model_failures_are_5xx_and_out_of_memory_507(
+    servers: Callable[[str], InProcessServer], monkeypatch: pytest.MonkeyPatch, raised: Exception, status: int
+) -> None:
     server = servers("text-classification")
 
     def fail(inputs, parameters):
@@ -406,12 +543,25 @@ def test_model_failures_are_5xx_and_out_of_memory_507(servers: Callable[[str], I
 
 
 def test_fill_mask_under_concurrency_each_request_gets_its_own_candidates(
-        servers: Callable[[str], InProcessServer]) -> None:
+    servers: Callable[[str], InProcessServer],
+) -> None:
     """Batches of any size (1 included) answer every request with its own top_k list."""
     server = servers("fill-mask")
     # Words the tiny tokenizer knows, so each answer's "sequence" shows whose input it filled.
-    words = ["paris", "berlin", "france", "movie", "amazon", "models", "wolfgang", "capital", "name", "live",
-             "love", "hate"]
+    words = [
+        "paris",
+        "berlin",
+        "france",
+        "movie",
+        "amazon",
+        "models",
+        "wolfgang",
+        "capital",
+        "name",
+        "live",
+        "love",
+        "hate",
+    ]
     texts = [f"{word} is [MASK]." for word in words]
     results: dict[str, Any] = {}
 

@@ -34,15 +34,19 @@ SCRIPTS = Path(__file__).parent / "user_code" / "toolkit_scripts"
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "seq2seq": build_tiny_seq2seq(tmp_path_factory.mktemp("bart"), max_new_tokens=4),
-        "classifier": build_tiny_bert(tmp_path_factory.mktemp("bert"), "ForSequenceClassification",
-                                      labels=["NEG", "POS"]),
+        "classifier": build_tiny_bert(
+            tmp_path_factory.mktemp("bert"), "ForSequenceClassification", labels=["NEG", "POS"]
+        ),
     }
 
 
 @pytest.fixture(scope="module")
-def deploy(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., InProcessServer]]:
+def deploy(
+    models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., InProcessServer]]:
     """A model.tar.gz as SageMaker unpacks it: the weights plus code/ from a script directory."""
     with ExitStack() as stack:
+
         def start(script: str, model: str = "seq2seq", **settings: str) -> InProcessServer:
             model_dir = tmp_path_factory.mktemp(script)
             shutil.copytree(models[model], model_dir, dirs_exist_ok=True)
@@ -96,8 +100,11 @@ def test_sagemaker_program_picks_the_entry_point(deploy) -> None:
     server = ready(deploy("entry_point", sagemaker_program="serve_transform.py"))
     response = server.post(json.dumps({"inputs": ["ab", "cd"]}), accept="text/csv")
     assert response.status_code == 200, response.text
-    assert response.text.splitlines() == ["script,model,text", "serve_transform.py,entry point model,AB",
-                                          "serve_transform.py,entry point model,CD"]
+    assert response.text.splitlines() == [
+        "script,model,text",
+        "serve_transform.py,entry point model,AB",
+        "serve_transform.py,entry point model,CD",
+    ]
     assert response.headers["content-type"].startswith("text/csv")
     # CSV in, JSON out, through the same decoder_encoder.
     response = server.post(b"inputs\nhello\n", "text/csv")
@@ -176,11 +183,17 @@ def test_generic_sagemaker_inference_helpers(deploy) -> None:
     assert server.post(b"[[1, 1]]", "application/json", accept="text/html").status_code == 406
 
 
-@pytest.mark.parametrize(("script", "message"), [
-    ("mixed_hooks", "Cannot use transform_fn implementation in conjunction with input_fn, predict_fn, "
-                    "and/or output_fn implementation"),
-    ("wrong_arity", "predict_fn definition takes 2 or 3 arguments but 1 were given."),
-])
+@pytest.mark.parametrize(
+    ("script", "message"),
+    [
+        (
+            "mixed_hooks",
+            "Cannot use transform_fn implementation in conjunction with input_fn, predict_fn, "
+            "and/or output_fn implementation",
+        ),
+        ("wrong_arity", "predict_fn definition takes 2 or 3 arguments but 1 were given."),
+    ],
+)
 def test_invalid_scripts_fail_the_load_with_the_toolkits_message(deploy, script: str, message: str) -> None:
     server = deploy(script)
     ping = server.client.get("/ping")
@@ -189,14 +202,16 @@ def test_invalid_scripts_fail_the_load_with_the_toolkits_message(deploy, script:
 
 
 def test_a_real_server_process_reads_sagemaker_program_from_its_environment(
-        models: dict[str, Path], start_server, tmp_path: Path) -> None:
+    models: dict[str, Path], start_server, tmp_path: Path
+) -> None:
     """As SageMaker starts it: SAGEMAKER_PROGRAM in the environment of ``python -m model_server serve``."""
     shutil.copytree(models["seq2seq"], tmp_path, dirs_exist_ok=True)
     shutil.copytree(SCRIPTS / "entry_point" / "code", tmp_path / "code")
     server = start_server(tmp_path, SAGEMAKER_PROGRAM="serve_transform.py")
     server.wait_until(200)
-    response = server.client.post("/invocations", content=b'{"inputs": "hi"}',
-                                  headers={"Content-Type": "application/json", "Accept": "*/*"})
+    response = server.client.post(
+        "/invocations", content=b'{"inputs": "hi"}', headers={"Content-Type": "application/json", "Accept": "*/*"}
+    )
     assert response.status_code == 200, response.text
     assert response.json() == [{"script": "serve_transform.py", "model": "entry point model", "text": "HI"}]
     assert response.headers["content-type"] == "application/json"

@@ -9,7 +9,6 @@ import types
 from pathlib import Path
 
 import pytest
-
 from model_server import codec
 from model_server.batching import DynamicBatcher
 from model_server.errors import BadRequest, InsufficientStorage, ModelError, NotAcceptable, UnsupportedMediaType
@@ -18,7 +17,9 @@ from model_server.tasks import check_servable, infer_task, is_seq2seq, output_ke
 
 
 def config(**kw) -> types.SimpleNamespace:
-    return types.SimpleNamespace(**{"architectures": None, "is_encoder_decoder": False, "task_specific_params": None, **kw})
+    return types.SimpleNamespace(
+        **{"architectures": None, "is_encoder_decoder": False, "task_specific_params": None, **kw}
+    )
 
 
 # The toolkit's rule (transformers_utils.infer_task_from_model_architecture): the
@@ -28,10 +29,22 @@ def config(**kw) -> types.SimpleNamespace:
     [
         (config(architectures=["BartForConditionalGeneration"], is_encoder_decoder=True), "text2text-generation"),
         # A BART summarizer without HF_TASK: the toolkit answers generated_text, so do we.
-        (config(architectures=["BartForConditionalGeneration"], is_encoder_decoder=True,
-                task_specific_params={"summarization": {"max_length": 142}}), "text2text-generation"),
-        (config(architectures=["T5ForConditionalGeneration"], is_encoder_decoder=True,
-                task_specific_params={"summarization": {}, "translation_en_to_de": {}}), "text2text-generation"),
+        (
+            config(
+                architectures=["BartForConditionalGeneration"],
+                is_encoder_decoder=True,
+                task_specific_params={"summarization": {"max_length": 142}},
+            ),
+            "text2text-generation",
+        ),
+        (
+            config(
+                architectures=["T5ForConditionalGeneration"],
+                is_encoder_decoder=True,
+                task_specific_params={"summarization": {}, "translation_en_to_de": {}},
+            ),
+            "text2text-generation",
+        ),
         (config(architectures=["MarianMTModel"], is_encoder_decoder=True), "text2text-generation"),
         (config(architectures=["DistilBertForSequenceClassification"]), "text-classification"),
         (config(architectures=["DistilBertForQuestionAnswering"]), "question-answering"),
@@ -43,8 +56,10 @@ def config(**kw) -> types.SimpleNamespace:
         (config(architectures=["BertForTokenClassification"]), "token-classification"),
         # Audio and image heads share text suffixes; transformers' auto tables tell them apart.
         (config(architectures=["Wav2Vec2ForSequenceClassification"]), "audio-classification"),
-        (config(architectures=["WhisperForConditionalGeneration"], is_encoder_decoder=True),
-         "automatic-speech-recognition"),
+        (
+            config(architectures=["WhisperForConditionalGeneration"], is_encoder_decoder=True),
+            "automatic-speech-recognition",
+        ),
         (config(architectures=["ViTForImageClassification"]), "image-classification"),
         (config(architectures=["LlavaForConditionalGeneration"]), "image-text-to-text"),
         (config(architectures=["BertModel"]), "feature-extraction"),
@@ -66,24 +81,60 @@ def test_an_architecture_without_a_task_fails_with_a_message_naming_it(arch: str
 def test_a_task_without_a_pipeline_fails_the_load_with_its_name(task: str) -> None:
     with pytest.raises(ValueError, match=f"task '{task}' cannot be served.*code/inference.py"):
         check_servable(task)
-    for servable in ("summarization", "translation_en_to_de", "question-answering", "fill-mask", "sentiment-analysis",
-                     "ner"):
+    for servable in (
+        "summarization",
+        "translation_en_to_de",
+        "question-answering",
+        "fill-mask",
+        "sentiment-analysis",
+        "ner",
+    ):
         check_servable(servable)
 
 
 # Every task the toolkit served (transformers 4's pipeline tasks, and diffusers' text-to-image).
 TOOLKIT_TASKS = [
-    "audio-classification", "automatic-speech-recognition", "conversational", "depth-estimation",
-    "document-question-answering", "feature-extraction", "fill-mask", "image-classification",
-    "image-feature-extraction", "image-segmentation", "image-to-image", "image-to-text", "mask-generation",
-    "ner", "object-detection", "question-answering", "sentiment-analysis", "summarization",
-    "table-question-answering", "text-classification", "text-generation", "text-to-audio", "text-to-image",
-    "text2text-generation", "token-classification", "translation", "translation_en_to_fr",
-    "video-classification", "visual-question-answering", "zero-shot-audio-classification",
-    "zero-shot-classification", "zero-shot-image-classification", "zero-shot-object-detection",
+    "audio-classification",
+    "automatic-speech-recognition",
+    "conversational",
+    "depth-estimation",
+    "document-question-answering",
+    "feature-extraction",
+    "fill-mask",
+    "image-classification",
+    "image-feature-extraction",
+    "image-segmentation",
+    "image-to-image",
+    "image-to-text",
+    "mask-generation",
+    "ner",
+    "object-detection",
+    "question-answering",
+    "sentiment-analysis",
+    "summarization",
+    "table-question-answering",
+    "text-classification",
+    "text-generation",
+    "text-to-audio",
+    "text-to-image",
+    "text2text-generation",
+    "token-classification",
+    "translation",
+    "translation_en_to_fr",
+    "video-classification",
+    "visual-question-answering",
+    "zero-shot-audio-classification",
+    "zero-shot-classification",
+    "zero-shot-image-classification",
+    "zero-shot-object-detection",
 ]
-REMOVED_IN_TRANSFORMERS_5 = {"conversational", "image-to-image", "image-to-text", "text-to-image",
-                             "visual-question-answering"}
+REMOVED_IN_TRANSFORMERS_5 = {
+    "conversational",
+    "image-to-image",
+    "image-to-text",
+    "text-to-image",
+    "visual-question-answering",
+}
 
 
 @pytest.mark.parametrize("task", TOOLKIT_TASKS)

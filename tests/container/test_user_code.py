@@ -7,7 +7,6 @@ import types
 from pathlib import Path
 
 import pytest
-
 from model_server.errors import (
     BadRequest,
     InsufficientStorage,
@@ -33,7 +32,9 @@ def test_user_hooks_serve_requests(user_server: ServerProcess) -> None:
 @pytest.mark.slow
 def test_user_input_fn_decides_the_content_types(user_server: ServerProcess) -> None:
     # A header-less CSV is a 400 on the default path; this input_fn reads it (as a str).
-    response = user_server.client.post("/invocations", content=b"from csv,ignored\nrow 2", headers={"Content-Type": "text/csv"})
+    response = user_server.client.post(
+        "/invocations", content=b"from csv,ignored\nrow 2", headers={"Content-Type": "text/csv"}
+    )
     assert response.status_code == 200, response.text
     assert response.json()["input"] == "from csv"
 
@@ -51,7 +52,9 @@ def test_user_code_failures_map_to_500_and_507(user_server: ServerProcess, trigg
 
 @pytest.mark.slow
 def test_user_input_fn_failure_is_400(user_server: ServerProcess) -> None:
-    response = user_server.client.post("/invocations", content=b"{not json", headers={"Content-Type": "application/json"})
+    response = user_server.client.post(
+        "/invocations", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 400, response.text
     assert "input_fn" in response.json()["message"]
 
@@ -78,7 +81,7 @@ def test_defaults_follow_the_toolkit() -> None:
     assert response.content_type == "application/json"
     # The toolkit's CSV rule: a header row naming "inputs", one input per row.
     response = code.handle(EchoModel(), b"inputs\r\nI love you\r\nI like you", "text/csv", "text/csv")
-    assert response.body == b"echo,parameters\r\n\"[\"\"I love you\"\",\"\"I like you\"\"]\",{}\r\n"
+    assert response.body == b'echo,parameters\r\n"[""I love you"",""I like you""]",{}\r\n'
     assert response.content_type == "text/csv"
     with pytest.raises(UnsupportedMediaType):
         code.handle(EchoModel(), b"x", "application/xml", "application/json")

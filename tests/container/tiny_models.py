@@ -38,8 +38,13 @@ def _bert_tokenizer(out: Path) -> Any:
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
     )
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
-        mask_token="[MASK]", model_max_length=64,
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=64,
     )
     tokenizer.save_pretrained(out)
     return tokenizer
@@ -59,8 +64,14 @@ def build_tiny_bert(path: str | Path, head: str, *, labels: list[str] | None = N
     if labels:
         label_kw = {"id2label": dict(enumerate(labels)), "label2id": {v: i for i, v in enumerate(labels)}}
     config = BertConfig(
-        vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=32, max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id, **label_kw,
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+        pad_token_id=tokenizer.pad_token_id,
+        **label_kw,
     )
     torch.manual_seed(seed)
     model = getattr(transformers, f"Bert{head}")(config).eval()
@@ -72,24 +83,29 @@ def build_tiny_gpt2(path: str | Path, seed: int = 0) -> Path:
     """A tiny GPT-2 (``GPT2LMHeadModel``) for text-generation, with a byte-level BPE tokenizer."""
     import torch
     from tokenizers import ByteLevelBPETokenizer
-    from transformers import GPT2Config, GPT2LMHeadModel, GenerationConfig, PreTrainedTokenizerFast
+    from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(_CORPUS * 4, vocab_size=300, min_frequency=1, special_tokens=["<|endoftext|>"])
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe._tokenizer, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-        unk_token="<|endoftext|>", model_max_length=64,
+        tokenizer_object=bpe._tokenizer,
+        bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+        model_max_length=64,
     )
     tokenizer.save_pretrained(out)
     eos = tokenizer.eos_token_id
-    config = GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=16, n_layer=1, n_head=2,
-                        bos_token_id=eos, eos_token_id=eos)
+    config = GPT2Config(
+        vocab_size=len(tokenizer), n_positions=64, n_embd=16, n_layer=1, n_head=2, bos_token_id=eos, eos_token_id=eos
+    )
     torch.manual_seed(seed)
     model = GPT2LMHeadModel(config).eval()
-    model.generation_config = GenerationConfig(max_new_tokens=4, do_sample=False, bos_token_id=eos,
-                                               eos_token_id=eos, pad_token_id=eos)
+    model.generation_config = GenerationConfig(
+        max_new_tokens=4, do_sample=False, bos_token_id=eos, eos_token_id=eos, pad_token_id=eos
+    )
     model.save_pretrained(out)
     return out
 
@@ -102,9 +118,16 @@ def build_tiny_vit(path: str | Path, labels: tuple[str, ...] = ("cat", "dog"), s
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(out)
-    config = ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                       intermediate_size=32, id2label=dict(enumerate(labels)),
-                       label2id={v: i for i, v in enumerate(labels)})
+    config = ViTConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        id2label=dict(enumerate(labels)),
+        label2id={v: i for i, v in enumerate(labels)},
+    )
     torch.manual_seed(seed)
     ViTForImageClassification(config).eval().save_pretrained(out)
     return out
@@ -117,13 +140,23 @@ def build_tiny_wav2vec2_classifier(path: str | Path, labels: tuple[str, ...] = (
 
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
-    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
-                             return_attention_mask=True).save_pretrained(out)
+    Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=True
+    ).save_pretrained(out)
     config = Wav2Vec2Config(
-        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-        conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 8), num_feat_extract_layers=2,
-        num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2, classifier_proj_size=8,
-        id2label=dict(enumerate(labels)), label2id={v: i for i, v in enumerate(labels)},
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        conv_dim=(8, 8),
+        conv_stride=(5, 4),
+        conv_kernel=(10, 8),
+        num_feat_extract_layers=2,
+        num_conv_pos_embeddings=8,
+        num_conv_pos_embedding_groups=2,
+        classifier_proj_size=8,
+        id2label=dict(enumerate(labels)),
+        label2id={v: i for i, v in enumerate(labels)},
     )
     torch.manual_seed(seed)
     Wav2Vec2ForSequenceClassification(config).eval().save_pretrained(out)
@@ -142,12 +175,22 @@ def build_tiny_wav2vec2_ctc(path: str | Path, seed: int = 0) -> Path:
     vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4, **{c: i + 5 for i, c in enumerate("abcdefghij")}}
     (out / "vocab.json").write_text(json.dumps(vocab))
     Wav2Vec2CTCTokenizer(str(out / "vocab.json")).save_pretrained(out)
-    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
-                             return_attention_mask=True).save_pretrained(out)
+    Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=True
+    ).save_pretrained(out)
     config = Wav2Vec2Config(
-        vocab_size=len(vocab), pad_token_id=0, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=32, conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 8), num_feat_extract_layers=2,
-        num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2,
+        vocab_size=len(vocab),
+        pad_token_id=0,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        conv_dim=(8, 8),
+        conv_stride=(5, 4),
+        conv_kernel=(10, 8),
+        num_feat_extract_layers=2,
+        num_conv_pos_embeddings=8,
+        num_conv_pos_embedding_groups=2,
     )
     torch.manual_seed(seed)
     Wav2Vec2ForCTC(config).eval().save_pretrained(out)

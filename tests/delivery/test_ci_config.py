@@ -32,7 +32,10 @@ def test_subjects_are_exact_github_claims() -> None:
         ({"github_repository": "-acme/x"}, "github_repository"),
         ({"github_repository": "acme/.."}, "github_repository"),
         ({"github_repository": "acme/x:pull_request"}, "github_repository"),
-        ({"existing_provider_arn": "arn:aws:iam::123:oidc-provider/x"}, "existing_provider_arn = .*GitHub Actions OIDC"),
+        (
+            {"existing_provider_arn": "arn:aws:iam::123:oidc-provider/x"},
+            "existing_provider_arn = .*GitHub Actions OIDC",
+        ),
         ({"environments": ()}, "environments"),
         ({"environments": ("prod", "prod")}, "names an environment twice"),
         ({"environments": ("pr*d",)}, "'pr\\*d' is not a GitHub environment name"),

@@ -31,7 +31,9 @@ def _diff(env: str, text: str | None, outcome: str = "success"):
 
 
 def test_body_starts_with_the_marker_and_summarises_each_environment() -> None:
-    body = dc.render([_diff("dev", CHANGED), _diff("prod", UNCHANGED)], sha="0123456789abcdef0123", run_url="https://x/run/1")
+    body = dc.render(
+        [_diff("dev", CHANGED), _diff("prod", UNCHANGED)], sha="0123456789abcdef0123", run_url="https://x/run/1"
+    )
     assert body.startswith(dc.MARKER + "\n")
     assert "- **dev**: changes" in body
     assert "- **prod**: no changes" in body

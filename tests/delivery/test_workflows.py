@@ -57,9 +57,7 @@ def test_shellcheck_is_on_the_linters_path() -> None:
 def test_actionlint_really_runs_shellcheck(tmp_path: Path) -> None:
     """Without this, a missing shellcheck would make the lint test pass vacuously."""
     bad = tmp_path / "bad.yml"
-    bad.write_text(
-        "on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo $UNQUOTED\n"
-    )
+    bad.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo $UNQUOTED\n")
     result = _actionlint(str(bad), cwd=tmp_path)
     assert result.returncode == 1
     assert "SC2086" in result.stdout, result.stdout + result.stderr
@@ -111,14 +109,35 @@ def test_every_uses_line_is_seen_by_the_pin_check() -> None:
 # actionlint checks inputs only of actions pinned by tag; with SHAs a typo (`aws-regoin`) would
 # pass silently and the action ignore it. Inputs as in each action's action.yml at the pinned tag.
 KNOWN_INPUTS = {
-    "actions/checkout": {"repository", "ref", "token", "persist-credentials", "fetch-depth", "path", "lfs", "submodules"},
+    "actions/checkout": {
+        "repository",
+        "ref",
+        "token",
+        "persist-credentials",
+        "fetch-depth",
+        "path",
+        "lfs",
+        "submodules",
+    },
     "actions/setup-python": {"python-version", "python-version-file", "cache", "architecture", "check-latest"},
-    "actions/setup-node": {"node-version", "node-version-file", "cache", "architecture", "check-latest", "registry-url"},
+    "actions/setup-node": {
+        "node-version",
+        "node-version-file",
+        "cache",
+        "architecture",
+        "check-latest",
+        "registry-url",
+    },
     "aws-actions/configure-aws-credentials": {
-        "role-to-assume", "aws-region", "role-session-name", "role-duration-seconds", "mask-aws-account-id", "audience",
+        "role-to-assume",
+        "aws-region",
+        "role-session-name",
+        "role-duration-seconds",
+        "mask-aws-account-id",
+        "audience",
     },
     "actions/github-script": {"script", "github-token", "result-encoding", "retries"},
-}  # fmt: skip
+}
 
 
 def test_action_inputs_are_real_inputs() -> None:
@@ -163,7 +182,9 @@ def test_every_job_has_explicit_least_permissions() -> None:
 
 
 def test_no_long_lived_aws_keys_anywhere() -> None:
-    forbidden = re.compile(r"aws-access-key-id|aws-secret-access-key|AWS_ACCESS_KEY_ID|AWS_SECRET_ACCESS_KEY|AKIA[0-9A-Z]{16}")
+    forbidden = re.compile(
+        r"aws-access-key-id|aws-secret-access-key|AWS_ACCESS_KEY_ID|AWS_SECRET_ACCESS_KEY|AKIA[0-9A-Z]{16}"
+    )
     # (Not the Makefile: local moto-based targets may set dummy keys, which is fine.)
     for path in [*workflow_files(), ROOT / "docs" / "delivery.md", *(ROOT / ".github").rglob("*.py")]:
         assert not forbidden.search(path.read_text()), f"{path.name} mentions long-lived AWS keys"

@@ -141,5 +141,9 @@ def simple_commands(source: str, line: str, inline: bool) -> list[Command]:
 
 
 def all_commands() -> list[Command]:
-    return [command for path in DOCUMENTS for source, line, inline in logical_lines(path)
-            for command in simple_commands(source, line, inline)]
+    return [
+        command
+        for path in DOCUMENTS
+        for source, line, inline in logical_lines(path)
+        for command in simple_commands(source, line, inline)
+    ]

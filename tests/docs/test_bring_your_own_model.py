@@ -28,8 +28,9 @@ KINDS = ("hub", "s3", "local")
 
 
 def readme_models() -> dict[str, dict[str, Any]]:
-    blocks = re.findall(r"```python\n# bring-your-own-model: (\w+)\n(.*?)```", (REPO_ROOT / "README.md").read_text(),
-                        re.DOTALL)
+    blocks = re.findall(
+        r"```python\n# bring-your-own-model: (\w+)\n(.*?)```", (REPO_ROOT / "README.md").read_text(), re.DOTALL
+    )
     return {kind: ast.literal_eval("{" + body.strip().rstrip(",") + "}")["model"] for kind, body in blocks}
 
 
@@ -82,9 +83,20 @@ def test_an_s3_model_is_the_model_data_and_the_role_reads_only_that_object(templ
     assert "HF_MODEL_ID" not in container["Environment"]
     bucket, key = model["uri"].removeprefix("s3://").split("/", 1)
     object_arn = {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, f":s3:::{bucket}/{key}"]]}
-    templates["s3"].has_resource_properties("AWS::IAM::Policy", {"PolicyDocument": {"Statement": Match.array_with([
-        Match.object_like({"Action": "s3:GetObject", "Effect": "Allow", "Resource": Match.array_with([object_arn])}),
-    ])}})
+    templates["s3"].has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {"Action": "s3:GetObject", "Effect": "Allow", "Resource": Match.array_with([object_arn])}
+                        ),
+                    ]
+                )
+            }
+        },
+    )
     # Nothing else of that bucket: every mention of it is the object itself.
     mentions = re.findall(rf"{re.escape(bucket)}[^\"]*", json.dumps(templates["s3"].to_json()))
     assert mentions and set(mentions) == {f"{bucket}/{key}"}, mentions

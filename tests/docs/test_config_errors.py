@@ -17,10 +17,13 @@ from pydantic import BaseModel
 from app_config import ENVIRONMENTS, ConfigError, EnvironmentConfig, parse_environment
 from app_config.ranges import _model_in
 
-
 # Each annotated_types bound, its operator and the attribute holding its value.
-_BOUNDS = {annotated_types.Ge: (">=", "ge"), annotated_types.Gt: (">", "gt"), annotated_types.Le: ("<=", "le"),
-           annotated_types.Lt: ("<", "lt")}
+_BOUNDS = {
+    annotated_types.Ge: (">=", "ge"),
+    annotated_types.Gt: (">", "gt"),
+    annotated_types.Le: ("<=", "le"),
+    annotated_types.Lt: ("<", "lt"),
+}
 
 
 Bounded = tuple[tuple[str, ...], dict[str, Any]]
@@ -85,8 +88,15 @@ def test_the_ttl_message_reads_as_the_api_documents_it() -> None:
     """RequestTTLSeconds is 60-21600 in InvokeEndpointAsync's model (botocore sagemaker-runtime)."""
     import botocore.session
 
-    shape = botocore.session.get_session().get_service_model("sagemaker-runtime").operation_model(
-        "InvokeEndpointAsync").input_shape.members["RequestTTLSeconds"]
-    with pytest.raises(ConfigError, match=rf"request_ttl_seconds = 30: .*\(allowed: {shape.metadata['min']}-"
-                                          rf"{shape.metadata['max']}\)"):
+    shape = (
+        botocore.session.get_session()
+        .get_service_model("sagemaker-runtime")
+        .operation_model("InvokeEndpointAsync")
+        .input_shape.members["RequestTTLSeconds"]
+    )
+    with pytest.raises(
+        ConfigError,
+        match=rf"request_ttl_seconds = 30: .*\(allowed: {shape.metadata['min']}-"
+        rf"{shape.metadata['max']}\)",
+    ):
         parse_environment(_with(("request_ttl_seconds",), 30))

@@ -14,8 +14,14 @@ from .commands import REPO_ROOT
 
 def _dry_run(target: str) -> str:
     """Every command `make TARGET` would run from a fresh clone (-B: as if nothing were installed)."""
-    return subprocess.run(["make", "-n", "-B", "--no-print-directory", target], cwd=REPO_ROOT,  # noqa: S603, S607
-                          capture_output=True, text=True, timeout=60, check=True).stdout
+    return subprocess.run(
+        ["make", "-n", "-B", "--no-print-directory", target],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
 
 
 def test_make_synth_installs_only_the_synthesis_requirements() -> None:
@@ -37,16 +43,22 @@ def test_make_test_installs_the_rest() -> None:
 def _no_aws_environment(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     # No profile files, no instance metadata: exactly a new user's laptop.
-    env.update(AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_EC2_METADATA_DISABLED="true",
-               **extra)
+    env.update(
+        AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_EC2_METADATA_DISABLED="true", **extra
+    )
     return env
 
 
 @pytest.mark.parametrize("target", ["diff", "deploy"])
 def test_without_credentials_diff_and_deploy_say_what_to_set(target: str) -> None:
-    completed = subprocess.run(  # noqa: S603
-        ["make", "--no-print-directory", "-o", "install-synth", target, "ENV=dev"], cwd=REPO_ROOT,  # noqa: S607
-        capture_output=True, text=True, timeout=60, check=False, env=_no_aws_environment(),
+    completed = subprocess.run(
+        ["make", "--no-print-directory", "-o", "install-synth", target, "ENV=dev"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=_no_aws_environment(),
     )
     assert completed.returncode != 0
     assert completed.stderr.count("no AWS credentials found") == 1, completed.stderr
@@ -55,13 +67,28 @@ def test_without_credentials_diff_and_deploy_say_what_to_set(target: str) -> Non
 
 
 def test_the_preflight_passes_with_credentials_and_a_region() -> None:
-    env = _no_aws_environment(AWS_ACCESS_KEY_ID="AKIAEXAMPLEEXAMPLE00", AWS_SECRET_ACCESS_KEY="x" * 40,
-                              AWS_REGION="eu-west-1")
-    completed = subprocess.run([sys.executable, "-m", "devtools.aws_preflight"], cwd=REPO_ROOT,  # noqa: S603
-                               capture_output=True, text=True, timeout=60, check=False, env=env)
+    env = _no_aws_environment(
+        AWS_ACCESS_KEY_ID="AKIAEXAMPLEEXAMPLE00", AWS_SECRET_ACCESS_KEY="x" * 40, AWS_REGION="eu-west-1"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-m", "devtools.aws_preflight"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
     assert completed.returncode == 0, completed.stderr
     env.pop("AWS_REGION")
-    completed = subprocess.run([sys.executable, "-m", "devtools.aws_preflight"], cwd=REPO_ROOT,  # noqa: S603
-                               capture_output=True, text=True, timeout=60, check=False, env=env)
+    completed = subprocess.run(
+        [sys.executable, "-m", "devtools.aws_preflight"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
     assert completed.returncode == 1 and "no AWS region" in completed.stderr
     assert "credentials" not in completed.stderr

@@ -21,8 +21,13 @@ DEMO_MODEL = REPO_ROOT / ".build" / "tiny-model"
 
 def test_make_serve_multi_model_starts_empty_and_the_documented_curl_lines_work(tmp_path: Path) -> None:
     if not (DEMO_MODEL / "config.json").is_file():  # what a plain `make serve` builds first
-        subprocess.run([sys.executable, "-m", "devtools.tiny_model", str(DEMO_MODEL)], cwd=REPO_ROOT, check=True,
-                       capture_output=True, timeout=300)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-m", "devtools.tiny_model", str(DEMO_MODEL)],
+            cwd=REPO_ROOT,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
     port = free_port()
     env = _user_env(tmp_path, SAGEMAKER_BIND_TO_PORT=str(port), SAGEMAKER_MULTI_MODEL="true")
     for name in ("MODEL_DIR", "HF_MODEL_ID", "HF_TASK"):

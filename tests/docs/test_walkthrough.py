@@ -57,8 +57,13 @@ def run_documented(commands: list[tuple[str, str]], rewrite: dict[str, str], tmp
         command = line.replace("/tmp/", f"{tmp}/")
         for documented_address, actual in rewrite.items():
             command = re.sub(documented_address, actual, command)
-        completed = subprocess.run(  # noqa: S603
-            ["bash", "-c", command], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=180,  # noqa: S607
+        completed = subprocess.run(
+            ["bash", "-c", command],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
             check=False,
         )
         if completed.returncode != 0:
@@ -70,8 +75,9 @@ class _Background:
     """A documented long-running command (make local, make serve) with its output kept."""
 
     def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,  # noqa: S603
-                                        stderr=subprocess.STDOUT, text=True)
+        self.process = subprocess.Popen(
+            argv, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         self.lines: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -92,8 +98,9 @@ class _Background:
 
 @pytest.fixture
 def make_local(tmp_path: Path) -> Iterator[dict[str, str]]:
-    ports = {name: free_port() for name in ("LOCAL_API_PORT", "LOCAL_AWS_PORT", "LOCAL_CONTAINER_PORT",
-                                            "LOCAL_RUNTIME_PORT")}
+    ports = {
+        name: free_port() for name in ("LOCAL_API_PORT", "LOCAL_AWS_PORT", "LOCAL_CONTAINER_PORT", "LOCAL_RUNTIME_PORT")
+    }
     env = _user_env(tmp_path, LOCAL_LOG_FILE=str(tmp_path / "pipeline.log"), **{k: str(v) for k, v in ports.items()})
     run = _Background([*MAKE, "local"], env)
     try:
@@ -150,8 +157,15 @@ def test_make_synth_runs_as_documented() -> None:
     """README's first command (its install step is a no-op after `make test`'s): every
     environment synthesized, cdk-nag clean, and no Node end-of-life banner on the way."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("JSII_SILENCE")}
-    completed = subprocess.run(["make", "--no-print-directory", "synth"], cwd=REPO_ROOT, env=env,  # noqa: S603, S607
-                               capture_output=True, text=True, timeout=600, check=False)
+    completed = subprocess.run(
+        ["make", "--no-print-directory", "synth"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     output = completed.stdout + completed.stderr
     assert completed.returncode == 0, output[-3000:]
     assert "end-of-life" not in output, output[-3000:]

@@ -57,8 +57,10 @@ def pipeline(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
             # made inference about 10x slower (measured with 2 threads).
             container_env={"MODEL_SERVER_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1"},
             # Small, so a test can get a result too large to inline (a presigned URL instead).
-            lambda_env={"INLINE_RESULT_MAX_BYTES": str(INLINE_RESULT_MAX_BYTES),
-                        "MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES)},
+            lambda_env={
+                "INLINE_RESULT_MAX_BYTES": str(INLINE_RESULT_MAX_BYTES),
+                "MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES),
+            },
         )
         local = LocalPipeline(config)
         try:
@@ -96,14 +98,21 @@ class Api:
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
-        self.http = httpx.Client(base_url=base_url, timeout=30, trust_env=False,
-                                 limits=httpx.Limits(max_connections=64))
+        self.http = httpx.Client(
+            base_url=base_url, timeout=30, trust_env=False, limits=httpx.Limits(max_connections=64)
+        )
 
-    def submit(self, body: bytes | dict[str, Any], *, content_type: str = "application/json",
-               headers: dict[str, str] | None = None) -> httpx.Response:
+    def submit(
+        self,
+        body: bytes | dict[str, Any],
+        *,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
         payload = json.dumps(body).encode() if isinstance(body, dict) else body
-        return self.http.post("/invocations", content=payload,
-                              headers={"Content-Type": content_type, **(headers or {})})
+        return self.http.post(
+            "/invocations", content=payload, headers={"Content-Type": content_type, **(headers or {})}
+        )
 
     def submit_ok(self, body: bytes | dict[str, Any], **kwargs: Any) -> str:
         response = self.submit(body, **kwargs)
@@ -151,8 +160,12 @@ class Notifications:
         return [n for n in self.collect()[kind] if n.get("inferenceId") == inference_id]
 
     def wait_for(self, kind: str, inference_id: str, *, timeout: float = 10) -> dict[str, Any]:
-        wait_for(lambda: bool(self.for_id(kind, inference_id)), timeout=timeout,
-                 what=f"{kind} notification for {inference_id}", interval=0.1)
+        wait_for(
+            lambda: bool(self.for_id(kind, inference_id)),
+            timeout=timeout,
+            what=f"{kind} notification for {inference_id}",
+            interval=0.1,
+        )
         return self.for_id(kind, inference_id)[0]
 
 
@@ -197,11 +210,24 @@ def make_local_process(settings: dict[str, str], log_file: Path) -> Iterator[tup
     from local_stack.container import REPO_ROOT
     from local_stack.processes import free_port
 
-    env = {**os.environ, "LOCAL_API_PORT": str(free_port()), "LOCAL_AWS_PORT": str(free_port()),
-           "LOCAL_CONTAINER_PORT": str(free_port()), "LOCAL_LOG_FILE": str(log_file), "OMP_NUM_THREADS": "1",
-           "PYTHONUNBUFFERED": "1", **settings}  # fmt: skip
-    process = subprocess.Popen([sys.executable, "-m", "local_stack"], cwd=REPO_ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    env = {
+        **os.environ,
+        "LOCAL_API_PORT": str(free_port()),
+        "LOCAL_AWS_PORT": str(free_port()),
+        "LOCAL_CONTAINER_PORT": str(free_port()),
+        "LOCAL_LOG_FILE": str(log_file),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONUNBUFFERED": "1",
+        **settings,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local_stack"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: list[str] = []
     ready = threading.Event()
 

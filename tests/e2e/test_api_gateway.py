@@ -25,8 +25,9 @@ def _event_for(method: str, raw_path: str, body: bytes = b"", content_type: str 
     headers = [("Host", "127.0.0.1:3000"), ("X-Multi", "a"), ("X-Multi", "b")]
     if content_type:
         headers.append(("Content-Type", content_type))
-    return build_event(method=method, raw_path=raw_path, headers=headers, body=body, route=route,
-                       path_parameters=params)
+    return build_event(
+        method=method, raw_path=raw_path, headers=headers, body=body, route=route, path_parameters=params
+    )
 
 
 def test_events_are_rest_api_proxy_v1() -> None:
@@ -81,10 +82,16 @@ def gateway() -> Iterator[tuple[str, list[dict[str, Any]], dict[str, Any]]]:
 
 def test_handler_answers_become_http_responses(gateway: Any) -> None:
     url, events, answer = gateway
-    answer["value"] = {"statusCode": 201, "headers": {"X-One": "1"}, "multiValueHeaders": {"X-Two": ["a", "b"]},
-                       "body": base64.b64encode(b"\x00\x01").decode(), "isBase64Encoded": True}
-    response = httpx.post(f"{url}/uploads", content=b"{}", headers={"Content-Type": "application/json"},
-                          trust_env=False)
+    answer["value"] = {
+        "statusCode": 201,
+        "headers": {"X-One": "1"},
+        "multiValueHeaders": {"X-Two": ["a", "b"]},
+        "body": base64.b64encode(b"\x00\x01").decode(),
+        "isBase64Encoded": True,
+    }
+    response = httpx.post(
+        f"{url}/uploads", content=b"{}", headers={"Content-Type": "application/json"}, trust_env=False
+    )
     assert response.status_code == 201 and response.content == b"\x00\x01"
     assert response.headers["X-One"] == "1" and response.headers["X-Two"] == "a, b"
     assert events[-1]["resource"] == "/uploads" and events[-1]["body"] == "{}"
@@ -131,8 +138,15 @@ def test_the_caller_is_the_signing_access_key_id() -> None:
     assert key_id == "AKIDALICE"
     routes = compile_routes()
     route, params = match_route(routes, "GET", "/invocations/r1")  # type: ignore[misc]
-    event = build_event(method="GET", raw_path="/invocations/r1", headers=list(headers.items()), body=b"",
-                        route=route, path_parameters=params, key_id=key_id)
+    event = build_event(
+        method="GET",
+        raw_path="/invocations/r1",
+        headers=list(headers.items()),
+        body=b"",
+        route=route,
+        path_parameters=params,
+        key_id=key_id,
+    )
     identity = event["requestContext"]["identity"]
     assert identity["accessKey"] == identity["caller"] == identity["user"] == "AKIDALICE"
     assert identity["userArn"] == f"arn:aws:iam::{ACCOUNT_ID}:user/AKIDALICE"
@@ -154,8 +168,14 @@ def test_unsigned_requests_have_no_identity() -> None:
     assert identity["caller"] is None and identity["userArn"] is None and identity["accessKey"] is None
 
 
-@pytest.mark.parametrize("authorization", ["Bearer abc", "AWS4-HMAC-SHA256 Signature=abc",
-                                           "AWS4-HMAC-SHA256 Credential=AKID/2026/us-east-1/x/aws4_request, Signature=a"])
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "Bearer abc",
+        "AWS4-HMAC-SHA256 Signature=abc",
+        "AWS4-HMAC-SHA256 Credential=AKID/2026/us-east-1/x/aws4_request, Signature=a",
+    ],
+)
 def test_a_malformed_signature_is_403_before_the_lambda(api: Api, authorization: str) -> None:
     response = api.http.get("/invocations/r" + "0" * 32, headers={"Authorization": authorization})
     assert response.status_code == 403

@@ -37,10 +37,10 @@ class StubModel(BaseHTTPRequestHandler):
     seen_attributes: list[str | None] = []  # X-Amzn-SageMaker-Custom-Attributes of each call
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._answer(type(self).ping_status, b"{}")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         cls = type(self)
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         with cls.lock:
@@ -74,8 +74,11 @@ class StubModel(BaseHTTPRequestHandler):
 @pytest.fixture
 def stub_runtime(pipeline: LocalPipeline) -> Iterator[tuple[AsyncInferenceRuntime, type[StubModel]]]:
     """A second runtime on the pipeline's moto, in front of a stub model server, 2 slots."""
-    model = type("Stub", (StubModel,), {"ping_status": 200, "active": 0, "max_active": 0, "calls": 0,
-                                        "lock": threading.Lock(), "seen_attributes": []})
+    model = type(
+        "Stub",
+        (StubModel,),
+        {"ping_status": 200, "active": 0, "max_active": 0, "calls": 0, "lock": threading.Lock(), "seen_attributes": []},
+    )
     server = ThreadingHTTPServer(("127.0.0.1", 0), model)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -104,21 +107,27 @@ def stub_runtime(pipeline: LocalPipeline) -> Iterator[tuple[AsyncInferenceRuntim
 
 def _sagemaker(endpoint_url: str) -> Any:
     """The same client the API Lambda uses, pointed at the stand-in."""
-    return boto3.client("sagemaker-runtime", endpoint_url=endpoint_url, region_name=REGION,
-                        config=Config(retries={"max_attempts": 1}), **FAKE_CREDENTIALS)
+    return boto3.client(
+        "sagemaker-runtime",
+        endpoint_url=endpoint_url,
+        region_name=REGION,
+        config=Config(retries={"max_attempts": 1}),
+        **FAKE_CREDENTIALS,
+    )
 
 
 def _put_input(pipeline: LocalPipeline, document: dict[str, Any]) -> str:
     assert pipeline.resources is not None and pipeline.aws_endpoint_url is not None
     key = f"{local_aws.INPUT_PREFIX}runtime-test/{uuid.uuid4().hex}"
     aws_client("s3", pipeline.aws_endpoint_url).put_object(
-        Bucket=pipeline.resources.input_bucket, Key=key, Body=json.dumps(document).encode())
+        Bucket=pipeline.resources.input_bucket, Key=key, Body=json.dumps(document).encode()
+    )
     return f"s3://{pipeline.resources.input_bucket}/{key}"
 
 
 def _read(pipeline: LocalPipeline, uri: str) -> bytes | None:
     assert pipeline.aws_endpoint_url is not None
-    bucket, key = uri[len("s3://"):].split("/", 1)
+    bucket, key = uri[len("s3://") :].split("/", 1)
     try:
         return aws_client("s3", pipeline.aws_endpoint_url).get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError:
@@ -130,9 +139,14 @@ def test_invoke_endpoint_async_wire_protocol(pipeline: LocalPipeline, stub_runti
     sagemaker = _sagemaker(runtime.endpoint_url)
     input_location = _put_input(pipeline, {"inputs": "echo me"})
     answer = sagemaker.invoke_endpoint_async(
-        EndpointName="stub-endpoint", InputLocation=input_location, ContentType="application/json",
-        Accept="application/json", CustomAttributes="trace=abc", InferenceId="my-id-1",
-        RequestTTLSeconds=120, InvocationTimeoutSeconds=30,
+        EndpointName="stub-endpoint",
+        InputLocation=input_location,
+        ContentType="application/json",
+        Accept="application/json",
+        CustomAttributes="trace=abc",
+        InferenceId="my-id-1",
+        RequestTTLSeconds=120,
+        InvocationTimeoutSeconds=30,
     )
     assert answer["ResponseMetadata"]["HTTPStatusCode"] == 202
     assert answer["InferenceId"] == "my-id-1"
@@ -152,14 +166,16 @@ def test_invoke_endpoint_async_wire_protocol(pipeline: LocalPipeline, stub_runti
     assert unknown.value.response["Error"]["Code"] == "ValidationError"
     assert "no-such-endpoint" in unknown.value.response["Error"]["Message"]
     with pytest.raises(ClientError) as too_long:
-        sagemaker.invoke_endpoint_async(EndpointName="stub-endpoint", InputLocation=input_location,
-                                        RequestTTLSeconds=99999)
+        sagemaker.invoke_endpoint_async(
+            EndpointName="stub-endpoint", InputLocation=input_location, RequestTTLSeconds=99999
+        )
     assert too_long.value.response["Error"]["Code"] == "ValidationError"
     assert "RequestTTLSeconds" in too_long.value.response["Error"]["Message"]
     # CustomAttributesHeader: max 1024 (botocore checks only minimums client-side; the service refuses more).
     with pytest.raises(ClientError) as attributes:
-        sagemaker.invoke_endpoint_async(EndpointName="stub-endpoint", InputLocation=input_location,
-                                        CustomAttributes="a" * 1025)
+        sagemaker.invoke_endpoint_async(
+            EndpointName="stub-endpoint", InputLocation=input_location, CustomAttributes="a" * 1025
+        )
     assert attributes.value.response["Error"]["Code"] == "ValidationError"
     assert "customAttributes" in attributes.value.response["Error"]["Message"]
 
@@ -175,7 +191,8 @@ def test_a_missing_input_is_a_request_download_failure(
     runtime, _ = stub_runtime
     assert pipeline.resources is not None
     answer = _sagemaker(runtime.endpoint_url).invoke_endpoint_async(
-        EndpointName="stub-endpoint", InputLocation=f"s3://{pipeline.resources.input_bucket}/requests/missing")
+        EndpointName="stub-endpoint", InputLocation=f"s3://{pipeline.resources.input_bucket}/requests/missing"
+    )
     note = notifications.wait_for("error", answer["InferenceId"])
     assert note["failureReason"].startswith("RequestDownloadFailure")
     assert b"RequestDownloadFailure" in (_read(pipeline, answer["FailureLocation"]) or b"")
@@ -186,7 +203,8 @@ def test_invocation_timeout_fails_the_request(
 ) -> None:
     runtime, _ = stub_runtime
     answer = _sagemaker(runtime.endpoint_url).invoke_endpoint_async(
-        EndpointName="stub-endpoint", InputLocation=_put_input(pipeline, {"sleep": 3}), InvocationTimeoutSeconds=1)
+        EndpointName="stub-endpoint", InputLocation=_put_input(pipeline, {"sleep": 3}), InvocationTimeoutSeconds=1
+    )
     note = notifications.wait_for("error", answer["InferenceId"], timeout=10)
     assert "InvocationTimeoutSeconds=1" in note["failureReason"]
     assert runtime.stats.timed_out == 1
@@ -196,9 +214,12 @@ def test_invocation_timeout_fails_the_request(
 def test_concurrency_never_exceeds_max_concurrent_invocations(pipeline: LocalPipeline, stub_runtime: Any) -> None:
     runtime, model = stub_runtime
     sagemaker = _sagemaker(runtime.endpoint_url)
-    answers = [sagemaker.invoke_endpoint_async(EndpointName="stub-endpoint",
-                                               InputLocation=_put_input(pipeline, {"sleep": 0.3}))
-               for _ in range(6)]
+    answers = [
+        sagemaker.invoke_endpoint_async(
+            EndpointName="stub-endpoint", InputLocation=_put_input(pipeline, {"sleep": 0.3})
+        )
+        for _ in range(6)
+    ]
     wait_for(lambda: runtime.stats.completed == 6, timeout=15, what="six invocations")
     assert model.max_active == 2  # both slots used, never a third
     assert all(_read(pipeline, a["OutputLocation"]) is not None for a in answers)
@@ -209,7 +230,8 @@ def test_requests_wait_while_ping_fails_and_run_when_it_passes(pipeline: LocalPi
     model.ping_status = 503  # loading
     wait_for(lambda: not runtime.healthy, timeout=5, what="the runtime to see 503")
     answer = _sagemaker(runtime.endpoint_url).invoke_endpoint_async(
-        EndpointName="stub-endpoint", InputLocation=_put_input(pipeline, {"inputs": "later"}))
+        EndpointName="stub-endpoint", InputLocation=_put_input(pipeline, {"inputs": "later"})
+    )
     time.sleep(0.5)
     assert model.calls == 0 and runtime.backlog() == 1
     model.ping_status = 200

@@ -27,12 +27,18 @@ MODEL = "local-model"
 
 
 @pytest.fixture
-def transform(healthy_pipeline: LocalPipeline, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TransformRuntime, Any, str]]:
+def transform(
+    healthy_pipeline: LocalPipeline, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[TransformRuntime, Any, str]]:
     s3 = aws_client("s3", healthy_pipeline.aws_endpoint_url)
     runtime = TransformRuntime(models={MODEL: healthy_pipeline.container.url}, s3=s3)
     runtime.start()
-    for name, value in {"AWS_ENDPOINT_URL_SAGEMAKER": runtime.endpoint_url, "AWS_ACCESS_KEY_ID": "testing",
-                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():  # fmt: skip
+    for name, value in {
+        "AWS_ENDPOINT_URL_SAGEMAKER": runtime.endpoint_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
@@ -47,13 +53,24 @@ def _cli(*argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def test_batch_scores_every_object_and_reports_progress_until_completed(healthy_pipeline: LocalPipeline, transform) -> None:
+def test_batch_scores_every_object_and_reports_progress_until_completed(
+    healthy_pipeline: LocalPipeline, transform
+) -> None:
     runtime, s3, bucket = transform
     texts = {f"batch/in/run1/doc{i}.json": {"inputs": unique_text(f"doc {i}")} for i in range(2)}
     for key, document in texts.items():
         s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(document).encode())
-    code, out, err = _cli("batch", f"s3://{bucket}/batch/in/run1/", f"s3://{bucket}/batch/out/run1/",
-                          "--model-name", MODEL, "--content-type", "application/json", "--poll", "0.2")  # fmt: skip
+    code, out, err = _cli(
+        "batch",
+        f"s3://{bucket}/batch/in/run1/",
+        f"s3://{bucket}/batch/out/run1/",
+        "--model-name",
+        MODEL,
+        "--content-type",
+        "application/json",
+        "--poll",
+        "0.2",
+    )
     assert code == 0, err
     summary = json.loads(out)
     assert summary["TransformJobStatus"] == "Completed"
@@ -69,8 +86,19 @@ def test_line_split_sends_one_request_per_line(healthy_pipeline: LocalPipeline, 
     lines = [json.dumps({"inputs": unique_text(f"line {i}")}) for i in range(3)]
     s3.put_object(Bucket=bucket, Key="batch/in/run2/lines.jsonl", Body="\n".join(lines).encode())
     before = runtime.requests_sent
-    code, _, err = _cli("batch", f"s3://{bucket}/batch/in/run2/", f"s3://{bucket}/batch/out/run2/",
-                        "--model-name", MODEL, "--content-type", "application/json", "--split-type", "Line", "--poll", "0.2")  # fmt: skip
+    code, _, err = _cli(
+        "batch",
+        f"s3://{bucket}/batch/in/run2/",
+        f"s3://{bucket}/batch/out/run2/",
+        "--model-name",
+        MODEL,
+        "--content-type",
+        "application/json",
+        "--split-type",
+        "Line",
+        "--poll",
+        "0.2",
+    )
     assert code == 0, err
     assert runtime.requests_sent - before == 3
     answers = s3.get_object(Bucket=bucket, Key="batch/out/run2/lines.jsonl.out")["Body"].read().split(b"\n")
@@ -80,8 +108,17 @@ def test_line_split_sends_one_request_per_line(healthy_pipeline: LocalPipeline, 
 def test_a_record_the_model_refuses_fails_the_job_with_the_reason(transform) -> None:
     _, s3, bucket = transform
     s3.put_object(Bucket=bucket, Key="batch/in/run3/bad.json", Body=json.dumps(MODEL_ERROR).encode())
-    code, out, err = _cli("batch", f"s3://{bucket}/batch/in/run3/", f"s3://{bucket}/batch/out/run3/",
-                          "--model-name", MODEL, "--content-type", "application/json", "--poll", "0.2")  # fmt: skip
+    code, out, err = _cli(
+        "batch",
+        f"s3://{bucket}/batch/in/run3/",
+        f"s3://{bucket}/batch/out/run3/",
+        "--model-name",
+        MODEL,
+        "--content-type",
+        "application/json",
+        "--poll",
+        "0.2",
+    )
     assert code == 1, err
     summary = json.loads(out)
     assert summary["TransformJobStatus"] == "Failed" and "bad.json" in summary["FailureReason"]
@@ -89,14 +126,19 @@ def test_a_record_the_model_refuses_fails_the_job_with_the_reason(transform) -> 
 
 def test_unknown_model_is_sagemakers_validation_error(transform) -> None:
     _, _, bucket = transform
-    code, _, err = _cli("batch", f"s3://{bucket}/batch/in/x/", f"s3://{bucket}/batch/out/x/", "--model-name", "no-such-model")
+    code, _, err = _cli(
+        "batch", f"s3://{bucket}/batch/in/x/", f"s3://{bucket}/batch/out/x/", "--model-name", "no-such-model"
+    )
     assert code == 3 and "ValidationException" in err and "no-such-model" in err
 
 
 @pytest.mark.parametrize(
     "changes,fragment",
     [
-        ({"instance_type": "ml.g4dn.huge"}, "TransformResources.InstanceType: 'ml.g4dn.huge' is not one of TransformInstanceType"),
+        (
+            {"instance_type": "ml.g4dn.huge"},
+            "TransformResources.InstanceType: 'ml.g4dn.huge' is not one of TransformInstanceType",
+        ),
         ({"instance_count": 0}, "TransformResources.InstanceCount: 0 is outside"),
         ({"job_name": "bad_name!"}, "TransformJobName: 'bad_name!' does not match"),
         ({"input_uri": "s3://bucket/in"}, "is not an S3 prefix"),
@@ -105,7 +147,9 @@ def test_unknown_model_is_sagemakers_validation_error(transform) -> None:
     ],
 )
 def test_requests_are_refused_before_sending_naming_the_rule(changes: dict[str, Any], fragment: str) -> None:
-    request = BatchRequest(**{"input_uri": "s3://bucket/in/", "output_uri": "s3://bucket/out/", "model_name": "m", **changes})
+    request = BatchRequest(
+        **{"input_uri": "s3://bucket/in/", "output_uri": "s3://bucket/out/", "model_name": "m", **changes}
+    )
     with pytest.raises(BatchError) as raised:
         create_transform_job_params(request)
     assert fragment in str(raised.value), str(raised.value)
@@ -113,7 +157,13 @@ def test_requests_are_refused_before_sending_naming_the_rule(changes: dict[str, 
 
 def test_gpu_job_gets_a_batch_ami_whose_driver_fits_the_cuda() -> None:
     params = create_transform_job_params(
-        BatchRequest(input_uri="s3://bucket/in/", output_uri="s3://bucket/out/", model_name="m", instance_type="ml.g5.xlarge", image_cuda="12.1")
+        BatchRequest(
+            input_uri="s3://bucket/in/",
+            output_uri="s3://bucket/out/",
+            model_name="m",
+            instance_type="ml.g5.xlarge",
+            image_cuda="12.1",
+        )
     )
     assert params["TransformResources"]["TransformAmiVersion"] == "al2-ami-sagemaker-batch-gpu-535"
     assert params["Environment"] == {"MODEL_SERVER_DEVICE": "cuda"}
@@ -126,6 +176,13 @@ def test_the_model_name_comes_from_the_environment_or_is_asked_for(transform, mo
     code, _, err = _cli("batch", f"s3://{bucket}/batch/in/run4/", f"s3://{bucket}/batch/out/run4/")
     assert code == 2 and "--model-name NAME or INFERENCE_MODEL_NAME" in err
     monkeypatch.setenv("INFERENCE_MODEL_NAME", MODEL)
-    code, out, err = _cli("batch", f"s3://{bucket}/batch/in/run4/", f"s3://{bucket}/batch/out/run4/",
-                          "--content-type", "application/json", "--poll", "0.2")  # fmt: skip
+    code, out, err = _cli(
+        "batch",
+        f"s3://{bucket}/batch/in/run4/",
+        f"s3://{bucket}/batch/out/run4/",
+        "--content-type",
+        "application/json",
+        "--poll",
+        "0.2",
+    )
     assert code == 0 and json.loads(out)["TransformJobStatus"] == "Completed", err

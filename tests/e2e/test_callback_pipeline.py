@@ -33,8 +33,9 @@ def _submit(api: Api, url: str, body, content_type: str = "application/json") ->
     return api.submit_ok(body, content_type=content_type, headers={"X-Callback-Url": url})
 
 
-def test_completion_delivered_exactly_once_and_verified(api: Api, receiver: CallbackReceiver,
-                                                        healthy_pipeline: LocalPipeline):
+def test_completion_delivered_exactly_once_and_verified(
+    api: Api, receiver: CallbackReceiver, healthy_pipeline: LocalPipeline
+):
     inference_id = _submit(api, receiver.url, unique_text("callback").encode(), "text/plain")
     wait_for(lambda: len(receiver.accepted) == 1, timeout=90, what="the callback")
     time.sleep(QUIET_SECONDS)
@@ -59,8 +60,9 @@ def test_failure_delivered_exactly_once(api: Api, receiver: CallbackReceiver):
     assert event["data"]["inferenceId"] == inference_id and event["data"]["status"] == "Failed"
 
 
-def test_receiver_failing_the_first_attempts_gets_one_delivery_within_a_minute(api: Api,
-                                                                               healthy_pipeline: LocalPipeline):
+def test_receiver_failing_the_first_attempts_gets_one_delivery_within_a_minute(
+    api: Api, healthy_pipeline: LocalPipeline
+):
     receiver = CallbackReceiver(secret=healthy_pipeline.callbacks.secret, fail_first=2).start()
     try:
         inference_id = _submit(api, receiver.url, unique_text("retry").encode(), "text/plain")
@@ -91,8 +93,22 @@ def test_cli_invoke_with_callback_and_listen_receiver(healthy_pipeline: LocalPip
     from inference_client import cli
 
     out = io.StringIO()
-    code = cli.main(["--url", healthy_pipeline.api_url, "--no-sign", "invoke", "--text", unique_text("cli"),
-                     "--callback", receiver.url, "--wait", "--quiet"], stdout=out, stderr=io.StringIO())
+    code = cli.main(
+        [
+            "--url",
+            healthy_pipeline.api_url,
+            "--no-sign",
+            "invoke",
+            "--text",
+            unique_text("cli"),
+            "--callback",
+            receiver.url,
+            "--wait",
+            "--quiet",
+        ],
+        stdout=out,
+        stderr=io.StringIO(),
+    )
     assert code == 0
     wait_for(lambda: len(receiver.accepted) == 1, timeout=60, what="the CLI's callback")
     event = receiver.accepted[0].event

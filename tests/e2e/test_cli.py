@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import io
-import re
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -46,10 +46,23 @@ def test_invoke_wait_prints_what_the_model_answers(healthy_pipeline: LocalPipeli
 
 
 def test_the_module_entry_point_runs(healthy_pipeline: LocalPipeline) -> None:
-    completed = subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "inference_client", "--url", str(healthy_pipeline.api_url), "invoke", "--wait",
-         "--quiet", "--text", "entry point"],
-        cwd=REPO_ROOT, capture_output=True, timeout=60, check=False,
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "inference_client",
+            "--url",
+            str(healthy_pipeline.api_url),
+            "invoke",
+            "--wait",
+            "--quiet",
+            "--text",
+            "entry point",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        timeout=60,
+        check=False,
     )
     assert completed.returncode == 0, completed.stderr.decode()
     assert "generated_text" in json.loads(completed.stdout)[0]  # one input: the toolkit's one-element list
@@ -73,17 +86,24 @@ def test_submit_from_stdin_then_status_then_result(healthy_pipeline: LocalPipeli
     assert code == 0 and json.loads(out) == direct, err
 
 
-def test_large_payloads_go_through_the_upload_flow(
-    healthy_pipeline: LocalPipeline, tmp_path: Path, s3: Any
-) -> None:
+def test_large_payloads_go_through_the_upload_flow(healthy_pipeline: LocalPipeline, tmp_path: Path, s3: Any) -> None:
     payload = json.dumps({"inputs": unique_text("uploaded"), "parameters": {"max_new_tokens": 3}}).encode()
     source = tmp_path / "payload.json"
     source.write_bytes(payload)
     saved = tmp_path / "result.json"
     direct = healthy_pipeline.container.invoke(payload).json()
 
-    code, _, err = run_cli("--url", str(healthy_pipeline.api_url), "invoke", "--wait", "--upload-threshold", "16",
-                           str(source), "-o", str(saved))
+    code, _, err = run_cli(
+        "--url",
+        str(healthy_pipeline.api_url),
+        "invoke",
+        "--wait",
+        "--upload-threshold",
+        "16",
+        str(source),
+        "-o",
+        str(saved),
+    )
     assert code == 0, err
     assert json.loads(saved.read_bytes()) == direct
     inference_id = err.split("]")[1].split()[0]  # the progress line names the inference
@@ -97,8 +117,18 @@ def test_a_result_too_large_to_inline_is_downloaded(healthy_pipeline: LocalPipel
     direct = healthy_pipeline.container.invoke(body.encode())
     assert len(direct.content) > INLINE_RESULT_MAX_BYTES  # else this test proves nothing
     saved = tmp_path / "big.json"
-    code, _, err = run_cli("--url", str(healthy_pipeline.api_url), "invoke", "--wait", "--content-type",
-                           "application/json", "--text", body, "-o", str(saved))
+    code, _, err = run_cli(
+        "--url",
+        str(healthy_pipeline.api_url),
+        "invoke",
+        "--wait",
+        "--content-type",
+        "application/json",
+        "--text",
+        body,
+        "-o",
+        str(saved),
+    )
     assert code == 0, err
     document = InferenceClient(str(healthy_pipeline.api_url)).status(err.split("]")[1].split()[0])[0]
     assert "outputUrl" in document and "output" not in document
@@ -106,8 +136,16 @@ def test_a_result_too_large_to_inline_is_downloaded(healthy_pipeline: LocalPipel
 
 
 def test_a_failed_inference_exits_1_with_the_reason(healthy_pipeline: LocalPipeline) -> None:
-    code, out, err = run_cli("--url", str(healthy_pipeline.api_url), "invoke", "--wait", "--content-type",
-                             "application/json", "--text", json.dumps(MODEL_ERROR))
+    code, out, err = run_cli(
+        "--url",
+        str(healthy_pipeline.api_url),
+        "invoke",
+        "--wait",
+        "--content-type",
+        "application/json",
+        "--text",
+        json.dumps(MODEL_ERROR),
+    )
     assert code == 1 and out == ""
     assert "failed" in err and "Model Error" in err
 
@@ -131,8 +169,9 @@ class _DropFirstResponse(BaseHTTPRequestHandler):
     def _proxy(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")}
-        response = httpx.request(self.command, self.upstream + self.path, content=body, headers=headers,
-                                 timeout=30, trust_env=False)
+        response = httpx.request(
+            self.command, self.upstream + self.path, content=body, headers=headers, timeout=30, trust_env=False
+        )
         if self.command == "POST" and self.path == "/invocations":
             type(self).keys.append(self.headers.get("Idempotency-Key", ""))
             if type(self).dropped == 0:
@@ -184,7 +223,7 @@ def test_a_retried_submit_starts_the_job_once(
 class _Capture(BaseHTTPRequestHandler):
     seen: list[dict[str, str]] = []
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         type(self).seen.append(dict(self.headers.items()))
         payload = b'{"inferenceId": "r1", "status": "InProgress"}'
         self.send_response(202)
@@ -222,8 +261,9 @@ def test_requests_are_sigv4_signed_for_execute_api(
     capture: tuple[str, list[dict[str, str]]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, seen = capture
-    session = _session(monkeypatch, AWS_ACCESS_KEY_ID="AKIDEXAMPLE", AWS_SECRET_ACCESS_KEY="secret",
-                       AWS_SESSION_TOKEN="token")
+    session = _session(
+        monkeypatch, AWS_ACCESS_KEY_ID="AKIDEXAMPLE", AWS_SECRET_ACCESS_KEY="secret", AWS_SESSION_TOKEN="token"
+    )
     InferenceClient(url, sign=True, region="eu-west-1", session=session).status("r1")
     authorization = seen[-1]["Authorization"]
     assert authorization.startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
@@ -266,8 +306,9 @@ class _Scripted(InferenceClient):
 def test_wait_backs_off_and_honours_retry_after_up_to_the_cap() -> None:
     client = _Scripted([("InProgress", None)] * 6 + [("InProgress", 30.0), ("Completed", None)])
     seen: list[str] = []
-    document = client.wait("r1", initial_interval=1.0, max_interval=5.0,
-                           on_progress=lambda elapsed, doc: seen.append(doc["status"]))
+    document = client.wait(
+        "r1", initial_interval=1.0, max_interval=5.0, on_progress=lambda elapsed, doc: seen.append(doc["status"])
+    )
     assert document["status"] == "Completed"
     assert client.sleeps == [1.0, 1.5, 2.25, 3.375, 5.0, 5.0, 5.0]  # grows by half, capped; Retry-After capped too
     assert seen == ["InProgress"] * 7 + ["Completed"]
@@ -317,7 +358,7 @@ class _CountingApi(BaseHTTPRequestHandler):
 
     received: list[int]
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         self.received.append(len(self.rfile.read(int(self.headers["Content-Length"]))))
         body = json.dumps({"inferenceId": "k" + "1" * 32, "status": "InProgress"}).encode()
         self.send_response(202)
@@ -359,7 +400,8 @@ def test_the_upload_hook_sees_every_byte_in_order(counting_api: tuple[str, list[
     url, received = counting_api
     seen: list[tuple[int, int]] = []
     InferenceClient(url, on_upload_progress=lambda sent, total: seen.append((sent, total))).submit(
-        b"x" * 1_000_001, "text/plain")
+        b"x" * 1_000_001, "text/plain"
+    )
     assert received == [1_000_001]
     assert seen[0] == (0, 1_000_001) and seen[-1] == (1_000_001, 1_000_001)
     assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:], strict=False)) and len(seen) > 3
@@ -407,8 +449,9 @@ def test_an_upload_through_the_presigned_flow_reports_progress(healthy_pipeline:
     """Whatever carries the upload (the API's presigned grant), the hook sees it go out whole."""
     payload = json.dumps({"inputs": unique_text("upload progress"), "padding": "a" * 150_000}).encode()
     seen: list[tuple[int, int]] = []
-    client = InferenceClient(str(healthy_pipeline.api_url),
-                             on_upload_progress=lambda sent, total: seen.append((sent, total)))
+    client = InferenceClient(
+        str(healthy_pipeline.api_url), on_upload_progress=lambda sent, total: seen.append((sent, total))
+    )
     accepted = client.submit(payload, "application/json", force_upload=True)
     assert _receipt(s3, healthy_pipeline, accepted["inferenceId"])["uploadId"]
     totals = {total for _, total in seen}

@@ -41,11 +41,15 @@ def _operations() -> int:
 
     paths = yaml.safe_load(OPENAPI.read_text())["paths"]
     return sum(1 for item in paths.values() for method in item if method in ("get", "post", "put", "delete", "patch"))
+
+
 SEED = 20261201
 # A SigV4-shaped Authorization header: the local gateway names the caller by its access key
 # id (signatures are not verified locally), so the fuzzer is one signed caller.
-AUTHORIZATION = ("Authorization: AWS4-HMAC-SHA256 Credential=AKIDSCHEMATHESIS/20260101/us-east-1/execute-api/"
-                 "aws4_request, SignedHeaders=host;x-amz-date, Signature=00")
+AUTHORIZATION = (
+    "Authorization: AWS4-HMAC-SHA256 Credential=AKIDSCHEMATHESIS/20260101/us-east-1/execute-api/"
+    "aws4_request, SignedHeaders=host;x-amz-date, Signature=00"
+)
 RESPONSE_CHECKS = [
     "not_a_server_error",
     "status_code_conformance",
@@ -66,15 +70,25 @@ def _schemathesis() -> str:
 
 def _run(pipeline: LocalPipeline, tmp_path: Path, *, phases: str, checks: list[str], max_examples: int) -> str:
     command = [
-        _schemathesis(), "run", str(OPENAPI),
-        "--url", str(pipeline.api_url),
-        "-H", AUTHORIZATION,
-        "--phases", phases,
-        "--checks", ",".join(checks),
-        "--max-examples", str(max_examples),
-        "--seed", str(SEED),
-        "--workers", "1",
-        "--request-timeout", "35",
+        _schemathesis(),
+        "run",
+        str(OPENAPI),
+        "--url",
+        str(pipeline.api_url),
+        "-H",
+        AUTHORIZATION,
+        "--phases",
+        phases,
+        "--checks",
+        ",".join(checks),
+        "--max-examples",
+        str(max_examples),
+        "--seed",
+        str(SEED),
+        "--workers",
+        "1",
+        "--request-timeout",
+        "35",
         "--no-color",
     ]
     # cwd: schemathesis and hypothesis keep their databases and reports in the working directory.
@@ -87,8 +101,13 @@ def _run(pipeline: LocalPipeline, tmp_path: Path, *, phases: str, checks: list[s
 def test_coverage_phase_refuses_every_invalid_input_and_answers_as_documented(
     healthy_pipeline: LocalPipeline, tmp_path: Path
 ) -> None:
-    output = _run(healthy_pipeline, tmp_path, phases="coverage",
-                  checks=[*RESPONSE_CHECKS, "negative_data_rejection"], max_examples=30)
+    output = _run(
+        healthy_pipeline,
+        tmp_path,
+        phases="coverage",
+        checks=[*RESPONSE_CHECKS, "negative_data_rejection"],
+        max_examples=30,
+    )
     assert f"{_operations()} selected" in output  # every operation in the document was exercised
 
 

@@ -31,8 +31,9 @@ class Signed:
     def __init__(self, api: Api, key_id: str | None) -> None:
         self.api, self.key_id = api, key_id
 
-    def request(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
-                ) -> httpx.Response:
+    def request(
+        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> httpx.Response:
         url = f"{self.api.base_url}{path}"
         headers = dict(headers or {})
         if self.key_id is not None:
@@ -42,8 +43,9 @@ class Signed:
         return self.api.http.request(method, url, content=body, headers=headers)
 
     def submit(self, document: dict[str, Any], **headers: str) -> httpx.Response:
-        return self.request("POST", "/invocations", json.dumps(document).encode(),
-                            {"Content-Type": "application/json", **headers})
+        return self.request(
+            "POST", "/invocations", json.dumps(document).encode(), {"Content-Type": "application/json", **headers}
+        )
 
     def status(self, inference_id: str) -> httpx.Response:
         return self.request("GET", f"/invocations/{inference_id}")
@@ -59,8 +61,9 @@ class Signed:
         raise AssertionError(f"{inference_id} not finished after {timeout} s")
 
     def upload(self, content_type: str) -> dict[str, Any]:
-        response = self.request("POST", "/uploads", json.dumps({"contentType": content_type}).encode(),
-                                {"Content-Type": "application/json"})
+        response = self.request(
+            "POST", "/uploads", json.dumps({"contentType": content_type}).encode(), {"Content-Type": "application/json"}
+        )
         assert response.status_code == 201, response.text
         return response.json()
 
@@ -129,8 +132,9 @@ def test_re_uploading_after_submit_does_not_change_what_the_model_receives(
         accepted = alice.submit({"uploadId": upload["uploadId"]})
         assert accepted.status_code == 202, accepted.text
         inference_id = accepted.json()["inferenceId"]
-        assert _post_form(upload, b'{"inputs": "swapped after submit", "parameters": {"max_new_tokens": 1}}'
-                          ).status_code in (200, 201, 204)
+        assert _post_form(
+            upload, b'{"inputs": "swapped after submit", "parameters": {"max_new_tokens": 1}}'
+        ).status_code in (200, 201, 204)
         assert _post_form(upload, b"not even json").status_code in (200, 201, 204)
     finally:
         healthy_pipeline.container.start()
@@ -156,8 +160,10 @@ def test_custom_attributes_travel_with_the_request(
     healthy_pipeline: LocalPipeline, alice: Signed, notifications: Notifications
 ) -> None:
     value = f"trace-id={time.time_ns()}; tenant=alice"
-    accepted = alice.submit({"inputs": unique_text("attributes"), "parameters": {"max_new_tokens": 2}},
-                            **{"X-Amzn-SageMaker-Custom-Attributes": value})
+    accepted = alice.submit(
+        {"inputs": unique_text("attributes"), "parameters": {"max_new_tokens": 2}},
+        **{"X-Amzn-SageMaker-Custom-Attributes": value},
+    )
     assert accepted.status_code == 202, accepted.text
     inference_id = accepted.json()["inferenceId"]
     assert alice.wait(inference_id)["status"] == "Completed"

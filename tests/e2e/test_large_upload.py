@@ -16,11 +16,8 @@ from pathlib import Path
 import pytest
 
 from inference_client.client import InferenceClient
-from local_stack.pipeline import LocalPipeline
-
 from local_stack.aws import aws_client
-from local_stack.pipeline import PipelineConfig
-
+from local_stack.pipeline import LocalPipeline, PipelineConfig
 from tests.process_memory import rss_bytes
 
 from .conftest import receipt_of, unique_text
@@ -35,12 +32,18 @@ def default_pipeline(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFact
     """`make local` with its default limits (the package's pipeline lowers the upload limit for its tests)."""
     log_path = tmp_path_factory.mktemp("large-upload-logs") / "pipeline.log"
     with open(log_path, "w", buffering=1) as log_file:
-        local = LocalPipeline(PipelineConfig(
-            model_dir=tiny_model_dir, api_port=0, aws_port=0, runtime_port=0, container_port=0,
-            log_file=log_file,
-            # One torch thread, as the package's pipeline: the machine is shared with moto and the Lambdas.
-            container_env={"MODEL_SERVER_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1"},
-        ))
+        local = LocalPipeline(
+            PipelineConfig(
+                model_dir=tiny_model_dir,
+                api_port=0,
+                aws_port=0,
+                runtime_port=0,
+                container_port=0,
+                log_file=log_file,
+                # One torch thread, as the package's pipeline: the machine is shared with moto and the Lambdas.
+                container_env={"MODEL_SERVER_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1"},
+            )
+        )
         try:  # on a failed start, the pipeline's log is in log_path
             yield local.start(wait_for_model=True, model_timeout=120)
         finally:
@@ -84,6 +87,7 @@ def test_a_50_mb_text_upload_completes_and_server_memory_returns_near_idle(defau
         time.sleep(0.2)
         after = rss_bytes(pid)
     print(f"model server RSS: idle {idle / 2**20:.0f} MiB, after the 50 MB request {after / 2**20:.0f} MiB")
-    assert after < 1.5 * idle, f"model server RSS {after / 2**20:.0f} MiB after the 50 MB request, " \
-                               f"idle {idle / 2**20:.0f} MiB"
+    assert after < 1.5 * idle, (
+        f"model server RSS {after / 2**20:.0f} MiB after the 50 MB request, idle {idle / 2**20:.0f} MiB"
+    )
     assert container.ping() == 200

@@ -73,9 +73,13 @@ def test_local_pipeline_serves_and_ctrl_c_stops_everything(tiny_model_dir: Path,
         "OMP_NUM_THREADS": "1",
         "PYTHONUNBUFFERED": "1",
     }
-    process = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "local_stack"], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True,
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local_stack"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     lines: list[str] = []
     ready = threading.Event()
@@ -134,8 +138,13 @@ class _Run:
     """A `make local` (or `python -m local_stack`) process with its output collected line by line."""
 
     def __init__(self, argv: list[str], env: dict[str, str], *, own_group: bool = False) -> None:
-        self.process = subprocess.Popen(  # noqa: S603
-            argv, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        self.process = subprocess.Popen(
+            argv,
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             start_new_session=own_group,  # its own process group, as a terminal's foreground job has
         )
         self.lines: list[str] = []
@@ -199,9 +208,14 @@ def test_a_taken_port_is_named_before_anything_starts(variable: str, tiny_model_
         taken.listen()
         port = taken.getsockname()[1]
         env = _local_env(tiny_model_dir, tmp_path, **{variable: str(port)})
-        completed = subprocess.run(  # noqa: S603
-            [sys.executable, "-m", "local_stack"], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-            timeout=60, check=False,
+        completed = subprocess.run(
+            [sys.executable, "-m", "local_stack"],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
     assert completed.returncode == 1, completed.stdout + completed.stderr
     assert f"port {port} ({variable}) is already in use" in completed.stderr
@@ -212,8 +226,13 @@ def test_a_taken_port_is_named_before_anything_starts(variable: str, tiny_model_
 def test_two_settings_on_one_port_are_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
     port = free_port()
     env = _local_env(tiny_model_dir, tmp_path, LOCAL_API_PORT=str(port), LOCAL_CONTAINER_PORT=str(port))
-    completed = subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "local_stack"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60,
+    completed = subprocess.run(
+        [sys.executable, "-m", "local_stack"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
         check=False,
     )
     assert completed.returncode == 1
@@ -221,9 +240,11 @@ def test_two_settings_on_one_port_are_refused(tiny_model_dir: Path, tmp_path: Pa
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-@pytest.mark.parametrize(("signum", "to_group"),
-                         [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)],
-                         ids=["SIGINT to make", "SIGTERM to make", "Ctrl-C (SIGINT to the terminal's group)"])
+@pytest.mark.parametrize(
+    ("signum", "to_group"),
+    [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)],
+    ids=["SIGINT to make", "SIGTERM to make", "Ctrl-C (SIGINT to the terminal's group)"],
+)
 def test_a_signal_to_make_stops_everything(signum: int, to_group: bool, tiny_model_dir: Path, tmp_path: Path) -> None:
     """`kill -INT <make's pid>`: make does not pass SIGINT on (it expects the terminal to have sent it
     to the whole group), so make local must notice on its own; SIGTERM make forwards; Ctrl-C

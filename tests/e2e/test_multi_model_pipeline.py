@@ -46,13 +46,25 @@ def _running(model_dir: Path, mode: str, logs: Path) -> Iterator[LocalPipeline]:
     """The pipeline in `mode` serving `model_dir`, with one engine's worth of model memory."""
     log_path = logs / "pipeline.log"
     with open(log_path, "w", buffering=1) as log_file:
-        local = LocalPipeline(PipelineConfig(
-            model_dir=model_dir, api_port=0, aws_port=0, runtime_port=0, container_port=0, lambda_environments=1,
-            log_file=log_file, hosting_mode=mode, status_retry_after_seconds=1,
-            container_env={"MODEL_SERVER_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1",
-                           "MODEL_SERVER_MODELS_MEMORY_BYTES": ONE_ENGINE_BUDGET},
-            lambda_env={"INLINE_RESULT_MAX_BYTES": "65536"},
-        ))  # fmt: skip
+        local = LocalPipeline(
+            PipelineConfig(
+                model_dir=model_dir,
+                api_port=0,
+                aws_port=0,
+                runtime_port=0,
+                container_port=0,
+                lambda_environments=1,
+                log_file=log_file,
+                hosting_mode=mode,
+                status_retry_after_seconds=1,
+                container_env={
+                    "MODEL_SERVER_TORCH_THREADS": "1",
+                    "OMP_NUM_THREADS": "1",
+                    "MODEL_SERVER_MODELS_MEMORY_BYTES": ONE_ENGINE_BUDGET,
+                },
+                lambda_env={"INLINE_RESULT_MAX_BYTES": "65536"},
+            )
+        )
         try:
             local.start(wait_for_model=True, model_timeout=120)
         except BaseException:

@@ -94,9 +94,7 @@ def test_a_model_error_ends_failed_with_the_error_body_and_an_error_notification
     assert s3.list_objects_v2(Bucket=out_bucket, Prefix=out_key)["KeyCount"] == 0
 
 
-def test_requests_survive_the_model_server_dying_mid_run(
-    healthy_pipeline: LocalPipeline, api: Api, s3: Any
-) -> None:
+def test_requests_survive_the_model_server_dying_mid_run(healthy_pipeline: LocalPipeline, api: Api, s3: Any) -> None:
     runtime = healthy_pipeline.runtime
     assert runtime is not None
     before = runtime.stats.snapshot()
@@ -178,8 +176,12 @@ def test_200_concurrent_submissions_each_complete_exactly_once(
     # which would load the 2-core machine more than the work itself; then check
     # every status once through the API.
     target = completed_before + 200
-    wait_for(lambda: runtime.stats.completed + runtime.stats.failed >= target, timeout=120,
-             what="200 invocations finished", interval=0.1)
+    wait_for(
+        lambda: runtime.stats.completed + runtime.stats.failed >= target,
+        timeout=120,
+        what="200 invocations finished",
+        interval=0.1,
+    )
     with ThreadPoolExecutor(max_workers=8) as pool:
         states = list(pool.map(lambda i: api.status(i).json()["status"], ids))
     assert states == ["Completed"] * 200
@@ -218,37 +220,107 @@ BIG = b"x" * (4 * 1024 * 1024 + 1)  # over the API's default inline limit (4 MiB
     [
         ("POST", "/invocations", b"", {"Content-Type": "application/json"}, 400, "BadRequest"),
         ("POST", "/invocations", b"{}", {"Content-Type": "application/x-unknown"}, 415, "UnsupportedMediaType"),
-        ("POST", "/invocations", b"{}", {"Content-Type": "application/json", "X-Request-TTL-Seconds": "30"}, 400,
-         "BadRequest"),
-        ("POST", "/invocations", b"{}", {"Content-Type": "application/json", "X-Invocation-Timeout-Seconds": "0"},
-         400, "BadRequest"),
-        ("POST", "/invocations", b"{}", {"Content-Type": "application/json", "Idempotency-Key": "has space"}, 400,
-         "BadRequest"),
-        ("POST", "/invocations", b'{"uploadId": "u' + b"0" * 32 + b'"}', {"Content-Type": "application/json"}, 400,
-         "BadRequest"),
+        (
+            "POST",
+            "/invocations",
+            b"{}",
+            {"Content-Type": "application/json", "X-Request-TTL-Seconds": "30"},
+            400,
+            "BadRequest",
+        ),
+        (
+            "POST",
+            "/invocations",
+            b"{}",
+            {"Content-Type": "application/json", "X-Invocation-Timeout-Seconds": "0"},
+            400,
+            "BadRequest",
+        ),
+        (
+            "POST",
+            "/invocations",
+            b"{}",
+            {"Content-Type": "application/json", "Idempotency-Key": "has space"},
+            400,
+            "BadRequest",
+        ),
+        (
+            "POST",
+            "/invocations",
+            b'{"uploadId": "u' + b"0" * 32 + b'"}',
+            {"Content-Type": "application/json"},
+            400,
+            "BadRequest",
+        ),
         ("POST", "/invocations", BIG, {"Content-Type": "text/plain"}, 413, "PayloadTooLarge"),
         ("POST", "/uploads", b"not json", {"Content-Type": "application/json"}, 400, "BadRequest"),
-        ("POST", "/uploads", b'{"contentType": "text/plain"}', {"Content-Type": "text/plain"}, 415,
-         "UnsupportedMediaType"),
+        (
+            "POST",
+            "/uploads",
+            b'{"contentType": "text/plain"}',
+            {"Content-Type": "text/plain"},
+            415,
+            "UnsupportedMediaType",
+        ),
         ("POST", "/uploads", b'{"contentType": "nope"}', {"Content-Type": "application/json"}, 400, "BadRequest"),
         ("GET", "/invocations/r" + "0" * 32, b"", {}, 404, "NotFound"),
         ("GET", "/invocations/not-an-id", b"", {}, 404, "NotFound"),
         # Regressions: each of these was a 500 (or a 202 that failed later, on the GPU).
-        ("POST", "/invocations", b"{}", {"Content-Type": "application/json", "X-Request-TTL-Seconds": "²".encode()}, 400,
-         "BadRequest"),
-        ("POST", "/uploads", b'{"contentType": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
-         {"Content-Type": "application/json"}, 400, "BadRequest"),
-        ("POST", "/invocations", b'{"inputs": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
-         {"Content-Type": "application/json"}, 400, "BadRequest"),
+        (
+            "POST",
+            "/invocations",
+            b"{}",
+            {"Content-Type": "application/json", "X-Request-TTL-Seconds": "²".encode()},
+            400,
+            "BadRequest",
+        ),
+        (
+            "POST",
+            "/uploads",
+            b'{"contentType": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+            {"Content-Type": "application/json"},
+            400,
+            "BadRequest",
+        ),
+        (
+            "POST",
+            "/invocations",
+            b'{"inputs": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+            {"Content-Type": "application/json"},
+            400,
+            "BadRequest",
+        ),
         ("POST", "/invocations", b'{"inputs": "unterminated', {"Content-Type": "application/json"}, 400, "BadRequest"),
         ("GET", "/invocations/r" + "0" * 32 + "%0A", b"", {}, 404, "NotFound"),
-        ("POST", "/invocations", b"{}", {"Content-Type": "application/json",
-                                         "X-Amzn-SageMaker-Custom-Attributes": "x" * 1025}, 400, "BadRequest"),
+        (
+            "POST",
+            "/invocations",
+            b"{}",
+            {"Content-Type": "application/json", "X-Amzn-SageMaker-Custom-Attributes": "x" * 1025},
+            400,
+            "BadRequest",
+        ),
     ],
-    ids=["empty-body", "unsupported-type", "ttl-below-60", "timeout-zero", "bad-idempotency-key",
-         "upload-never-put", "inline-too-large", "upload-bad-json", "upload-not-json", "upload-bad-type",
-         "unknown-id", "malformed-id", "non-ascii-digit-ttl", "deep-json-upload-request", "deep-json-input",
-         "malformed-json-input", "id-with-trailing-newline", "custom-attributes-too-long"],
+    ids=[
+        "empty-body",
+        "unsupported-type",
+        "ttl-below-60",
+        "timeout-zero",
+        "bad-idempotency-key",
+        "upload-never-put",
+        "inline-too-large",
+        "upload-bad-json",
+        "upload-not-json",
+        "upload-bad-type",
+        "unknown-id",
+        "malformed-id",
+        "non-ascii-digit-ttl",
+        "deep-json-upload-request",
+        "deep-json-input",
+        "malformed-json-input",
+        "id-with-trailing-newline",
+        "custom-attributes-too-long",
+    ],
 )
 def test_bad_inputs_get_their_4xx(
     api: Api, method: str, path: str, body: bytes, headers: dict[str, str], status: int, error: str

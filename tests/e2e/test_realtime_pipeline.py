@@ -23,15 +23,23 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module", params=["realtime", "serverless"])
-def sync_pipeline(request: pytest.FixtureRequest, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPipeline]:
+def sync_pipeline(
+    request: pytest.FixtureRequest, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalPipeline]:
     log_path = tmp_path_factory.mktemp("realtime-logs") / "pipeline.log"
     with open(log_path, "w", buffering=1) as log_file:
         config = PipelineConfig(
-            model_dir=tiny_model_dir, api_port=0, aws_port=0, runtime_port=0, container_port=0,
-            lambda_environments=1, log_file=log_file, hosting_mode=request.param,
+            model_dir=tiny_model_dir,
+            api_port=0,
+            aws_port=0,
+            runtime_port=0,
+            container_port=0,
+            lambda_environments=1,
+            log_file=log_file,
+            hosting_mode=request.param,
             container_env={"MODEL_SERVER_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1"},
             lambda_env={"INLINE_RESULT_MAX_BYTES": "4096"},
-        )  # fmt: skip
+        )
         local = LocalPipeline(config)
         try:
             local.start(wait_for_model=True, model_timeout=120)
@@ -68,16 +76,27 @@ def test_cli_invoke_wait_works_unchanged(sync_pipeline: LocalPipeline) -> None:
     text = unique_text("cli realtime")
     direct = sync_pipeline.container.invoke(text.encode(), content_type="text/plain").json()
     out, err = io.StringIO(), io.StringIO()
-    code = cli_main(["--url", str(sync_pipeline.api_url), "invoke", "--wait", "--text", text],
-                    stdin=io.BytesIO(b""), stdout=out, stderr=err)  # fmt: skip
+    code = cli_main(
+        ["--url", str(sync_pipeline.api_url), "invoke", "--wait", "--text", text],
+        stdin=io.BytesIO(b""),
+        stdout=out,
+        stderr=err,
+    )
     assert code == 0, err.getvalue()
     assert json.loads(out.getvalue()) == direct
 
 
-@pytest.mark.parametrize("settings,mode", [({"LOCAL_ENV": "example-realtime"}, "realtime"),
-                                           ({"LOCAL_ENV": "example-serverless"}, "serverless"),
-                                           ({"LOCAL_HOSTING_MODE": "realtime"}, "realtime")])  # fmt: skip
-def test_make_local_runs_the_mode_of_the_environment(settings: dict[str, str], mode: str, tiny_model_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "settings,mode",
+    [
+        ({"LOCAL_ENV": "example-realtime"}, "realtime"),
+        ({"LOCAL_ENV": "example-serverless"}, "serverless"),
+        ({"LOCAL_HOSTING_MODE": "realtime"}, "realtime"),
+    ],
+)
+def test_make_local_runs_the_mode_of_the_environment(
+    settings: dict[str, str], mode: str, tiny_model_dir: Path, tmp_path: Path
+) -> None:
     """`make local LOCAL_ENV=example-realtime` (what `make local` runs: python -m local_stack)."""
     import os
     import re
@@ -89,11 +108,25 @@ def test_make_local_runs_the_mode_of_the_environment(settings: dict[str, str], m
     from local_stack.container import REPO_ROOT
     from local_stack.processes import free_port
 
-    env = {**os.environ, "LOCAL_API_PORT": str(free_port()), "LOCAL_AWS_PORT": str(free_port()),
-           "LOCAL_CONTAINER_PORT": str(free_port()), "MODEL_DIR": str(tiny_model_dir),
-           "LOCAL_LOG_FILE": str(tmp_path / "children.log"), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **settings}  # fmt: skip
-    process = subprocess.Popen([sys.executable, "-m", "local_stack"], cwd=REPO_ROOT, env=env,  # noqa: S603
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    env = {
+        **os.environ,
+        "LOCAL_API_PORT": str(free_port()),
+        "LOCAL_AWS_PORT": str(free_port()),
+        "LOCAL_CONTAINER_PORT": str(free_port()),
+        "MODEL_DIR": str(tiny_model_dir),
+        "LOCAL_LOG_FILE": str(tmp_path / "children.log"),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONUNBUFFERED": "1",
+        **settings,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local_stack"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: list[str] = []
     ready = threading.Event()
 
@@ -111,8 +144,13 @@ def test_make_local_runs_the_mode_of_the_environment(settings: dict[str, str], m
         assert f"{mode}: InvokeEndpoint" in output, output
         url = re.search(r"API \(no auth\)\s+(http://127\.0\.0\.1:\d+)", output)
         assert url, output
-        answer = httpx.post(f"{url.group(1)}/invocations", content=b"Hello from make local", headers={"Content-Type": "text/plain"},
-                            timeout=30, trust_env=False)  # fmt: skip
+        answer = httpx.post(
+            f"{url.group(1)}/invocations",
+            content=b"Hello from make local",
+            headers={"Content-Type": "text/plain"},
+            timeout=30,
+            trust_env=False,
+        )
         assert answer.status_code == 200 and answer.json()["status"] == "Completed", answer.text
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0, "".join(lines)
@@ -129,6 +167,17 @@ def test_an_unknown_local_hosting_mode_is_named(tmp_path: Path) -> None:
 
     from local_stack.container import REPO_ROOT
 
-    env = {**os.environ, "LOCAL_HOSTING_MODE": "batch", "LOCAL_API_PORT": "0", "LOCAL_AWS_PORT": "0", "LOCAL_CONTAINER_PORT": "0"}
-    done = subprocess.run([sys.executable, "-m", "local_stack"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)  # noqa: S603
-    assert done.returncode != 0 and "LOCAL_HOSTING_MODE='batch': choose one of async, realtime, serverless" in done.stderr + done.stdout
+    env = {
+        **os.environ,
+        "LOCAL_HOSTING_MODE": "batch",
+        "LOCAL_API_PORT": "0",
+        "LOCAL_AWS_PORT": "0",
+        "LOCAL_CONTAINER_PORT": "0",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "local_stack"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert (
+        done.returncode != 0
+        and "LOCAL_HOSTING_MODE='batch': choose one of async, realtime, serverless" in done.stderr + done.stdout
+    )

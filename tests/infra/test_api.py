@@ -91,7 +91,9 @@ def grants(statements: list[dict[str, Any]]) -> set[tuple[str, str]]:
         # A condition narrows the grant: it is part of what the pair means.
         condition = f" if {json.dumps(statement['Condition'], sort_keys=True)}" if "Condition" in statement else ""
         pairs.update(
-            (action, flatten(target) + condition) for action in iam.actions(statement) for target in iam.resources(statement)
+            (action, flatten(target) + condition)
+            for action in iam.actions(statement)
+            for target in iam.resources(statement)
         )
     return pairs
 
@@ -114,7 +116,8 @@ def test_every_method_requires_iam_auth_and_has_a_validator(template: Template):
 
 def test_upload_body_is_validated_against_the_handlers_draft04_schema(template: Template):
     [upload] = [
-        m["Properties"] for m in resources(template, "AWS::ApiGateway::Method").values()
+        m["Properties"]
+        for m in resources(template, "AWS::ApiGateway::Method").values()
         if m["Properties"]["HttpMethod"] == "POST" and "RequestModels" in m["Properties"]
     ]
     validator = resources(template, "AWS::ApiGateway::RequestValidator")[upload["RequestValidatorId"]["Ref"]]
@@ -127,7 +130,10 @@ def test_upload_body_is_validated_against_the_handlers_draft04_schema(template: 
 
 def test_gateway_errors_use_the_handlers_json_error_shape(template: Template):
     expected = {"DEFAULT_4XX": None, "DEFAULT_5XX": None, "THROTTLED": "429", "QUOTA_EXCEEDED": "429"}
-    found = {r["Properties"]["ResponseType"]: r["Properties"] for r in resources(template, "AWS::ApiGateway::GatewayResponse").values()}
+    found = {
+        r["Properties"]["ResponseType"]: r["Properties"]
+        for r in resources(template, "AWS::ApiGateway::GatewayResponse").values()
+    }
     assert set(found) == set(expected)
     for kind, status in expected.items():
         body = found[kind]["ResponseTemplates"]["application/json"]
@@ -164,7 +170,8 @@ def test_stage_throttles_logs_and_traces(template: Template, env_name: str):
 
 def test_execution_logging_has_its_account_role(template: Template):
     template.has_resource_properties(
-        "AWS::ApiGateway::Account", {"CloudWatchRoleArn": {"Fn::GetAtt": [Match.string_like_regexp("^ApiRestApiCloudWatchRole"), "Arn"]}}
+        "AWS::ApiGateway::Account",
+        {"CloudWatchRoleArn": {"Fn::GetAtt": [Match.string_like_regexp("^ApiRestApiCloudWatchRole"), "Arn"]}},
     )
 
 
@@ -189,7 +196,11 @@ def assert_handler_importable_from_asset(outdir: Path, function: dict[str, Any])
     )
     env = {"PATH": os.environ["PATH"], "AWS_DEFAULT_REGION": "us-east-1"}
     done = subprocess.run(
-        [sys.executable, "-B", "-c", probe, str(asset_dir), module, name], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-B", "-c", probe, str(asset_dir), module, name],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr[-2000:]
 
@@ -271,7 +282,11 @@ def test_lambda_has_exactly_the_permissions_it_uses(synthesized, template: Templ
     if load_environment(env_name).hosting.mode == "async":
         by_mode = {("sagemaker:InvokeEndpointAsync", f"<{endpoint}.EndpointArn>")}
     else:
-        by_mode = {("sagemaker:InvokeEndpoint", f"<{endpoint}.EndpointArn>"), ("s3:PutObject", outputs), ("s3:PutObject", failures)}
+        by_mode = {
+            ("sagemaker:InvokeEndpoint", f"<{endpoint}.EndpointArn>"),
+            ("s3:PutObject", outputs),
+            ("s3:PutObject", failures),
+        }
     assert grants(role_statements(template, role_id)) == by_mode | {
         ("logs:CreateLogStream", f"<{logs}.Arn>"),
         ("logs:PutLogEvents", f"<{logs}.Arn>"),
@@ -299,7 +314,8 @@ def test_api_gateway_may_invoke_only_this_function_from_this_api(synthesized, te
     stack = synthesized.stacks[env_name]
     function_id = logical_id(stack, "Api/Handler")
     permissions = [
-        p["Properties"] for p in resources(template, "AWS::Lambda::Permission").values()
+        p["Properties"]
+        for p in resources(template, "AWS::Lambda::Permission").values()
         if p["Properties"]["FunctionName"] == {"Fn::GetAtt": [function_id, "Arn"]}
     ]
     assert len(permissions) == len(routes(template))  # one per method; no test-invoke permissions
@@ -317,10 +333,7 @@ def test_openapi_document_is_valid():
 
 def test_openapi_describes_exactly_the_deployed_routes(template: Template):
     documented = {
-        (path, method.upper())
-        for path, item in OPENAPI["paths"].items()
-        for method in item
-        if method in HTTP_METHODS
+        (path, method.upper()) for path, item in OPENAPI["paths"].items() for method in item if method in HTTP_METHODS
     }
     assert documented == routes(template)
 
@@ -350,7 +363,10 @@ def test_openapi_upload_schema_is_the_validated_one():
 def test_openapi_documents_the_override_headers_with_sagemakers_limits():
     parameters = OPENAPI["components"]["parameters"]
     assert parameters["InvocationTimeout"]["name"] == "X-Invocation-Timeout-Seconds"
-    assert (parameters["InvocationTimeout"]["schema"]["minimum"], parameters["InvocationTimeout"]["schema"]["maximum"]) == (1, 3600)
+    assert (
+        parameters["InvocationTimeout"]["schema"]["minimum"],
+        parameters["InvocationTimeout"]["schema"]["maximum"],
+    ) == (1, 3600)
     assert parameters["RequestTtl"]["name"] == "X-Request-TTL-Seconds"
     assert (parameters["RequestTtl"]["schema"]["minimum"], parameters["RequestTtl"]["schema"]["maximum"]) == (60, 21600)
 
@@ -387,12 +403,25 @@ def test_shipped_environments_have_no_usage_plan(template: Template):
 @pytest.fixture(scope="module")
 def usage_plan_template(tmp_path_factory: pytest.TempPathFactory) -> Template:
     """dev with a usage plan: synthesized once, with cdk-nag, like the real app."""
-    raw = {**ENVIRONMENTS["dev"], "api": {"usage_plan": {"clients": ["team-a", "team-b"], "rate_limit": 5,
-                                                         "burst_limit": 10, "quota_requests": 1000, "quota_period": "WEEK"}}}
+    raw = {
+        **ENVIRONMENTS["dev"],
+        "api": {
+            "usage_plan": {
+                "clients": ["team-a", "team-b"],
+                "rate_limit": 5,
+                "burst_limit": 10,
+                "quota_requests": 1000,
+                "quota_period": "WEEK",
+            }
+        },
+    }
     app = cdk.App(outdir=str(tmp_path_factory.mktemp("usage-plan")), context=cdk_context())
     stack = AsyncInferenceStack(
-        app, "AsyncInference-plan", config=parse_environment(raw),
-        container_dir=cdk_app.ROOT / "container", build_dir=cdk_app.ROOT / ".build" / "models",
+        app,
+        "AsyncInference-plan",
+        config=parse_environment(raw),
+        container_dir=cdk_app.ROOT / "container",
+        build_dir=cdk_app.ROOT / ".build" / "models",
     )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     app.synth()  # raises on any unacknowledged cdk-nag finding
@@ -406,7 +435,9 @@ def test_usage_plan_meters_each_client_with_its_own_key(usage_plan_template: Tem
         {
             "Throttle": {"RateLimit": 5, "BurstLimit": 10},
             "Quota": {"Limit": 1000, "Period": "WEEK"},
-            "ApiStages": [Match.object_like({"Stage": {"Ref": Match.string_like_regexp("^ApiRestApiDeploymentStage")}})],
+            "ApiStages": [
+                Match.object_like({"Stage": {"Ref": Match.string_like_regexp("^ApiRestApiDeploymentStage")}})
+            ],
         },
     )
     keys = resources(template, "AWS::ApiGateway::ApiKey")

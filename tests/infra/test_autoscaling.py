@@ -8,7 +8,9 @@ from aws_cdk.assertions import Match, Template
 from app_config import load_environment
 from tests.infra.conftest import ASYNC_ENVIRONMENTS
 
-ENDPOINT_DIMENSION = [{"Name": "EndpointName", "Value": {"Fn::GetAtt": [Match.string_like_regexp("^InferenceEndpoint"), "EndpointName"]}}]
+ENDPOINT_DIMENSION = [
+    {"Name": "EndpointName", "Value": {"Fn::GetAtt": [Match.string_like_regexp("^InferenceEndpoint"), "EndpointName"]}}
+]
 
 
 @pytest.fixture(params=ASYNC_ENVIRONMENTS)
@@ -19,7 +21,9 @@ def env_name(request: pytest.FixtureRequest) -> str:
 
 
 def _policy_id(template: Template, prefix: str) -> str:
-    [policy_id] = [lid for lid in template.find_resources("AWS::ApplicationAutoScaling::ScalingPolicy") if lid.startswith(prefix)]
+    [policy_id] = [
+        lid for lid in template.find_resources("AWS::ApplicationAutoScaling::ScalingPolicy") if lid.startswith(prefix)
+    ]
     return policy_id
 
 
@@ -36,7 +40,11 @@ def test_scalable_target_is_the_variant_with_min_zero(template: Template, env_na
             "ResourceId": {
                 "Fn::Join": [
                     "",
-                    ["endpoint/", {"Fn::GetAtt": [Match.string_like_regexp("^InferenceEndpoint"), "EndpointName"]}, "/variant/AllTraffic"],
+                    [
+                        "endpoint/",
+                        {"Fn::GetAtt": [Match.string_like_regexp("^InferenceEndpoint"), "EndpointName"]},
+                        "/variant/AllTraffic",
+                    ],
                 ]
             },
         },
@@ -47,7 +55,10 @@ def _query(metric: str, stat: str, query_id: str) -> dict:
     return {
         "Id": query_id,
         "ReturnData": False,
-        "MetricStat": {"Stat": stat, "Metric": {"MetricName": metric, "Namespace": "AWS/SageMaker", "Dimensions": ENDPOINT_DIMENSION}},
+        "MetricStat": {
+            "Stat": stat,
+            "Metric": {"MetricName": metric, "Namespace": "AWS/SageMaker", "Dimensions": ENDPOINT_DIMENSION},
+        },
     }
 
 
@@ -62,10 +73,16 @@ def test_target_tracking_uses_the_configured_async_metric(template: Template, en
                 "DisableScaleIn": True,
                 "CustomizedMetricSpecification": {
                     "Metrics": [
-                        _query(scaling.metric, "Maximum" if scaling.metric == "ApproximateAgeOfOldestRequest" else "Average", "tracked"),
+                        _query(
+                            scaling.metric,
+                            "Maximum" if scaling.metric == "ApproximateAgeOfOldestRequest" else "Average",
+                            "tracked",
+                        ),
                         _query("HasBacklogWithoutCapacity", "Maximum", "nocapacity"),
                         # Blank while no instance serves: a cold start is not a reason to add instances.
-                        Match.object_like({"Id": "value", "Expression": "IF(FILL(nocapacity, 0) > 0, 0, tracked)", "ReturnData": True}),
+                        Match.object_like(
+                            {"Id": "value", "Expression": "IF(FILL(nocapacity, 0) > 0, 0, tracked)", "ReturnData": True}
+                        ),
                     ]
                 },
             },
@@ -101,7 +118,9 @@ def test_scale_out_from_zero_on_backlog_without_capacity(template: Template) -> 
 
 
 def test_backlog_without_capacity_never_drives_scale_in(template: Template) -> None:
-    alarms = template.find_resources("AWS::CloudWatch::Alarm", {"Properties": {"MetricName": "HasBacklogWithoutCapacity"}})
+    alarms = template.find_resources(
+        "AWS::CloudWatch::Alarm", {"Properties": {"MetricName": "HasBacklogWithoutCapacity"}}
+    )
     scale_in = {_policy_id(template, "ScalingScaleInWhenIdle")}
     for alarm in alarms.values():
         actions = alarm["Properties"].get("AlarmActions", []) + alarm["Properties"].get("OKActions", [])
@@ -141,9 +160,11 @@ def test_scale_in_only_when_nothing_is_queued_or_in_flight(template: Template, e
 
 # Metrics SageMaker publishes for async endpoints, with EndpointName as the only dimension.
 ASYNC_METRICS = {
-    "ApproximateBacklogSize", "ApproximateBacklogSizePerInstance", "ApproximateAgeOfOldestRequest",
+    "ApproximateBacklogSize",
+    "ApproximateBacklogSizePerInstance",
+    "ApproximateAgeOfOldestRequest",
     "HasBacklogWithoutCapacity",
-}  # fmt: skip
+}
 
 
 def test_no_policy_or_alarm_on_a_metric_that_never_fires(template: Template) -> None:
@@ -154,7 +175,11 @@ def test_no_policy_or_alarm_on_a_metric_that_never_fires(template: Template) -> 
     ).values():
         configuration = policy["Properties"]["TargetTrackingScalingPolicyConfiguration"]
         assert "PredefinedMetricSpecification" not in configuration
-        metrics = [q["MetricStat"]["Metric"] for q in configuration["CustomizedMetricSpecification"]["Metrics"] if "MetricStat" in q]
+        metrics = [
+            q["MetricStat"]["Metric"]
+            for q in configuration["CustomizedMetricSpecification"]["Metrics"]
+            if "MetricStat" in q
+        ]
         assert metrics
         for metric in metrics:
             assert metric["MetricName"] in ASYNC_METRICS
@@ -190,7 +215,9 @@ def test_backlog_per_instance_is_selectable(metric: str, tmp_path) -> None:
         {
             "TargetTrackingScalingPolicyConfiguration": {
                 "TargetValue": 5,
-                "CustomizedMetricSpecification": {"Metrics": Match.array_with([Match.object_like(_query(metric, "Average", "tracked"))])},
+                "CustomizedMetricSpecification": {
+                    "Metrics": Match.array_with([Match.object_like(_query(metric, "Average", "tracked"))])
+                },
             }
         },
     )

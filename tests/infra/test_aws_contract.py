@@ -16,9 +16,9 @@ import botocore.session
 import botocore.validate
 import pytest
 
+from app_config.image_cuda import image_cuda_version
 from devtools.aws_contract import check_template
 from devtools.aws_contract.service_models import operation, validate_request
-from app_config.image_cuda import image_cuda_version
 from tests.infra.conftest import ROOT, Synthesized
 
 CUDA = image_cuda_version(ROOT / "container")
@@ -41,21 +41,27 @@ def test_every_environment_meets_the_contract(raw_templates: dict[str, dict], en
 def test_command_line_checks_the_synthesized_files(synthesized: Synthesized, tmp_path) -> None:
     files = sorted(str(p) for p in synthesized.outdir.glob("AsyncInference-*.template.json"))
     assert len(files) >= 2
-    ok = subprocess.run([sys.executable, "-m", "devtools.aws_contract", *files], cwd=ROOT, capture_output=True, text=True)
+    ok = subprocess.run(
+        [sys.executable, "-m", "devtools.aws_contract", *files], cwd=ROOT, capture_output=True, text=True
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr
     broken = json.loads((synthesized.outdir / "AsyncInference-dev.template.json").read_text())
     _, config = _first(broken, "AWS::SageMaker::EndpointConfig")
     config["ProductionVariants"][0]["InstanceType"] = "ml.g4dn.huge"
     path = tmp_path / "broken.template.json"
     path.write_text(json.dumps(broken))
-    failed = subprocess.run([sys.executable, "-m", "devtools.aws_contract", str(path)], cwd=ROOT, capture_output=True, text=True)
+    failed = subprocess.run(
+        [sys.executable, "-m", "devtools.aws_contract", str(path)], cwd=ROOT, capture_output=True, text=True
+    )
     assert failed.returncode == 1 and "'ml.g4dn.huge' is not one of ProductionVariantInstanceType" in failed.stdout
 
 
 # ------------------------------------------------------------------------ helpers
 
 
-def _first(template: dict, resource_type: str, where: Callable[[str, dict], bool] = lambda lid, props: True) -> tuple[str, dict]:
+def _first(
+    template: dict, resource_type: str, where: Callable[[str, dict], bool] = lambda lid, props: True
+) -> tuple[str, dict]:
     for logical_id, resource in template["Resources"].items():
         if resource["Type"] == resource_type and where(logical_id, resource.get("Properties", {})):
             return logical_id, resource["Properties"]
@@ -125,7 +131,9 @@ def test_gpu_variant_of_an_image_without_cuda_is_refused(dev: dict) -> None:
 # ------------------------------------------------------------------------ defect 3: metric dimensions
 
 
-@pytest.mark.parametrize("metric", ["InvocationFailures", "Invocation5XXErrors", "ExpiredRequests", "NotificationFailures"])
+@pytest.mark.parametrize(
+    "metric", ["InvocationFailures", "Invocation5XXErrors", "ExpiredRequests", "NotificationFailures"]
+)
 def test_per_variant_metric_alarm_without_variant_name_is_refused(dev: dict, metric: str) -> None:
     alarm_id, alarm = _first(dev, "AWS::CloudWatch::Alarm", _alarm_on(metric))
     alarm["Dimensions"] = [d for d in alarm["Dimensions"] if d["Name"] == "EndpointName"]
@@ -142,7 +150,9 @@ def test_metric_not_published_for_async_endpoints_is_refused(dev: dict) -> None:
     alarm_id, alarm = _first(dev, "AWS::CloudWatch::Alarm", _alarm_on("InvocationFailures"))
     alarm["MetricName"] = "Invocations"
     _assert_finds(dev, alarm_id, "[metric-published]", "Invocations is not published")
-    policy_id, policy = _first(dev, "AWS::ApplicationAutoScaling::ScalingPolicy", lambda lid, p: p["PolicyType"] == "TargetTrackingScaling")
+    policy_id, policy = _first(
+        dev, "AWS::ApplicationAutoScaling::ScalingPolicy", lambda lid, p: p["PolicyType"] == "TargetTrackingScaling"
+    )
     policy["TargetTrackingScalingPolicyConfiguration"] = {
         "TargetValue": 10,
         "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
@@ -159,12 +169,23 @@ def test_dashboard_widget_on_a_metric_that_gets_no_data_is_refused(dev: dict) ->
 
 
 def test_dashboard_shorthand_rows_are_read_like_the_console_reads_them() -> None:
-    body = {"widgets": [{"properties": {"title": "t", "metrics": [
-        ["AWS/SageMaker", "InvocationFailures", "EndpointName", "e", "VariantName", "AllTraffic"],
-        [".", "ExpiredRequests", ".", ".", ".", "."],
-        [".", "Invocation5XXErrors", ".", "."],
-    ]}}]}  # fmt: skip
-    template = {"Resources": {"D": {"Type": "AWS::CloudWatch::Dashboard", "Properties": {"DashboardBody": json.dumps(body)}}}}
+    body = {
+        "widgets": [
+            {
+                "properties": {
+                    "title": "t",
+                    "metrics": [
+                        ["AWS/SageMaker", "InvocationFailures", "EndpointName", "e", "VariantName", "AllTraffic"],
+                        [".", "ExpiredRequests", ".", ".", ".", "."],
+                        [".", "Invocation5XXErrors", ".", "."],
+                    ],
+                }
+            }
+        ]
+    }
+    template = {
+        "Resources": {"D": {"Type": "AWS::CloudWatch::Dashboard", "Properties": {"DashboardBody": json.dumps(body)}}}
+    }
     findings = [str(f) for f in check_template(template, image_cuda_version=CUDA)]
     assert len(findings) == 1 and "Invocation5XXErrors" in findings[0] and "['EndpointName']" in findings[0]
 
@@ -245,21 +266,67 @@ def test_alarm_topic_on_the_aws_managed_key_never_delivers(dev: dict) -> None:
 @pytest.mark.parametrize(
     ("resource_type", "mutate", "expected"),
     [
-        ("AWS::SageMaker::EndpointConfig", lambda p: p["ProductionVariants"][0].update(InstanceType="ml.g4dn.huge"), "'ml.g4dn.huge' is not one of ProductionVariantInstanceType"),
-        ("AWS::SageMaker::EndpointConfig", lambda p: p["ProductionVariants"][0].update(InferenceAmiVersion="al2-ami-gpu-9"), "is not one of ProductionVariantInferenceAmiVersion"),
-        ("AWS::SageMaker::EndpointConfig", lambda p: p["AsyncInferenceConfig"]["ClientConfig"].update(MaxConcurrentInvocationsPerInstance=5000), "5000 is above MaxConcurrentInvocationsPerInstance's maximum 1000"),
-        ("AWS::SageMaker::EndpointConfig", lambda p: p["ProductionVariants"][0].update(ContainerStartupHealthCheckTimeoutInSeconds=4000), "above ProductionVariantContainerStartupHealthCheckTimeoutInSeconds's maximum 3600"),
-        ("AWS::SageMaker::EndpointConfig", lambda p: p["AsyncInferenceConfig"]["OutputConfig"].update(S3OutputPath="http://example.com/out"), "does not match DestinationS3Uri's pattern"),
-        ("AWS::SageMaker::EndpointConfig", lambda p: p["ProductionVariants"][0].update(GpuCount=1), "unknown member GpuCount"),
-        ("AWS::SageMaker::Model", lambda p: p["PrimaryContainer"]["Environment"].update({"BAD-NAME": "x"}), "does not match EnvironmentKey's pattern"),
-        ("AWS::SageMaker::Model", lambda p: p["PrimaryContainer"]["Environment"].update(BIG="x" * 1025), "above EnvironmentValue's maximum 1024"),
-        ("AWS::CloudWatch::Alarm", lambda p: p.update(ComparisonOperator="Above"), "'Above' is not one of ComparisonOperator"),
+        (
+            "AWS::SageMaker::EndpointConfig",
+            lambda p: p["ProductionVariants"][0].update(InstanceType="ml.g4dn.huge"),
+            "'ml.g4dn.huge' is not one of ProductionVariantInstanceType",
+        ),
+        (
+            "AWS::SageMaker::EndpointConfig",
+            lambda p: p["ProductionVariants"][0].update(InferenceAmiVersion="al2-ami-gpu-9"),
+            "is not one of ProductionVariantInferenceAmiVersion",
+        ),
+        (
+            "AWS::SageMaker::EndpointConfig",
+            lambda p: p["AsyncInferenceConfig"]["ClientConfig"].update(MaxConcurrentInvocationsPerInstance=5000),
+            "5000 is above MaxConcurrentInvocationsPerInstance's maximum 1000",
+        ),
+        (
+            "AWS::SageMaker::EndpointConfig",
+            lambda p: p["ProductionVariants"][0].update(ContainerStartupHealthCheckTimeoutInSeconds=4000),
+            "above ProductionVariantContainerStartupHealthCheckTimeoutInSeconds's maximum 3600",
+        ),
+        (
+            "AWS::SageMaker::EndpointConfig",
+            lambda p: p["AsyncInferenceConfig"]["OutputConfig"].update(S3OutputPath="http://example.com/out"),
+            "does not match DestinationS3Uri's pattern",
+        ),
+        (
+            "AWS::SageMaker::EndpointConfig",
+            lambda p: p["ProductionVariants"][0].update(GpuCount=1),
+            "unknown member GpuCount",
+        ),
+        (
+            "AWS::SageMaker::Model",
+            lambda p: p["PrimaryContainer"]["Environment"].update({"BAD-NAME": "x"}),
+            "does not match EnvironmentKey's pattern",
+        ),
+        (
+            "AWS::SageMaker::Model",
+            lambda p: p["PrimaryContainer"]["Environment"].update(BIG="x" * 1025),
+            "above EnvironmentValue's maximum 1024",
+        ),
+        (
+            "AWS::CloudWatch::Alarm",
+            lambda p: p.update(ComparisonOperator="Above"),
+            "'Above' is not one of ComparisonOperator",
+        ),
         ("AWS::CloudWatch::Alarm", lambda p: p.update(EvaluationPeriods=0), "below EvaluationPeriods's minimum 1"),
-        ("AWS::ApplicationAutoScaling::ScalingPolicy", lambda p: p.update(PolicyType="Stepped"), "'Stepped' is not one of PolicyType"),
-        ("AWS::ApplicationAutoScaling::ScalableTarget", lambda p: p.update(ScalableDimension="sagemaker:variant:Count"), "is not one of ScalableDimension"),
+        (
+            "AWS::ApplicationAutoScaling::ScalingPolicy",
+            lambda p: p.update(PolicyType="Stepped"),
+            "'Stepped' is not one of PolicyType",
+        ),
+        (
+            "AWS::ApplicationAutoScaling::ScalableTarget",
+            lambda p: p.update(ScalableDimension="sagemaker:variant:Count"),
+            "is not one of ScalableDimension",
+        ),
     ],
 )
-def test_service_model_violations_are_named(dev: dict, resource_type: str, mutate: Callable[[dict], object], expected: str) -> None:
+def test_service_model_violations_are_named(
+    dev: dict, resource_type: str, mutate: Callable[[dict], object], expected: str
+) -> None:
     logical_id, properties = _first(dev, resource_type)
     mutate(properties)
     _assert_finds(dev, logical_id, expected)
@@ -267,8 +334,11 @@ def test_service_model_violations_are_named(dev: dict, resource_type: str, mutat
 
 def test_unresolved_intrinsics_count_as_present_and_novalue_as_absent() -> None:
     routing = {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": {"Ref": "Wait"}}
-    params = {"EndpointName": {"Ref": "Name"}, "EndpointConfigName": {"Fn::GetAtt": ["Config", "EndpointConfigName"]},
-              "DeploymentConfig": {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": routing}}}  # fmt: skip
+    params = {
+        "EndpointName": {"Ref": "Name"},
+        "EndpointConfigName": {"Fn::GetAtt": ["Config", "EndpointConfigName"]},
+        "DeploymentConfig": {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": routing}},
+    }
     assert validate_request("sagemaker", "CreateEndpoint", params) == []
     routing["WaitIntervalInSeconds"] = {"Ref": "AWS::NoValue"}
     assert [v.message for v in validate_request("sagemaker", "CreateEndpoint", params)] == [
@@ -280,11 +350,22 @@ def test_checks_what_botocores_own_validator_skips() -> None:
     """botocore validates required members and minimums client-side, not maximums, enums or patterns."""
     params = {
         "EndpointConfigName": "config",
-        "ProductionVariants": [{"VariantName": "AllTraffic", "InstanceType": "ml.g4dn.huge", "InitialInstanceCount": 1, "ModelName": "m"}],
-        "AsyncInferenceConfig": {"ClientConfig": {"MaxConcurrentInvocationsPerInstance": 5000}, "OutputConfig": {"S3OutputPath": "http://x/y"}},
+        "ProductionVariants": [
+            {"VariantName": "AllTraffic", "InstanceType": "ml.g4dn.huge", "InitialInstanceCount": 1, "ModelName": "m"}
+        ],
+        "AsyncInferenceConfig": {
+            "ClientConfig": {"MaxConcurrentInvocationsPerInstance": 5000},
+            "OutputConfig": {"S3OutputPath": "http://x/y"},
+        },
     }
     shape = operation("sagemaker", "CreateEndpointConfig").input_shape
     assert not botocore.validate.ParamValidator().validate(params, shape).has_errors()
     messages = " | ".join(v.message for v in validate_request("sagemaker", "CreateEndpointConfig", params))
-    assert "'ml.g4dn.huge' is not one of" in messages and "5000 is above" in messages and "'http://x/y' does not match" in messages
-    assert botocore.session.get_session().get_service_model("sagemaker").shape_for("TrafficRoutingConfig").required_members == ["Type", "WaitIntervalInSeconds"]
+    assert (
+        "'ml.g4dn.huge' is not one of" in messages
+        and "5000 is above" in messages
+        and "'http://x/y' does not match" in messages
+    )
+    assert botocore.session.get_session().get_service_model("sagemaker").shape_for(
+        "TrafficRoutingConfig"
+    ).required_members == ["Type", "WaitIntervalInSeconds"]

@@ -21,8 +21,11 @@ def dev_template(synthesized: Synthesized) -> dict:
 
 
 def _only(template: dict, kind: str, where: Callable[[dict], bool] = lambda p: True) -> tuple[str, dict]:
-    found = [(lid, r["Properties"]) for lid, r in template["Resources"].items()
-             if r["Type"] == kind and where(r["Properties"])]
+    found = [
+        (lid, r["Properties"])
+        for lid, r in template["Resources"].items()
+        if r["Type"] == kind and where(r["Properties"])
+    ]
     assert len(found) == 1, found
     return found[0]
 
@@ -43,6 +46,7 @@ def _set(path: Callable[[dict], tuple[str, dict]], mutate: Callable[[dict], obje
         lid, props = path(template)
         mutate(props)
         return lid
+
     return apply
 
 
@@ -53,29 +57,60 @@ def _visibility_below_timeout(template: dict) -> str:
 
 
 BROKEN = {
-    "unknown queue attribute": (_set(_source_queue, lambda p: p.update(VisibilityTimeOut=30)),
-                                "sqs CreateQueue", "VisibilityTimeOut"),
-    "visibility over 12 h": (_set(_source_queue, lambda p: p.update(VisibilityTimeout=50_000)),
-                             "[sqs-attribute]", "VisibilityTimeout=50000"),
-    "redrive over 1000": (_set(_source_queue, lambda p: p["RedrivePolicy"].update(maxReceiveCount=5000)),
-                          "[sqs-redrive]", "maxReceiveCount=5000"),
-    "visibility below the function timeout": (_visibility_below_timeout, "[sqs-event-source]",
-                                              "shorter than the function timeout"),
+    "unknown queue attribute": (
+        _set(_source_queue, lambda p: p.update(VisibilityTimeOut=30)),
+        "sqs CreateQueue",
+        "VisibilityTimeOut",
+    ),
+    "visibility over 12 h": (
+        _set(_source_queue, lambda p: p.update(VisibilityTimeout=50_000)),
+        "[sqs-attribute]",
+        "VisibilityTimeout=50000",
+    ),
+    "redrive over 1000": (
+        _set(_source_queue, lambda p: p["RedrivePolicy"].update(maxReceiveCount=5000)),
+        "[sqs-redrive]",
+        "maxReceiveCount=5000",
+    ),
+    "visibility below the function timeout": (
+        _visibility_below_timeout,
+        "[sqs-event-source]",
+        "shorter than the function timeout",
+    ),
     "retry delay over ChangeMessageVisibility's maximum": (
         _set(_notifier, lambda p: p["Environment"]["Variables"].update(CALLBACK_RETRY_MAX_DELAY_SECONDS="50000")),
-        "[callback-schedule]", "ChangeMessageVisibility"),
+        "[callback-schedule]",
+        "ChangeMessageVisibility",
+    ),
     "window outliving the retention": (
         _set(_notifier, lambda p: p["Environment"]["Variables"].update(CALLBACK_RETRY_WINDOW_SECONDS="1300000")),
-        "[callback-schedule]", "MessageRetentionPeriod"),
-    "password too long": (_set(lambda t: _only(t, "AWS::SecretsManager::Secret"),
-                               lambda p: p["GenerateSecretString"].update(PasswordLength=5000)),
-                          "secretsmanager GetRandomPassword", "PasswordLength"),
-    "concurrency below 2": (_set(lambda t: _only(t, "AWS::Lambda::EventSourceMapping"),
-                                 lambda p: p["ScalingConfig"].update(MaximumConcurrency=1)),
-                            "lambda CreateEventSourceMapping", "MaximumConcurrency"),
-    "unknown response type": (_set(lambda t: _only(t, "AWS::Lambda::EventSourceMapping"),
-                                   lambda p: p.update(FunctionResponseTypes=["ReportBatchFailures"])),
-                              "lambda CreateEventSourceMapping", "ReportBatchFailures"),
+        "[callback-schedule]",
+        "MessageRetentionPeriod",
+    ),
+    "password too long": (
+        _set(
+            lambda t: _only(t, "AWS::SecretsManager::Secret"),
+            lambda p: p["GenerateSecretString"].update(PasswordLength=5000),
+        ),
+        "secretsmanager GetRandomPassword",
+        "PasswordLength",
+    ),
+    "concurrency below 2": (
+        _set(
+            lambda t: _only(t, "AWS::Lambda::EventSourceMapping"),
+            lambda p: p["ScalingConfig"].update(MaximumConcurrency=1),
+        ),
+        "lambda CreateEventSourceMapping",
+        "MaximumConcurrency",
+    ),
+    "unknown response type": (
+        _set(
+            lambda t: _only(t, "AWS::Lambda::EventSourceMapping"),
+            lambda p: p.update(FunctionResponseTypes=["ReportBatchFailures"]),
+        ),
+        "lambda CreateEventSourceMapping",
+        "ReportBatchFailures",
+    ),
 }
 
 

@@ -50,7 +50,11 @@ def _one(template: dict, kind: str, where=lambda props: True) -> tuple[str, dict
 
 
 def test_modes_are_read_from_the_endpoint_configuration(realtime: dict, serverless: dict, dev: dict) -> None:
-    assert (template_modes(dev), template_modes(realtime), template_modes(serverless)) == ({"async"}, {"realtime"}, {"serverless"})
+    assert (template_modes(dev), template_modes(realtime), template_modes(serverless)) == (
+        {"async"},
+        {"realtime"},
+        {"serverless"},
+    )
 
 
 @pytest.mark.parametrize("env", ["example-realtime", "example-serverless"])

@@ -28,9 +28,12 @@ from app_config.environments import ENVIRONMENTS
 from .conftest import ROOT, Synthesized
 
 # The range the SageMaker API itself gives the cap (botocore's service model).
-CAP_SHAPE = botocore.session.get_session().get_service_model("sagemaker").shape_for(
-    "MaxConcurrentInvocationsPerInstance"
-).metadata
+CAP_SHAPE = (
+    botocore.session.get_session()
+    .get_service_model("sagemaker")
+    .shape_for("MaxConcurrentInvocationsPerInstance")
+    .metadata
+)
 
 
 def _dev(**changes: Any) -> dict[str, Any]:
@@ -52,21 +55,29 @@ def test_the_stack_sets_the_batch_and_a_cap_of_twice_it(synthesized: Synthesized
     config = load_environment(env_name)
     batch = int(_container_environment(template)["MODEL_SERVER_MAX_BATCH_SIZE"])
     assert batch == config.max_batch_size
-    template.has_resource_properties("AWS::SageMaker::EndpointConfig", {
-        "AsyncInferenceConfig": Match.object_like({
-            "ClientConfig": {"MaxConcurrentInvocationsPerInstance": 2 * batch},
-        }),
-    })
+    template.has_resource_properties(
+        "AWS::SageMaker::EndpointConfig",
+        {
+            "AsyncInferenceConfig": Match.object_like(
+                {
+                    "ClientConfig": {"MaxConcurrentInvocationsPerInstance": 2 * batch},
+                }
+            ),
+        },
+    )
     assert CAP_SHAPE["min"] <= 2 * batch <= CAP_SHAPE["max"]
 
 
 def test_every_environment_tells_the_container_its_batch(synthesized: Synthesized) -> None:
     for name, template in synthesized.templates.items():
-        assert _container_environment(template)["MODEL_SERVER_MAX_BATCH_SIZE"] == str(load_environment(name).max_batch_size)
+        assert _container_environment(template)["MODEL_SERVER_MAX_BATCH_SIZE"] == str(
+            load_environment(name).max_batch_size
+        )
 
 
-def test_the_model_server_reads_the_value_the_stack_sets(synthesized: Synthesized,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_model_server_reads_the_value_the_stack_sets(
+    synthesized: Synthesized, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The container's own settings parser accepts what the stack writes (and would reject a typo)."""
     sys.path.insert(0, str(ROOT / "container"))
     from model_server.settings import Settings
@@ -82,17 +93,28 @@ def test_cap_defaults_to_twice_the_batch_and_an_explicit_cap_is_kept() -> None:
     explicit = parse_environment(_dev(max_batch_size=12, max_concurrent_invocations_per_instance=12))
     assert explicit.max_concurrent_invocations_per_instance == 12
     # The largest batch whose derived cap the API still accepts.
-    assert parse_environment(_dev(max_batch_size=CAP_SHAPE["max"] // 2)).max_concurrent_invocations_per_instance == CAP_SHAPE["max"]
+    assert (
+        parse_environment(_dev(max_batch_size=CAP_SHAPE["max"] // 2)).max_concurrent_invocations_per_instance
+        == CAP_SHAPE["max"]
+    )
 
 
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        ({"max_batch_size": 16, "max_concurrent_invocations_per_instance": 8},
-         ["max_concurrent_invocations_per_instance (8) is below max_batch_size (16)", "at least 16", "= 32"]),
+        (
+            {"max_batch_size": 16, "max_concurrent_invocations_per_instance": 8},
+            ["max_concurrent_invocations_per_instance (8) is below max_batch_size (16)", "at least 16", "= 32"],
+        ),
         ({"max_batch_size": 0}, ["max_batch_size", "greater than or equal to 1"]),
-        ({"max_batch_size": CAP_SHAPE["max"] // 2 + 1}, ["max_batch_size", f"less than or equal to {CAP_SHAPE['max'] // 2}"]),
-        ({"container_environment": {"MODEL_SERVER_MAX_BATCH_SIZE": "64"}}, ["MODEL_SERVER_MAX_BATCH_SIZE", "set by the stack"]),
+        (
+            {"max_batch_size": CAP_SHAPE["max"] // 2 + 1},
+            ["max_batch_size", f"less than or equal to {CAP_SHAPE['max'] // 2}"],
+        ),
+        (
+            {"container_environment": {"MODEL_SERVER_MAX_BATCH_SIZE": "64"}},
+            ["MODEL_SERVER_MAX_BATCH_SIZE", "set by the stack"],
+        ),
     ],
 )
 def test_a_batch_the_cap_cannot_fill_fails_at_synth(changes: dict[str, Any], expected: list[str]) -> None:

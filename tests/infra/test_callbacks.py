@@ -29,8 +29,11 @@ def _one(template: Template, kind: str, props: dict[str, Any] | None = None) -> 
 
 
 def _function(template: Template, handler_suffix: str) -> tuple[str, dict[str, Any]]:
-    found = {k: v for k, v in template.find_resources("AWS::Lambda::Function").items()
-             if v["Properties"]["Handler"].endswith(handler_suffix)}
+    found = {
+        k: v
+        for k, v in template.find_resources("AWS::Lambda::Function").items()
+        if v["Properties"]["Handler"].endswith(handler_suffix)
+    }
     assert len(found) == 1, f"expected one function with a handler ending {handler_suffix}, found {sorted(found)}"
     return next(iter(found.items()))
 
@@ -49,10 +52,18 @@ def test_both_topics_feed_the_queue_raw(synthesized: Synthesized, env: str):
     template = synthesized.templates[env]
     queue_id, _ = _one(template, "AWS::SQS::Queue", {"RedrivePolicy": Match.any_value()})
     subscriptions = template.find_resources("AWS::SNS::Subscription", {"Properties": {"Protocol": "sqs"}})
-    topics = sorted(json.dumps(s["Properties"]["TopicArn"]) for s in subscriptions.values()
-                    if s["Properties"]["Endpoint"] == {"Fn::GetAtt": [queue_id, "Arn"]})
-    success = json.dumps({"Ref": synthesized.stacks[env].resolve(
-        synthesized.stacks[env].node.find_child("Notifications").success_topic.topic_arn)["Ref"]})
+    topics = sorted(
+        json.dumps(s["Properties"]["TopicArn"])
+        for s in subscriptions.values()
+        if s["Properties"]["Endpoint"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    )
+    success = json.dumps(
+        {
+            "Ref": synthesized.stacks[env].resolve(
+                synthesized.stacks[env].node.find_child("Notifications").success_topic.topic_arn
+            )["Ref"]
+        }
+    )
     assert len(topics) == 2 and success in topics
     for sub in subscriptions.values():
         assert sub["Properties"]["RawMessageDelivery"] is True
@@ -63,12 +74,22 @@ def test_queue_dead_letters_and_the_alarm_watches_it(synthesized: Synthesized, e
     template = synthesized.templates[env]
     config = load_environment(env).callbacks
     dlq = Capture()
-    _, queue = _one(template, "AWS::SQS::Queue", {
-        "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": [dlq, "Arn"]}, "maxReceiveCount": Match.any_value()},
-        "KmsMasterKeyId": Match.any_value(),
-    })
-    attempts = max_attempts(base=config.retry_base_seconds, max_delay=config.retry_max_delay_seconds,
-                            window=config.retry_window_hours * 3600)
+    _, queue = _one(
+        template,
+        "AWS::SQS::Queue",
+        {
+            "RedrivePolicy": {
+                "deadLetterTargetArn": {"Fn::GetAtt": [dlq, "Arn"]},
+                "maxReceiveCount": Match.any_value(),
+            },
+            "KmsMasterKeyId": Match.any_value(),
+        },
+    )
+    attempts = max_attempts(
+        base=config.retry_base_seconds,
+        max_delay=config.retry_max_delay_seconds,
+        window=config.retry_window_hours * 3600,
+    )
     # SQS's own redrive must never cut the schedule short: only the notifier ends it at the window.
     assert queue["Properties"]["RedrivePolicy"]["maxReceiveCount"] > attempts
     # Lambda's rule for SQS sources: visibility >= 6 x function timeout.
@@ -77,25 +98,31 @@ def test_queue_dead_letters_and_the_alarm_watches_it(synthesized: Synthesized, e
     dlq_props = template.to_json()["Resources"][dlq.as_string()]["Properties"]
     assert dlq_props["MessageRetentionPeriod"] == 14 * 86400 and "KmsMasterKeyId" in dlq_props
     alarm_topic = synthesized.stacks[env].resolve(synthesized.stacks[env].node.find_child("Alarms").topic.topic_arn)
-    template.has_resource_properties("AWS::CloudWatch::Alarm", {
-        "Namespace": "AWS/SQS",
-        "MetricName": "ApproximateNumberOfMessagesVisible",
-        "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq.as_string(), "QueueName"]}}],
-        "ComparisonOperator": "GreaterThanOrEqualToThreshold",
-        "Threshold": 1,
-        "AlarmActions": [alarm_topic],
-    })
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "Namespace": "AWS/SQS",
+            "MetricName": "ApproximateNumberOfMessagesVisible",
+            "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq.as_string(), "QueueName"]}}],
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "Threshold": 1,
+            "AlarmActions": [alarm_topic],
+        },
+    )
 
 
 @pytest.mark.parametrize("env", ASYNC_ENVS)
 def test_event_source_reports_partial_batch_failures(synthesized: Synthesized, env: str):
     template = synthesized.templates[env]
     notifier_id, function = _notifier(template)
-    template.has_resource_properties("AWS::Lambda::EventSourceMapping", {
-        "FunctionName": {"Ref": notifier_id},
-        "FunctionResponseTypes": ["ReportBatchItemFailures"],
-        "ScalingConfig": {"MaximumConcurrency": load_environment(env).callbacks.max_concurrency},
-    })
+    template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "FunctionName": {"Ref": notifier_id},
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "ScalingConfig": {"MaximumConcurrency": load_environment(env).callbacks.max_concurrency},
+        },
+    )
     assert function["Properties"]["ReservedConcurrentExecutions"] == load_environment(env).callbacks.max_concurrency
 
 
@@ -161,15 +188,28 @@ def test_notifier_permissions_are_exactly_what_it_does(synthesized: Synthesized,
         for action in iam.actions(statement):
             actions.setdefault(action, []).extend(iam.resources(statement))
     assert set(actions) == {
-        "logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords",
-        "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
-        "sqs:GetQueueUrl", "sqs:SendMessage", "s3:GetObject", "s3:PutObject", "s3:ListBucket",
-        "kms:Decrypt", "kms:GenerateDataKey", "secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
+        "sqs:SendMessage",
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:ListBucket",
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:DescribeSecret",
     }
     puts = json.dumps(actions["s3:PutObject"])
     assert puts.count("Fn::Join") == 1 and "/requests/*/callback.json" in puts  # its state object, nothing else
     gets = json.dumps(actions["s3:GetObject"])
-    assert "/requests/*/receipt.json" in gets and "/requests/*\"" not in gets  # not the inputs themselves
+    assert "/requests/*/receipt.json" in gets and '/requests/*"' not in gets  # not the inputs themselves
 
 
 def test_notifier_handler_imports_from_its_asset_as_lambda_imports_it(synthesized: Synthesized):
@@ -182,10 +222,19 @@ def test_notifier_handler_imports_from_its_asset_as_lambda_imports_it(synthesize
     handler = function["Properties"]["Handler"]
     asset = synthesized.outdir / f"asset.{function['Properties']['Code']['S3Key'].removesuffix('.zip')}"
     module, _, name = handler.rpartition(".")
-    code = (f"import importlib, sys; sys.path[:0] = [{str(asset)!r}]; "
-            f"m = importlib.import_module({module!r}); assert callable(getattr(m, {name!r})); print(m.__file__)")
-    done = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60, check=False,
-                          env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"}, cwd=asset)
+    code = (
+        f"import importlib, sys; sys.path[:0] = [{str(asset)!r}]; "
+        f"m = importlib.import_module({module!r}); assert callable(getattr(m, {name!r})); print(m.__file__)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"},
+        cwd=asset,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().startswith(str(asset))
 
@@ -210,4 +259,5 @@ def test_dashboard_shows_the_notifiers_counts_under_its_service_dimension(synthe
     # Powertools puts POWERTOOLS_SERVICE_NAME in the "service" dimension: the widgets must read that one.
     for name in ("CallbacksDelivered", "CallbackRetries", "CallbacksRefused", "CallbacksDeadLettered"):
         assert [variables["POWERTOOLS_METRICS_NAMESPACE"], name, "service", variables["POWERTOOLS_SERVICE_NAME"]] in [
-            row[:4] for row in rows], name
+            row[:4] for row in rows
+        ], name

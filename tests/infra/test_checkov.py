@@ -67,13 +67,14 @@ def declared_skips(templates: list[Path]) -> dict[Verdict, str]:
     return skips
 
 
-
-
 @pytest.fixture(scope="module")
 def templates(synthesized, ci_outdir: Path) -> list[Path]:
     found = sorted([*synthesized.outdir.glob("*.template.json"), *ci_outdir.glob("*.template.json")])
-    assert {p.name for p in found} >= {"AsyncInference-dev.template.json", "AsyncInference-prod.template.json",
-                                       f"{cdk_app.CI_IDENTITY_STACK_ID}.template.json"}  # fmt: skip
+    assert {p.name for p in found} >= {
+        "AsyncInference-dev.template.json",
+        "AsyncInference-prod.template.json",
+        f"{cdk_app.CI_IDENTITY_STACK_ID}.template.json",
+    }
     return found
 
 
@@ -85,8 +86,9 @@ def test_checkov_fails_no_check_and_skips_only_what_compliance_py_accepts(
     report = run_checkov(outdir)
     assert report["summary"]["passed"] > 0
     failed = report["results"]["failed_checks"]
-    assert failed == [], "new checkov failures: fix them, or accept each in compliance.CHECKOV_SKIPS with its reason:\n" + "\n".join(
-        f"{c['check_id']} {c['resource']} ({Path(c['file_path']).name}): {c['check_name']}" for c in failed
+    assert failed == [], (
+        "new checkov failures: fix them, or accept each in compliance.CHECKOV_SKIPS with its reason:\n"
+        + "\n".join(f"{c['check_id']} {c['resource']} ({Path(c['file_path']).name}): {c['check_name']}" for c in failed)
     )
     expected = {k: v for k, v in declared_skips(templates).items() if (outdir / k[0]).exists()}
     skipped = {

@@ -68,8 +68,6 @@ def suppressed(outdir: Path) -> list[dict[str, Any]]:
     return [v for plugin in report(outdir) for v in plugin.get("suppressedViolations", [])]
 
 
-
-
 def app_with_packs(outdir: Path) -> cdk.App:
     """An app with the cdk-nag packs exactly as app.py adds them (build_app without stacks)."""
     app = cdk.App(outdir=str(outdir))
@@ -115,8 +113,14 @@ def test_nothing_is_suppressed_outside_compliance_py(synthesized, ci_outdir: Pat
             for entry in construct.node.metadata:
                 if entry.type == key:
                     for acknowledged in entry.data:
-                        rule_id = acknowledged.split("::", 1)[-1] if acknowledged.lower().startswith("annotation::") else acknowledged
-                        assert "::" in rule_id and rule_id.split("::")[0] in PACKS, f"{construct.node.path}: {acknowledged}"
+                        rule_id = (
+                            acknowledged.split("::", 1)[-1]
+                            if acknowledged.lower().startswith("annotation::")
+                            else acknowledged
+                        )
+                        assert "::" in rule_id and rule_id.split("::")[0] in PACKS, (
+                            f"{construct.node.path}: {acknowledged}"
+                        )
 
 
 # ----------------------------------------------------------------------------- the acknowledgment form
@@ -140,7 +144,10 @@ def test_cdk_nag_302_records_only_pack_qualified_acknowledgments(tmp_path: Path,
 
 def test_finding_ids_are_qualified_by_their_pack() -> None:
     assert Finding("X", "NIST.800.53.R5-LambdaDLQ", "r").acknowledgment_id == "NIST.800.53.R5::NIST.800.53.R5-LambdaDLQ"
-    assert Finding("X", "AwsSolutions-IAM5[Resource::*]", "r").acknowledgment_id == "AwsSolutions::AwsSolutions-IAM5[Resource::*]"
+    assert (
+        Finding("X", "AwsSolutions-IAM5[Resource::*]", "r").acknowledgment_id
+        == "AwsSolutions::AwsSolutions-IAM5[Resource::*]"
+    )
     with pytest.raises(ValueError, match="'HIPAA.Security-LambdaDLQ' belongs to none of the packs"):
         pack_of("HIPAA.Security-LambdaDLQ")
 
@@ -190,9 +197,10 @@ def _resources(template: Template, resource_type: str) -> dict[str, dict]:
 def test_api_lambda_has_reserved_concurrency_covering_the_stage_burst(template: Template, env_name: str) -> None:
     api = load_environment(env_name).api
     [handler] = [
-        r["Properties"] for r in _resources(template, "AWS::Lambda::Function").values()
+        r["Properties"]
+        for r in _resources(template, "AWS::Lambda::Function").values()
         if r["Properties"].get("Handler") == API_HANDLER
-    ]  # fmt: skip
+    ]
     assert handler["ReservedConcurrentExecutions"] == api.lambda_reserved_concurrency
     # API Gateway must throttle (429) before Lambda does: a throttled proxy integration is a 500.
     assert handler["ReservedConcurrentExecutions"] >= api.throttling_burst_limit
@@ -201,7 +209,9 @@ def test_api_lambda_has_reserved_concurrency_covering_the_stage_burst(template: 
 def test_reserved_concurrency_below_the_burst_limit_is_refused() -> None:
     assert ApiConfig().lambda_reserved_concurrency == ApiConfig().throttling_burst_limit
     assert ApiConfig(throttling_burst_limit=20, reserved_concurrency=50).lambda_reserved_concurrency == 50
-    with pytest.raises(ValueError, match=r"reserved_concurrency \(10\) must be at least throttling_burst_limit \(100\)"):
+    with pytest.raises(
+        ValueError, match=r"reserved_concurrency \(10\) must be at least throttling_burst_limit \(100\)"
+    ):
         ApiConfig(reserved_concurrency=10)
     with pytest.raises(ValueError, match="reserved_concurrency"):
         ApiConfig(reserved_concurrency=0)  # Lambda would never run the function
@@ -219,18 +229,30 @@ def test_every_log_group_is_encrypted_with_a_key_that_admits_cloudwatch_logs(tem
         key_id = key_ref["Fn::GetAtt"][0]
         statements = keys[key_id]["Properties"]["KeyPolicy"]["Statement"]
         logs_statements = [
-            s for s in statements
-            if s.get("Principal", {}).get("Service") == {"Fn::Join": ["", ["logs.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]}
-        ]  # fmt: skip
+            s
+            for s in statements
+            if s.get("Principal", {}).get("Service")
+            == {"Fn::Join": ["", ["logs.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]}
+        ]
         assert len(logs_statements) == 1, f"{key_id} does not admit CloudWatch Logs"
         [statement] = logs_statements
         assert statement["Effect"] == "Allow"
         assert {"kms:Encrypt*", "kms:Decrypt*", "kms:GenerateDataKey*"} <= set(statement["Action"])
         context = statement["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
         assert context == {
-            "Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":logs:", {"Ref": "AWS::Region"}, ":",
-                              {"Ref": "AWS::AccountId"}, ":log-group:*"]]
-        }  # fmt: skip
+            "Fn::Join": [
+                "",
+                [
+                    "arn:",
+                    {"Ref": "AWS::Partition"},
+                    ":logs:",
+                    {"Ref": "AWS::Region"},
+                    ":",
+                    {"Ref": "AWS::AccountId"},
+                    ":log-group:*",
+                ],
+            ]
+        }
 
 
 def test_no_role_may_list_a_bucket_outside_its_prefixes(template: Template) -> None:
@@ -242,7 +264,9 @@ def test_no_role_may_list_a_bucket_outside_its_prefixes(template: Template) -> N
 
 def test_access_log_bucket_is_versioned_and_old_versions_expire(template: Template) -> None:
     [logs] = [
-        r["Properties"] for lid, r in _resources(template, "AWS::S3::Bucket").items() if lid.startswith("StorageAccessLogs")
+        r["Properties"]
+        for lid, r in _resources(template, "AWS::S3::Bucket").items()
+        if lid.startswith("StorageAccessLogs")
     ]
     assert logs["VersioningConfiguration"] == {"Status": "Enabled"}
     [rule] = logs["LifecycleConfiguration"]["Rules"]
@@ -263,7 +287,6 @@ def test_cfn_lint_reports_no_error(synthesized) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-
 
 
 @pytest.mark.parametrize("isolated", [True, False])

@@ -89,13 +89,20 @@ def test_realtime_scales_on_invocations_per_instance_with_the_documented_target(
     )
     # None of the async machinery: no queue metric anywhere in the template.
     body = str(realtime.to_json())
-    for metric in ("ApproximateBacklogSize", "HasBacklogWithoutCapacity", "ApproximateAgeOfOldestRequest", "InvocationFailures"):
+    for metric in (
+        "ApproximateBacklogSize",
+        "HasBacklogWithoutCapacity",
+        "ApproximateAgeOfOldestRequest",
+        "InvocationFailures",
+    ):
         assert metric not in body, metric
 
 
 def test_realtime_min_capacity_zero_is_refused() -> None:
     raw = {**copy.deepcopy(ENVIRONMENTS["example-realtime"]), "hosting": {"mode": "realtime", "min_capacity": 0}}
-    with pytest.raises(ConfigError, match=r"hosting\.realtime\.min_capacity = 0: Input should be greater than or equal to 1"):
+    with pytest.raises(
+        ConfigError, match=r"hosting\.realtime\.min_capacity = 0: Input should be greater than or equal to 1"
+    ):
         parse_environment(raw)
 
 
@@ -107,7 +114,12 @@ def test_deployments_roll_back_on_5xx_and_model_latency_alarms(synthesized: Synt
     for metric, name in names.items():
         template.has_resource_properties(
             "AWS::CloudWatch::Alarm",
-            {"AlarmName": name, "MetricName": metric, "Namespace": "AWS/SageMaker", "Dimensions": VARIANT_METRIC_DIMENSIONS},
+            {
+                "AlarmName": name,
+                "MetricName": metric,
+                "Namespace": "AWS/SageMaker",
+                "Dimensions": VARIANT_METRIC_DIMENSIONS,
+            },
         )
     [endpoint] = _resources(template, "AWS::SageMaker::Endpoint").values()
     rollback = endpoint["Properties"]["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]
@@ -155,7 +167,9 @@ def test_serverless_scales_provisioned_concurrency_on_its_utilization(serverless
         "AWS::ApplicationAutoScaling::ScalingPolicy",
         {
             "TargetTrackingScalingPolicyConfiguration": {
-                "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantProvisionedConcurrencyUtilization"},
+                "PredefinedMetricSpecification": {
+                    "PredefinedMetricType": "SageMakerVariantProvisionedConcurrencyUtilization"
+                },
                 "TargetValue": hosting.provisioned_utilization_target,
             }
         },
@@ -187,7 +201,9 @@ def test_memory_sizes_lie_within_botocores_range() -> None:
     assert (min(SERVERLESS_MEMORY_SIZES_MB), max(SERVERLESS_MEMORY_SIZES_MB)) == (memory["min"], memory["max"])
 
 
-@pytest.mark.parametrize("member,field", [("MaxConcurrency", "max_concurrency"), ("ProvisionedConcurrency", "provisioned_concurrency")])
+@pytest.mark.parametrize(
+    "member,field", [("MaxConcurrency", "max_concurrency"), ("ProvisionedConcurrency", "provisioned_concurrency")]
+)
 def test_concurrency_bounds_are_botocores(member: str, field: str) -> None:
     bounds = _serverless_shape().members[member].metadata
     base = {"mode": "serverless", "max_concurrency": 200}
@@ -209,17 +225,28 @@ def _serverless(**changes: Any) -> dict[str, Any]:
     "changes,fragments",
     [
         ({"instance_type": "ml.g5.xlarge"}, ["instance_type='ml.g5.xlarge' (a GPU instance type)", "no GPUs"]),
-        ({"instance_type": "ml.c5.xlarge", "allow_cpu_instance": True}, ["serverless endpoints run on CPU capacity SageMaker picks"]),
-        ({"enable_network_isolation": True, "model": {"kind": "s3", "uri": "s3://bucket-name/model.tar.gz"}}, ["do not support network isolation"]),
+        (
+            {"instance_type": "ml.c5.xlarge", "allow_cpu_instance": True},
+            ["serverless endpoints run on CPU capacity SageMaker picks"],
+        ),
+        (
+            {"enable_network_isolation": True, "model": {"kind": "s3", "uri": "s3://bucket-name/model.tar.gz"}},
+            ["do not support network isolation"],
+        ),
         ({"deployment": {"strategy": "canary"}}, ["deployment.strategy='canary'", "a serverless variant has none"]),
         ({"deployment": {"strategy": "linear"}}, ["deployment.strategy='linear'"]),
         ({"encrypt_storage_volume": True}, ["no ML storage volume"]),
         ({"hosting": {"memory_size_mb": 1500}}, ["memory_size_mb=1500", "1024, 2048, 3072, 4096, 5120, 6144"]),
         ({"hosting": {"memory_size_mb": 8192}}, ["memory_size_mb=8192"]),
-        ({"hosting": {"max_concurrency": 4, "provisioned_concurrency": 5, "max_provisioned_concurrency": None}},
-         ["provisioned_concurrency (5) must not exceed max_concurrency (4)"]),
+        (
+            {"hosting": {"max_concurrency": 4, "provisioned_concurrency": 5, "max_provisioned_concurrency": None}},
+            ["provisioned_concurrency (5) must not exceed max_concurrency (4)"],
+        ),
         ({"hosting": {"max_provisioned_concurrency": 11}}, ["max_provisioned_concurrency (11) must be between"]),
-        ({"hosting": {"max_concurrency": 201}}, ["hosting.serverless.max_concurrency = 201", "less than or equal to 200"]),
+        (
+            {"hosting": {"max_concurrency": 201}},
+            ["hosting.serverless.max_concurrency = 201", "less than or equal to 200"],
+        ),
         ({"hosting": {"instance_count": 2}}, ["hosting.serverless.instance_count", "Extra inputs are not permitted"]),
     ],
 )
@@ -240,10 +267,19 @@ def test_unknown_mode_names_the_choices() -> None:
 
 
 def _synth_in_mode(tmp_path, hosting: dict[str, Any]) -> dict[str, dict]:
-    raw = {"name": "modes", "model": copy.deepcopy(ENVIRONMENTS["dev"]["model"]), "alarm_email": "ops@example.com", "hosting": hosting}
+    raw = {
+        "name": "modes",
+        "model": copy.deepcopy(ENVIRONMENTS["dev"]["model"]),
+        "alarm_email": "ops@example.com",
+        "hosting": hosting,
+    }
     app = cdk.App(outdir=str(tmp_path / hosting["mode"]), context=cdk_context())
     stack = AsyncInferenceStack(
-        app, "AsyncInference-modes", config=parse_environment(raw), container_dir=ROOT / "container", build_dir=tmp_path / "build"
+        app,
+        "AsyncInference-modes",
+        config=parse_environment(raw),
+        container_dir=ROOT / "container",
+        build_dir=tmp_path / "build",
     )
     resources = Template.from_stack(stack).to_json()["Resources"]
     # The image tag is the hash of container/: equal in both modes unless container/ changed
@@ -259,9 +295,15 @@ def _synth_in_mode(tmp_path, hosting: dict[str, Any]) -> dict[str, dict]:
 # the API handler's HOSTING_MODE variable and invoke/result grants, and the completion callbacks,
 # which follow an async endpoint's SNS notifications and exist only in async mode.
 MODE_SPECIFIC = (
-    "Inference", "Scaling", "Alarms", "Dashboard", "ExecutionRoleDefaultPolicy", "ApiHandler", "ApiHandlerRoleDefaultPolicy",
+    "Inference",
+    "Scaling",
+    "Alarms",
+    "Dashboard",
+    "ExecutionRoleDefaultPolicy",
+    "ApiHandler",
+    "ApiHandlerRoleDefaultPolicy",
     "Callbacks",
-)  # fmt: skip
+)
 SHARED = ("AlarmsTopic", "ApiHandlerLogs", "ApiHandlerRole")
 
 
@@ -274,9 +316,7 @@ def _may_change(logical_id: str) -> bool:
 def test_changing_the_mode_changes_only_the_endpoint_its_scaling_and_alarms(tmp_path, other: dict[str, Any]) -> None:
     before = _synth_in_mode(tmp_path, {"mode": "async"})
     after = _synth_in_mode(tmp_path, other)
-    changed = sorted(
-        lid for lid in set(before) | set(after) if before.get(lid) != after.get(lid)
-    )
+    changed = sorted(lid for lid in set(before) | set(after) if before.get(lid) != after.get(lid))
     assert changed, "the mode changed nothing"
     unexpected = [lid for lid in changed if not _may_change(lid)]
     assert unexpected == [], unexpected

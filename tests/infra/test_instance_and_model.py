@@ -19,11 +19,10 @@ from api_handler.async_api.settings import MAX_ASYNC_PAYLOAD_BYTES
 from app_config import ConfigError, load_environment, parse_environment
 from app_config.environments import ENVIRONMENTS
 from app_config.gpu_drivers import INFERENCE_AMIS, UnsupportedInstanceType, inference_ami_for
-from devtools.aws_contract.service_models import enum_values
 from app_config.image_cuda import image_cuda_version
+from devtools.aws_contract.service_models import enum_values
 from stacks.async_inference_stack import AsyncInferenceStack
-from tests.infra.conftest import ROOT, cdk_context
-from tests.infra.conftest import HUB_ENVIRONMENTS, environments_in_mode
+from tests.infra.conftest import HUB_ENVIRONMENTS, ROOT, cdk_context, environments_in_mode
 
 
 def _raw(**changes: Any) -> dict[str, Any]:
@@ -32,9 +31,12 @@ def _raw(**changes: Any) -> dict[str, Any]:
 
 def _synth(tmp_path, **changes: Any) -> Template:
     stack = AsyncInferenceStack(
-        cdk.App(outdir=str(tmp_path), context=cdk_context()), "Variant", config=parse_environment(_raw(**changes)),
-        container_dir=ROOT / "container", build_dir=tmp_path / "build",
-    )  # fmt: skip
+        cdk.App(outdir=str(tmp_path), context=cdk_context()),
+        "Variant",
+        config=parse_environment(_raw(**changes)),
+        container_dir=ROOT / "container",
+        build_dir=tmp_path / "build",
+    )
     return Template.from_stack(stack)
 
 
@@ -44,7 +46,9 @@ def _cdk_synth(monkeypatch, capsys, tmp_path, raw: dict[str, Any]) -> str:
     # The CLI hands main() its context through the environment of the (already running) jsii
     # process; here the App gets it directly.
     app_class = cdk.App
-    monkeypatch.setattr(cdk_app.cdk, "App", lambda: app_class(outdir=str(tmp_path), context=cdk_context(env="candidate")))
+    monkeypatch.setattr(
+        cdk_app.cdk, "App", lambda: app_class(outdir=str(tmp_path), context=cdk_context(env="candidate"))
+    )
     with pytest.raises(SystemExit) as exited:
         cdk_app.main()
     assert exited.value.code == 1
@@ -90,7 +94,8 @@ def test_cpu_type_needs_an_explicit_opt_in() -> None:
 def test_cpu_type_runs_the_container_on_cpu_without_an_ami(tmp_path) -> None:
     template = _synth(tmp_path, instance_type="ml.c5.xlarge", allow_cpu_instance=True)
     template.has_resource_properties(
-        "AWS::SageMaker::Model", {"PrimaryContainer": {"Environment": Match.object_like({"MODEL_SERVER_DEVICE": "cpu"})}}
+        "AWS::SageMaker::Model",
+        {"PrimaryContainer": {"Environment": Match.object_like({"MODEL_SERVER_DEVICE": "cpu"})}},
     )
     [config] = template.find_resources("AWS::SageMaker::EndpointConfig").values()
     assert "InferenceAmiVersion" not in config["Properties"]["ProductionVariants"][0]
@@ -108,12 +113,18 @@ def test_shipped_gpu_environments_run_cuda_on_a_driver_for_the_images_cuda(templ
     assert variant["InferenceAmiVersion"] in enum_values("sagemaker", "ProductionVariantInferenceAmiVersion")
     template.has_resource_properties(
         "AWS::SageMaker::Model",
-        {"PrimaryContainer": {"Environment": Match.object_like({
-            "MODEL_SERVER_DEVICE": "cuda",
-            # The largest request the API can submit: SageMaker's async payload limit (1 GB).
-            "MODEL_SERVER_MAX_REQUEST_BYTES": str(MAX_ASYNC_PAYLOAD_BYTES),
-        })}},
-    )  # fmt: skip
+        {
+            "PrimaryContainer": {
+                "Environment": Match.object_like(
+                    {
+                        "MODEL_SERVER_DEVICE": "cuda",
+                        # The largest request the API can submit: SageMaker's async payload limit (1 GB).
+                        "MODEL_SERVER_MAX_REQUEST_BYTES": str(MAX_ASYNC_PAYLOAD_BYTES),
+                    }
+                )
+            }
+        },
+    )
     assert MAX_ASYNC_PAYLOAD_BYTES >= 10**9
 
 
@@ -135,7 +146,9 @@ def test_oldest_sufficient_driver_is_chosen(instance_type: str, cuda: str, expec
     assert inference_ami_for(instance_type, cuda) == expected
 
 
-@pytest.mark.parametrize(("instance_type", "cuda"), [("ml.g5.xlarge", "13.1"), ("ml.p3.2xlarge", "12.4"), ("ml.g5.xlarge", None)])
+@pytest.mark.parametrize(
+    ("instance_type", "cuda"), [("ml.g5.xlarge", "13.1"), ("ml.p3.2xlarge", "12.4"), ("ml.g5.xlarge", None)]
+)
 def test_no_covering_ami_is_an_error_naming_the_type(instance_type: str, cuda: str | None) -> None:
     with pytest.raises(UnsupportedInstanceType, match=repr(instance_type)):
         inference_ami_for(instance_type, cuda)
@@ -151,7 +164,9 @@ def test_no_covering_ami_is_an_error_naming_the_type(instance_type: str, cuda: s
         ("python:3.11.14-slim-bookworm", "numpy==2.0.0\n", None),
     ],
 )
-def test_image_cuda_version_comes_from_where_the_image_gets_cuda(tmp_path, base_image: str, constraints: str, expected: str | None) -> None:
+def test_image_cuda_version_comes_from_where_the_image_gets_cuda(
+    tmp_path, base_image: str, constraints: str, expected: str | None
+) -> None:
     (tmp_path / "Dockerfile").write_text(f"ARG BASE_IMAGE={base_image}\nFROM ${{BASE_IMAGE}}\n")
     (tmp_path / "constraints.txt").write_text(constraints)
     assert image_cuda_version(tmp_path) == expected
@@ -170,7 +185,8 @@ def test_shipped_hub_models_are_pinned_to_a_commit(template: Template, env_name:
     model = load_environment(env_name).model
     assert model.kind == "hub" and len(model.revision) == 40 and int(model.revision, 16) >= 0
     template.has_resource_properties(
-        "AWS::SageMaker::Model", {"PrimaryContainer": {"Environment": Match.object_like({"HF_MODEL_REVISION": model.revision})}}
+        "AWS::SageMaker::Model",
+        {"PrimaryContainer": {"Environment": Match.object_like({"HF_MODEL_REVISION": model.revision})}},
     )
 
 
@@ -181,11 +197,15 @@ def test_revision_must_be_a_full_commit() -> None:
 
 def test_unpinned_hub_model_warns_at_synth(tmp_path) -> None:
     template_stack = AsyncInferenceStack(
-        cdk.App(outdir=str(tmp_path), context=cdk_context()), "Unpinned",
+        cdk.App(outdir=str(tmp_path), context=cdk_context()),
+        "Unpinned",
         config=parse_environment(_raw(model={"kind": "hub", "model_id": "org/model"})),
-        container_dir=ROOT / "container", build_dir=tmp_path / "build",
-    )  # fmt: skip
-    Annotations.from_stack(template_stack).has_warning("*", Match.string_like_regexp("hub model 'org/model' has no revision"))
+        container_dir=ROOT / "container",
+        build_dir=tmp_path / "build",
+    )
+    Annotations.from_stack(template_stack).has_warning(
+        "*", Match.string_like_regexp("hub model 'org/model' has no revision")
+    )
 
 
 def test_network_isolation_is_refused_for_hub_models() -> None:
@@ -194,12 +214,17 @@ def test_network_isolation_is_refused_for_hub_models() -> None:
 
 
 def test_network_isolation_for_an_s3_model(tmp_path) -> None:
-    template = _synth(tmp_path, enable_network_isolation=True, model={"kind": "s3", "uri": "s3://models-bucket/m/model.tar.gz"})
+    template = _synth(
+        tmp_path, enable_network_isolation=True, model={"kind": "s3", "uri": "s3://models-bucket/m/model.tar.gz"}
+    )
     template.has_resource_properties(
-        "AWS::SageMaker::Model", {"EnableNetworkIsolation": True, "PrimaryContainer": {"ModelDataUrl": "s3://models-bucket/m/model.tar.gz"}}
+        "AWS::SageMaker::Model",
+        {"EnableNetworkIsolation": True, "PrimaryContainer": {"ModelDataUrl": "s3://models-bucket/m/model.tar.gz"}},
     )
     assert "EnableNetworkIsolation" not in json.dumps(
-        _synth(tmp_path / "off", model={"kind": "s3", "uri": "s3://models-bucket/m/model.tar.gz"}).find_resources("AWS::SageMaker::Model")
+        _synth(tmp_path / "off", model={"kind": "s3", "uri": "s3://models-bucket/m/model.tar.gz"}).find_resources(
+            "AWS::SageMaker::Model"
+        )
     )
 
 
@@ -212,7 +237,9 @@ def test_each_environment_names_its_rest_api(synthesized) -> None:
         [api] = template.find_resources("AWS::ApiGateway::RestApi").values()
         names[env_name] = api["Properties"]["Name"]
         # The API alarms watch this API's name, not another environment's.
-        [latency] = template.find_resources("AWS::CloudWatch::Alarm", {"Properties": {"Namespace": "AWS/ApiGateway", "MetricName": "Latency"}}).values()
+        [latency] = template.find_resources(
+            "AWS::CloudWatch::Alarm", {"Properties": {"Namespace": "AWS/ApiGateway", "MetricName": "Latency"}}
+        ).values()
         assert {d["Name"]: d["Value"] for d in latency["Properties"]["Dimensions"]}["ApiName"] == names[env_name]
     assert names == {name: f"async-inference-{name}" for name in synthesized.templates}
     assert len(set(names.values())) == len(names)

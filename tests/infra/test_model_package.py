@@ -73,7 +73,8 @@ def _model_data_url(model: Path, outdir: Path) -> object:
     )
     url = Capture()
     Template.from_stack(stack).has_resource_properties(
-        "AWS::SageMaker::Model", {"PrimaryContainer": {"ModelDataUrl": url, "Environment": {"HF_TASK": "summarization"}}}
+        "AWS::SageMaker::Model",
+        {"PrimaryContainer": {"ModelDataUrl": url, "Environment": {"HF_TASK": "summarization"}}},
     )
     return url.as_object()
 

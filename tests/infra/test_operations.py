@@ -17,11 +17,13 @@ from devtools.aws_contract.documented_facts import PUBLISHED_DIMENSIONS
 from inference_constructs.alarms import rollback_alarm_names
 
 ALARM_DESCRIPTION_MAX = (
-    botocore.session.get_session().get_service_model("cloudwatch").operation_model("PutMetricAlarm")
-    .input_shape.members["AlarmDescription"].metadata["max"]
+    botocore.session.get_session()
+    .get_service_model("cloudwatch")
+    .operation_model("PutMetricAlarm")
+    .input_shape.members["AlarmDescription"]
+    .metadata["max"]
 )
-from tests.infra.conftest import cdk_context
-from tests.infra.conftest import ASYNC_ENVIRONMENTS
+from tests.infra.conftest import ASYNC_ENVIRONMENTS, cdk_context
 
 ENDPOINT = {"Fn::GetAtt": [Match.string_like_regexp("^InferenceEndpoint"), "EndpointName"]}
 
@@ -46,8 +48,22 @@ def _expected(env_name: str) -> dict[str, tuple]:
     n = ops.failures_per_5_minutes
     return {
         # metric: (statistic, period, threshold, comparison, periods, missing data)
-        "ApproximateAgeOfOldestRequest": ("Maximum", 60, ops.max_request_age_seconds, "GreaterThanThreshold", 5, "notBreaching"),
-        "HasBacklogWithoutCapacity": ("Minimum", 60, 1, "GreaterThanOrEqualToThreshold", ops.expected_cold_start_minutes + 5, "notBreaching"),
+        "ApproximateAgeOfOldestRequest": (
+            "Maximum",
+            60,
+            ops.max_request_age_seconds,
+            "GreaterThanThreshold",
+            5,
+            "notBreaching",
+        ),
+        "HasBacklogWithoutCapacity": (
+            "Minimum",
+            60,
+            1,
+            "GreaterThanOrEqualToThreshold",
+            ops.expected_cold_start_minutes + 5,
+            "notBreaching",
+        ),
         "InvocationFailures": ("Sum", 300, n, "GreaterThanOrEqualToThreshold", 1, "notBreaching"),
         "Invocation5XXErrors": ("Sum", 300, n, "GreaterThanOrEqualToThreshold", 1, "notBreaching"),
         "ExpiredRequests": ("Sum", 300, 0, "GreaterThanThreshold", 1, "notBreaching"),
@@ -73,7 +89,11 @@ def test_endpoint_alarm(template: Template, env_name: str, metric: str) -> None:
     if "VariantName" in published:
         assert dimensions["VariantName"] == "AllTraffic"
     assert (alarm["Statistic"], alarm["Period"], alarm["Threshold"]) == (statistic, period, threshold)
-    assert (alarm["ComparisonOperator"], alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (comparison, periods, periods)
+    assert (alarm["ComparisonOperator"], alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (
+        comparison,
+        periods,
+        periods,
+    )
     assert alarm["TreatMissingData"] == missing
     assert alarm["AlarmActions"] == [topic] and alarm["OKActions"] == [topic]
     # The on-call reader's line: present, and within PutMetricAlarm's AlarmDescription limit
@@ -90,7 +110,14 @@ def test_alarm_topic_is_encrypted_and_usable_by_cloudwatch(template: Template, e
             "EnableKeyRotation": True,
             "KeyPolicy": {
                 "Statement": Match.array_with(
-                    [Match.object_like({"Principal": {"Service": "cloudwatch.amazonaws.com"}, "Action": ["kms:Decrypt", "kms:GenerateDataKey*"]})]
+                    [
+                        Match.object_like(
+                            {
+                                "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                            }
+                        )
+                    ]
                 )
             },
         },
@@ -100,15 +127,29 @@ def test_alarm_topic_is_encrypted_and_usable_by_cloudwatch(template: Template, e
         "AWS::SNS::TopicPolicy",
         {
             "Topics": [{"Ref": _alarm_topic(template)}],
-            "PolicyDocument": {"Statement": Match.array_with([Match.object_like({
-                "Effect": "Allow", "Principal": {"Service": "cloudwatch.amazonaws.com"}, "Action": "sns:Publish",
-                "Condition": Match.object_like({"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}),
-            })])},
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                                "Action": "sns:Publish",
+                                "Condition": Match.object_like(
+                                    {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+                                ),
+                            }
+                        )
+                    ]
+                )
+            },
         },
-    )  # fmt: skip
+    )
     email = load_environment(env_name).alarm_email
     assert email, "someone must be told: every shipped environment subscribes an address"
-    subscriptions = template.find_resources("AWS::SNS::Subscription", {"Properties": {"TopicArn": {"Ref": _alarm_topic(template)}}})
+    subscriptions = template.find_resources(
+        "AWS::SNS::Subscription", {"Properties": {"TopicArn": {"Ref": _alarm_topic(template)}}}
+    )
     assert [s["Properties"]["Endpoint"] for s in subscriptions.values()] == [email]
 
 
@@ -118,9 +159,12 @@ def test_alarm_email_subscribes_to_the_alarm_topic(tmp_path) -> None:
 
     config = parse_environment({**ENVIRONMENTS["dev"], "alarm_email": "oncall@example.com"})
     stack = AsyncInferenceStack(
-        cdk.App(outdir=str(tmp_path), context=cdk_context()), "Mail", config=config,
-        container_dir=ROOT / "container", build_dir=tmp_path / "build",
-    )  # fmt: skip
+        cdk.App(outdir=str(tmp_path), context=cdk_context()),
+        "Mail",
+        config=config,
+        container_dir=ROOT / "container",
+        build_dir=tmp_path / "build",
+    )
     template = Template.from_stack(stack)
     template.has_resource_properties(
         "AWS::SNS::Subscription",
@@ -159,9 +203,11 @@ def test_deployment_guardrails_roll_back_on_the_failure_alarms(template: Templat
     assert {existing[n] for n in names} == {"InvocationFailures", "Invocation5XXErrors"}
     # SageMaker reads them with the execution role: DescribeAlarms on exactly these alarms.
     [statement] = [
-        st for policy in template.find_resources("AWS::IAM::Policy").values()
-        for st in policy["Properties"]["PolicyDocument"]["Statement"] if st["Action"] == "cloudwatch:DescribeAlarms"
-    ]  # fmt: skip
+        st
+        for policy in template.find_resources("AWS::IAM::Policy").values()
+        for st in policy["Properties"]["PolicyDocument"]["Statement"]
+        if st["Action"] == "cloudwatch:DescribeAlarms"
+    ]
     resources = json.dumps(statement["Resource"])
     assert statement["Effect"] == "Allow" and all(f":alarm:{n}" in resources for n in names) and "*" not in resources
 
@@ -186,10 +232,16 @@ def _dashboard_body(template: Template) -> str:
 def test_dashboard_shows_queue_capacity_failures_and_latency(template: Template) -> None:
     body = _dashboard_body(template)
     for metric in (
-        "ApproximateBacklogSize", "ApproximateAgeOfOldestRequest", "HasBacklogWithoutCapacity",
-        "ApproximateBacklogSizePerInstance", "InvocationFailures", "Invocation5XXErrors", "ExpiredRequests",
-        "TotalProcessingTime", "ModelLatency",
-    ):  # fmt: skip
+        "ApproximateBacklogSize",
+        "ApproximateAgeOfOldestRequest",
+        "HasBacklogWithoutCapacity",
+        "ApproximateBacklogSizePerInstance",
+        "InvocationFailures",
+        "Invocation5XXErrors",
+        "ExpiredRequests",
+        "TotalProcessingTime",
+        "ModelLatency",
+    ):
         assert f'\\"{metric}\\"' in body, metric
     assert "backlog / perInstance" in body
     assert "InferenceEndpoint" in body  # dimensions reference the generated endpoint name
@@ -221,13 +273,18 @@ def test_api_alarms_watch_this_api_and_handler(template: Template, env_name: str
     ).values()
     props = latency_alarm["Properties"]
     assert {d["Name"]: d["Value"] for d in props["Dimensions"]}["ApiName"] == api["Properties"]["Name"]
-    assert (props["ExtendedStatistic"], props["Threshold"], props["TreatMissingData"]) == ("p99", ops.api_p99_latency_ms, "notBreaching")
+    assert (props["ExtendedStatistic"], props["Threshold"], props["TreatMissingData"]) == (
+        "p99",
+        ops.api_p99_latency_ms,
+        "notBreaching",
+    )
     assert props["AlarmActions"] == [topic]
     # The 5xx alarm is a percentage of requests, not a raw count.
     rate = [
-        a["Properties"] for a in template.find_resources("AWS::CloudWatch::Alarm").values()
+        a["Properties"]
+        for a in template.find_resources("AWS::CloudWatch::Alarm").values()
         if "100 * errors / requests" in json.dumps(a["Properties"].get("Metrics", []))
-    ]  # fmt: skip
+    ]
     assert len(rate) == 1 and rate[0]["Threshold"] == ops.api_5xx_percent and rate[0]["AlarmActions"] == [topic]
     functions = template.find_resources("AWS::Lambda::Function")
     for metric in ("Errors", "Throttles"):
@@ -244,7 +301,15 @@ def test_api_alarms_watch_this_api_and_handler(template: Template, env_name: str
 def test_dashboard_shows_the_api_and_handler(template: Template) -> None:
     body = _dashboard_body(template)
     for metric in (
-        "5XXError", "4XXError", "Latency", "IntegrationLatency", "Duration", "Errors", "Throttles",
-        "InferencesSubmitted", "IdempotentReplays", "ServerErrors",
-    ):  # fmt: skip
+        "5XXError",
+        "4XXError",
+        "Latency",
+        "IntegrationLatency",
+        "Duration",
+        "Errors",
+        "Throttles",
+        "InferencesSubmitted",
+        "IdempotentReplays",
+        "ServerErrors",
+    ):
         assert f'\\"{metric}\\"' in body, metric

@@ -13,7 +13,6 @@ import pytest
 
 from app_config import load_environment
 from devtools.scaling_simulator import Minute, Simulation, StepPolicy, one_request_at_zero
-
 from tests.infra.conftest import ASYNC_ENVIRONMENTS
 
 COLD_START_MINUTES = 10  # instance launch + image pull + model download: minutes
@@ -38,7 +37,9 @@ def _run(template: dict, arrivals: list[int], cold_start: int = COLD_START_MINUT
 def _assert_no_scale_in_with_backlog(trace: list[Minute]) -> None:
     for before, now in zip(trace, trace[1:]):
         if now.desired < before.desired:
-            assert now.backlog == 0, f"minute {now.minute}: scaled in {before.desired}->{now.desired} with backlog {now.backlog}"
+            assert now.backlog == 0, (
+                f"minute {now.minute}: scaled in {before.desired}->{now.desired} with backlog {now.backlog}"
+            )
 
 
 def test_one_request_at_zero_gets_exactly_one_instance_then_scales_back(raw: dict, env_name: str) -> None:
@@ -61,7 +62,9 @@ def test_cold_start_length_does_not_change_the_answer(raw: dict, cold_start: int
     assert trace[cold_start].in_service == 1
 
 
-def test_a_burst_waits_for_target_tracking_which_acts_only_with_an_instance_in_service(raw: dict, env_name: str) -> None:
+def test_a_burst_waits_for_target_tracking_which_acts_only_with_an_instance_in_service(
+    raw: dict, env_name: str
+) -> None:
     scaling = load_environment(env_name).scaling
     trace = _run(raw, [400] + [0] * 200)
     grown = [row for row in trace if row.desired > 1]
@@ -111,9 +114,11 @@ def test_tracking_the_age_through_a_cold_start_overshoots(synthesized) -> None:
     tracking = _policy(template, "ScalingTrackBacklog")["TargetTrackingScalingPolicyConfiguration"]
     tracked = next(q for q in tracking["CustomizedMetricSpecification"]["Metrics"] if q["Id"] == "tracked")
     tracking["CustomizedMetricSpecification"] = {
-        "MetricName": tracked["MetricStat"]["Metric"]["MetricName"], "Namespace": "AWS/SageMaker",
-        "Dimensions": tracked["MetricStat"]["Metric"]["Dimensions"], "Statistic": tracked["MetricStat"]["Stat"],
-    }  # fmt: skip
+        "MetricName": tracked["MetricStat"]["Metric"]["MetricName"],
+        "Namespace": "AWS/SageMaker",
+        "Dimensions": tracked["MetricStat"]["Metric"]["Dimensions"],
+        "Statistic": tracked["MetricStat"]["Stat"],
+    }
     trace = _run(template, one_request_at_zero(40))
     assert max(row.desired for row in trace) > 1
 
@@ -136,11 +141,21 @@ def test_backlog_per_instance_tracking_also_wakes_exactly_one_instance(tmp_path)
     from stacks.async_inference_stack import AsyncInferenceStack
     from tests.infra.conftest import ROOT, cdk_context
 
-    raw = {**ENVIRONMENTS["prod"], "scaling": {**ENVIRONMENTS["prod"]["scaling"], "metric": "ApproximateBacklogSizePerInstance", "target_value": 2}}
+    raw = {
+        **ENVIRONMENTS["prod"],
+        "scaling": {
+            **ENVIRONMENTS["prod"]["scaling"],
+            "metric": "ApproximateBacklogSizePerInstance",
+            "target_value": 2,
+        },
+    }
     stack = AsyncInferenceStack(
-        cdk.App(outdir=str(tmp_path), context=cdk_context()), "Backlog", config=parse_environment(raw),
-        container_dir=ROOT / "container", build_dir=tmp_path / "build",
-    )  # fmt: skip
+        cdk.App(outdir=str(tmp_path), context=cdk_context()),
+        "Backlog",
+        config=parse_environment(raw),
+        container_dir=ROOT / "container",
+        build_dir=tmp_path / "build",
+    )
     template = Template.from_stack(stack).to_json()
     assert {row.desired for row in _run(template, one_request_at_zero(COLD_START_MINUTES + 10))} == {1}
     burst = _run(template, [100] + [0] * 120)

@@ -28,7 +28,11 @@ def _logical_id(template: Template, resource_type: str, id_prefix: str) -> str:
 def _execution_role(template: Template) -> str:
     roles = template.find_resources(
         "AWS::IAM::Role",
-        {"Properties": {"AssumeRolePolicyDocument": {"Statement": [{"Principal": {"Service": "sagemaker.amazonaws.com"}}]}}},
+        {
+            "Properties": {
+                "AssumeRolePolicyDocument": {"Statement": [{"Principal": {"Service": "sagemaker.amazonaws.com"}}]}
+            }
+        },
     )
     assert len(roles) == 1
     return next(iter(roles))
@@ -59,12 +63,17 @@ def test_async_results_go_to_the_output_and_failure_buckets(template: Template) 
     )
     # Responses can be sensitive: they are never copied into notifications.
     _, config = _one(template, "AWS::SageMaker::EndpointConfig")
-    assert "IncludeInferenceResponseIn" not in config["Properties"]["AsyncInferenceConfig"]["OutputConfig"]["NotificationConfig"]
+    assert (
+        "IncludeInferenceResponseIn"
+        not in config["Properties"]["AsyncInferenceConfig"]["OutputConfig"]["NotificationConfig"]
+    )
 
 
 def test_topics_are_encrypted_with_the_notification_key(template: Template) -> None:
     key = _logical_id(template, "AWS::KMS::Key", "NotificationsTopicKey")
-    topics = {lid: t for lid, t in template.find_resources("AWS::SNS::Topic").items() if lid.startswith("Notifications")}
+    topics = {
+        lid: t for lid, t in template.find_resources("AWS::SNS::Topic").items() if lid.startswith("Notifications")
+    }
     assert len(topics) == 2
     for topic in topics.values():
         assert topic["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key, "Arn"]}
@@ -89,9 +98,7 @@ def test_variant_and_client_config_follow_the_environment(template: Template, en
                 }
             ],
             "AsyncInferenceConfig": {
-                "ClientConfig": {
-                    "MaxConcurrentInvocationsPerInstance": config.max_concurrent_invocations_per_instance
-                }
+                "ClientConfig": {"MaxConcurrentInvocationsPerInstance": config.max_concurrent_invocations_per_instance}
             },
         },
     )
@@ -126,9 +133,7 @@ def test_model_runs_the_image_asset_with_the_model_environment(template: Templat
             "ExecutionRoleArn": {"Fn::GetAtt": [_execution_role(template), "Arn"]},
             "PrimaryContainer": {
                 "Image": image,
-                "Environment": Match.object_like(
-                    {"HF_MODEL_ID": config.model.model_id, "HF_TASK": config.model.task}
-                ),
+                "Environment": Match.object_like({"HF_MODEL_ID": config.model.model_id, "HF_TASK": config.model.task}),
             },
         },
     )
@@ -260,14 +265,20 @@ def test_data_buckets_are_private_encrypted_logged_and_expire(template: Template
         bucket_id = _logical_id(template, "AWS::S3::Bucket", name)
         bucket = template.to_json()["Resources"][bucket_id]["Properties"]
         assert bucket["PublicAccessBlockConfiguration"] == {
-            "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
-        }  # fmt: skip
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }
         sse = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
         assert sse["ServerSideEncryptionByDefault"] == {
-            "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": {"Fn::GetAtt": [key, "Arn"]},
-        }  # fmt: skip
+            "SSEAlgorithm": "aws:kms",
+            "KMSMasterKeyID": {"Fn::GetAtt": [key, "Arn"]},
+        }
         assert bucket["LoggingConfiguration"]["DestinationBucketName"] == {"Ref": logs}
-        assert {"ExpirationInDays": days, "Status": "Enabled"}.items() <= bucket["LifecycleConfiguration"]["Rules"][0].items()
+        assert {"ExpirationInDays": days, "Status": "Enabled"}.items() <= bucket["LifecycleConfiguration"]["Rules"][
+            0
+        ].items()
     template.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
 
 
@@ -294,7 +305,9 @@ def test_prod_retains_data_and_dev_does_not(synthesized) -> None:
 
 def test_outputs_name_the_endpoint_buckets_and_topics(template: Template) -> None:
     outputs = template.to_json()["Outputs"]
-    assert outputs["EndpointName"]["Value"] == {"Fn::GetAtt": [_logical_id(template, "AWS::SageMaker::Endpoint", "InferenceEndpoint"), "EndpointName"]}
+    assert outputs["EndpointName"]["Value"] == {
+        "Fn::GetAtt": [_logical_id(template, "AWS::SageMaker::Endpoint", "InferenceEndpoint"), "EndpointName"]
+    }
     for output, prefix in (
         ("InputBucketName", "StorageInput"),
         ("OutputBucketName", "StorageOutput"),
@@ -302,9 +315,9 @@ def test_outputs_name_the_endpoint_buckets_and_topics(template: Template) -> Non
         ("SuccessTopicArn", "NotificationsSuccess"),
         ("ErrorTopicArn", "NotificationsError"),
     ):
-        assert outputs[output]["Value"] == {"Ref": next(
-            lid for lid in template.to_json()["Resources"] if lid.startswith(prefix)
-        )}, output
+        assert outputs[output]["Value"] == {
+            "Ref": next(lid for lid in template.to_json()["Resources"] if lid.startswith(prefix))
+        }, output
 
 
 def test_image_asset_is_built_for_linux_amd64(synthesized, env_name: str) -> None:

@@ -10,8 +10,10 @@ def model_fn(model_dir, context=None):
     # The idiom from multi-GPU examples: the worker's GPU comes from the context.
     gpu_id = context.system_properties.get("gpu_id")
     device = f"cuda:{gpu_id}" if torch.cuda.is_available() and gpu_id is not None and gpu_id >= 0 else "cpu"
-    return {"pipe": pipeline("text-classification", model=context.system_properties["model_dir"], device=device),
-            "device": device}
+    return {
+        "pipe": pipeline("text-classification", model=context.system_properties["model_dir"], device=device),
+        "device": device,
+    }
 
 
 def input_fn(input_data, content_type, context=None):
