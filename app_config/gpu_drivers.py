@@ -121,5 +121,6 @@ def inference_ami_for(instance_type: str, cuda_version: str | None) -> str | Non
         f"instance_type {instance_type!r}: no SageMaker inference AMI runs the image's CUDA {cuda_version} "
         f"on the {family} family (AMIs for {family}: {offered}; "
         "https://docs.aws.amazon.com/sagemaker/latest/dg/inference-gpu-drivers.html). "
-        f"Choose one of the families {', '.join(sorted(INFERENCE_AMIS[-1].families))}, or build the image on an older CUDA."
+        f"Choose one of the families {', '.join(sorted(INFERENCE_AMIS[-1].families))}, or build the image on an older "
+        "CUDA."
     )

@@ -348,7 +348,8 @@ class ApiConfig(_Strict):
         if plan and (plan.rate_limit > self.throttling_rate_limit or plan.burst_limit > self.throttling_burst_limit):
             raise ValueError(
                 f"usage_plan rate/burst ({plan.rate_limit}/{plan.burst_limit}) must not exceed the stage's "
-                f"throttling_rate_limit/throttling_burst_limit ({self.throttling_rate_limit}/{self.throttling_burst_limit})"
+                "throttling_rate_limit/throttling_burst_limit "
+                f"({self.throttling_rate_limit}/{self.throttling_burst_limit})"
             )
         return self
 
@@ -640,7 +641,8 @@ class EnvironmentConfig(_Strict):
 
     @property
     def container_device(self) -> str:
-        """MODEL_SERVER_DEVICE for the container: cuda on GPU types, cpu on allowed CPU types, serverless and multi-model."""
+        """MODEL_SERVER_DEVICE for the container: cuda on GPU types, cpu on allowed CPU types,
+        serverless and multi-model."""
         if isinstance(self.hosting, (ServerlessHosting, MultiModelHosting)):
             return "cpu"  # serverless endpoints have no GPU; multi-model ones run on CPU types
         return "cuda" if is_gpu_instance(self.instance_type) else "cpu"

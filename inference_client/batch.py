@@ -71,7 +71,8 @@ def transform_ami_for(instance_type: str, image_cuda: str | None) -> str | None:
         return None
     if image_cuda is None:
         raise BatchError(
-            f"{instance_type} is a GPU instance type but the image has no CUDA: use a CPU type such as {DEFAULT_INSTANCE_TYPE}"
+            f"{instance_type} is a GPU instance type but the image has no CUDA: use a CPU type such as "
+            f"{DEFAULT_INSTANCE_TYPE}"
         )
     needed = tuple(int(part) for part in image_cuda.split(".")[:2])
     for ami, supported in BATCH_GPU_AMIS.items():
@@ -97,7 +98,8 @@ def create_transform_job_params(request: BatchRequest) -> dict[str, Any]:
             raise BatchError(f"{name} {uri!r} is not an S3 prefix like 's3://bucket/batch/{name}/' (ending in '/')")
     if request.input_uri == request.output_uri or request.output_uri.startswith(request.input_uri):
         raise BatchError(
-            f"the output {request.output_uri!r} lies inside the input {request.input_uri!r}: results would be read back as input"
+            f"the output {request.output_uri!r} lies inside the input {request.input_uri!r}: results would be read "
+            "back as input"
         )
     data_input: dict[str, Any] = {
         "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": request.input_uri}},
@@ -175,7 +177,8 @@ def _walk(shape: Any, value: Any, path: str, problems: list[str]) -> None:
         text = str(value)
         if shape.enum and text not in shape.enum:
             problems.append(
-                f"{path}: {text!r} is not one of {shape.name}'s values ({', '.join(shape.enum[:8])}{', ...' if len(shape.enum) > 8 else ''})"
+                f"{path}: {text!r} is not one of {shape.name}'s values "
+                f"({', '.join(shape.enum[:8])}{', ...' if len(shape.enum) > 8 else ''})"
             )
         low, high = shape.metadata.get("min"), shape.metadata.get("max")
         if (low is not None and len(text) < low) or (high is not None and len(text) > high):
@@ -221,6 +224,7 @@ def run(
             return job
         if timeout is not None and elapsed + poll_seconds > timeout:
             raise TimeoutError(
-                f"transform job {params['TransformJobName']} still {job.get('TransformJobStatus')} after {elapsed:.0f} s (it goes on)"
+                f"transform job {params['TransformJobName']} still {job.get('TransformJobStatus')} after "
+                f"{elapsed:.0f} s (it goes on)"
             )
         sleep(poll_seconds)

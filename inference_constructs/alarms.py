@@ -266,7 +266,8 @@ class OperationsAlarms(Construct):
             threshold=2 * invocations_per_instance_target,
             periods=15,
             missing=cloudwatch.TreatMissingData.NOT_BREACHING,  # no data: no traffic
-            description=f"InvocationsPerInstance above twice the scaling target ({invocations_per_instance_target:g}/min) "
+            description="InvocationsPerInstance above twice the scaling target "
+            f"({invocations_per_instance_target:g}/min) "
             "for 15 minutes: capacity is not keeping up (max_capacity reached, or new instances fail).",
         )
 
@@ -452,7 +453,8 @@ class OperationsAlarms(Construct):
             threshold=api_p99_latency_ms,
             periods=3,
             missing=cloudwatch.TreatMissingData.NOT_BREACHING,
-            description=f"API p99 latency above {api_p99_latency_ms} ms for 15 minutes (API Gateway times out at 29 s).",
+            description=f"API p99 latency above {api_p99_latency_ms} ms for 15 minutes (API Gateway times out at 29 "
+            "s).",
         )
         self._add(
             "HandlerErrors",

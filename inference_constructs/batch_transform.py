@@ -73,7 +73,8 @@ class BatchTransformAccess(Construct):
         self.caller_policy = iam.ManagedPolicy(
             self,
             "CallerPolicy",
-            description="Start, follow and stop batch transform jobs of this environment's model (python -m inference_client batch)",
+            description="Start, follow and stop batch transform jobs of this environment's model (python -m "
+            "inference_client batch)",
             statements=[
                 iam.PolicyStatement(
                     actions=[

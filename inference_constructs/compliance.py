@@ -80,7 +80,8 @@ FINDINGS: tuple[Finding, ...] = (
     Finding(
         "Execution/Role/DefaultPolicy",
         "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/sagemaker/Endpoints/*]",
-        "The endpoint's log group is named after the endpoint, whose name CloudFormation generates after this policy exists.",
+        "The endpoint's log group is named after the endpoint, whose name CloudFormation generates after this policy "
+        "exists.",
     ),
     Finding(
         "Execution/Role/DefaultPolicy",
@@ -103,7 +104,8 @@ FINDINGS: tuple[Finding, ...] = (
     Finding(
         "Batch/CallerPolicy",
         "AwsSolutions-IAM5[Resource::<StorageInput124FA7A1.Arn>/requests/batch/*]",
-        "A batch dataset is any number of objects the caller names; the grant is objects under the batch input prefix only.",
+        "A batch dataset is any number of objects the caller names; the grant is objects under the batch input prefix "
+        "only.",
     ),
     Finding(
         "Batch/CallerPolicy",
@@ -120,12 +122,14 @@ FINDINGS: tuple[Finding, ...] = (
     Finding(
         "Api/HandlerRole/DefaultPolicy",
         "AwsSolutions-IAM5[Resource::<StorageInput124FA7A1.Arn>/requests/*]",
-        "The API writes each request's input and receipt under requests/<generated inference id>/ and reads receipts back.",
+        "The API writes each request's input and receipt under requests/<generated inference id>/ and reads receipts "
+        "back.",
     ),
     Finding(
         "Api/HandlerRole/DefaultPolicy",
         "AwsSolutions-IAM5[Resource::<StorageInput124FA7A1.Arn>/uploads/*]",
-        "Presigned upload URLs (signed by this role) write uploads/<generated upload id>; the API checks them before submit.",
+        "Presigned upload URLs (signed by this role) write uploads/<generated upload id>; the API checks them before "
+        "submit.",
     ),
     Finding(
         "Api/HandlerRole/DefaultPolicy",
@@ -140,7 +144,8 @@ FINDINGS: tuple[Finding, ...] = (
     Finding(
         "Api/HandlerRole/DefaultPolicy",
         "AwsSolutions-IAM5[Resource::*]",
-        "Lambda active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions.",
+        "Lambda active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level "
+        "permissions.",
     ),
     Finding(
         "Api/RestApi/CloudWatchRole",
@@ -151,7 +156,8 @@ FINDINGS: tuple[Finding, ...] = (
     Finding(
         "Api/RestApi/Default",
         "AwsSolutions-COG4",
-        "Every method uses IAM (SigV4) authorization: the clients are AWS principals (services, CI, operators), not end users.",
+        "Every method uses IAM (SigV4) authorization: the clients are AWS principals (services, CI, operators), not "
+        "end users.",
     ),
     Finding(
         "Api/RestApi",
@@ -215,7 +221,8 @@ FINDINGS: tuple[Finding, ...] = (
         "Api/RestApi",
         "NIST.800.53.R5-APIGWCacheEnabledAndEncrypted",
         "Caching is wrong for this API: submits are POSTs, a status changes until the inference ends, and a "
-        "cache keyed on the path would answer one caller with another's result; no cache means no cached data to encrypt.",
+        "cache keyed on the path would answer one caller with another's result; no cache means no cached data to "
+        "encrypt.",
     ),
     Finding(
         "Api/RestApi",
@@ -344,7 +351,8 @@ CALLBACK_FINDINGS: tuple[Finding, ...] = (
     Finding(
         "Callbacks/NotifierRole/DefaultPolicy",
         "AwsSolutions-IAM5[Resource::*]",
-        "Lambda active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions.",
+        "Lambda active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level "
+        "permissions.",
     ),
     Finding("Callbacks/NotifierRole/DefaultPolicy", "NIST.800.53.R5-IAMNoInlinePolicy", _INLINE_POLICY),
     Finding(

@@ -67,7 +67,8 @@ class ModelArtifact(Construct):
             self._object_arn = f"arn:{cdk.Aws.PARTITION}:s3:::{self.asset.s3_bucket_name}/{self.asset.s3_object_key}"
 
     def grant_read(self, grantee: iam.IGrantable) -> iam.Grant:
-        """s3:GetObject on exactly the model object, or the objects under a multi-model prefix (nothing for a hub model)."""
+        """s3:GetObject on exactly the model object, or the objects under a multi-model prefix
+        (nothing for a hub model)."""
         if self._object_arn is None:
             return iam.Grant.drop(grantee, "read a hub model: the container downloads it, nothing in S3")
         return iam.Grant.add_to_principal(grantee=grantee, actions=["s3:GetObject"], resource_arns=[self._object_arn])

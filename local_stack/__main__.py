@@ -352,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
                     "",
                     f"  API (no auth)        {pipeline.api_url}",
                     f"  S3 / SNS / SQS       {pipeline.aws_endpoint_url}   (moto; any credentials)",
-                    f"  SageMaker runtime    {pipeline.runtime.endpoint_url}   (endpoint {pipeline.runtime.endpoint_name},"
+                    f"  SageMaker runtime    {pipeline.runtime.endpoint_url}   (endpoint "
+                    f"{pipeline.runtime.endpoint_name},"
                     + (
                         f" MaxConcurrentInvocationsPerInstance={config.max_concurrent_invocations})"
                         if config.hosting_mode == "async"

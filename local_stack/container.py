@@ -1,7 +1,8 @@
 """The real inference server (``container/model_server``) as a child process.
 
 Run exactly as the image runs it (``python -m model_server serve``), without the
-image: the ``model_server`` package (the editable install maps it to container/), the model from ``MODEL_DIR`` or ``HF_MODEL_ID``,
+image: the ``model_server`` package (the editable install maps it to container/), the model
+from ``MODEL_DIR`` or ``HF_MODEL_ID``,
 the port from ``SAGEMAKER_BIND_TO_PORT``, bound to 127.0.0.1 only.
 """
 

@@ -100,7 +100,8 @@ class RealtimeRuntime:
             return _error(
                 HTTPStatus.BAD_REQUEST,
                 "ValidationError",
-                f"Endpoint {self.endpoint_name} is not a multi-model endpoint and does not support target model header.",
+                f"Endpoint {self.endpoint_name} is not a multi-model endpoint and does not support target model "
+                "header.",
             )
         return self.forward("/invocations", body, {name: headers[name] for name in _FORWARDED if name in headers})
 

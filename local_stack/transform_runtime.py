@@ -83,7 +83,8 @@ class TransformRuntime:
             if name in self.jobs:
                 raise _Refused(
                     "ResourceInUse",
-                    f"Job name must be unique within an AWS account and region, and a job with this name already exists (arn:aws:sagemaker:{REGION}:{ACCOUNT}:transform-job/{name})",
+                    "Job name must be unique within an AWS account and region, and a job with this name already "
+                    f"exists (arn:aws:sagemaker:{REGION}:{ACCOUNT}:transform-job/{name})",
                 )
             job = {
                 **params,

@@ -246,7 +246,8 @@ class AsyncInferenceStack(cdk.Stack):
             "SuccessTopicArn": notifications.success_topic.topic_arn,
             "ErrorTopicArn": notifications.error_topic.topic_arn,
             "AlarmTopicArn": alarms.topic.topic_arn,
-            # Batch transform (python -m inference_client batch BatchInputUri... BatchOutputUri... --model-name ModelName).
+            # Batch transform (python -m inference_client batch BatchInputUri... BatchOutputUri... --model-name
+            # ModelName).
             "ModelName": endpoint.model.attr_model_name,
             "BatchInputUri": batch.input_uri,
             "BatchOutputUri": batch.output_uri,

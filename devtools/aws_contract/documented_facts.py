@@ -357,7 +357,8 @@ def check_metric_dimensions(template: dict[str, Any]) -> list[Finding]:
                 Finding(
                     use.logical_id,
                     "metric-published",
-                    f"{use.where}: {use.metric_name} is not published for asynchronous endpoints ({ASYNC_METRICS_PAGE})",
+                    f"{use.where}: {use.metric_name} is not published for asynchronous endpoints "
+                    f"({ASYNC_METRICS_PAGE})",
                 )
             )
         elif not published:
@@ -365,7 +366,8 @@ def check_metric_dimensions(template: dict[str, Any]) -> list[Finding]:
                 Finding(
                     use.logical_id,
                     "metric-published",
-                    f"{use.where}: {use.namespace} {use.metric_name} is not in the documented list of {kind} metrics ({pages})",
+                    f"{use.where}: {use.namespace} {use.metric_name} is not in the documented list of {kind} metrics "
+                    f"({pages})",
                 )
             )
         elif use.dimensions not in published:
@@ -470,7 +472,8 @@ def _topic_admits_cloudwatch(resources: dict, topic_id: str, alarms: list[str]) 
                     Finding(
                         topic_id,
                         "alarm-topic-policy",
-                        f"an unconditional Deny of sns:Publish ({statement.get('Sid', 'no Sid')}) stops {ALARM_PUBLISHER}",
+                        f"an unconditional Deny of sns:Publish ({statement.get('Sid', 'no Sid')}) stops "
+                        f"{ALARM_PUBLISHER}",
                     )
                 )
     if policies:
@@ -632,5 +635,6 @@ def _driver_problem(instance_type: str, ami_name: Any, image_cuda_version: str |
     if family not in ami.families:
         return f"{ami.name} does not support the {family} family"
     if ami.cuda < needed:
-        return f"{ami.name} (driver {ami.nvidia_driver}) supports CUDA {ami.cuda[0]}.{ami.cuda[1]}, the image needs {image_cuda_version}"
+        cuda = f"{ami.cuda[0]}.{ami.cuda[1]}"
+        return f"{ami.name} (driver {ami.nvidia_driver}) supports CUDA {cuda}, the image needs {image_cuda_version}"
     return None

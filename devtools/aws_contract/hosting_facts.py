@@ -79,31 +79,37 @@ def check_serverless_configs(template: dict[str, Any]) -> list[Finding]:
             memory = _number(config.get("MemorySizeInMB"))
             if memory is not None and memory % MEMORY_STEP_MB:
                 found(
-                    f"ProductionVariants[{index}].ServerlessConfig.MemorySizeInMB {memory:g} is not a multiple of 1024 (1 GB steps)"
+                    f"ProductionVariants[{index}].ServerlessConfig.MemorySizeInMB {memory:g} is not a multiple of "
+                    "1024 (1 GB steps)"
                 )
             maximum, provisioned = _number(config.get("MaxConcurrency")), _number(config.get("ProvisionedConcurrency"))
             if maximum is not None and provisioned is not None and provisioned > maximum:
                 found(
-                    f"ProductionVariants[{index}].ServerlessConfig.ProvisionedConcurrency {provisioned:g} exceeds MaxConcurrency {maximum:g}"
+                    f"ProductionVariants[{index}].ServerlessConfig.ProvisionedConcurrency {provisioned:g} exceeds "
+                    f"MaxConcurrency {maximum:g}"
                 )
             for member in INSTANCE_MEMBERS:
                 if variant.get(member) not in (None, {"Ref": "AWS::NoValue"}):
                     found(
-                        f"ProductionVariants[{index}] has {member} next to ServerlessConfig: a serverless variant has no instances"
+                        f"ProductionVariants[{index}] has {member} next to ServerlessConfig: a serverless variant has "
+                        "no instances"
                     )
             model = resources.get(_referenced_id(variant.get("ModelName")) or "", {}).get("Properties", {})
             if model.get("EnableNetworkIsolation") in (True, "true"):
                 found(
-                    f"ProductionVariants[{index}] serves a model with EnableNetworkIsolation: serverless endpoints do not support it"
+                    f"ProductionVariants[{index}] serves a model with EnableNetworkIsolation: serverless endpoints do "
+                    "not support it"
                 )
             if model.get("VpcConfig"):
                 found(
-                    f"ProductionVariants[{index}] serves a model with VpcConfig: serverless endpoints do not support VPCs"
+                    f"ProductionVariants[{index}] serves a model with VpcConfig: serverless endpoints do not support "
+                    "VPCs"
                 )
             containers = [model.get("PrimaryContainer") or {}, *(model.get("Containers") or [])]
             if any(isinstance(c, dict) and c.get("Mode") == "MultiModel" for c in containers):
                 found(
-                    f"ProductionVariants[{index}] serves a multi-model container (Mode MultiModel): serverless endpoints do not support multi-model"
+                    f"ProductionVariants[{index}] serves a multi-model container (Mode MultiModel): serverless "
+                    "endpoints do not support multi-model"
                 )
     return findings
 
@@ -148,7 +154,8 @@ def check_variant_scaling(template: dict[str, Any]) -> list[Finding]:
                     Finding(
                         logical_id,
                         "serverless-scaling",
-                        f"{dimension} on a serverless variant: only {PROVISIONED_CONCURRENCY} scales ({SERVERLESS_PAGE})",
+                        f"{dimension} on a serverless variant: only {PROVISIONED_CONCURRENCY} scales "
+                        f"({SERVERLESS_PAGE})",
                     )
                 )
                 continue
@@ -179,7 +186,8 @@ def check_variant_scaling(template: dict[str, Any]) -> list[Finding]:
                 Finding(
                     logical_id,
                     "variant-scaling",
-                    f"{PROVISIONED_CONCURRENCY} on a {mode} variant: only serverless variants have provisioned concurrency",
+                    f"{PROVISIONED_CONCURRENCY} on a {mode} variant: only serverless variants have provisioned "
+                    "concurrency",
                 )
             )
         elif mode == "realtime" and low is not None and low < 1:
@@ -187,7 +195,8 @@ def check_variant_scaling(template: dict[str, Any]) -> list[Finding]:
                 Finding(
                     logical_id,
                     "realtime-scaling",
-                    f"MinCapacity {low:g} on a real-time variant: only asynchronous endpoints scale to zero ({render(props.get('ResourceId'))})",
+                    f"MinCapacity {low:g} on a real-time variant: only asynchronous endpoints scale to zero "
+                    f"({render(props.get('ResourceId'))})",
                 )
             )
     return findings
@@ -219,7 +228,8 @@ def check_serverless_deployments(template: dict[str, Any]) -> list[Finding]:
                 Finding(
                     logical_id,
                     "serverless-deployment",
-                    f"traffic routing {kind}: its steps are shares of instances, which a serverless variant has none of; use ALL_AT_ONCE",
+                    f"traffic routing {kind}: its steps are shares of instances, which a serverless variant has none "
+                    "of; use ALL_AT_ONCE",
                 )
             )
     return findings

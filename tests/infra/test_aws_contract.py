@@ -342,7 +342,8 @@ def test_unresolved_intrinsics_count_as_present_and_novalue_as_absent() -> None:
     assert validate_request("sagemaker", "CreateEndpoint", params) == []
     routing["WaitIntervalInSeconds"] = {"Ref": "AWS::NoValue"}
     assert [v.message for v in validate_request("sagemaker", "CreateEndpoint", params)] == [
-        "missing required member WaitIntervalInSeconds (TrafficRoutingConfig requires ['Type', 'WaitIntervalInSeconds'])"
+        "missing required member WaitIntervalInSeconds (TrafficRoutingConfig requires ['Type', "
+        "'WaitIntervalInSeconds'])"
     ]
 
 
