@@ -30,6 +30,7 @@ start (a port in use, a model that does not load: the model server's error is pr
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -234,10 +235,8 @@ def _pid(pipeline: LocalPipeline) -> int | None:
 
 def _say(message: str, *, error: bool = False) -> None:
     """Print, but never let a closed terminal or pipe (``| tee`` hit by the same Ctrl-C) stop the cleanup."""
-    try:
+    with contextlib.suppress(BrokenPipeError, OSError, ValueError):
         print(message, file=sys.stderr if error else sys.stdout, flush=True)
-    except (BrokenPipeError, OSError, ValueError):
-        pass
 
 
 # Set by the first SIGINT / SIGTERM: the pipeline is stopping, further signals change nothing.

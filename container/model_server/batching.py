@@ -21,6 +21,7 @@ that runs out lowers the expectation to what actually arrived.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -79,10 +80,8 @@ class DynamicBatcher:
         """Called after the server has drained in-flight requests."""
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         self._executor.shutdown(wait=True)
 
     async def submit(self, inputs: list[Any], parameters: dict[str, Any]) -> tuple[list[Any], BatchInfo]:
@@ -137,10 +136,8 @@ class DynamicBatcher:
                 self._recent.append(len(queue))
                 return
             self._wakeup.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), remaining)
-            except TimeoutError:
-                pass
         if target > 1:
             await asyncio.sleep(_STRAGGLER_S)
 

@@ -111,7 +111,7 @@ class QuestionAnsweringModel:
                 options["handle_impossible_answer"],
                 options["max_answer_len"],
             )
-            for s, e, score in zip(span_starts, span_ends, scores):
+            for s, e, score in zip(span_starts, span_ends, scores, strict=False):
                 if sequence_ids[s] != context_sequence or sequence_ids[e] != context_sequence:
                     continue  # the CLS token: "no answer" is added below when asked for
                 begin, finish = offsets[window][s][0], offsets[window][e][1]

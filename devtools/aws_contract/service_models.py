@@ -102,9 +102,8 @@ def _check(shape: Shape, value: Any, path: str, found: list[Violation]) -> None:
         _string(shape, value, path, found)
     elif kind in _NUMERIC:
         _number(shape, value, path, found)
-    elif kind == "boolean":
-        if not (isinstance(value, bool) or value in ("true", "false")):
-            found.append(Violation(path, f"{value!r} is not a boolean"))
+    elif kind == "boolean" and not (isinstance(value, bool) or value in ("true", "false")):
+        found.append(Violation(path, f"{value!r} is not a boolean"))
 
 
 def _structure(shape: StructureShape, value: Any, path: str, found: list[Violation]) -> None:

@@ -270,7 +270,7 @@ class Api:
 
     def call(self, raw_event: Any) -> Answer:
         result = self.module.handler(raw_event, LambdaContext())
-        headers = {k: v for k, v in (result.get("headers") or {}).items()}
+        headers = dict((result.get("headers") or {}).items())
         for name, values in (result.get("multiValueHeaders") or {}).items():
             headers.setdefault(name, values[-1])
         body = json.loads(result["body"]) if result.get("body") else None

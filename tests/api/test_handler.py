@@ -285,7 +285,7 @@ def test_input_that_failed_to_start_is_retried_safely_with_the_same_key(api):
     assert failed.status == 503
     expected_id = inference_id_for_key("retry-me")
     stored = api.s3.list_objects_v2(Bucket=INPUT_BUCKET, Prefix=f"requests/{expected_id}/")
-    assert [o["Key"] for o in stored["Contents"]][0].startswith(f"requests/{expected_id}/input-")  # kept, no receipt
+    assert next(o["Key"] for o in stored["Contents"]).startswith(f"requests/{expected_id}/input-")  # kept, no receipt
 
     retried = api.submit('{"inputs": "x"}', Idempotency_Key="retry-me")
     assert retried.status == 202

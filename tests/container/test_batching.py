@@ -54,7 +54,7 @@ def test_requests_with_different_parameters_are_batched_apart(server: ServerProc
         long = occupy_model(server, pool)
         sent = [
             (name, pool.submit(post, server, {"inputs": text, "parameters": groups[name]}))
-            for name, text in zip("aaaabbb", TEXTS)
+            for name, text in zip("aaaabbb", TEXTS, strict=False)
         ]
         results = [(name, f.result(timeout=60)) for name, f in sent]
         long.result(timeout=60)

@@ -279,10 +279,10 @@ def test_queued_requests_batch_by_parameters_and_get_their_own_outputs() -> None
         return results
 
     results = run(scenario())
-    for i, (outputs, info) in enumerate(results[1:7]):
+    for i, (outputs, _info) in enumerate(results[1:7]):
         assert outputs == [f"X{i}"]
     assert results[7][0] == [f"Y{i}" for i in range(6)]
-    for inputs, parameters in model.calls:
+    for inputs, _parameters in model.calls:
         assert len(inputs) <= 4  # the oversized request was chunked
     # Every call saw one parameter set; groups of queued requests were batched.
     assert any(len(inputs) == 3 for inputs, _ in model.calls)

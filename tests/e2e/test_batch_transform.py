@@ -56,7 +56,7 @@ def _cli(*argv: str) -> tuple[int, str, str]:
 def test_batch_scores_every_object_and_reports_progress_until_completed(
     healthy_pipeline: LocalPipeline, transform
 ) -> None:
-    runtime, s3, bucket = transform
+    _runtime, s3, bucket = transform
     texts = {f"batch/in/run1/doc{i}.json": {"inputs": unique_text(f"doc {i}")} for i in range(2)}
     for key, document in texts.items():
         s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(document).encode())

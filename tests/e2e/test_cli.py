@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import re
 import subprocess
@@ -404,7 +405,7 @@ def test_the_upload_hook_sees_every_byte_in_order(counting_api: tuple[str, list[
     )
     assert received == [1_000_001]
     assert seen[0] == (0, 1_000_001) and seen[-1] == (1_000_001, 1_000_001)
-    assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:], strict=False)) and len(seen) > 3
+    assert all(a[0] <= b[0] for a, b in itertools.pairwise(seen)) and len(seen) > 3
 
 
 def test_upload_progress_rewrites_one_line_on_a_terminal() -> None:

@@ -4,6 +4,7 @@ taken port ends it at once with an error that names the cause."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -169,10 +170,8 @@ class _Run:
             self.process.kill()
             self.process.wait(timeout=10)
         for pid in left:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")

@@ -216,7 +216,7 @@ def test_describe_alarms_on_other_alarms_is_not_enough(dev: dict) -> None:
 
 
 def test_rollback_alarm_missing_from_the_stack_is_refused(dev: dict) -> None:
-    alarm_id, alarm = _first(dev, "AWS::CloudWatch::Alarm", _alarm_on("Invocation5XXErrors"))
+    _alarm_id, alarm = _first(dev, "AWS::CloudWatch::Alarm", _alarm_on("Invocation5XXErrors"))
     alarm["AlarmName"] = "renamed"
     _assert_finds(dev, "[rollback-alarm-exists]", "AsyncInference-dev-endpoint-5xx-errors")
 

@@ -8,6 +8,7 @@ capacities come from each environment's synthesized template.
 from __future__ import annotations
 
 import copy
+import itertools
 
 import pytest
 
@@ -35,7 +36,7 @@ def _run(template: dict, arrivals: list[int], cold_start: int = COLD_START_MINUT
 
 
 def _assert_no_scale_in_with_backlog(trace: list[Minute]) -> None:
-    for before, now in zip(trace, trace[1:]):
+    for before, now in itertools.pairwise(trace):
         if now.desired < before.desired:
             assert now.backlog == 0, (
                 f"minute {now.minute}: scaled in {before.desired}->{now.desired} with backlog {now.backlog}"
