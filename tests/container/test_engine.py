@@ -176,7 +176,8 @@ def test_large_buffers_travel_out_of_band_and_arrive_intact() -> None:
 def test_small_messages_are_one_write() -> None:
     parts = transport.encode({"id": 7, "inputs": ["a short text"], "parameters": {}})
     assert len(parts) == 1
-    assert pickle.loads(bytes(parts[0])[8:]) == {"id": 7, "inputs": ["a short text"], "parameters": {}}
+    decoded = pickle.loads(bytes(parts[0])[8:])  # noqa: S301 - our own encoder's bytes
+    assert decoded == {"id": 7, "inputs": ["a short text"], "parameters": {}}
 
 
 def test_ping_is_fast_while_the_engine_restarts(crash_server: ServerProcess) -> None:
@@ -252,3 +253,37 @@ def test_sigterm_while_the_model_loads_stops_at_once(user_model_dir: Path, start
     poll(lambda: not alive(engine), timeout=10, what="the engine to exit")
     assert time.monotonic() - started < 10, "the stop waited for the load"
     assert not server.log_events("engine_kill"), "the engine had to be killed: it waited for the load"
+
+
+def test_engine_process_interface_as_a_front_end_uses_it(tiny_model_dir: Path) -> None:
+    """What engine.py promises a front end (the multi-model front end owns several of these)."""
+    from model_server.engine_process import EngineProcess
+    from model_server.errors import ServerError
+    from model_server.settings import Settings
+
+    async def scenario() -> None:
+        engine = EngineProcess(Settings(_env_file=None, model_dir=tiny_model_dir, warmup=False), name="tiny")
+        await engine.start()
+        assert engine.status == "loading"
+        try:
+            assert await engine.wait_ready(120), engine.error
+            pid = engine.pid
+            assert pid is not None and pid != os.getpid() and alive(pid)
+            memory = engine.memory_bytes()
+            assert memory is not None and memory > 50 * 2**20  # torch and the model live there
+            assert engine.task == "text2text-generation" and engine.user_code is False
+            outputs, info = await engine.infer(["one", "two"], {"max_new_tokens": 2})
+            assert len(outputs) == 2 and (info.size, info.requests) == (2, 1)
+            with pytest.raises(ServerError) as bad:
+                await engine.infer(["x"], {"no_such_option": 1})
+            assert bad.value.status == 400 and "no_such_option" in bad.value.message
+            assert await engine.echo({"inputs": ["é"]}) == {"inputs": ["é"]}
+        finally:
+            await engine.stop(10)
+        assert engine.status == "stopped" and engine.pid is None
+        poll(lambda: not alive(pid), timeout=10, what="the engine to exit")
+        with pytest.raises(ServerError) as stopped:
+            await engine.infer(["late"], {})
+        assert stopped.value.status == 503
+
+    asyncio.run(scenario())
