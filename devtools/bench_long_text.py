@@ -20,7 +20,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 WORDS = ["alpha", "beta", "gamma", "the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "42", "!?"]
 
@@ -66,15 +68,17 @@ def main(argv: list[str] | None = None) -> int:
         f"{'chars':>10} {'whole-text tokenize':>20} {'bounded prefix':>15} {'request (4 tokens)':>19} "
         f"{'JSON parse':>11}"
     )
+
+    def tokenize_prefix(text: str) -> Any:
+        return tokenizer(bounded_prefix(text, tokenizer, n), truncation=True, max_length=n)
+
     for size in (int(s) for s in args.sizes.split(",")):
         text = text_of(size)
-        whole = best_of(args.rounds, lambda: tokenizer(text, truncation=True, max_length=n))
-        bounded = best_of(
-            args.rounds, lambda: tokenizer(bounded_prefix(text, tokenizer, n), truncation=True, max_length=n)
-        )
-        request = best_of(args.rounds, lambda: model.predict_batch([text], {"max_new_tokens": 4, "min_new_tokens": 4}))
+        whole = best_of(args.rounds, partial(tokenizer, text, truncation=True, max_length=n))
+        bounded = best_of(args.rounds, partial(tokenize_prefix, text))
+        request = best_of(args.rounds, partial(model.predict_batch, [text], {"max_new_tokens": 4, "min_new_tokens": 4}))
         body = json.dumps({"inputs": text}).encode()
-        parse = best_of(args.rounds, lambda: json.loads(body))
+        parse = best_of(args.rounds, partial(json.loads, body))
         print(
             f"{size:>10} {whole * 1000:>17.1f} ms {bounded * 1000:>12.1f} ms {request * 1000:>16.1f} ms "
             f"{parse * 1000:>8.1f} ms"

@@ -151,6 +151,7 @@ def resolve(target: ImageTarget, requirements: Path, constraints: Path | None = 
             text=True,
             env=env,
             timeout=900,
+            check=False,
         )
         if done.returncode != 0:
             raise ResolutionError(done.stderr.strip() or done.stdout.strip())

@@ -85,11 +85,14 @@ class StepPolicy:
         return self.cooldown_from <= minute < self.cooldown_until
 
     def desired(self, current: int, breach: float, minute: int) -> int:
-        for lower, upper, adjustment in self.steps:
-            if (lower is None or breach >= lower) and (upper is None or breach < upper):
-                break
-        else:
+        matching = [
+            step
+            for lower, upper, step in self.steps
+            if (lower is None or breach >= lower) and (upper is None or breach < upper)
+        ]
+        if not matching:
             return current
+        adjustment = matching[0]
         if self.adjustment_type == "ExactCapacity":
             return adjustment
         if self.in_cooldown(minute) and adjustment > 0:

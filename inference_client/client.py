@@ -218,7 +218,8 @@ class InferenceClient:
             # urllib from switching to chunked encoding (which S3 presigned requests refuse).
             data = _ProgressReader(body, progress)
             headers = {**headers, "Content-Length": str(len(body))}
-        request = urllib.request.Request(url, data=data, method=method, headers=headers)
+        # The API's own URL (checked http(s) in __init__) or a presigned S3 URL it answered with.
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310 - see above
         # Loopback never goes through a proxy from the environment (HTTP_PROXY and friends).
         opener = _DIRECT if is_local(url) else _DEFAULT
         try:

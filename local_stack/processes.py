@@ -35,7 +35,7 @@ def spawn(
     stdout: int | IO[Any] | None = None,
     stderr: int | IO[Any] | None = None,
 ) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(  # noqa: S603 - argv is ours, never a shell string
+    return subprocess.Popen(  # argv is ours, never a shell string
         list(argv),
         env=dict(env),
         cwd=cwd,

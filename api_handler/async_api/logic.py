@@ -78,9 +78,8 @@ def lower_headers(event: Mapping[str, Any]) -> dict[str, str]:
     for source in (event.get("multiValueHeaders"), event.get("headers")):
         if not isinstance(source, Mapping):
             continue
-        for name, value in source.items():
-            if isinstance(value, list):
-                value = value[-1] if value else None
+        for name, raw in source.items():
+            value = (raw[-1] if raw else None) if isinstance(raw, list) else raw
             if isinstance(name, str) and isinstance(value, str):
                 headers[name.lower()] = value
     return headers

@@ -8,18 +8,21 @@ Connections that arrive meanwhile wait in the kernel's accept queue.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import sys
+
+from . import contract  # plain data: keeps the listen-before-import promise
 
 USAGE = "usage: python -m model_server serve"
 
 
 def _listen() -> socket.socket:
     # Read the two variables by hand here; Settings validates them again below.
-    host = os.environ.get("MODEL_SERVER_HOST", "0.0.0.0")
-    port = int(os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080"))
+    host = os.environ.get(contract.HOST, contract.DEFAULT_HOST)
+    port = int(os.environ.get(contract.BIND_TO_PORT, str(contract.DEFAULT_PORT)))
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -48,10 +51,9 @@ def _map_large_buffers() -> None:
     import ctypes
     import ctypes.util
 
-    try:
+    # Not glibc (musl, macOS): nothing to tune.
+    with contextlib.suppress(OSError, AttributeError, TypeError):
         ctypes.CDLL(ctypes.util.find_library("c")).mallopt(_M_MMAP_THRESHOLD, _LARGE_BUFFER_BYTES)
-    except (OSError, AttributeError, TypeError):
-        pass  # not glibc (musl, macOS): nothing to tune
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,10 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sock = _listen()
     except (ValueError, OverflowError, OSError) as exc:
-        port = os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080")
+        port = os.environ.get(contract.BIND_TO_PORT, str(contract.DEFAULT_PORT))
         print(
-            f"cannot listen on {os.environ.get('MODEL_SERVER_HOST', '0.0.0.0')}:{port} "
-            f"(SAGEMAKER_BIND_TO_PORT={port!r}): {exc}",
+            f"cannot listen on {os.environ.get(contract.HOST, contract.DEFAULT_HOST)}:{port} "
+            f"({contract.BIND_TO_PORT}={port!r}): {exc}",
             file=sys.stderr,
         )
         return 2

@@ -174,7 +174,8 @@ def create_app(settings: Settings, state: ModelState | None = None, *, engine: E
 
     async def http_error(request: Request, exc: Exception) -> Response:
         # 404 / 405 as JSON too: every error body is JSON.
-        assert isinstance(exc, HTTPException)
+        if not isinstance(exc, HTTPException):  # Starlette routes only HTTPException here
+            raise exc
         return _json(exc.status_code, {"error": exc.detail, "message": exc.detail, "status": exc.status_code})
 
     app = Starlette(

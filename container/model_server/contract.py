@@ -22,7 +22,7 @@ PROGRAM: Final = "SAGEMAKER_PROGRAM"
 MODEL_DIR: Final = "MODEL_DIR"
 HF_MODEL_ID: Final = "HF_MODEL_ID"
 HF_MODEL_REVISION: Final = "HF_MODEL_REVISION"
-HF_API_TOKEN: Final = "HF_API_TOKEN"
+HF_API_TOKEN: Final = "HF_API_TOKEN"  # noqa: S105 - the variable's name, not a token
 HF_TASK: Final = "HF_TASK"
 
 # ------------------------------------------------------------------ the server's own knobs
@@ -39,6 +39,9 @@ STACK_VARIABLES: Final = frozenset({DEVICE, MAX_REQUEST_BYTES, MAX_BATCH_SIZE, H
 
 # ------------------------------------------------------------------ defaults
 DEFAULT_PORT: Final = 8080  # SageMaker's, when SAGEMAKER_BIND_TO_PORT is unset
+# Every interface inside the container: SageMaker connects from outside it. Tests, `make serve`
+# and the local stack set MODEL_SERVER_HOST=127.0.0.1.
+DEFAULT_HOST: Final = "0.0.0.0"  # noqa: S104 - see above
 DEFAULT_MODEL_DIR: Final = "/opt/ml/model"  # where SageMaker unpacks ModelDataUrl
 # The largest payload an asynchronous endpoint accepts, 1 GB
 # (https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference.html).

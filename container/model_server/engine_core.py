@@ -45,7 +45,8 @@ class EngineCore:
     async def handle(self, body: bytes, content_type: str, accept: str | None, headers: dict[str, str]) -> HookResponse:
         loaded = self._loaded()
         user_code = loaded.user_code
-        assert user_code is not None
+        if user_code is None:
+            raise RuntimeError("handle() serves user scripts only; the model has none")
         # On the inference thread, between batches: the toolkit runs one request at a time.
         response: HookResponse = await self.batcher.run_exclusive(
             lambda: user_code.handle(loaded.model, body, content_type, accept, headers)

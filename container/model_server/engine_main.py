@@ -17,6 +17,7 @@ closes and the engine ends with it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -92,10 +93,9 @@ class EngineServer:
 
         def wait() -> None:
             state.wait()
-            try:
+            # RuntimeError: the engine stopped before the load finished.
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(settle)
-            except RuntimeError:
-                pass  # the engine stopped before the load finished
 
         # A daemon thread, not the loop's executor: a stop during a long load (a hub download)
         # must not wait for the load to end.

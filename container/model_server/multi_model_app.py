@@ -164,7 +164,8 @@ def create_multi_model_app(settings: Settings, registry: ModelRegistry) -> ASGIA
         return response
 
     async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)  # noqa: S101 - Starlette calls this handler for HTTPException only
+        if not isinstance(exc, HTTPException):  # Starlette routes only HTTPException here
+            raise exc
         return _json(exc.status_code, {"error": exc.detail, "message": exc.detail, "status": exc.status_code})
 
     app = Starlette(

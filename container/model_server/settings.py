@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     port: int = Field(contract.DEFAULT_PORT, ge=1, le=65535, validation_alias=contract.BIND_TO_PORT)
     # 0.0.0.0 inside a container (SageMaker connects from outside it); tests and
     # `make serve` bind to 127.0.0.1.
-    host: str = "0.0.0.0"
+    host: str = contract.DEFAULT_HOST
 
     # --- where the model comes from (Hugging Face toolkit names) -------------
     model_dir: Path = Field(Path(contract.DEFAULT_MODEL_DIR), validation_alias=contract.MODEL_DIR)

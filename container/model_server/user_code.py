@@ -83,7 +83,8 @@ def import_user_module(path: Path) -> Any:
         sys.path.append(str(TOOLKIT_COMPAT_DIR))
     name = path.stem
     spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{path} cannot be loaded as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
@@ -156,7 +157,8 @@ class UserCode:
 
     def _call(self, name: str, context: HookContext, *args: Any) -> Any:
         fn = self.hooks[name]
-        assert fn is not None
+        if fn is None:
+            raise RuntimeError(f"the user script defines no {name}")
         return fn(*args, context) if self.with_context[name] else fn(*args)
 
     def context(self, headers: dict[str, str] | None = None) -> HookContext:

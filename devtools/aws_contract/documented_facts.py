@@ -635,6 +635,8 @@ def _driver_problem(instance_type: str, ami_name: Any, image_cuda_version: str |
     if family not in ami.families:
         return f"{ami.name} does not support the {family} family"
     if ami.cuda < needed:
-        cuda = f"{ami.cuda[0]}.{ami.cuda[1]}"
-        return f"{ami.name} (driver {ami.nvidia_driver}) supports CUDA {cuda}, the image needs {image_cuda_version}"
+        supported = f"{ami.cuda[0]}.{ami.cuda[1]}"
+        return (
+            f"{ami.name} (driver {ami.nvidia_driver}) supports CUDA {supported}, the image needs {image_cuda_version}"
+        )
     return None

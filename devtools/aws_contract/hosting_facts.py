@@ -68,7 +68,10 @@ def check_serverless_configs(template: dict[str, Any]) -> list[Finding]:
         serverless = [(i, v) for i, v in enumerate(variants) if v.get("ServerlessConfig")]
         if not serverless:
             continue
-        found = lambda message: findings.append(Finding(logical_id, "serverless", f"{message} ({SERVERLESS_PAGE})"))  # noqa: E731
+
+        def found(message: str, logical_id: str = logical_id) -> None:
+            findings.append(Finding(logical_id, "serverless", f"{message} ({SERVERLESS_PAGE})"))
+
         if len(variants) > 1:
             found(f"{len(variants)} production variants: a serverless endpoint serves one")
         for key in ("AsyncInferenceConfig", "DataCaptureConfig", "KmsKeyId"):

@@ -11,7 +11,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import botocore.session
 import httpx
@@ -33,7 +33,7 @@ from tests.api.conftest import (
 class _Container(BaseHTTPRequestHandler):
     """A model container: echoes JSON with the headers it saw; {"fail": true} is a 400."""
 
-    seen: list[dict[str, str]] = []
+    seen: ClassVar[list[dict[str, str]]] = []
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))

@@ -169,7 +169,7 @@ def test_hub_offline_mode_is_reported_the_same_way(monkeypatch: pytest.MonkeyPat
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(loader.ModelSourceError, match="OfflineModeIsEnabled.*HF_HUB_OFFLINE"):
+    with pytest.raises(loader.ModelSourceError, match=r"OfflineModeIsEnabled.*HF_HUB_OFFLINE"):
         loader.resolve_model_dir(Settings(hf_model_id="org/model"))
 
 

@@ -286,7 +286,7 @@ def _make_n(*args: str) -> str:
 @pytest.mark.parametrize("environment", ["dev", "prod"])
 def test_make_diff_is_read_only_and_never_fails_on_a_difference(environment: str) -> None:
     recipe = _make_n("diff", f"ENV={environment}")
-    line = next(l for l in recipe.splitlines() if " diff " in l and "cdk" in l)
+    line = next(x for x in recipe.splitlines() if " diff " in x and "cdk" in x)
     assert f"-c env={environment} AsyncInference-{environment}" in line
     assert "--method=template" in recipe, "a change set would need the deploy role"
     assert "--fail-on=never" in recipe
@@ -294,6 +294,6 @@ def test_make_diff_is_read_only_and_never_fails_on_a_difference(environment: str
 
 
 def test_make_deploy_deploys_only_that_environments_stack() -> None:
-    recipe = [l for l in _make_n("deploy", "ENV=prod").splitlines() if " deploy " in l and "cdk" in l]
+    recipe = [x for x in _make_n("deploy", "ENV=prod").splitlines() if " deploy " in x and "cdk" in x]
     assert len(recipe) == 1
     assert "AsyncInference-prod" in recipe[0] and "ci=true" not in recipe[0] and "--all" not in recipe[0]

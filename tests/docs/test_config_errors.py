@@ -79,7 +79,7 @@ def test_an_out_of_range_value_is_named_with_the_allowed_range(path: tuple[str, 
     for bad in out_of_range(bounds):
         with pytest.raises(ConfigError) as caught:
             parse_environment(_with(path, bad))
-        line = next((l for l in str(caught.value).splitlines() if l.strip().startswith(f"{name} = ")), None)
+        line = next((x for x in str(caught.value).splitlines() if x.strip().startswith(f"{name} = ")), None)
         assert line is not None, str(caught.value)
         assert f"{name} = {bad!r}" in line and f"(allowed: {expected_range(bounds)})" in line, line
 

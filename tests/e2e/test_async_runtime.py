@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import boto3
 import pytest
@@ -34,7 +34,7 @@ class StubModel(BaseHTTPRequestHandler):
     max_active = 0
     calls = 0
     lock = threading.Lock()
-    seen_attributes: list[str | None] = []  # X-Amzn-SageMaker-Custom-Attributes of each call
+    seen_attributes: ClassVar[list[str | None]] = []  # X-Amzn-SageMaker-Custom-Attributes of each call
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:

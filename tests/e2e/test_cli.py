@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import botocore.session
 import httpx
@@ -222,7 +222,7 @@ def test_a_retried_submit_starts_the_job_once(
 
 # ------------------------------------------------------------------ SigV4
 class _Capture(BaseHTTPRequestHandler):
-    seen: list[dict[str, str]] = []
+    seen: ClassVar[list[dict[str, str]]] = []
 
     def do_GET(self) -> None:
         type(self).seen.append(dict(self.headers.items()))

@@ -201,6 +201,7 @@ def assert_handler_importable_from_asset(outdir: Path, function: dict[str, Any])
         capture_output=True,
         text=True,
         timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
 

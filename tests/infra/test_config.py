@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pytest
@@ -88,5 +89,5 @@ def test_storage_volume_encryption_allowed_without_nvme() -> None:
 
 
 def test_local_model_directory_must_exist(tmp_path) -> None:
-    with pytest.raises(ConfigError, match="model.local.path"):
+    with pytest.raises(ConfigError, match=re.escape("model.local.path")):
         parse_environment(_dev(model={"kind": "local", "path": str(tmp_path / "missing")}))

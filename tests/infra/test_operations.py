@@ -15,6 +15,7 @@ from app_config import ConfigError, load_environment, parse_environment
 from app_config.environments import ENVIRONMENTS
 from devtools.aws_contract.documented_facts import PUBLISHED_DIMENSIONS
 from inference_constructs.alarms import rollback_alarm_names
+from tests.infra.conftest import ASYNC_ENVIRONMENTS, cdk_context
 
 ALARM_DESCRIPTION_MAX = (
     botocore.session.get_session()
@@ -23,7 +24,6 @@ ALARM_DESCRIPTION_MAX = (
     .input_shape.members["AlarmDescription"]
     .metadata["max"]
 )
-from tests.infra.conftest import ASYNC_ENVIRONMENTS, cdk_context
 
 ENDPOINT = {"Fn::GetAtt": [Match.string_like_regexp("^InferenceEndpoint"), "EndpointName"]}
 
