@@ -67,9 +67,17 @@ synth: install-synth ## Synthesize every environment into cdk.out/ (cdk-nag chec
 checkov: synth $(CHECKOV_VENV)/.installed ## Scan cdk.out with checkov (accepted failures are skipped in the template, with reasons)
 	$(CHECKOV_VENV)/bin/checkov -d cdk.out --framework cloudformation --skip-download --compact
 
+# The gates (configured in pyproject.toml). Each runs even when one before it failed, so one
+# run reports every problem; `failed` makes the recipe fail at the end.
+LINT_GATES = $(PY) -m ruff check . || failed=1; $(PY) -m ruff format --check . || failed=1; $(PY) -m mypy || failed=1
+
 .PHONY: test
-test: install ## Run the whole test suite (offline)
-	$(PY) -m pytest
+test: install ## Run the whole test suite (offline), then ruff and mypy; fails if any of them failed
+	@failed=0; $(PY) -m pytest || failed=1; $(LINT_GATES); exit $$failed
+
+.PHONY: lint
+lint: $(VENV)/.installed ## Only the gates: ruff check, ruff format --check, mypy
+	@failed=0; $(LINT_GATES); exit $$failed
 
 .PHONY: clean
 clean: ## Remove build output (keeps the venv and node_modules)
