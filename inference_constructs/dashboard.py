@@ -28,6 +28,22 @@ def _graph(
     return cloudwatch.GraphWidget(title=title, left=metrics, right=right, width=8, height=6)
 
 
+def _powertools_counts(namespace: str, service_name: str) -> Callable[[str], cloudwatch.Metric]:
+    """count(name) of a function's own Powertools metrics: dimension "service" is its
+    POWERTOOLS_SERVICE_NAME."""
+
+    def count(name: str) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace=namespace,
+            metric_name=name,
+            dimensions_map={"service": service_name},
+            statistic="Sum",
+            period=ONE_MINUTE,
+        )
+
+    return count
+
+
 def _per_variant(
     endpoint_name: str, variant_name: str, *, namespace: str = NAMESPACE
 ) -> Callable[[str, str], cloudwatch.Metric]:
@@ -184,15 +200,7 @@ class OperationsDashboard(Construct):
     ) -> None:
         dimensions = {"ApiName": api_name, "Stage": stage_name}
 
-        # The handler's own Powertools metrics: dimension "service" is POWERTOOLS_SERVICE_NAME.
-        def handler(name: str) -> cloudwatch.Metric:
-            return cloudwatch.Metric(
-                namespace=metrics_namespace,
-                metric_name=name,
-                dimensions_map={"service": service_name},
-                statistic="Sum",
-                period=ONE_MINUTE,
-            )
+        handler = _powertools_counts(metrics_namespace, service_name)
 
         def api(name: str, stat: str = "Sum") -> cloudwatch.Metric:
             return cloudwatch.Metric(
@@ -242,14 +250,7 @@ class OperationsDashboard(Construct):
         """Completion callbacks: what the notifier did (its Powertools counts, dimension
         "service"), what waits in its queue (retries hide there), and the dead letters."""
 
-        def outcome(name: str) -> cloudwatch.Metric:
-            return cloudwatch.Metric(
-                namespace=metrics_namespace,
-                metric_name=name,
-                dimensions_map={"service": service_name},
-                statistic="Sum",
-                period=ONE_MINUTE,
-            )
+        outcome = _powertools_counts(metrics_namespace, service_name)
 
         self.dashboard.add_widgets(
             _graph(

@@ -53,6 +53,16 @@ def error_response(exc: ServerError) -> Response:
     return _json(exc.status, {"error": exc.title, "message": exc.message, "status": exc.status})
 
 
+def refused(exc: ServerError) -> Response:
+    """The error answer of a request that failed with `exc`, logged (a warning for 5xx)."""
+    log.log(
+        logging.WARNING if exc.status >= 500 else logging.INFO,
+        "request failed",
+        extra={"event": "request_error", "status": exc.status, "error": exc.message},
+    )
+    return error_response(exc)
+
+
 class EchoCustomAttributes:
     """Echo ``X-Amzn-SageMaker-Custom-Attributes`` on every response that had it.
 
@@ -84,12 +94,7 @@ async def invoke_or_error(request: Request, engine: Engine, settings: Settings) 
     try:
         return await invoke(request, engine, settings)
     except ServerError as exc:
-        log.log(
-            logging.WARNING if exc.status >= 500 else logging.INFO,
-            "request failed",
-            extra={"event": "request_error", "status": exc.status, "error": exc.message},
-        )
-        return error_response(exc)
+        return refused(exc)
     except Exception as exc:
         log.exception("unexpected error")
         return error_response(from_model_exception(exc))

@@ -35,7 +35,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from .app import EchoCustomAttributes, _json, error_response, invoke_or_error
+from .app import EchoCustomAttributes, _json, error_response, invoke_or_error, refused
 from .bodies import RELEASE_AFTER_BYTES, release_memory
 from .errors import BadRequest, ServerError
 from .multi_model import ModelRegistry, model_folders, model_from_attributes, page
@@ -59,12 +59,7 @@ def _errors(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Requ
         try:
             return await handler(request)
         except ServerError as exc:
-            log.log(
-                logging.WARNING if exc.status >= 500 else logging.INFO,
-                "request failed",
-                extra={"event": "request_error", "status": exc.status, "error": exc.message},
-            )
-            return error_response(exc)
+            return refused(exc)
 
     return wrapped
 
