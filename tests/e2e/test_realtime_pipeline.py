@@ -17,7 +17,7 @@ from inference_client.cli import main as cli_main
 from local_stack.pipeline import LocalPipeline, PipelineConfig
 from local_stack.realtime_runtime import RealtimeRuntime
 
-from .conftest import MODEL_ERROR, unique_text
+from .conftest import MODEL_ERROR, make_local_process, unique_text
 
 pytestmark = pytest.mark.slow
 
@@ -98,66 +98,19 @@ def test_make_local_runs_the_mode_of_the_environment(
     settings: dict[str, str], mode: str, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
     """`make local LOCAL_ENV=example-realtime` (what `make local` runs: python -m local_stack)."""
-    import os
-    import re
-    import signal
-    import subprocess
-    import sys
-    import threading
-
-    from local_stack.container import REPO_ROOT
-    from local_stack.processes import free_port
-
-    env = {
-        **os.environ,
-        "LOCAL_API_PORT": str(free_port()),
-        "LOCAL_AWS_PORT": str(free_port()),
-        "LOCAL_CONTAINER_PORT": str(free_port()),
-        "MODEL_DIR": str(tiny_model_dir),
-        "LOCAL_LOG_FILE": str(tmp_path / "children.log"),
-        "OMP_NUM_THREADS": "1",
-        "PYTHONUNBUFFERED": "1",
-        **settings,
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "local_stack"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
-            if "model ready" in line:
-                ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    try:
-        assert ready.wait(120), "".join(lines)
-        output = "".join(lines)
+    with make_local_process({"MODEL_DIR": str(tiny_model_dir), **settings}, tmp_path / "children.log") as (
+        url,
+        output,
+    ):
         assert f"{mode}: InvokeEndpoint" in output, output
-        url = re.search(r"API \(no auth\)\s+(http://127\.0\.0\.1:\d+)", output)
-        assert url, output
         answer = httpx.post(
-            f"{url.group(1)}/invocations",
+            f"{url}/invocations",
             content=b"Hello from make local",
             headers={"Content-Type": "text/plain"},
             timeout=30,
             trust_env=False,
         )
         assert answer.status_code == 200 and answer.json()["status"] == "Completed", answer.text
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=60) == 0, "".join(lines)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def test_an_unknown_local_hosting_mode_is_named(tmp_path: Path) -> None:
