@@ -230,34 +230,28 @@ def _metric_stat_uses(logical_id: str, where: str, queries: list[Any] | None) ->
             )
 
 
+def _metric_spec_uses(logical_id: str, where: str, spec: dict[str, Any]) -> Iterator[MetricUse]:
+    """An alarm's or a customized target-tracking metric: one metric (MetricName, Namespace,
+    Dimensions) or metric math (Metrics), the same member names in both CloudFormation types."""
+    if "MetricName" in spec:
+        yield MetricUse(
+            logical_id, where, spec.get("Namespace"), spec["MetricName"], _dimension_names(spec.get("Dimensions"))
+        )
+    yield from _metric_stat_uses(logical_id, f"{where} Metrics", spec.get("Metrics"))
+
+
 def metric_uses(template: dict[str, Any]) -> Iterator[MetricUse]:
     """Every metric an alarm, a target-tracking policy or a dashboard reads."""
     for logical_id, resource in template.get("Resources", {}).items():
         props = resource.get("Properties", {})
         kind = resource.get("Type")
         if kind == "AWS::CloudWatch::Alarm":
-            if "MetricName" in props:
-                yield MetricUse(
-                    logical_id,
-                    "alarm",
-                    props.get("Namespace"),
-                    props["MetricName"],
-                    _dimension_names(props.get("Dimensions")),
-                )
-            yield from _metric_stat_uses(logical_id, "alarm Metrics", props.get("Metrics"))
+            yield from _metric_spec_uses(logical_id, "alarm", props)
         elif kind == "AWS::ApplicationAutoScaling::ScalingPolicy":
             tracking = props.get("TargetTrackingScalingPolicyConfiguration") or {}
             spec = tracking.get("CustomizedMetricSpecification")
             if isinstance(spec, dict):
-                if "MetricName" in spec:
-                    yield MetricUse(
-                        logical_id,
-                        "target tracking",
-                        spec.get("Namespace"),
-                        spec["MetricName"],
-                        _dimension_names(spec.get("Dimensions")),
-                    )
-                yield from _metric_stat_uses(logical_id, "target tracking Metrics", spec.get("Metrics"))
+                yield from _metric_spec_uses(logical_id, "target tracking", spec)
             predefined = tracking.get("PredefinedMetricSpecification")
             if isinstance(predefined, dict) and predefined.get("PredefinedMetricType") in PREDEFINED_METRICS:
                 metric = PREDEFINED_METRICS[predefined["PredefinedMetricType"]]
