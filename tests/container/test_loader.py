@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from model_server import loader
@@ -19,6 +20,21 @@ def with_tokenizer(tiny_model_dir: Path, target: Path) -> Path:
     return target
 
 
+def tiny_classifier(tiny_model_dir: Path, target: Path, **config: Any) -> Path:
+    """A random-weight two-label DistilBERT classifier with the tiny seq2seq model's tokenizer."""
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+    model_dir = with_tokenizer(tiny_model_dir, target)
+    distilbert = DistilBertConfig(
+        **{"vocab_size": 512, "dim": 32, "n_layers": 1, "n_heads": 2, "hidden_dim": 64, "num_labels": 2},
+        pad_token_id=1,
+        architectures=["DistilBertForSequenceClassification"],
+        **config,
+    )
+    DistilBertForSequenceClassification(distilbert).save_pretrained(model_dir)
+    return model_dir
+
+
 def test_seq2seq_model_dir_loads_the_generate_path(tiny_model_dir: Path) -> None:
     loaded = loader.load(Settings(model_dir=tiny_model_dir, warmup=False))
     assert isinstance(loaded.model, Seq2SeqModel)
@@ -30,20 +46,7 @@ def test_seq2seq_model_dir_loads_the_generate_path(tiny_model_dir: Path) -> None
 
 
 def test_text_classification_goes_through_a_batched_pipeline(tiny_model_dir: Path, tmp_path: Path) -> None:
-    from transformers import DistilBertConfig, DistilBertForSequenceClassification
-
-    model_dir = with_tokenizer(tiny_model_dir, tmp_path / "classifier")
-    config = DistilBertConfig(
-        vocab_size=512,
-        dim=32,
-        n_layers=1,
-        n_heads=2,
-        hidden_dim=64,
-        num_labels=2,
-        pad_token_id=1,
-        architectures=["DistilBertForSequenceClassification"],
-    )
-    DistilBertForSequenceClassification(config).save_pretrained(model_dir)
+    model_dir = tiny_classifier(tiny_model_dir, tmp_path / "classifier")
 
     loaded = loader.load(Settings(model_dir=model_dir))  # task inferred, warm-up included
     assert loaded.task == "text-classification" and isinstance(loaded.model, PipelineModel)

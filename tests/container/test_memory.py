@@ -95,23 +95,9 @@ def test_a_9_mb_text_never_reaches_the_tokenizer_whole(tiny_model_dir: Path) -> 
 
 
 def test_pipeline_tasks_cut_long_texts_before_tokenizing_too(tiny_model_dir: Path, tmp_path: Path) -> None:
-    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+    from .test_loader import tiny_classifier
 
-    from .test_loader import with_tokenizer
-
-    model_dir = with_tokenizer(tiny_model_dir, tmp_path / "classifier")
-    config = DistilBertConfig(
-        vocab_size=512,
-        dim=32,
-        n_layers=1,
-        n_heads=2,
-        hidden_dim=64,
-        num_labels=2,
-        pad_token_id=1,
-        max_position_embeddings=256,
-        architectures=["DistilBertForSequenceClassification"],
-    )
-    DistilBertForSequenceClassification(config).save_pretrained(model_dir)
+    model_dir = tiny_classifier(tiny_model_dir, tmp_path / "classifier", max_position_embeddings=256)
     model = loader.load(Settings(model_dir=model_dir, warmup=False)).model
     recording = RecordingTokenizer(model.pipe.tokenizer)
     model.pipe.tokenizer = recording
