@@ -165,12 +165,21 @@ def s3(moto_url: str) -> Any:
 @pytest.fixture
 def api(monkeypatch: pytest.MonkeyPatch, moto_url: str, stub_server, s3) -> Iterator[Api]:
     """A fresh S3 (three empty buckets), a fresh stub, and the handler configured for them."""
-    httpx.post(f"{moto_url}/moto-api/reset", timeout=5)
-    for bucket in (INPUT_BUCKET, OUTPUT_BUCKET, FAILURE_BUCKET):
-        s3.create_bucket(Bucket=bucket)
     server, holder = stub_server
     stub = SageMakerStub(url=f"http://127.0.0.1:{server.server_address[1]}", s3=s3)
     holder["current"] = stub
+    timeouts = {"DEFAULT_INVOCATION_TIMEOUT_SECONDS": "600", "DEFAULT_REQUEST_TTL_SECONDS": "3600"}
+    yield from configured_api(monkeypatch, moto_url, s3, runtime_url=stub.url, stub=stub, extra=timeouts)
+
+
+def configured_api(
+    monkeypatch: pytest.MonkeyPatch, moto_url: str, s3: Any, *, runtime_url: str, stub: Any, extra: dict[str, str]
+) -> Iterator[Api]:
+    """Three empty buckets on a reset moto and the handler's environment pointed at them and at
+    the SageMaker runtime on `runtime_url` (plus `extra`); the handler's cached service is reset."""
+    httpx.post(f"{moto_url}/moto-api/reset", timeout=5)
+    for bucket in (INPUT_BUCKET, OUTPUT_BUCKET, FAILURE_BUCKET):
+        s3.create_bucket(Bucket=bucket)
     environment = {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -182,10 +191,9 @@ def api(monkeypatch: pytest.MonkeyPatch, moto_url: str, stub_server, s3) -> Iter
         "FAILURE_BUCKET": FAILURE_BUCKET,
         "ENDPOINT_NAME": ENDPOINT_NAME,
         "S3_ENDPOINT_URL": moto_url,
-        "SAGEMAKER_RUNTIME_ENDPOINT_URL": stub.url,
-        "DEFAULT_INVOCATION_TIMEOUT_SECONDS": "600",
-        "DEFAULT_REQUEST_TTL_SECONDS": "3600",
+        "SAGEMAKER_RUNTIME_ENDPOINT_URL": runtime_url,
         "INLINE_RESULT_MAX_BYTES": "1024",
+        **extra,
     }
     for name, value in environment.items():
         monkeypatch.setenv(name, value)

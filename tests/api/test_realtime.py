@@ -14,19 +14,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 import botocore.session
-import httpx
 import pytest
 
 from api_handler.async_api import realtime
 from local_stack.realtime_runtime import RealtimeRuntime
 from tests.api.conftest import (
     ENDPOINT_NAME,
-    FAILURE_BUCKET,
-    INPUT_BUCKET,
     OTHER_IDENTITY,
     OUTPUT_BUCKET,
-    REGION,
     Api,
+    configured_api,
 )
 
 
@@ -82,32 +79,9 @@ def runtime() -> Iterator[RealtimeRuntime]:
 def sync_api(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, moto_url: str, s3: Any, runtime: RealtimeRuntime
 ) -> Iterator[Api]:
-    httpx.post(f"{moto_url}/moto-api/reset", timeout=5)
-    for bucket in (INPUT_BUCKET, OUTPUT_BUCKET, FAILURE_BUCKET):
-        s3.create_bucket(Bucket=bucket)
-    environment = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-        "INPUT_BUCKET": INPUT_BUCKET,
-        "OUTPUT_BUCKET": OUTPUT_BUCKET,
-        "FAILURE_BUCKET": FAILURE_BUCKET,
-        "ENDPOINT_NAME": ENDPOINT_NAME,
-        "S3_ENDPOINT_URL": moto_url,
-        "SAGEMAKER_RUNTIME_ENDPOINT_URL": runtime.url,
-        "INLINE_RESULT_MAX_BYTES": "1024",
-        "HOSTING_MODE": request.param,
-    }
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    from api_handler import app as module
-
-    module.service.cache_clear()
-    yield Api(module=module, stub=None, s3=s3, monkeypatch=monkeypatch)  # type: ignore[arg-type]
-    module.service.cache_clear()
+    yield from configured_api(
+        monkeypatch, moto_url, s3, runtime_url=runtime.url, stub=None, extra={"HOSTING_MODE": request.param}
+    )
 
 
 def test_invoke_answers_200_with_the_models_result(sync_api: Api) -> None:
