@@ -34,6 +34,8 @@ from .settings import Settings
 from .user_code import HookResponse
 
 log = logging.getLogger(__name__)
+# How long a request whose write failed waits for the engine's exit to be noticed.
+ENGINE_EXIT_WAIT_S = 30.0
 
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 
@@ -241,7 +243,14 @@ class EngineProcess:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         writer = self._writer
-        transport.send(writer, {**message, "id": request_id})
+        try:
+            transport.send(writer, {**message, "id": request_id})
+        except (ConnectionError, RuntimeError):
+            # The engine died an instant ago and its socket is closed (asyncio raises RuntimeError
+            # for a write on a closed transport) before the reader noticed: this request is pending,
+            # so _engine_exited fails it with how the engine ended, like every other in flight.
+            if not writer.is_closing():
+                raise
         try:
             await writer.drain()  # backpressure for large bodies; returns at once for small ones
             reply = await future
@@ -251,8 +260,13 @@ class EngineProcess:
                 transport.send(writer, {"type": "cancel", "id": request_id})
             raise
         except ConnectionError:
-            self._pending.pop(request_id, None)
-            raise ModelError("the inference engine process closed its connection") from None
+            # The engine's socket closed under this write: it is dying, and _engine_exited fails
+            # this pending request with how it ended. Bounded, should a process outlive its socket.
+            try:
+                reply = await asyncio.wait_for(future, ENGINE_EXIT_WAIT_S)
+            except TimeoutError:
+                self._pending.pop(request_id, None)
+                raise ModelError("the inference engine process closed its connection") from None
         if "error" in reply:
             raise rebuild_error(reply["error"])
         return reply

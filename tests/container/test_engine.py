@@ -65,9 +65,15 @@ def test_engine_killed_mid_batch_in_flight_500_ping_503_then_200_and_serves_agai
         # What the kernel's out-of-memory killer does: SIGKILL, no chance to clean up.
         os.kill(first, signal.SIGKILL)
         responses = [f.result(timeout=60) for f in in_flight]
+    # Requests inside the engine when it died get 500 naming the signal; on a busy machine a
+    # request may still be on its way when the kill lands: it was never in flight, and gets
+    # 503 "restarting" (retryable) instead. Never a 200, never another error.
+    failed = [r for r in responses if r.status_code == 500]
+    for response in failed:
+        assert "engine process killed by SIGKILL" in response.json()["message"], response.text
     for response in responses:
-        assert response.status_code == 500, response.text
-        assert "engine process killed by SIGKILL" in response.json()["message"]
+        if response.status_code != 500:
+            assert response.status_code == 503 and "restarting" in response.json()["message"], response.text
     # The front end noticed at once: unhealthy while the new engine loads ...
     ping = server.ping()
     assert ping.status_code == 503 and ping.json()["status"] == "restarting", ping.text
@@ -82,6 +88,7 @@ def test_engine_killed_mid_batch_in_flight_500_ping_503_then_200_and_serves_agai
     assert after.status_code == 200 and len(after.json()) == 2
     (exit_event,) = server.log_events("engine_exit")
     assert exit_event["returncode"] == -signal.SIGKILL and exit_event["in_flight"] >= 1
+    assert len(failed) == exit_event["in_flight"], "exactly the requests in flight get 500"
     assert server.proc.poll() is None  # the front end never went down
 
 
