@@ -8,8 +8,14 @@ finds the pipeline healthy (the ``healthy_pipeline`` fixture checks).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -197,16 +203,23 @@ def unique_text(prefix: str = "input") -> str:
     return f"{prefix} {uuid.uuid4().hex[:12]}"
 
 
-@contextlib.contextmanager
-def make_local_process(settings: dict[str, str], log_file: Path) -> Iterator[tuple[str, str]]:
-    """`python -m local_stack` (what `make local` runs) with `settings` on free ports, until its banner
-    says the model is ready: yields (API URL, output so far); SIGINT must then stop it with status 0."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import threading
+@dataclasses.dataclass
+class LocalRun:
+    """A running `python -m local_stack`: its process, its output lines so far, the API URL."""
 
+    process: subprocess.Popen[str]
+    lines: list[str]
+    url: str
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+
+@contextlib.contextmanager
+def local_stack_run(settings: dict[str, str], log_file: Path) -> Iterator[LocalRun]:
+    """`python -m local_stack` (what `make local` runs) with `settings` on free ports, until its banner
+    says the model is ready; killed on the way out if still running."""
     from local_stack.container import REPO_ROOT
     from local_stack.processes import free_port
 
@@ -241,13 +254,19 @@ def make_local_process(settings: dict[str, str], log_file: Path) -> Iterator[tup
     threading.Thread(target=read, daemon=True).start()
     try:
         assert ready.wait(120), "".join(lines)
-        output = "".join(lines)
-        url = re.search(r"API \(no auth\)\s+(http://127\.0\.0\.1:\d+)", output)
-        assert url, output
-        yield url.group(1), output
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=60) == 0, "".join(lines)
+        url = re.search(r"API \(no auth\)\s+(http://127\.0\.0\.1:\d+)", "".join(lines))
+        assert url, "".join(lines)
+        yield LocalRun(process, lines, url.group(1))
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def make_local_process(settings: dict[str, str], log_file: Path) -> Iterator[tuple[str, str]]:
+    """local_stack_run, yielding (API URL, output so far); SIGINT must then stop it with status 0."""
+    with local_stack_run(settings, log_file) as run:
+        yield run.url, run.output
+        run.process.send_signal(signal.SIGINT)
+        assert run.process.wait(timeout=60) == 0, run.output
