@@ -38,6 +38,20 @@ MAX_UPLOAD_BYTES = 256 * 1024
 MODEL_ERROR = {"inputs": "this fails inside generate", "parameters": {"forced_bos_token_id": 99999}}
 
 
+@contextlib.contextmanager
+def started(local: LocalPipeline, log_path: Path) -> Iterator[LocalPipeline]:
+    """Start ``local`` with its model loaded, stop it afterwards; a failed start prints the log's tail."""
+    try:
+        local.start(wait_for_model=True, model_timeout=120)
+    except BaseException:
+        print(log_path.read_text()[-5000:])
+        raise
+    try:
+        yield local
+    finally:
+        local.stop()
+
+
 @pytest.fixture(scope="package")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from devtools.tiny_model import build_tiny_seq2seq
@@ -69,15 +83,8 @@ def pipeline(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
             },
         )
         local = LocalPipeline(config)
-        try:
-            local.start(wait_for_model=True, model_timeout=120)
-        except BaseException:
-            print(log_path.read_text()[-5000:])
-            raise
-        try:
+        with started(local, log_path):
             yield local
-        finally:
-            local.stop()
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ import pytest
 from local_stack.multi_model import MultiModelRuntime
 from local_stack.pipeline import LocalPipeline, PipelineConfig
 
-from .conftest import Api, make_local_process
+from .conftest import Api, make_local_process, started
 
 pytestmark = pytest.mark.slow
 
@@ -65,15 +65,8 @@ def _running(model_dir: Path, mode: str, logs: Path) -> Iterator[LocalPipeline]:
                 lambda_env={"INLINE_RESULT_MAX_BYTES": "65536"},
             )
         )
-        try:
-            local.start(wait_for_model=True, model_timeout=120)
-        except BaseException:
-            print(log_path.read_text()[-5000:])
-            raise
-        try:
+        with started(local, log_path):
             yield local
-        finally:
-            local.stop()
 
 
 def _post(api: Api, path: str, key: str, **kwargs) -> httpx.Response:

@@ -17,7 +17,7 @@ from inference_client.cli import main as cli_main
 from local_stack.pipeline import LocalPipeline, PipelineConfig
 from local_stack.realtime_runtime import RealtimeRuntime
 
-from .conftest import MODEL_ERROR, make_local_process, unique_text
+from .conftest import MODEL_ERROR, make_local_process, started, unique_text
 
 pytestmark = pytest.mark.slow
 
@@ -41,15 +41,8 @@ def sync_pipeline(
             lambda_env={"INLINE_RESULT_MAX_BYTES": "4096"},
         )
         local = LocalPipeline(config)
-        try:
-            local.start(wait_for_model=True, model_timeout=120)
-        except BaseException:
-            print(log_path.read_text()[-5000:])
-            raise
-        try:
+        with started(local, log_path):
             yield local
-        finally:
-            local.stop()
 
 
 def test_post_invocations_answers_200_with_what_the_model_answers(sync_pipeline: LocalPipeline) -> None:
