@@ -63,7 +63,7 @@ def build_app(
             )
         )
     # Two cdk-nag packs; any unacknowledged finding fails synth. Every acknowledgment, with
-    # its reason, is in inference_constructs/compliance.py (whose PACKS must name these).
+    # its reason, is in stacks/compliance.py (whose PACKS must name these).
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app), NIST80053R5Checks(app))
     return stacks
 

@@ -27,13 +27,6 @@ from inference_constructs.autoscaling import EndpointAutoscaling
 from inference_constructs.batch_transform import BatchTransformAccess
 from inference_constructs.callbacks import SERVICE_NAME as CALLBACKS_SERVICE_NAME
 from inference_constructs.callbacks import InferenceCallbacks
-from inference_constructs.compliance import (
-    CALLBACK_CHECKOV_SKIPS,
-    CALLBACK_FINDINGS,
-    CHECKOV_SKIPS,
-    acknowledge_findings,
-    model_prefix_findings,
-)
 from inference_constructs.dashboard import OperationsDashboard
 from inference_constructs.endpoint import (
     InferenceEndpoint,
@@ -48,6 +41,13 @@ from inference_constructs.model_image import ModelImage
 from inference_constructs.notifications import InferenceNotifications
 from inference_constructs.storage import InferenceStorage
 from inference_constructs.variant_scaling import INSTANCE_COUNT, PROVISIONED_CONCURRENCY, VariantTargetTracking
+from stacks.compliance import (
+    CALLBACK_CHECKOV_SKIPS,
+    CALLBACK_FINDINGS,
+    CHECKOV_SKIPS,
+    acknowledge_findings,
+    model_prefix_findings,
+)
 
 
 class AsyncInferenceStack(cdk.Stack):

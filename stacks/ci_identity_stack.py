@@ -14,8 +14,8 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from app_config.ci_identity import CiIdentityConfig
-from inference_constructs.compliance import CI_IDENTITY_FINDINGS, acknowledge_findings
 from inference_constructs.github_oidc import GitHubOidcRoles
+from stacks.compliance import CI_IDENTITY_FINDINGS, acknowledge_findings
 
 
 class CiIdentityStack(cdk.Stack):

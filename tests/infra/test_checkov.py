@@ -1,6 +1,6 @@
 """checkov's verdicts on the synthesized templates, exactly as `make checkov` runs it.
 
-Every check the project fails on purpose is a CheckovSkip in inference_constructs/compliance.py,
+Every check the project fails on purpose is a CheckovSkip in stacks/compliance.py,
 with its reason; synth writes it into the resource's Metadata, where checkov reads it
 (`checkov: {skip: [{id, comment}]}`). So:
 
@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 import app as cdk_app
-from inference_constructs.compliance import CALLBACK_CHECKOV_SKIPS, CHECKOV_SKIPS
+from stacks.compliance import CALLBACK_CHECKOV_SKIPS, CHECKOV_SKIPS
 from tests.infra.conftest import ROOT
 
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"

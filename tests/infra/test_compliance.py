@@ -26,7 +26,7 @@ import app as cdk_app
 from api_handler.contract import API_HANDLER
 from app_config import environment_names, load_environment
 from app_config.models import ApiConfig, S3PrefixModel
-from inference_constructs.compliance import (
+from stacks.compliance import (
     CALLBACK_CHECKOV_SKIPS,
     CALLBACK_FINDINGS,
     CHECKOV_SKIPS,
