@@ -27,46 +27,60 @@ from devtools.aws_contract.service_models import is_intrinsic
 ASYNC_METRICS_PAGE = "https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference-monitor.html"
 ENDPOINT = frozenset({"EndpointName"})
 ENDPOINT_AND_VARIANT = frozenset({"EndpointName", "VariantName"})
+# Endpoint invocation metrics, and the instance metrics SageMaker publishes from the hosts.
+SAGEMAKER = "AWS/SageMaker"
+INSTANCES = "/aws/sagemaker/Endpoints"
 
-PUBLISHED_DIMENSIONS: dict[tuple[str, str], frozenset[str]] = {
-    **{
-        ("AWS/SageMaker", name): ENDPOINT
-        for name in (
-            "ApproximateBacklogSize",
-            "ApproximateBacklogSizePerInstance",
-            "ApproximateAgeOfOldestRequest",
-            "HasBacklogWithoutCapacity",
-        )
-    },
-    **{
-        ("AWS/SageMaker", name): ENDPOINT_AND_VARIANT
-        for name in (
-            "Invocation4XXErrors",
-            "Invocation5XXErrors",
-            "InvocationFailures",
-            "ModelLatency",
-            "RequestDownloadFailures",
-            "ResponseUploadFailures",
-            "NotificationFailures",
-            "ExpiredRequests",
-            # Spelled with three s by SageMaker itself.
-            "InvocationsProcesssed",
-            "TimeInBacklog",
-            "TotalProcessingTime",
-            "RequestDownloadLatency",
-            "ResponseUploadLatency",
-        )
-    },
-    **{
-        ("/aws/sagemaker/Endpoints", name): ENDPOINT_AND_VARIANT
-        for name in (
-            "CPUUtilization",
-            "MemoryUtilization",
-            "DiskUtilization",
-            "GPUUtilization",
-            "GPUMemoryUtilization",
-        )
-    },
+MetricTable = dict[tuple[str, str], frozenset[str]]
+
+
+def _published(namespace: str, dimensions: frozenset[str], *names: str) -> MetricTable:
+    """The metrics of one namespace that a page lists with one dimension set.
+
+    The pages group metrics that way, so each table below reads as the page's lists do.
+    """
+    return {(namespace, name): dimensions for name in names}
+
+
+# The host metrics of every endpoint with instances (real-time, asynchronous, multi-model).
+INSTANCE_METRICS = _published(
+    INSTANCES,
+    ENDPOINT_AND_VARIANT,
+    "CPUUtilization",
+    "MemoryUtilization",
+    "DiskUtilization",
+    "GPUUtilization",
+    "GPUMemoryUtilization",
+)
+
+PUBLISHED_DIMENSIONS: MetricTable = {
+    **_published(
+        SAGEMAKER,
+        ENDPOINT,
+        "ApproximateBacklogSize",
+        "ApproximateBacklogSizePerInstance",
+        "ApproximateAgeOfOldestRequest",
+        "HasBacklogWithoutCapacity",
+    ),
+    **_published(
+        SAGEMAKER,
+        ENDPOINT_AND_VARIANT,
+        "Invocation4XXErrors",
+        "Invocation5XXErrors",
+        "InvocationFailures",
+        "ModelLatency",
+        "RequestDownloadFailures",
+        "ResponseUploadFailures",
+        "NotificationFailures",
+        "ExpiredRequests",
+        # Spelled with three s by SageMaker itself.
+        "InvocationsProcesssed",
+        "TimeInBacklog",
+        "TotalProcessingTime",
+        "RequestDownloadLatency",
+        "ResponseUploadLatency",
+    ),
+    **INSTANCE_METRICS,
 }
 
 # Real-time metrics the page names as NOT published for asynchronous endpoints.
@@ -76,29 +90,19 @@ NOT_PUBLISHED_FOR_ASYNC = frozenset({"Invocations", "InvocationsPerInstance", "O
 # EndpointName and VariantName.
 # https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html
 REALTIME_METRICS_PAGE = "https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html"
-REALTIME_PUBLISHED_DIMENSIONS: dict[tuple[str, str], frozenset[str]] = {
-    **{
-        ("AWS/SageMaker", name): ENDPOINT_AND_VARIANT
-        for name in (
-            "Invocations",
-            "InvocationsPerInstance",
-            "ModelLatency",
-            "OverheadLatency",
-            "Invocation4XXErrors",
-            "Invocation5XXErrors",
-            "InvocationModelErrors",
-        )
-    },
-    **{
-        ("/aws/sagemaker/Endpoints", name): ENDPOINT_AND_VARIANT
-        for name in (
-            "CPUUtilization",
-            "MemoryUtilization",
-            "DiskUtilization",
-            "GPUUtilization",
-            "GPUMemoryUtilization",
-        )
-    },
+REALTIME_PUBLISHED_DIMENSIONS: MetricTable = {
+    **_published(
+        SAGEMAKER,
+        ENDPOINT_AND_VARIANT,
+        "Invocations",
+        "InvocationsPerInstance",
+        "ModelLatency",
+        "OverheadLatency",
+        "Invocation4XXErrors",
+        "Invocation5XXErrors",
+        "InvocationModelErrors",
+    ),
+    **INSTANCE_METRICS,
 }
 
 # Serverless endpoints: "The metrics below are an exhaustive list of metrics for serverless
@@ -107,24 +111,23 @@ REALTIME_PUBLISHED_DIMENSIONS: dict[tuple[str, str], frozenset[str]] = {
 # (the page spells the error counters "Invocations4XXErrors"; the metric is Invocation4XXErrors,
 # as on the real-time page). No instances: no InvocationsPerInstance, CPU or GPU metrics.
 SERVERLESS_METRICS_PAGE = "https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints-monitoring.html"
-SERVERLESS_PUBLISHED_DIMENSIONS: dict[tuple[str, str], frozenset[str]] = {
-    **{
-        ("AWS/SageMaker", name): ENDPOINT_AND_VARIANT
-        for name in (
-            "Invocations",
-            "Invocation4XXErrors",
-            "Invocation5XXErrors",
-            "ModelLatency",
-            "OverheadLatency",
-            "ModelSetupTime",
-            "ServerlessConcurrentExecutionsUtilization",
-            "ServerlessProvisionedConcurrencyExecutions",
-            "ServerlessProvisionedConcurrencyUtilization",
-            "ServerlessProvisionedConcurrencyInvocations",
-            "ServerlessProvisionedConcurrencySpilloverInvocations",
-        )
-    },
-    ("/aws/sagemaker/Endpoints", "MemoryUtilization"): ENDPOINT_AND_VARIANT,
+SERVERLESS_PUBLISHED_DIMENSIONS: MetricTable = {
+    **_published(
+        SAGEMAKER,
+        ENDPOINT_AND_VARIANT,
+        "Invocations",
+        "Invocation4XXErrors",
+        "Invocation5XXErrors",
+        "ModelLatency",
+        "OverheadLatency",
+        "ModelSetupTime",
+        "ServerlessConcurrentExecutionsUtilization",
+        "ServerlessProvisionedConcurrencyExecutions",
+        "ServerlessProvisionedConcurrencyUtilization",
+        "ServerlessProvisionedConcurrencyInvocations",
+        "ServerlessProvisionedConcurrencySpilloverInvocations",
+    ),
+    **_published(INSTANCES, ENDPOINT_AND_VARIANT, "MemoryUtilization"),
 }
 
 # Multi-model endpoints: the real-time metrics plus the model loading metrics (AWS/SageMaker)
@@ -134,23 +137,22 @@ SERVERLESS_PUBLISHED_DIMENSIONS: dict[tuple[str, str], frozenset[str]] = {
 MULTI_MODEL_METRICS_PAGE = (
     "https://docs.aws.amazon.com/sagemaker/latest/dg/multi-model-endpoint-cloudwatch-metrics.html"
 )
-MULTI_MODEL_PUBLISHED_DIMENSIONS: dict[tuple[str, str], frozenset[str]] = {
+MULTI_MODEL_PUBLISHED_DIMENSIONS: MetricTable = {
     **REALTIME_PUBLISHED_DIMENSIONS,
-    **{
-        ("AWS/SageMaker", name): ENDPOINT_AND_VARIANT
-        for name in (
-            "ModelLoadingWaitTime",
-            "ModelUnloadingTime",
-            "ModelDownloadingTime",
-            "ModelLoadingTime",
-            "ModelCacheHit",
-        )
-    },
-    ("/aws/sagemaker/Endpoints", "LoadedModelCount"): ENDPOINT_AND_VARIANT,
+    **_published(
+        SAGEMAKER,
+        ENDPOINT_AND_VARIANT,
+        "ModelLoadingWaitTime",
+        "ModelUnloadingTime",
+        "ModelDownloadingTime",
+        "ModelLoadingTime",
+        "ModelCacheHit",
+    ),
+    **_published(INSTANCES, ENDPOINT_AND_VARIANT, "LoadedModelCount"),
 }
 
 # Per hosting mode: the published metrics and the page that lists them.
-METRICS_BY_MODE: dict[str, tuple[dict[tuple[str, str], frozenset[str]], str]] = {
+METRICS_BY_MODE: dict[str, tuple[MetricTable, str]] = {
     "async": (PUBLISHED_DIMENSIONS, ASYNC_METRICS_PAGE),
     "realtime": (REALTIME_PUBLISHED_DIMENSIONS, REALTIME_METRICS_PAGE),
     "serverless": (SERVERLESS_PUBLISHED_DIMENSIONS, SERVERLESS_METRICS_PAGE),
@@ -255,7 +257,7 @@ def metric_uses(template: dict[str, Any]) -> Iterator[MetricUse]:
             predefined = tracking.get("PredefinedMetricSpecification")
             if isinstance(predefined, dict) and predefined.get("PredefinedMetricType") in PREDEFINED_METRICS:
                 metric = PREDEFINED_METRICS[predefined["PredefinedMetricType"]]
-                yield MetricUse(logical_id, "predefined target tracking", "AWS/SageMaker", metric, ENDPOINT_AND_VARIANT)
+                yield MetricUse(logical_id, "predefined target tracking", SAGEMAKER, metric, ENDPOINT_AND_VARIANT)
         elif kind == "AWS::CloudWatch::Dashboard":
             yield from _dashboard_uses(logical_id, props.get("DashboardBody"))
 
@@ -341,7 +343,7 @@ def check_metric_dimensions(template: dict[str, Any]) -> list[Finding]:
     for use in metric_uses(template):
         if is_intrinsic(use.namespace) or is_intrinsic(use.metric_name):
             continue
-        if use.namespace not in ("AWS/SageMaker", "/aws/sagemaker/Endpoints"):
+        if use.namespace not in (SAGEMAKER, INSTANCES):
             continue
         published = [
             table[(use.namespace, use.metric_name)] for table, _ in tables if (use.namespace, use.metric_name) in table
