@@ -385,7 +385,7 @@ class _GatewayHandler(BaseHTTPRequestHandler):
         response_headers.setdefault("x-amzn-RequestId", event["requestContext"]["requestId"])
         self._send(status, response_headers, payload)
 
-    do_GET = do_POST = _handle  # noqa: N815
+    do_GET = do_POST = _handle
 
     def __getattr__(self, name: str) -> Any:
         # Every other method (PUT, TRACE, QUERY...) reaches routing too, and a method the API does
