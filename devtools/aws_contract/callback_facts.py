@@ -22,10 +22,11 @@ Documented facts the models do not carry:
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from devtools.aws_contract.api_requests import GENERATED_NAME
-from devtools.aws_contract.documented_facts import Finding
+from devtools.aws_contract.documented_facts import Finding, listed, resources_of_type
 from devtools.aws_contract.service_models import is_intrinsic, validate_request
 
 QUEUE_LIMITS = {"VisibilityTimeout": (0, 43_200), "MessageRetentionPeriod": (60, 1_209_600)}
@@ -44,31 +45,29 @@ _PASSWORD_MEMBERS = (
 
 
 def _resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
-    return {lid: r.get("Properties", {}) for lid, r in template.get("Resources", {}).items() if r.get("Type") == kind}
+    """Properties by logical id, for the checks that look one resource up from another's reference."""
+    return dict(resources_of_type(template, kind))
 
 
-def _service_model_findings(template: dict[str, Any]) -> list[Finding]:
-    findings: list[Finding] = []
-
-    def check(lid: str, service: str, operation: str, params: dict[str, Any]) -> None:
+def _service_model_findings(template: dict[str, Any]) -> Iterator[Finding]:
+    def check(lid: str, service: str, operation: str, params: dict[str, Any]) -> Iterator[Finding]:
         violations = validate_request(service, operation, params)
-        findings.extend(Finding(lid, f"{service} {operation}", str(v)) for v in violations)
+        return (Finding(lid, f"{service} {operation}", str(v)) for v in violations)
 
-    for lid, props in _resources(template, "AWS::SQS::Queue").items():
+    for lid, props in resources_of_type(template, "AWS::SQS::Queue"):
         attributes = {
             k: v if is_intrinsic(v) else (json.dumps(v) if isinstance(v, dict) else str(v))
             for k, v in props.items()
             if k not in ("QueueName", "Tags")
         }
-        check(lid, "sqs", "CreateQueue", {"QueueName": GENERATED_NAME, "Attributes": attributes})
-    for lid, props in _resources(template, "AWS::SecretsManager::Secret").items():
+        yield from check(lid, "sqs", "CreateQueue", {"QueueName": GENERATED_NAME, "Attributes": attributes})
+    for lid, props in resources_of_type(template, "AWS::SecretsManager::Secret"):
         generate = props.get("GenerateSecretString")
         if isinstance(generate, dict):
             password = {k: v for k, v in generate.items() if k in _PASSWORD_MEMBERS}
-            check(lid, "secretsmanager", "GetRandomPassword", password)
-    for lid, props in _resources(template, "AWS::Lambda::EventSourceMapping").items():
-        check(lid, "lambda", "CreateEventSourceMapping", dict(props))
-    return findings
+            yield from check(lid, "secretsmanager", "GetRandomPassword", password)
+    for lid, props in resources_of_type(template, "AWS::Lambda::EventSourceMapping"):
+        yield from check(lid, "lambda", "CreateEventSourceMapping", dict(props))
 
 
 def _number(value: Any) -> int | None:
@@ -78,18 +77,16 @@ def _number(value: Any) -> int | None:
         return None
 
 
-def _queue_findings(template: dict[str, Any]) -> list[Finding]:
-    findings: list[Finding] = []
-    for lid, props in _resources(template, "AWS::SQS::Queue").items():
+def _queue_findings(template: dict[str, Any]) -> Iterator[Finding]:
+    for lid, props in resources_of_type(template, "AWS::SQS::Queue"):
         for name, (low, high) in QUEUE_LIMITS.items():
             value = _number(props.get(name))
             if value is not None and not low <= value <= high:
-                findings.append(Finding(lid, "sqs-attribute", f"{name}={value} is outside {low}-{high}"))
+                yield Finding(lid, "sqs-attribute", f"{name}={value} is outside {low}-{high}")
         redrive = props.get("RedrivePolicy")
         count = _number(redrive.get("maxReceiveCount")) if isinstance(redrive, dict) else None
         if count is not None and not MAX_RECEIVE_COUNT[0] <= count <= MAX_RECEIVE_COUNT[1]:
-            findings.append(Finding(lid, "sqs-redrive", f"maxReceiveCount={count} is outside 1-1000"))
-    return findings
+            yield Finding(lid, "sqs-redrive", f"maxReceiveCount={count} is outside 1-1000")
 
 
 def _queue_of(arn: Any) -> str | None:
@@ -101,65 +98,54 @@ def _queue_of(arn: Any) -> str | None:
     return None
 
 
-def _event_source_findings(template: dict[str, Any]) -> list[Finding]:
+def _event_source_findings(template: dict[str, Any]) -> Iterator[Finding]:
     queues = _resources(template, "AWS::SQS::Queue")
     functions = _resources(template, "AWS::Lambda::Function")
-    findings: list[Finding] = []
-    for lid, props in _resources(template, "AWS::Lambda::EventSourceMapping").items():
+    for lid, props in resources_of_type(template, "AWS::Lambda::EventSourceMapping"):
         queue = queues.get(_queue_of(props.get("EventSourceArn")) or "")
         function = functions.get(_queue_of(props.get("FunctionName")) or "")
         if queue is None or function is None:
             continue
         visibility, timeout = _number(queue.get("VisibilityTimeout", 30)), _number(function.get("Timeout", 3))
         if visibility is not None and timeout is not None and visibility < timeout:
-            findings.append(
-                Finding(
-                    lid,
-                    "sqs-event-source",
-                    f"queue visibility timeout {visibility} s is shorter than the function timeout "
-                    f"{timeout} s: Lambda refuses the event source mapping",
-                )
+            yield Finding(
+                lid,
+                "sqs-event-source",
+                f"queue visibility timeout {visibility} s is shorter than the function timeout "
+                f"{timeout} s: Lambda refuses the event source mapping",
             )
-    return findings
 
 
-def _schedule_findings(template: dict[str, Any]) -> list[Finding]:
+def _schedule_findings(template: dict[str, Any]) -> Iterator[Finding]:
     queues = _resources(template, "AWS::SQS::Queue")
-    findings: list[Finding] = []
-    for lid, props in _resources(template, "AWS::Lambda::Function").items():
+    for lid, props in resources_of_type(template, "AWS::Lambda::Function"):
         variables = props.get("Environment", {}).get("Variables", {})
         if "CALLBACK_QUEUE_URL" not in variables:
             continue
         delay = _number(variables.get("CALLBACK_RETRY_MAX_DELAY_SECONDS"))
         if delay is not None and delay > MAX_VISIBILITY_SECONDS:
-            findings.append(
-                Finding(
-                    lid,
-                    "callback-schedule",
-                    f"CALLBACK_RETRY_MAX_DELAY_SECONDS={delay} exceeds "
-                    f"ChangeMessageVisibility's {MAX_VISIBILITY_SECONDS} s",
-                )
+            yield Finding(
+                lid,
+                "callback-schedule",
+                f"CALLBACK_RETRY_MAX_DELAY_SECONDS={delay} exceeds "
+                f"ChangeMessageVisibility's {MAX_VISIBILITY_SECONDS} s",
             )
         queue = queues.get(_queue_of(variables["CALLBACK_QUEUE_URL"]) or "", {})
         retention = _number(queue.get("MessageRetentionPeriod", 345_600))
         window = _number(variables.get("CALLBACK_RETRY_WINDOW_SECONDS"))
         if window is not None and retention is not None and window + (delay or 0) >= retention:
-            findings.append(
-                Finding(
-                    lid,
-                    "callback-schedule",
-                    f"the retry window ({window} s) plus a last delay ({delay} s) outlives the queue's "
-                    f"MessageRetentionPeriod ({retention} s): SQS would delete events before they "
-                    "could be dead-lettered",
-                )
+            yield Finding(
+                lid,
+                "callback-schedule",
+                f"the retry window ({window} s) plus a last delay ({delay} s) outlives the queue's "
+                f"MessageRetentionPeriod ({retention} s): SQS would delete events before they "
+                "could be dead-lettered",
             )
-    return findings
 
 
-def check_callbacks(template: dict[str, Any]) -> list[Finding]:
-    return [
-        *_service_model_findings(template),
-        *_queue_findings(template),
-        *_event_source_findings(template),
-        *_schedule_findings(template),
-    ]
+@listed
+def check_callbacks(template: dict[str, Any]) -> Iterator[Finding]:
+    yield from _service_model_findings(template)
+    yield from _queue_findings(template)
+    yield from _event_source_findings(template)
+    yield from _schedule_findings(template)

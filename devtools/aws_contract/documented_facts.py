@@ -9,10 +9,11 @@ driver never sees its GPU. Each check below returns findings; none means the fac
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec
 
 from app_config.gpu_drivers import DEFAULT_DRIVERS, ami_by_name, instance_family, is_gpu_instance, parse_cuda_version
 from devtools.aws_contract.service_models import is_intrinsic
@@ -203,6 +204,31 @@ class Finding:
         return f"{self.logical_id}: [{self.fact}] {self.message}"
 
 
+# A check's own parameters (the template, keyword options), kept by `listed` for type checkers.
+P = ParamSpec("P")
+
+
+def listed(check: Callable[P, Iterator[Finding]]) -> Callable[P, list[Finding]]:
+    """A check written as a generator (one `yield` a broken fact), called for the list of its findings.
+
+    Each check then says only what it finds; the list keeps `check_*(template) == []` meaning
+    "the facts hold" for every caller.
+    """
+
+    @functools.wraps(check)
+    def findings(*args: P.args, **kwargs: P.kwargs) -> list[Finding]:
+        return list(check(*args, **kwargs))
+
+    return findings
+
+
+def resources_of_type(template: dict[str, Any], kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(logical id, Properties) of every resource of the CloudFormation type `kind`, in template order."""
+    for logical_id, resource in template.get("Resources", {}).items():
+        if resource.get("Type") == kind:
+            yield logical_id, resource.get("Properties", {})
+
+
 # ------------------------------------------------------------------- metric dimensions
 
 
@@ -312,13 +338,11 @@ def template_modes(template: dict[str, Any]) -> set[str]:
     """
     resources = template.get("Resources", {})
     modes = set()
-    for resource in resources.values():
-        if resource.get("Type") != "AWS::SageMaker::EndpointConfig":
-            continue
-        mode = endpoint_config_mode(resource.get("Properties", {}))
+    for _, props in resources_of_type(template, "AWS::SageMaker::EndpointConfig"):
+        mode = endpoint_config_mode(props)
         if mode == "realtime" and any(
             is_multi_model(resources.get(_referenced_id(v.get("ModelName")) or "", {}).get("Properties", {}))
-            for v in resource.get("Properties", {}).get("ProductionVariants") or []
+            for v in props.get("ProductionVariants") or []
             if isinstance(v, dict)
         ):
             mode = "multimodel"
@@ -332,14 +356,14 @@ def is_multi_model(model_properties: dict[str, Any]) -> bool:
     return any(isinstance(c, dict) and c.get("Mode") == "MultiModel" for c in containers)
 
 
-def check_metric_dimensions(template: dict[str, Any]) -> list[Finding]:
+@listed
+def check_metric_dimensions(template: dict[str, Any]) -> Iterator[Finding]:
     """Every SageMaker metric is one the template's endpoint type publishes, read with exactly
     the dimension set it is published with."""
     modes = sorted(template_modes(template))
     tables = [METRICS_BY_MODE[mode] for mode in modes]
     kind = " or ".join(f"{mode} endpoint" for mode in modes)
     pages = ", ".join(page for _, page in tables)
-    findings = []
     for use in metric_uses(template):
         if is_intrinsic(use.namespace) or is_intrinsic(use.metric_name):
             continue
@@ -349,34 +373,26 @@ def check_metric_dimensions(template: dict[str, Any]) -> list[Finding]:
             table[(use.namespace, use.metric_name)] for table, _ in tables if (use.namespace, use.metric_name) in table
         ]
         if not published and modes == ["async"] and use.metric_name in NOT_PUBLISHED_FOR_ASYNC:
-            findings.append(
-                Finding(
-                    use.logical_id,
-                    "metric-published",
-                    f"{use.where}: {use.metric_name} is not published for asynchronous endpoints "
-                    f"({ASYNC_METRICS_PAGE})",
-                )
+            yield Finding(
+                use.logical_id,
+                "metric-published",
+                f"{use.where}: {use.metric_name} is not published for asynchronous endpoints ({ASYNC_METRICS_PAGE})",
             )
         elif not published:
-            findings.append(
-                Finding(
-                    use.logical_id,
-                    "metric-published",
-                    f"{use.where}: {use.namespace} {use.metric_name} is not in the documented list of {kind} metrics "
-                    f"({pages})",
-                )
+            yield Finding(
+                use.logical_id,
+                "metric-published",
+                f"{use.where}: {use.namespace} {use.metric_name} is not in the documented list of {kind} metrics "
+                f"({pages})",
             )
         elif use.dimensions not in published:
             expected = published[0]
-            findings.append(
-                Finding(
-                    use.logical_id,
-                    "metric-dimensions",
-                    f"{use.where}: {use.metric_name} is published with dimensions {sorted(expected)}, "
-                    f"read with {sorted(use.dimensions)}: it never receives data ({pages})",
-                )
+            yield Finding(
+                use.logical_id,
+                "metric-dimensions",
+                f"{use.where}: {use.metric_name} is published with dimensions {sorted(expected)}, "
+                f"read with {sorted(use.dimensions)}: it never receives data ({pages})",
             )
-    return findings
 
 
 # ------------------------------------------------------------------- IAM / policy helpers
@@ -426,27 +442,22 @@ def _referenced_id(value: Any) -> str | None:
 # ------------------------------------------------------------------- alarm delivery
 
 
-def check_alarm_topics(template: dict[str, Any]) -> list[Finding]:
+@listed
+def check_alarm_topics(template: dict[str, Any]) -> Iterator[Finding]:
     """Every SNS topic an alarm notifies lets CloudWatch publish to it and use its key."""
     resources = template.get("Resources", {})
     topics: dict[str, list[str]] = {}
-    for logical_id, resource in resources.items():
-        if resource.get("Type") != "AWS::CloudWatch::Alarm":
-            continue
-        props = resource.get("Properties", {})
+    for logical_id, props in resources_of_type(template, "AWS::CloudWatch::Alarm"):
         for key in ("AlarmActions", "OKActions", "InsufficientDataActions"):
             for action in props.get(key) or []:
                 target = _referenced_id(action)
                 if target and resources.get(target, {}).get("Type") == "AWS::SNS::Topic":
                     topics.setdefault(target, []).append(logical_id)
-    findings = []
     for topic_id, alarms in topics.items():
-        findings += _topic_admits_cloudwatch(resources, topic_id, alarms)
-    return findings
+        yield from _topic_admits_cloudwatch(resources, topic_id, alarms)
 
 
-def _topic_admits_cloudwatch(resources: dict, topic_id: str, alarms: list[str]) -> list[Finding]:
-    findings = []
+def _topic_admits_cloudwatch(resources: dict, topic_id: str, alarms: list[str]) -> Iterator[Finding]:
     policies = [
         r["Properties"].get("PolicyDocument")
         for r in resources.values()
@@ -464,33 +475,26 @@ def _topic_admits_cloudwatch(resources: dict, topic_id: str, alarms: list[str]) 
                 and _action_allows(statement, "sns:Publish")
                 and (everyone or ALARM_PUBLISHER in _service_principals(statement))
             ):
-                findings.append(
-                    Finding(
-                        topic_id,
-                        "alarm-topic-policy",
-                        f"an unconditional Deny of sns:Publish ({statement.get('Sid', 'no Sid')}) stops "
-                        f"{ALARM_PUBLISHER}",
-                    )
+                yield Finding(
+                    topic_id,
+                    "alarm-topic-policy",
+                    f"an unconditional Deny of sns:Publish ({statement.get('Sid', 'no Sid')}) stops {ALARM_PUBLISHER}",
                 )
     if policies:
         missing = [a for a in TOPIC_ACTIONS if all(_allows_service(p, ALARM_PUBLISHER, (a,)) for p in policies)]
         if missing:
-            findings.append(
-                Finding(
-                    topic_id,
-                    "alarm-topic-policy",
-                    f"the topic policy replaces SNS's default policy and allows {ALARM_PUBLISHER} none of {missing}: "
-                    f"alarms {sorted(set(alarms))} are never delivered",
-                )
+            yield Finding(
+                topic_id,
+                "alarm-topic-policy",
+                f"the topic policy replaces SNS's default policy and allows {ALARM_PUBLISHER} none of {missing}: "
+                f"alarms {sorted(set(alarms))} are never delivered",
             )
     key = resources[topic_id].get("Properties", {}).get("KmsMasterKeyId")
     if isinstance(key, str) and key.startswith("alias/aws/"):
-        findings.append(
-            Finding(
-                topic_id,
-                "alarm-topic-key",
-                f"an AWS-managed key ({key}) cannot admit {ALARM_PUBLISHER}: use a customer-managed key",
-            )
+        yield Finding(
+            topic_id,
+            "alarm-topic-key",
+            f"an AWS-managed key ({key}) cannot admit {ALARM_PUBLISHER}: use a customer-managed key",
         )
     key_id = _referenced_id(key)
     if key_id and resources.get(key_id, {}).get("Type") == "AWS::KMS::Key":
@@ -498,23 +502,20 @@ def _topic_admits_cloudwatch(resources: dict, topic_id: str, alarms: list[str]) 
             resources[key_id].get("Properties", {}).get("KeyPolicy"), ALARM_PUBLISHER, KEY_ACTIONS
         )
         if missing:
-            findings.append(
-                Finding(
-                    key_id,
-                    "alarm-topic-key",
-                    f"encrypts alarm topic {topic_id} but its key policy allows {ALARM_PUBLISHER} none of {missing}",
-                )
+            yield Finding(
+                key_id,
+                "alarm-topic-key",
+                f"encrypts alarm topic {topic_id} but its key policy allows {ALARM_PUBLISHER} none of {missing}",
             )
-    return findings
 
 
 # ------------------------------------------------------------------- rollback alarms
 
 
-def _execution_roles(resources: dict, endpoint: dict) -> set[str]:
+def _execution_roles(resources: dict, endpoint_props: dict) -> set[str]:
     """Logical ids of the roles of the models the endpoint's config serves."""
     roles = set()
-    config = resources.get(_referenced_id(endpoint.get("Properties", {}).get("EndpointConfigName")) or "", {})
+    config = resources.get(_referenced_id(endpoint_props.get("EndpointConfigName")) or "", {})
     for variant in config.get("Properties", {}).get("ProductionVariants") or []:
         model = resources.get(_referenced_id(variant.get("ModelName")) or "", {})
         role = _referenced_id(model.get("Properties", {}).get("ExecutionRoleArn"))
@@ -539,30 +540,24 @@ def _alarm_arn(name: str) -> str:
     return f"arn:aws:cloudwatch:{_PSEUDO['AWS::Region']}:{_PSEUDO['AWS::AccountId']}:alarm:{name}"
 
 
-def check_rollback_alarms(template: dict[str, Any]) -> list[Finding]:
+@listed
+def check_rollback_alarms(template: dict[str, Any]) -> Iterator[Finding]:
     """Every auto-rollback alarm exists in the stack and the execution role may describe it."""
     resources = template.get("Resources", {})
     alarm_names = {
-        r["Properties"]["AlarmName"]
-        for r in resources.values()
-        if r.get("Type") == "AWS::CloudWatch::Alarm" and isinstance(r.get("Properties", {}).get("AlarmName"), str)
+        props["AlarmName"]
+        for _, props in resources_of_type(template, "AWS::CloudWatch::Alarm")
+        if isinstance(props.get("AlarmName"), str)
     }
-    findings = []
-    for logical_id, endpoint in resources.items():
-        if endpoint.get("Type") != "AWS::SageMaker::Endpoint":
-            continue
-        rollback = (endpoint.get("Properties", {}).get("DeploymentConfig") or {}).get("AutoRollbackConfiguration") or {}
+    for logical_id, props in resources_of_type(template, "AWS::SageMaker::Endpoint"):
+        rollback = (props.get("DeploymentConfig") or {}).get("AutoRollbackConfiguration") or {}
         names = [a.get("AlarmName") for a in rollback.get("Alarms") or [] if isinstance(a, dict)]
         for name in names:
             if isinstance(name, str) and name not in alarm_names:
-                findings.append(
-                    Finding(
-                        logical_id,
-                        "rollback-alarm-exists",
-                        f"auto-rollback alarm {name!r} is not an alarm of this stack",
-                    )
+                yield Finding(
+                    logical_id, "rollback-alarm-exists", f"auto-rollback alarm {name!r} is not an alarm of this stack"
                 )
-        roles = _execution_roles(resources, endpoint)
+        roles = _execution_roles(resources, props)
         for role_id in sorted(roles):
             statements = [
                 s
@@ -574,39 +569,31 @@ def check_rollback_alarms(template: dict[str, Any]) -> list[Finding]:
                 if isinstance(name, str) and not any(
                     fnmatch.fnmatchcase(_alarm_arn(name), pattern) for pattern in resources_allowed
                 ):
-                    findings.append(
-                        Finding(
-                            role_id,
-                            "rollback-alarm-permission",
-                            f"execution role of {logical_id} may not {ROLLBACK_ACTION} on rollback alarm {name!r}: "
-                            "auto-rollback cannot read it",
-                        )
+                    yield Finding(
+                        role_id,
+                        "rollback-alarm-permission",
+                        f"execution role of {logical_id} may not {ROLLBACK_ACTION} on rollback alarm {name!r}: "
+                        "auto-rollback cannot read it",
                     )
-    return findings
 
 
 # ------------------------------------------------------------------- GPU driver
 
 
-def check_gpu_drivers(template: dict[str, Any], *, image_cuda_version: str | None) -> list[Finding]:
+@listed
+def check_gpu_drivers(template: dict[str, Any], *, image_cuda_version: str | None) -> Iterator[Finding]:
     """Every GPU variant runs an AMI whose driver supports the image's CUDA version.
 
     `image_cuda_version` None means the image has no CUDA: a GPU variant is then refused.
     """
-    findings = []
-    for logical_id, resource in template.get("Resources", {}).items():
-        if resource.get("Type") != "AWS::SageMaker::EndpointConfig":
-            continue
-        for index, variant in enumerate(resource.get("Properties", {}).get("ProductionVariants") or []):
+    for logical_id, props in resources_of_type(template, "AWS::SageMaker::EndpointConfig"):
+        for index, variant in enumerate(props.get("ProductionVariants") or []):
             instance_type = variant.get("InstanceType")
             if not isinstance(instance_type, str) or not is_gpu_instance(instance_type):
                 continue
             problem = _driver_problem(instance_type, variant.get("InferenceAmiVersion"), image_cuda_version)
             if problem:
-                findings.append(
-                    Finding(logical_id, "gpu-driver", f"ProductionVariants[{index}] {instance_type}: {problem}")
-                )
-    return findings
+                yield Finding(logical_id, "gpu-driver", f"ProductionVariants[{index}] {instance_type}: {problem}")
 
 
 def _driver_problem(instance_type: str, ami_name: Any, image_cuda_version: str | None) -> str | None:

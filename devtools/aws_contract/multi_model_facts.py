@@ -16,6 +16,7 @@ MultiModelConfig.ModelCacheSetting is Enabled | Disabled); the pages add:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from app_config.gpu_drivers import is_gpu_instance
@@ -23,7 +24,9 @@ from devtools.aws_contract.documented_facts import (
     Finding,
     _referenced_id,
     is_multi_model,
+    listed,
     render,
+    resources_of_type,
 )
 from devtools.aws_contract.service_models import is_intrinsic
 
@@ -36,39 +39,30 @@ def _is_triton(image: Any) -> bool:
     return isinstance(image, str) and "sagemaker-tritonserver" in image
 
 
-def check_multi_model_endpoints(template: dict[str, Any]) -> list[Finding]:
+@listed
+def check_multi_model_endpoints(template: dict[str, Any]) -> Iterator[Finding]:
     """Every multi-model container reads a prefix and is served by a real-time, CPU (or Triton) variant."""
-    resources = template.get("Resources", {})
-    findings = []
     multi_models: dict[str, dict[str, Any]] = {}
-    for logical_id, resource in resources.items():
-        if resource.get("Type") != "AWS::SageMaker::Model":
-            continue
-        props = resource.get("Properties", {})
+    for logical_id, props in resources_of_type(template, "AWS::SageMaker::Model"):
         if not is_multi_model(props):
             continue
         multi_models[logical_id] = props
         container = props.get("PrimaryContainer") or {}
         url = container.get("ModelDataUrl")
         if url is None:
-            findings.append(
-                Finding(
-                    logical_id,
-                    "multi-model-prefix",
-                    "a MultiModel container without ModelDataUrl: it names the S3 prefix of the models "
-                    f"({CREATE_PAGE})",
-                )
+            yield Finding(
+                logical_id,
+                "multi-model-prefix",
+                f"a MultiModel container without ModelDataUrl: it names the S3 prefix of the models ({CREATE_PAGE})",
             )
         elif not is_intrinsic(url) and not str(url).endswith("/"):
-            message = (
+            yield Finding(
+                logical_id,
+                "multi-model-prefix",
                 f"ModelDataUrl {url!r} of a MultiModel container is not a prefix ending in '/': "
-                f"SageMaker appends TargetModel to it ({CREATE_PAGE})"
+                f"SageMaker appends TargetModel to it ({CREATE_PAGE})",
             )
-            findings.append(Finding(logical_id, "multi-model-prefix", message))
-    for logical_id, resource in resources.items():
-        if resource.get("Type") != "AWS::SageMaker::EndpointConfig":
-            continue
-        props = resource.get("Properties", {})
+    for logical_id, props in resources_of_type(template, "AWS::SageMaker::EndpointConfig"):
         for index, variant in enumerate(props.get("ProductionVariants") or []):
             if not isinstance(variant, dict):
                 continue
@@ -77,32 +71,25 @@ def check_multi_model_endpoints(template: dict[str, Any]) -> list[Finding]:
                 continue
             where = f"ProductionVariants[{index}] serves the multi-model {model_id}"
             if props.get("AsyncInferenceConfig") not in (None, {"Ref": "AWS::NoValue"}):
-                findings.append(
-                    Finding(
-                        logical_id,
-                        "multi-model-realtime",
-                        f"{where} with AsyncInferenceConfig: InvokeEndpointAsync has no TargetModel, "
-                        f"multi-model endpoints are real-time only ({MULTI_MODEL_PAGE})",
-                    )
+                yield Finding(
+                    logical_id,
+                    "multi-model-realtime",
+                    f"{where} with AsyncInferenceConfig: InvokeEndpointAsync has no TargetModel, "
+                    f"multi-model endpoints are real-time only ({MULTI_MODEL_PAGE})",
                 )
             if variant.get("ServerlessConfig"):
-                findings.append(
-                    Finding(
-                        logical_id,
-                        "multi-model-realtime",
-                        f"{where} on a serverless variant: serverless endpoints do not support multi-model "
-                        f"hosting ({MULTI_MODEL_PAGE})",
-                    )
+                yield Finding(
+                    logical_id,
+                    "multi-model-realtime",
+                    f"{where} on a serverless variant: serverless endpoints do not support multi-model "
+                    f"hosting ({MULTI_MODEL_PAGE})",
                 )
             instance_type = variant.get("InstanceType")
             image = (multi_models[model_id].get("PrimaryContainer") or {}).get("Image")
             if isinstance(instance_type, str) and is_gpu_instance(instance_type) and not _is_triton(image):
-                findings.append(
-                    Finding(
-                        logical_id,
-                        "multi-model-gpu",
-                        f"{where} on GPU instance type {instance_type} with image {render(image)}: GPU multi-model "
-                        f"endpoints are offered with SageMaker's Triton container only ({MULTI_MODEL_PAGE})",
-                    )
+                yield Finding(
+                    logical_id,
+                    "multi-model-gpu",
+                    f"{where} on GPU instance type {instance_type} with image {render(image)}: GPU multi-model "
+                    f"endpoints are offered with SageMaker's Triton container only ({MULTI_MODEL_PAGE})",
                 )
-    return findings
