@@ -99,7 +99,6 @@ def start_notifier(
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(FAKE_CREDENTIALS_ENV)  # never a real credential in the local Lambda
     env.update(environment)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     process = spawn(
         [sys.executable, "-m", "local_stack.notifier", "--queue-url", callbacks.queue_url],
         env=env,

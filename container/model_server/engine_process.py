@@ -23,7 +23,6 @@ import signal
 import socket
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 from . import transport
@@ -36,8 +35,6 @@ from .user_code import HookResponse
 log = logging.getLogger(__name__)
 # How long a request whose write failed waits for the engine's exit to be noticed.
 ENGINE_EXIT_WAIT_S = 30.0
-
-PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 
 
 def describe_exit(returncode: int) -> str:
@@ -112,11 +109,11 @@ class EngineProcess:
     async def _spawn(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         env = dict(os.environ)
-        # The engine imports this package whatever the front end's working directory.
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_PARENT), env.get("PYTHONPATH")) if p)
+        # The engine imports model_server the way the front end did (the image's PYTHONPATH, the
+        # host's editable install): it inherits the environment and the working directory.
         # OMP_WAIT_POLICY is left to OpenMP (spin a while at each barrier, then sleep) unless the
         # operator sets it: on a dedicated instance, which is what SageMaker gives a container, the
-        # spinning is what reaches the hardware's rate (a quiet 2-core machine: 82% of raw batched
+        # spinning is what reaches the hardware's rate (a quiet 2-core machine: 85% of raw batched
         # generate at 16 clients, 43% with PASSIVE; docs/benchmarks.md). On a machine shared with
         # other busy processes spinning threads are preempted at every barrier and PASSIVE is the
         # right choice there (the test suite sets it).

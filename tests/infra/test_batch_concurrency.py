@@ -10,7 +10,6 @@ both, and a cap below the batch fails at synth.
 from __future__ import annotations
 
 import copy
-import sys
 from typing import Any
 
 import botocore.session
@@ -25,7 +24,7 @@ from app_config import (
 )
 from app_config.environments import ENVIRONMENTS
 
-from .conftest import ROOT, Synthesized
+from .conftest import Synthesized
 
 # The range the SageMaker API itself gives the cap (botocore's service model).
 CAP_SHAPE = (
@@ -79,7 +78,6 @@ def test_the_model_server_reads_the_value_the_stack_sets(
     synthesized: Synthesized, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The container's own settings parser accepts what the stack writes (and would reject a typo)."""
-    sys.path.insert(0, str(ROOT / "container"))
     from model_server.settings import Settings
 
     for template in synthesized.templates.values():
