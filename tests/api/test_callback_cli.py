@@ -10,12 +10,12 @@ import os
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
 from api_handler.async_api import webhooks
 from inference_client import cli
+from tests.http_stub import StubHandler, serving
 
 SECRET = base64.b64encode(os.urandom(32)).decode()
 
@@ -95,39 +95,15 @@ def test_listen_needs_a_secret(monkeypatch):
 def test_submit_sends_the_callback_header():
     seen: dict[str, str] = {}
 
-    class Api(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
+    class Api(StubHandler):
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             seen.update({k.lower(): v for k, v in self.headers.items()})
-            body = json.dumps({"inferenceId": "r" + "2" * 32, "status": "InProgress"}).encode()
-            self.send_response(202)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.send_json(202, {"inferenceId": "r" + "2" * 32, "status": "InProgress"})
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Api)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        out = io.StringIO()
-        code = cli.main(
-            [
-                "--url",
-                f"http://127.0.0.1:{server.server_address[1]}",
-                "invoke",
-                "--text",
-                "hi",
-                "--callback",
-                "https://hooks.example.com/done",
-            ],
-            stdout=out,
-            stderr=io.StringIO(),
-        )
-    finally:
-        server.shutdown()
-        server.server_close()
+    out = io.StringIO()
+    with serving(Api) as url:
+        argv = ["--url", url, "invoke", "--text", "hi", "--callback", "https://hooks.example.com/done"]
+        code = cli.main(argv, stdout=out, stderr=io.StringIO())
     assert code == 0, out.getvalue()
     assert seen["x-callback-url"] == "https://hooks.example.com/done"

@@ -8,9 +8,7 @@ Same auth, caller scoping, idempotency and error shapes as async mode (tests/api
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 import botocore.session
@@ -25,9 +23,10 @@ from tests.api.conftest import (
     Api,
     configured_api,
 )
+from tests.http_stub import StubHandler, serving
 
 
-class _Container(BaseHTTPRequestHandler):
+class _Container(StubHandler):
     """A model container: echoes JSON with the headers it saw; {"fail": true} is a 400."""
 
     seen: ClassVar[list[dict[str, str]]] = []
@@ -38,41 +37,26 @@ class _Container(BaseHTTPRequestHandler):
         type(self).seen.append(headers)
         document = json.loads(body)
         if document.get("fail"):
-            answer, status = b'{"error": "inputs is required"}', 400
-        else:
-            big = "x" * int(document.get("pad", 0))
-            answer, status = (
-                json.dumps(
-                    {
-                        "echo": document,
-                        "accept": headers.get("accept"),
-                        "attributes": headers.get("x-amzn-sagemaker-custom-attributes"),
-                        "pad": big,
-                    }
-                ).encode(),
-                200,
-            )
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, *args: object) -> None:
-        pass
+            self.send_json(400, {"error": "inputs is required"})
+            return
+        self.send_json(
+            200,
+            {
+                "echo": document,
+                "accept": headers.get("accept"),
+                "attributes": headers.get("x-amzn-sagemaker-custom-attributes"),
+                "pad": "x" * int(document.get("pad", 0)),
+            },
+        )
 
 
 @pytest.fixture(scope="module")
 def runtime() -> Iterator[RealtimeRuntime]:
-    container = ThreadingHTTPServer(("127.0.0.1", 0), _Container)
-    threading.Thread(target=container.serve_forever, daemon=True).start()
-    stand_in = RealtimeRuntime(
-        endpoint_name=ENDPOINT_NAME, container_url=f"http://127.0.0.1:{container.server_address[1]}"
-    )
-    stand_in.start()
-    yield stand_in
-    stand_in.stop()
-    container.shutdown()
+    with serving(_Container) as container_url:
+        stand_in = RealtimeRuntime(endpoint_name=ENDPOINT_NAME, container_url=container_url)
+        stand_in.start()
+        yield stand_in
+        stand_in.stop()
 
 
 @pytest.fixture(params=["realtime", "serverless"])
