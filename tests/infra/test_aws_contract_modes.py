@@ -92,28 +92,48 @@ def test_realtime_metrics_are_still_refused_on_async_endpoints(dev: dict) -> Non
 
 # ------------------------------------------------------------------ serverless limits
 
+SERVERLESS_CONFIG = ("ProductionVariants", 0, "ServerlessConfig")
+
 
 def _serverless_config(template: dict) -> tuple[str, dict]:
     lid, config = _one(template, "AWS::SageMaker::EndpointConfig")
     return lid, config["ProductionVariants"][0]
 
 
-def test_memory_outside_botocores_range_is_refused(serverless: dict) -> None:
-    lid, variant = _serverless_config(serverless)
-    variant["ServerlessConfig"]["MemorySizeInMB"] = 8192
-    _assert_finds(serverless, lid, "MemorySizeInMB", "above ServerlessMemorySizeInMB's maximum 6144")
+def _set(props: dict, path: tuple[str | int, ...], value: object) -> None:
+    """Breaks one member of a real resource: props[path[0]][path[1]]... = value."""
+    *parents, last = path
+    for key in parents:
+        props = props[key]
+    props[last] = value
 
 
-def test_memory_between_the_gigabyte_steps_is_refused(serverless: dict) -> None:
-    lid, variant = _serverless_config(serverless)
-    variant["ServerlessConfig"]["MemorySizeInMB"] = 1536
-    _assert_finds(serverless, lid, "serverless", "1536 is not a multiple of 1024")
-
-
-def test_max_concurrency_above_200_is_refused(serverless: dict) -> None:
-    lid, variant = _serverless_config(serverless)
-    variant["ServerlessConfig"]["MaxConcurrency"] = 201
-    _assert_finds(serverless, lid, "MaxConcurrency", "above ServerlessMaxConcurrency's maximum 200")
+@pytest.mark.parametrize(
+    ("path", "value", "fragments"),
+    [
+        # botocore's ProductionVariantServerlessConfig ranges.
+        (
+            (*SERVERLESS_CONFIG, "MemorySizeInMB"),
+            8192,
+            ("MemorySizeInMB", "above ServerlessMemorySizeInMB's maximum 6144"),
+        ),
+        (
+            (*SERVERLESS_CONFIG, "MaxConcurrency"),
+            201,
+            ("MaxConcurrency", "above ServerlessMaxConcurrency's maximum 200"),
+        ),
+        # The serverless pages: 1 GB steps (not in botocore's range), a variant without instances.
+        ((*SERVERLESS_CONFIG, "MemorySizeInMB"), 1536, ("serverless", "1536 is not a multiple of 1024")),
+        (("ProductionVariants", 0, "InstanceType"), "ml.g5.xlarge", ("InstanceType next to ServerlessConfig",)),
+    ],
+    ids=["memory-above-range", "concurrency-above-range", "memory-between-steps", "instance-type"],
+)
+def test_serverless_config_beyond_the_documented_limits_is_refused(
+    serverless: dict, path: tuple[str | int, ...], value: object, fragments: tuple[str, ...]
+) -> None:
+    lid, config = _one(serverless, "AWS::SageMaker::EndpointConfig")
+    _set(config, path, value)
+    _assert_finds(serverless, lid, *fragments)
 
 
 def test_provisioned_above_max_concurrency_is_refused(serverless: dict) -> None:
@@ -122,24 +142,27 @@ def test_provisioned_above_max_concurrency_is_refused(serverless: dict) -> None:
     _assert_finds(serverless, lid, "ProvisionedConcurrency", "exceeds MaxConcurrency")
 
 
-def test_instance_type_next_to_serverless_config_is_refused(serverless: dict) -> None:
-    lid, variant = _serverless_config(serverless)
-    variant["InstanceType"] = "ml.g5.xlarge"
-    _assert_finds(serverless, lid, "InstanceType next to ServerlessConfig")
-
-
-def test_network_isolation_on_a_serverless_model_is_refused(serverless: dict) -> None:
+@pytest.mark.parametrize(
+    ("path", "value", "fragments"),
+    [
+        (("EnableNetworkIsolation",), True, ("EnableNetworkIsolation",)),
+        (
+            ("VpcConfig",),
+            {"SecurityGroupIds": ["sg-0123456789abcdef0"], "Subnets": ["subnet-0123456789abcdef0"]},
+            ("VpcConfig", "do not support VPCs"),
+        ),
+        (("PrimaryContainer", "Mode"), "MultiModel", ("Mode MultiModel", "do not support multi-model")),
+    ],
+    ids=["network-isolation", "vpc", "multi-model"],
+)
+def test_model_features_serverless_lacks_are_refused(
+    serverless: dict, path: tuple[str, ...], value: object, fragments: tuple[str, ...]
+) -> None:
+    """The model a serverless variant serves: the finding names the endpoint configuration serving it."""
     _, model = _one(serverless, "AWS::SageMaker::Model")
-    model["EnableNetworkIsolation"] = True
+    _set(model, path, value)
     lid, _ = _serverless_config(serverless)
-    _assert_finds(serverless, lid, "EnableNetworkIsolation")
-
-
-def test_multi_model_container_on_a_serverless_endpoint_is_refused(serverless: dict) -> None:
-    _, model = _one(serverless, "AWS::SageMaker::Model")
-    model["PrimaryContainer"]["Mode"] = "MultiModel"
-    lid, _ = _serverless_config(serverless)
-    _assert_finds(serverless, lid, "Mode MultiModel", "do not support multi-model")
+    _assert_finds(serverless, lid, *fragments)
 
 
 def test_second_variant_on_a_serverless_endpoint_is_refused(serverless: dict) -> None:
@@ -155,25 +178,30 @@ def test_canary_on_a_serverless_endpoint_is_refused(serverless: dict) -> None:
     _assert_finds(serverless, lid, "serverless-deployment", "CANARY")
 
 
-def test_provisioned_scaling_beyond_max_concurrency_is_refused(serverless: dict) -> None:
-    lid, target = _one(serverless, "AWS::ApplicationAutoScaling::ScalableTarget")
-    target["MaxCapacity"] = 500
-    _assert_finds(serverless, lid, "serverless-scaling", "exceeds the variant's MaxConcurrency")
+# ------------------------------------------------------------------ scaling per mode
 
 
-def test_instance_count_scaling_on_a_serverless_variant_is_refused(serverless: dict) -> None:
-    lid, target = _one(serverless, "AWS::ApplicationAutoScaling::ScalableTarget")
-    target["ScalableDimension"] = "sagemaker:variant:DesiredInstanceCount"
-    _assert_finds(serverless, lid, "only sagemaker:variant:DesiredProvisionedConcurrency scales")
-
-
-# ------------------------------------------------------------------ real-time scaling
-
-
-def test_realtime_scaling_to_zero_is_refused(realtime: dict) -> None:
-    lid, target = _one(realtime, "AWS::ApplicationAutoScaling::ScalableTarget")
-    target["MinCapacity"] = 0
-    _assert_finds(realtime, lid, "realtime-scaling", "only asynchronous endpoints scale to zero")
+@pytest.mark.parametrize(
+    ("mode", "member", "value", "fragments"),
+    [
+        ("serverless", "MaxCapacity", 500, ("serverless-scaling", "exceeds the variant's MaxConcurrency")),
+        (
+            "serverless",
+            "ScalableDimension",
+            "sagemaker:variant:DesiredInstanceCount",
+            ("only sagemaker:variant:DesiredProvisionedConcurrency scales",),
+        ),
+        ("realtime", "MinCapacity", 0, ("realtime-scaling", "only asynchronous endpoints scale to zero")),
+    ],
+    ids=["serverless-beyond-max-concurrency", "serverless-instance-count", "realtime-to-zero"],
+)
+def test_scaling_the_mode_does_not_support_is_refused(
+    request: pytest.FixtureRequest, mode: str, member: str, value: object, fragments: tuple[str, ...]
+) -> None:
+    template = request.getfixturevalue(mode)
+    lid, target = _one(template, "AWS::ApplicationAutoScaling::ScalableTarget")
+    target[member] = value
+    _assert_finds(template, lid, *fragments)
 
 
 def test_async_scaling_to_zero_stays_allowed(dev: dict) -> None:

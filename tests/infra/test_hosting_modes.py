@@ -40,6 +40,35 @@ def _variant(template: Template) -> tuple[dict, dict]:
     return config["Properties"], variant
 
 
+def _assert_target_tracking(
+    template: Template,
+    *,
+    dimension: str,
+    capacity: tuple[int | None, int | None],
+    predefined_metric: str,
+    target: float,
+) -> None:
+    """The variant scales `dimension` within `capacity` (min, max), tracking `target` of a predefined metric.
+
+    Application Auto Scaling's RegisterScalableTarget and PutScalingPolicy, as CloudFormation writes them.
+    """
+    low, high = capacity
+    template.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalableTarget",
+        {"ScalableDimension": dimension, "MinCapacity": low, "MaxCapacity": high},
+    )
+    template.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
+        {
+            "PolicyType": "TargetTrackingScaling",
+            "TargetTrackingScalingPolicyConfiguration": {
+                "PredefinedMetricSpecification": {"PredefinedMetricType": predefined_metric},
+                "TargetValue": target,
+            },
+        },
+    )
+
+
 # ------------------------------------------------------------------ example-realtime
 
 
@@ -67,25 +96,13 @@ def test_realtime_endpoint_has_no_async_config_and_at_least_one_instance(realtim
 
 def test_realtime_scales_on_invocations_per_instance_with_the_documented_target(realtime: Template) -> None:
     hosting = load_environment("example-realtime").hosting
-    realtime.has_resource_properties(
-        "AWS::ApplicationAutoScaling::ScalableTarget",
-        {
-            "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
-            "MinCapacity": hosting.min_capacity,
-            "MaxCapacity": hosting.max_capacity,
-        },
-    )
-    # AWS's load-testing guide: target = peak RPS per instance x safety factor 0.5 x 60 (per minute).
-    expected = hosting.peak_requests_per_second_per_instance * 0.5 * 60
-    realtime.has_resource_properties(
-        "AWS::ApplicationAutoScaling::ScalingPolicy",
-        {
-            "PolicyType": "TargetTrackingScaling",
-            "TargetTrackingScalingPolicyConfiguration": {
-                "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
-                "TargetValue": expected,
-            },
-        },
+    _assert_target_tracking(
+        realtime,
+        dimension="sagemaker:variant:DesiredInstanceCount",
+        capacity=(hosting.min_capacity, hosting.max_capacity),
+        predefined_metric="SageMakerVariantInvocationsPerInstance",
+        # AWS's load-testing guide: target = peak RPS per instance x safety factor 0.5 x 60 (per minute).
+        target=hosting.peak_requests_per_second_per_instance * 0.5 * 60,
     )
     # None of the async machinery: no queue metric anywhere in the template.
     body = str(realtime.to_json())
@@ -155,24 +172,13 @@ def test_serverless_variant_has_serverless_config_and_no_instances(serverless: T
 
 def test_serverless_scales_provisioned_concurrency_on_its_utilization(serverless: Template) -> None:
     hosting = load_environment("example-serverless").hosting
-    serverless.has_resource_properties(
-        "AWS::ApplicationAutoScaling::ScalableTarget",
-        {
-            "ScalableDimension": "sagemaker:variant:DesiredProvisionedConcurrency",
-            "MinCapacity": hosting.provisioned_concurrency,
-            "MaxCapacity": hosting.max_provisioned_concurrency,
-        },
-    )
-    serverless.has_resource_properties(
-        "AWS::ApplicationAutoScaling::ScalingPolicy",
-        {
-            "TargetTrackingScalingPolicyConfiguration": {
-                "PredefinedMetricSpecification": {
-                    "PredefinedMetricType": "SageMakerVariantProvisionedConcurrencyUtilization"
-                },
-                "TargetValue": hosting.provisioned_utilization_target,
-            }
-        },
+    assert isinstance(hosting, ServerlessHosting)
+    _assert_target_tracking(
+        serverless,
+        dimension="sagemaker:variant:DesiredProvisionedConcurrency",
+        capacity=(hosting.provisioned_concurrency, hosting.max_provisioned_concurrency),
+        predefined_metric="SageMakerVariantProvisionedConcurrencyUtilization",
+        target=hosting.provisioned_utilization_target,
     )
 
 
