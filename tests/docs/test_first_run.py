@@ -9,19 +9,14 @@ import sys
 
 import pytest
 
+from tests.processes import run_captured
+
 from .commands import REPO_ROOT
 
 
 def _dry_run(target: str) -> str:
     """Every command `make TARGET` would run from a fresh clone (-B: as if nothing were installed)."""
-    return subprocess.run(
-        ["make", "-n", "-B", "--no-print-directory", target],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
+    return run_captured(["make", "-n", "-B", "--no-print-directory", target], timeout=60, check=True).stdout
 
 
 def test_make_synth_installs_only_the_synthesis_requirements() -> None:
@@ -51,13 +46,9 @@ def _no_aws_environment(**extra: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("target", ["diff", "deploy"])
 def test_without_credentials_diff_and_deploy_say_what_to_set(target: str) -> None:
-    completed = subprocess.run(
+    completed = run_captured(
         ["make", "--no-print-directory", "-o", "install-synth", target, "ENV=dev"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
         timeout=60,
-        check=False,
         env=_no_aws_environment(),
     )
     assert completed.returncode != 0
@@ -66,29 +57,18 @@ def test_without_credentials_diff_and_deploy_say_what_to_set(target: str) -> Non
     assert "cdk" not in completed.stdout  # stopped before the CLI ran
 
 
+def _preflight(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The check `make diff` / `make deploy` run first."""
+    return run_captured([sys.executable, "-m", "devtools.aws_preflight"], timeout=60, env=env)
+
+
 def test_the_preflight_passes_with_credentials_and_a_region() -> None:
     env = _no_aws_environment(
         AWS_ACCESS_KEY_ID="AKIAEXAMPLEEXAMPLE00", AWS_SECRET_ACCESS_KEY="x" * 40, AWS_REGION="eu-west-1"
     )
-    completed = subprocess.run(
-        [sys.executable, "-m", "devtools.aws_preflight"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
+    completed = _preflight(env)
     assert completed.returncode == 0, completed.stderr
     env.pop("AWS_REGION")
-    completed = subprocess.run(
-        [sys.executable, "-m", "devtools.aws_preflight"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
+    completed = _preflight(env)
     assert completed.returncode == 1 and "no AWS region" in completed.stderr
     assert "credentials" not in completed.stderr

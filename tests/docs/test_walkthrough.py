@@ -10,18 +10,20 @@ documented run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from local_stack.processes import free_port
+from tests.processes import run_captured
 
 from .commands import REPO_ROOT, logical_lines
 
@@ -61,15 +63,7 @@ def run_documented(commands: list[tuple[str, str]], rewrite: dict[str, str], tmp
         command = line.replace("/tmp/", f"{tmp}/")
         for documented_address, actual in rewrite.items():
             command = re.sub(documented_address, actual, command)
-        completed = subprocess.run(
-            ["bash", "-c", command],
-            cwd=REPO_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
+        completed = run_captured(["bash", "-c", command], timeout=180, env=env)
         if completed.returncode != 0:
             failures.append(f"{source}: {line}\n  exit {completed.returncode}: {completed.stderr[-600:]}")
     assert not failures, "\n".join(failures)
@@ -90,6 +84,14 @@ class _Background:
         for line in self.process.stdout:
             self.lines.append(line)
 
+    def wait_until(self, ready: Callable[[], bool], *, timeout: float) -> None:
+        """Until ``ready()``; failing with the command's output so far if it exits or time runs out
+        (the output says why a documented command did not come up, which a timeout alone does not)."""
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert self.process.poll() is None and time.monotonic() < deadline, "".join(self.lines)
+            time.sleep(0.2)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()  # make passes SIGTERM on; both commands stop cleanly on it
@@ -109,10 +111,7 @@ def make_local(tmp_path: Path) -> Iterator[dict[str, str]]:
     subprocess.run([*MAKE, LOCAL_MODEL_STAMP], cwd=REPO_ROOT, env=env, check=True, timeout=600)
     run = _Background([*MAKE, "-o", LOCAL_MODEL_STAMP, "local"], env)
     try:
-        deadline = time.monotonic() + 180
-        while not any("model ready" in line for line in run.lines):
-            assert run.process.poll() is None and time.monotonic() < deadline, "".join(run.lines)
-            time.sleep(0.2)
+        run.wait_until(lambda: any("model ready" in line for line in run.lines), timeout=180)
         mapped = "|".join(str(ports[name]) for name in ("LOCAL_API_PORT", "LOCAL_AWS_PORT", "LOCAL_CONTAINER_PORT"))
         yield {
             # The documented defaults, then any other documented 127.0.0.1 port: the runtime's (it varies).
@@ -135,42 +134,43 @@ def test_the_local_pipeline_commands_work_as_documented(make_local: dict[str, st
     assert len(saved) >= 2 and set(saved) == {".json"}, saved
 
 
-def test_the_model_server_commands_work_as_documented(tmp_path: Path) -> None:
+def pings(port: int) -> bool:
+    """Whether a model server on ``port`` answers /ping 200 (not yet listening is a no)."""
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2, trust_env=False).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@contextlib.contextmanager
+def make_serve(tmp: Path, *, timeout: float, **settings: str) -> Iterator[tuple[_Background, int, dict[str, str]]]:
+    """`make serve` on a free port with ``settings`` (docs/container.md: "another port"), as a user's
+    shell runs it: no model chosen in the environment. Yields (the command, its port, its
+    environment) once /ping answers 200; stopped on the way out."""
     port = free_port()
-    env = _user_env(tmp_path, SAGEMAKER_BIND_TO_PORT=str(port))  # docs/container.md: "another port"
+    env = _user_env(tmp, SAGEMAKER_BIND_TO_PORT=str(port), **settings)
     for name in ("MODEL_DIR", "HF_MODEL_ID", "HF_TASK"):
         env.pop(name, None)
     serve = _Background([*MAKE, "serve"], env)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert serve.process.poll() is None and time.monotonic() < deadline, "".join(serve.lines)
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2, trust_env=False).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+        serve.wait_until(lambda: pings(port), timeout=timeout)
+        yield serve, port, env
+    finally:
+        serve.stop()
+
+
+def test_the_model_server_commands_work_as_documented(tmp_path: Path) -> None:
+    with make_serve(tmp_path, timeout=180) as (_serve, port, env):
         commands = documented(("docs/container.md",), "localhost:8080")
         assert len(commands) >= 5, commands
         run_documented(commands, {r"localhost:8080\b": f"127.0.0.1:{port}"}, tmp_path, env)
-    finally:
-        serve.stop()
 
 
 def test_make_synth_runs_as_documented() -> None:
     """README's first command (its install step is a no-op after `make test`'s): every
     environment synthesized, cdk-nag clean, and no Node end-of-life banner on the way."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("JSII_SILENCE")}
-    completed = subprocess.run(
-        ["make", "--no-print-directory", "synth"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    completed = run_captured(["make", "--no-print-directory", "synth"], timeout=600, env=env)
     output = completed.stdout + completed.stderr
     assert completed.returncode == 0, output[-3000:]
     assert "end-of-life" not in output, output[-3000:]
