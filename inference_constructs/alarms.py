@@ -20,7 +20,8 @@ https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEma
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -31,6 +32,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from inference_constructs.arns import colon_resource_arn
 from inference_constructs.encryption import customer_managed_key
 
 # CloudWatch namespaces, defined once: SageMaker's endpoint metrics, its per-instance metrics
@@ -39,6 +41,7 @@ NAMESPACE = "AWS/SageMaker"
 INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
 API_GATEWAY_NAMESPACE = "AWS/ApiGateway"
 FIVE_MINUTES = cdk.Duration.minutes(5)
+ONE_MINUTE = cdk.Duration.minutes(1)
 
 
 def rollback_alarm_names(stack_name: str, mode: str = "async") -> dict[str, str]:
@@ -77,28 +80,32 @@ def grant_describe_alarms(grantee: iam.IGrantable, alarm_names: Iterable[str]) -
     """
     if not isinstance(grantee, Construct):
         raise TypeError(f"grant_describe_alarms: {grantee!r} is not a construct; the alarm ARNs need its stack")
-    stack = cdk.Stack.of(grantee)
     return iam.Grant.add_to_principal(
         grantee=grantee,
         actions=["cloudwatch:DescribeAlarms"],
         resource_arns=[
-            stack.format_arn(
-                service="cloudwatch", resource="alarm", resource_name=name, arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME
-            )
+            colon_resource_arn(grantee, service="cloudwatch", resource="alarm", resource_name=name)
             for name in alarm_names
         ],
     )
 
 
-def async_metric(endpoint_name: str, metric_name: str, statistic: str, period: cdk.Duration) -> cloudwatch.Metric:
-    """A queue metric of the endpoint: published with the EndpointName dimension only."""
+def _metric(
+    namespace: str, dimensions: dict[str, str], metric_name: str, statistic: str, period: cdk.Duration
+) -> cloudwatch.Metric:
+    """A metric read with exactly `dimensions`: the set its service publishes it with, or no data."""
     return cloudwatch.Metric(
-        namespace=NAMESPACE,
+        namespace=namespace,
         metric_name=metric_name,
-        dimensions_map={"EndpointName": endpoint_name},
+        dimensions_map=dimensions,
         statistic=statistic,
         period=period,
     )
+
+
+def async_metric(endpoint_name: str, metric_name: str, statistic: str, period: cdk.Duration) -> cloudwatch.Metric:
+    """A queue metric of the endpoint: published with the EndpointName dimension only."""
+    return _metric(NAMESPACE, {"EndpointName": endpoint_name}, metric_name, statistic, period)
 
 
 def variant_metric(
@@ -112,18 +119,25 @@ def variant_metric(
 ) -> cloudwatch.Metric:
     """A per-variant metric (failures, errors, latencies; instance metrics in INSTANCE_NAMESPACE):
     published with EndpointName and VariantName."""
-    return cloudwatch.Metric(
-        namespace=namespace,
-        metric_name=metric_name,
-        dimensions_map={"EndpointName": endpoint_name, "VariantName": variant_name},
-        statistic=statistic,
-        period=period,
+    return _metric(
+        namespace, {"EndpointName": endpoint_name, "VariantName": variant_name}, metric_name, statistic, period
     )
+
+
+# variant_metric with the endpoint and variant bound: (metric_name, statistic, period) -> Metric.
+VariantMetric = Callable[[str, str, cdk.Duration], cloudwatch.Metric]
+
+
+def api_gateway_metric(
+    api_name: str, stage_name: str, metric_name: str, statistic: str, period: cdk.Duration
+) -> cloudwatch.Metric:
+    """A REST API stage's metric: published with ApiName and Stage
+    (https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-metrics-and-dimensions.html)."""
+    return _metric(API_GATEWAY_NAMESPACE, {"ApiName": api_name, "Stage": stage_name}, metric_name, statistic, period)
 
 
 def allow_cloudwatch_alarms(topic: sns.Topic) -> None:
     """Let this account's CloudWatch alarms publish to `topic` (its policy replaces SNS's default)."""
-    stack = cdk.Stack.of(topic)
     topic.add_to_resource_policy(
         iam.PolicyStatement(
             sid="AllowCloudWatchAlarms",
@@ -132,15 +146,8 @@ def allow_cloudwatch_alarms(topic: sns.Topic) -> None:
             resources=[topic.topic_arn],
             # Confused-deputy guard: only alarms of this account may use the grant.
             conditions={
-                "StringEquals": {"aws:SourceAccount": stack.account},
-                "ArnLike": {
-                    "aws:SourceArn": stack.format_arn(
-                        service="cloudwatch",
-                        resource="alarm",
-                        resource_name="*",
-                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-                    )
-                },
+                "StringEquals": {"aws:SourceAccount": cdk.Stack.of(topic).account},
+                "ArnLike": {"aws:SourceArn": colon_resource_arn(topic, service="cloudwatch", resource="alarm")},
             },
         )
     )
@@ -187,10 +194,9 @@ class OperationsAlarms(Construct):
         failures_per_5_minutes: int,
     ) -> None:
         """An asynchronous endpoint: is the queue served, did it wake, are requests failing."""
-        names = rollback_alarm_names(cdk.Stack.of(self).stack_name, "async")
         self._add(
             "OldestRequestTooOld",
-            async_metric(endpoint_name, "ApproximateAgeOfOldestRequest", "Maximum", cdk.Duration.minutes(1)),
+            async_metric(endpoint_name, "ApproximateAgeOfOldestRequest", "Maximum", ONE_MINUTE),
             threshold=max_request_age_seconds,
             periods=5,
             missing=cloudwatch.TreatMissingData.NOT_BREACHING,  # no data: nothing queued
@@ -199,7 +205,7 @@ class OperationsAlarms(Construct):
         )
         self._add(
             "EndpointFailedToWake",
-            async_metric(endpoint_name, "HasBacklogWithoutCapacity", "Minimum", cdk.Duration.minutes(1)),
+            async_metric(endpoint_name, "HasBacklogWithoutCapacity", "Minimum", ONE_MINUTE),
             threshold=1,
             periods=expected_cold_start_minutes + 5,
             comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -207,18 +213,9 @@ class OperationsAlarms(Construct):
             description="Requests have waited with zero instances for longer than a cold start takes: "
             "the scale-from-zero policy did not bring an instance up.",
         )
-        for metric_name, name in names.items():
-            self._add(
-                metric_name,
-                variant_metric(endpoint_name, variant_name, metric_name, "Sum", FIVE_MINUTES),
-                threshold=failures_per_5_minutes,
-                periods=1,
-                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                missing=cloudwatch.TreatMissingData.NOT_BREACHING,  # no data: no failures
-                description=f"{metric_name} reached {failures_per_5_minutes} in 5 minutes. Also rolls back "
-                "an endpoint deployment in progress.",
-                alarm_name=name,
-            )
+        per_variant: VariantMetric = partial(variant_metric, endpoint_name, variant_name)
+        for metric_name, alarm_name in rollback_alarm_names(cdk.Stack.of(self).stack_name, "async").items():
+            self._add_failures_rollback_alarm(per_variant, metric_name, alarm_name, failures_per_5_minutes)
         for metric_name, meaning in (
             ("ExpiredRequests", "requests expired in the queue (RequestTTLSeconds) before any instance took them"),
             (
@@ -228,13 +225,8 @@ class OperationsAlarms(Construct):
             ("ResponseUploadFailures", "the endpoint could not write results to S3 (permissions, KMS)"),
             ("NotificationFailures", "success/error notifications could not be published to SNS (permissions, KMS)"),
         ):
-            self._add(
-                metric_name,
-                variant_metric(endpoint_name, variant_name, metric_name, "Sum", FIVE_MINUTES),
-                threshold=0,
-                periods=1,
-                missing=cloudwatch.TreatMissingData.NOT_BREACHING,  # no data: nothing happened
-                description=f"{metric_name} > 0: {meaning}.",
+            self._add_any_occurrence(
+                metric_name, per_variant(metric_name, "Sum", FIVE_MINUTES), f"{metric_name} > 0: {meaning}."
             )
 
     def add_realtime_alarms(
@@ -251,18 +243,13 @@ class OperationsAlarms(Construct):
         Real-time metrics, all with EndpointName and VariantName
         (https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html).
         """
-        self._add_synchronous_rollback_alarms(
-            mode="realtime",
-            endpoint_name=endpoint_name,
-            variant_name=variant_name,
-            failures_per_5_minutes=failures_per_5_minutes,
-            max_model_latency_ms=max_model_latency_ms,
-        )
+        per_variant: VariantMetric = partial(variant_metric, endpoint_name, variant_name)
+        self._add_synchronous_rollback_alarms(per_variant, "realtime", failures_per_5_minutes, max_model_latency_ms)
         # Target tracking keeps InvocationsPerInstance near the target; twice the target for
         # 15 minutes means it cannot (max_capacity reached, or instances failing to start).
         self._add(
             "InvocationsPerInstanceHigh",
-            variant_metric(endpoint_name, variant_name, "InvocationsPerInstance", "Sum", cdk.Duration.minutes(1)),
+            per_variant("InvocationsPerInstance", "Sum", ONE_MINUTE),
             threshold=2 * invocations_per_instance_target,
             periods=15,
             missing=cloudwatch.TreatMissingData.NOT_BREACHING,  # no data: no traffic
@@ -304,17 +291,12 @@ class OperationsAlarms(Construct):
         Only metrics the serverless monitoring page lists, with EndpointName and VariantName
         (https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints-monitoring.html).
         """
-        self._add_synchronous_rollback_alarms(
-            mode="serverless",
-            endpoint_name=endpoint_name,
-            variant_name=variant_name,
-            failures_per_5_minutes=failures_per_5_minutes,
-            max_model_latency_ms=max_model_latency_ms,
-        )
+        per_variant: VariantMetric = partial(variant_metric, endpoint_name, variant_name)
+        self._add_synchronous_rollback_alarms(per_variant, "serverless", failures_per_5_minutes, max_model_latency_ms)
         self._add(
             "ModelSetupTooSlow",
             # ModelSetupTime is in microseconds: the time to launch compute and load the model.
-            variant_metric(endpoint_name, variant_name, "ModelSetupTime", "Maximum", FIVE_MINUTES),
+            per_variant("ModelSetupTime", "Maximum", FIVE_MINUTES),
             threshold=max_model_setup_seconds * 1_000_000,
             periods=1,
             missing=cloudwatch.TreatMissingData.NOT_BREACHING,  # no data: no cold start
@@ -323,13 +305,7 @@ class OperationsAlarms(Construct):
         )
         self._add(
             "ConcurrencyNearMaximum",
-            variant_metric(
-                endpoint_name,
-                variant_name,
-                "ServerlessConcurrentExecutionsUtilization",
-                "Maximum",
-                cdk.Duration.minutes(1),
-            ),
+            per_variant("ServerlessConcurrentExecutionsUtilization", "Maximum", ONE_MINUTE),
             threshold=0.9,
             periods=5,
             comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -338,38 +314,103 @@ class OperationsAlarms(Construct):
             "requests are throttled; raise hosting.max_concurrency.",
         )
 
-    def _add_synchronous_rollback_alarms(
+    def add_api_alarms(
         self,
         *,
-        mode: str,
-        endpoint_name: str,
-        variant_name: str,
-        failures_per_5_minutes: int,
-        max_model_latency_ms: int,
+        api_name: str,
+        stage_name: str,
+        function: lambda_.IFunction,
+        api_5xx_percent: float,
+        api_p99_latency_ms: int,
+    ) -> None:
+        """API 5xx rate and latency, the handler's errors and throttles.
+
+        Missing data is "not breaching": no traffic is not an outage of the API.
+        """
+        stage_metric = partial(api_gateway_metric, api_name, stage_name)
+        self._add(
+            "Api5xxRate",
+            cloudwatch.MathExpression(
+                expression="IF(requests > 0, 100 * errors / requests, 0)",
+                using_metrics={
+                    "errors": stage_metric("5XXError", "Sum", FIVE_MINUTES),
+                    "requests": stage_metric("Count", "Sum", FIVE_MINUTES),
+                },
+                period=FIVE_MINUTES,
+                label="API 5xx %",
+            ),
+            threshold=api_5xx_percent,
+            periods=1,
+            missing=cloudwatch.TreatMissingData.NOT_BREACHING,
+            description=f"More than {api_5xx_percent}% of API requests failed with 5xx in 5 minutes.",
+        )
+        self._add(
+            "ApiLatencyP99",
+            stage_metric("Latency", "p99", FIVE_MINUTES),
+            threshold=api_p99_latency_ms,
+            periods=3,
+            missing=cloudwatch.TreatMissingData.NOT_BREACHING,
+            description=f"API p99 latency above {api_p99_latency_ms} ms for 15 minutes (API Gateway times out at 29 "
+            "s).",
+        )
+        self._add_any_occurrence(
+            "HandlerErrors",
+            function.metric_errors(period=FIVE_MINUTES, statistic="Sum"),
+            "The API handler raised (an unhandled error, not a mapped 4xx/5xx answer).",
+        )
+        self._add_any_occurrence(
+            "HandlerThrottles",
+            function.metric_throttles(period=FIVE_MINUTES, statistic="Sum"),
+            "The API handler was throttled: raise its reserved concurrency or the account limit.",
+        )
+
+    # ------------------------------------------------------------------ shared alarm shapes
+    def _add_synchronous_rollback_alarms(
+        self, per_variant: VariantMetric, mode: str, failures_per_5_minutes: int, max_model_latency_ms: int
     ) -> None:
         """The two alarms a real-time or serverless deployment rolls back on (rollback_alarm_names)."""
         names = rollback_alarm_names(cdk.Stack.of(self).stack_name, mode)
-        self._add(
-            "Invocation5XXErrors",
-            variant_metric(endpoint_name, variant_name, "Invocation5XXErrors", "Sum", FIVE_MINUTES),
-            threshold=failures_per_5_minutes,
-            periods=1,
-            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            missing=cloudwatch.TreatMissingData.NOT_BREACHING,  # no data: no failures
-            description=f"Invocation5XXErrors reached {failures_per_5_minutes} in 5 minutes. Also rolls back "
-            "an endpoint deployment in progress.",
-            alarm_name=names["Invocation5XXErrors"],
+        self._add_failures_rollback_alarm(
+            per_variant, "Invocation5XXErrors", names["Invocation5XXErrors"], failures_per_5_minutes
         )
         self._add(
             "ModelLatency",
             # ModelLatency is in microseconds.
-            variant_metric(endpoint_name, variant_name, "ModelLatency", "p99", FIVE_MINUTES),
+            per_variant("ModelLatency", "p99", FIVE_MINUTES),
             threshold=max_model_latency_ms * 1000,
             periods=1,
             missing=cloudwatch.TreatMissingData.NOT_BREACHING,  # no data: no traffic
             description=f"ModelLatency p99 above {max_model_latency_ms} ms in 5 minutes (callers wait for it; "
             "API Gateway gives up at 29 s). Also rolls back an endpoint deployment in progress.",
             alarm_name=names["ModelLatency"],
+        )
+
+    def _add_failures_rollback_alarm(
+        self, per_variant: VariantMetric, metric_name: str, alarm_name: str, failures_per_5_minutes: int
+    ) -> None:
+        """A failure count (InvocationFailures, Invocation5XXErrors) at the threshold within 5 minutes,
+        under the name the endpoint's deployment guardrails watch (every hosting mode has one)."""
+        self._add(
+            metric_name,
+            per_variant(metric_name, "Sum", FIVE_MINUTES),
+            threshold=failures_per_5_minutes,
+            periods=1,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            missing=cloudwatch.TreatMissingData.NOT_BREACHING,  # no data: no failures
+            description=f"{metric_name} reached {failures_per_5_minutes} in 5 minutes. Also rolls back "
+            "an endpoint deployment in progress.",
+            alarm_name=alarm_name,
+        )
+
+    def _add_any_occurrence(self, construct_id: str, metric: cloudwatch.IMetric, description: str) -> None:
+        """A count that should stay zero: one occurrence in a period alarms, no data is none happened."""
+        self._add(
+            construct_id,
+            metric,
+            threshold=0,
+            periods=1,
+            missing=cloudwatch.TreatMissingData.NOT_BREACHING,
+            description=description,
         )
 
     def _add(
@@ -384,6 +425,7 @@ class OperationsAlarms(Construct):
         comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
         alarm_name: str | None = None,
     ) -> cloudwatch.Alarm:
+        """An alarm on `metric` that notifies the operations topic when it fires and when it clears."""
         alarm = cloudwatch.Alarm(
             self,
             construct_id,
@@ -399,76 +441,3 @@ class OperationsAlarms(Construct):
         alarm.add_alarm_action(self._action)
         alarm.add_ok_action(self._action)
         return alarm
-
-    def add_api_alarms(
-        self,
-        *,
-        api_name: str,
-        stage_name: str,
-        function: lambda_.IFunction,
-        api_5xx_percent: float,
-        api_p99_latency_ms: int,
-    ) -> None:
-        """API 5xx rate and latency, the handler's errors and throttles.
-
-        Missing data is "not breaching": no traffic is not an outage of the API.
-        """
-        dimensions = {"ApiName": api_name, "Stage": stage_name}
-        count = cloudwatch.Metric(
-            namespace=API_GATEWAY_NAMESPACE,
-            metric_name="Count",
-            dimensions_map=dimensions,
-            statistic="Sum",
-            period=FIVE_MINUTES,
-        )
-        errors = cloudwatch.Metric(
-            namespace=API_GATEWAY_NAMESPACE,
-            metric_name="5XXError",
-            dimensions_map=dimensions,
-            statistic="Sum",
-            period=FIVE_MINUTES,
-        )
-        self._add(
-            "Api5xxRate",
-            cloudwatch.MathExpression(
-                expression="IF(requests > 0, 100 * errors / requests, 0)",
-                using_metrics={"errors": errors, "requests": count},
-                period=FIVE_MINUTES,
-                label="API 5xx %",
-            ),
-            threshold=api_5xx_percent,
-            periods=1,
-            missing=cloudwatch.TreatMissingData.NOT_BREACHING,
-            description=f"More than {api_5xx_percent}% of API requests failed with 5xx in 5 minutes.",
-        )
-        self._add(
-            "ApiLatencyP99",
-            cloudwatch.Metric(
-                namespace=API_GATEWAY_NAMESPACE,
-                metric_name="Latency",
-                dimensions_map=dimensions,
-                statistic="p99",
-                period=FIVE_MINUTES,
-            ),
-            threshold=api_p99_latency_ms,
-            periods=3,
-            missing=cloudwatch.TreatMissingData.NOT_BREACHING,
-            description=f"API p99 latency above {api_p99_latency_ms} ms for 15 minutes (API Gateway times out at 29 "
-            "s).",
-        )
-        self._add(
-            "HandlerErrors",
-            function.metric_errors(period=FIVE_MINUTES, statistic="Sum"),
-            threshold=0,
-            periods=1,
-            missing=cloudwatch.TreatMissingData.NOT_BREACHING,
-            description="The API handler raised (an unhandled error, not a mapped 4xx/5xx answer).",
-        )
-        self._add(
-            "HandlerThrottles",
-            function.metric_throttles(period=FIVE_MINUTES, statistic="Sum"),
-            threshold=0,
-            periods=1,
-            missing=cloudwatch.TreatMissingData.NOT_BREACHING,
-            description="The API handler was throttled: raise its reserved concurrency or the account limit.",
-        )

@@ -13,12 +13,8 @@ from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from api_handler.async_api import schemas
@@ -36,14 +32,10 @@ from api_handler.contract import (
     Route,
 )
 from app_config.models import UsagePlanConfig
-from inference_constructs.encryption import allow_cloudwatch_logs, removal_policy
-from inference_constructs.lambda_code import handler_code
+from inference_constructs.encryption import allow_cloudwatch_logs
+from inference_constructs.handler_function import handler_function
+from inference_constructs.log_groups import encrypted_log_group
 
-# Keep equal to the aws-lambda-powertools pin in requirements-dev.txt (a test checks it):
-# the tests run against the very version the Lambda gets from the layer.
-POWERTOOLS_VERSION = "3.37.0"
-RUNTIME = lambda_.Runtime.PYTHON_3_14  # the latest Python runtime aws-cdk-lib 2.275 offers
-ARCHITECTURE = lambda_.Architecture.X86_64
 LAMBDA_TIMEOUT = cdk.Duration.seconds(LAMBDA_TIMEOUT_SECONDS)
 
 # JSON error body of every gateway-generated answer, matching the handler's {error, message, requestId}.
@@ -51,36 +43,6 @@ LAMBDA_TIMEOUT = cdk.Duration.seconds(LAMBDA_TIMEOUT_SECONDS)
 GATEWAY_ERROR_TEMPLATE = (
     '{"error":"$context.error.responseType","message":$context.error.messageString,"requestId":"$context.requestId"}'
 )
-
-_RETENTION = {
-    1: logs.RetentionDays.ONE_DAY,
-    3: logs.RetentionDays.THREE_DAYS,
-    5: logs.RetentionDays.FIVE_DAYS,
-    7: logs.RetentionDays.ONE_WEEK,
-    14: logs.RetentionDays.TWO_WEEKS,
-    30: logs.RetentionDays.ONE_MONTH,
-    60: logs.RetentionDays.TWO_MONTHS,
-    90: logs.RetentionDays.THREE_MONTHS,
-    120: logs.RetentionDays.FOUR_MONTHS,
-    150: logs.RetentionDays.FIVE_MONTHS,
-    180: logs.RetentionDays.SIX_MONTHS,
-    365: logs.RetentionDays.ONE_YEAR,
-    400: logs.RetentionDays.THIRTEEN_MONTHS,
-    545: logs.RetentionDays.EIGHTEEN_MONTHS,
-    731: logs.RetentionDays.TWO_YEARS,
-    1096: logs.RetentionDays.THREE_YEARS,
-    1827: logs.RetentionDays.FIVE_YEARS,
-    2192: logs.RetentionDays.SIX_YEARS,
-    2557: logs.RetentionDays.SEVEN_YEARS,
-    2922: logs.RetentionDays.EIGHT_YEARS,
-    3288: logs.RetentionDays.NINE_YEARS,
-    3653: logs.RetentionDays.TEN_YEARS,
-}
-
-
-def powertools_layer_parameter(version: str = POWERTOOLS_VERSION) -> str:
-    """The public SSM parameter AWS publishes per region with the Powertools layer ARN."""
-    return f"/aws/service/powertools/python/{ARCHITECTURE.name}/{RUNTIME.name}/{version}"
 
 
 def binary_media_types(allowed_content_types: Sequence[str]) -> list[str]:
@@ -127,18 +89,23 @@ class InferenceApi(Construct):
         retain_logs: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
-        retention = _RETENTION[log_retention_days]
-        removal = removal_policy(retain=retain_logs)
         # The log groups reuse the data key (no extra key to pay for): request ids and
         # callers in the logs deserve the same protection as the requests themselves.
         allow_cloudwatch_logs(data_key)
 
-        self.function = self._function(
-            retention=retention,
-            removal=removal,
+        handler = handler_function(
+            self,
+            "Handler",
+            handler=API_HANDLER,
+            description="Client API of the async inference endpoint",
+            role_description="Client API Lambda: store requests, start async inferences, read results",
             memory_size_mb=memory_size_mb,
+            # ApiConfig.lambda_reserved_concurrency: never below the stage burst limit.
             reserved_concurrency=reserved_concurrency,
-            log_key=data_key,
+            timeout=LAMBDA_TIMEOUT,
+            log_group=encrypted_log_group(
+                self, "HandlerLogs", retention_days=log_retention_days, key=data_key, retain=retain_logs
+            ),
             environment={
                 Env.INPUT_BUCKET: input_bucket.bucket_name,
                 Env.OUTPUT_BUCKET: output_bucket.bucket_name,
@@ -158,9 +125,11 @@ class InferenceApi(Construct):
                 "POWERTOOLS_LOG_LEVEL": "INFO",
             },
         )
+        self.function = handler.function
+        self.role = handler.role
 
-        self.access_logs = logs.LogGroup(
-            self, "AccessLogs", retention=retention, removal_policy=removal, encryption_key=data_key
+        self.access_logs = encrypted_log_group(
+            self, "AccessLogs", retention_days=log_retention_days, key=data_key, retain=retain_logs
         )
         self.rest_api = apigw.RestApi(
             self,
@@ -203,72 +172,26 @@ class InferenceApi(Construct):
         if usage_plan is not None:
             self._usage_plan(usage_plan)
 
-    # ------------------------------------------------------------------ function
-    def _function(
-        self,
-        *,
-        retention: logs.RetentionDays,
-        removal: cdk.RemovalPolicy,
-        memory_size_mb: int,
-        reserved_concurrency: int,
-        log_key: kms.IKey,
-        environment: Mapping[str, str],
-    ) -> lambda_.Function:
-        log_group = logs.LogGroup(
-            self, "HandlerLogs", retention=retention, removal_policy=removal, encryption_key=log_key
-        )
-        # Own role instead of the default one: the default attaches the AWS managed
-        # AWSLambdaBasicExecutionRole (logs on every log group, cdk-nag IAM4).
-        self.role = iam.Role(
-            self,
-            "HandlerRole",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="Client API Lambda: store requests, start async inferences, read results",
-        )
-        log_group.grant_write(self.role)
-        # Resolved per region at deploy time from AWS's public parameter: no bundling, no
-        # Docker at synth, and the layer matches the Powertools version the tests pin.
-        layer_arn = ssm.StringParameter.value_for_string_parameter(self, powertools_layer_parameter())
-        return lambda_.Function(
-            self,
-            "Handler",
-            runtime=RUNTIME,
-            architecture=ARCHITECTURE,
-            handler=API_HANDLER,
-            code=handler_code(),
-            layers=[lambda_.LayerVersion.from_layer_version_arn(self, "PowertoolsLayer", layer_arn)],
-            role=self.role,
-            log_group=log_group,
-            memory_size=memory_size_mb,
-            # Caps what this API can take from the account's Lambda pool and reserves it
-            # (ApiConfig.lambda_reserved_concurrency: never below the stage burst limit).
-            reserved_concurrent_executions=reserved_concurrency,
-            timeout=LAMBDA_TIMEOUT,
-            tracing=lambda_.Tracing.ACTIVE,
-            environment=dict(environment),
-            description="Client API of the async inference endpoint",
-        )
-
     # ------------------------------------------------------------------ API
     def _gateway_responses(self) -> None:
         """Answers API Gateway gives itself (auth failures, throttling, too large) in our JSON shape."""
         template = {"application/json": GATEWAY_ERROR_TEMPLATE}
         self.rest_api.add_gateway_response("Default4xx", type=apigw.ResponseType.DEFAULT_4_XX, templates=template)
         self.rest_api.add_gateway_response("Default5xx", type=apigw.ResponseType.DEFAULT_5_XX, templates=template)
-        self.rest_api.add_gateway_response(
-            "Throttled",
-            type=apigw.ResponseType.THROTTLED,
-            status_code="429",
-            templates=template,
-            response_headers={"Retry-After": "'1'"},
-        )
-        self.rest_api.add_gateway_response(
-            "QuotaExceeded",
-            type=apigw.ResponseType.QUOTA_EXCEEDED,
-            status_code="429",
-            templates=template,
-            response_headers={"Retry-After": "'3600'"},
-        )
+        # Both are 429 with a Retry-After for the client: stage throttling clears within a second; a
+        # usage plan's quota only when its period (a DAY at the shortest) rolls over, so retry hourly.
+        for construct_id, response_type, retry_after_seconds in (
+            ("Throttled", apigw.ResponseType.THROTTLED, 1),
+            ("QuotaExceeded", apigw.ResponseType.QUOTA_EXCEEDED, 3600),
+        ):
+            self.rest_api.add_gateway_response(
+                construct_id,
+                type=response_type,
+                status_code="429",
+                templates=template,
+                # A static header value is a quoted literal in API Gateway's mapping syntax.
+                response_headers={"Retry-After": f"'{retry_after_seconds}'"},
+            )
 
     def _routes(self, *, api_key_required: bool) -> None:
         api = self.rest_api
@@ -297,43 +220,37 @@ class InferenceApi(Construct):
             "method.request.querystring.model": False,
         }
 
-        # Resources and methods from the routes the handler serves (api_handler/contract.py).
-        def resource(route: Route) -> apigw.Resource:
-            return api.root.resource_for_path(route.path)
+        # Resources and methods from the routes the handler serves (api_handler/contract.py), all
+        # to the one proxy integration and, with a usage plan, all behind an API key.
+        def add_route(
+            route: Route,
+            validator: apigw.IRequestValidator,
+            *,
+            request_parameters: Mapping[str, bool] | None = None,
+            request_models: Mapping[str, apigw.IModel] | None = None,
+        ) -> None:
+            api.root.resource_for_path(route.path).add_method(
+                route.method,
+                integration,
+                request_validator=validator,
+                request_parameters=request_parameters,
+                request_models=request_models,
+                api_key_required=api_key_required,
+            )
 
         # The body of POST /invocations is the model's own input: any document of an
         # allowed type, so there is no body model; the handler checks type and size.
-        resource(SUBMIT).add_method(
-            SUBMIT.method,
-            integration,
-            request_validator=params_only,
-            request_parameters=optional_headers,
-            api_key_required=api_key_required,
-        )
-        resource(STATUS).add_method(
-            STATUS.method,
-            integration,
-            request_validator=params_only,
-            request_parameters={"method.request.path.inference_id": True},
-            api_key_required=api_key_required,
-        )
+        add_route(SUBMIT, params_only, request_parameters=optional_headers)
+        add_route(STATUS, params_only, request_parameters={"method.request.path.inference_id": True})
         # The same submit for a named model (api_handler/async_api/model_name.py): TargetModel on a
         # multi-model endpoint, custom attribute model=<name> otherwise. POST /invocations takes the
         # name as ?model= or X-Amzn-SageMaker-Target-Model too.
-        resource(SUBMIT_TO_MODEL).add_method(
-            SUBMIT_TO_MODEL.method,
-            integration,
-            request_validator=params_only,
+        add_route(
+            SUBMIT_TO_MODEL,
+            params_only,
             request_parameters={**optional_headers, "method.request.path.model_name": True},
-            api_key_required=api_key_required,
         )
-        resource(UPLOAD).add_method(
-            UPLOAD.method,
-            integration,
-            request_validator=body_and_params,
-            request_models={"application/json": upload_model},
-            api_key_required=api_key_required,
-        )
+        add_route(UPLOAD, body_and_params, request_models={"application/json": upload_model})
 
     def _usage_plan(self, plan: UsagePlanConfig) -> None:
         usage_plan = self.rest_api.add_usage_plan(

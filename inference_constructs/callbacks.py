@@ -23,13 +23,11 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
-from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from api_handler.async_api.callback_state import STATE_FILE
@@ -42,14 +40,9 @@ from api_handler.contract import (
     RECEIPT_FILE,
 )
 from api_handler.notifier.schedule import max_attempts
-from inference_constructs.api import _RETENTION as RETENTION_BY_DAYS  # one table of CloudWatch's retention values
-from inference_constructs.api import (
-    ARCHITECTURE,
-    RUNTIME,
-    powertools_layer_parameter,
-)
 from inference_constructs.encryption import allow_cloudwatch_logs, customer_managed_key, removal_policy
-from inference_constructs.lambda_code import handler_code
+from inference_constructs.handler_function import handler_function
+from inference_constructs.log_groups import encrypted_log_group
 from inference_constructs.storage import list_within_prefixes
 
 NOTIFIER_TIMEOUT = cdk.Duration.seconds(60)
@@ -73,6 +66,27 @@ def secret_generator() -> secretsmanager.SecretStringGenerator:
     """48 letters and digits: a Standard Webhooks secret every verifier library accepts."""
     return secretsmanager.SecretStringGenerator(
         password_length=SECRET_LENGTH, exclude_punctuation=True, include_space=False
+    )
+
+
+def encrypted_queue(
+    scope: Construct,
+    construct_id: str,
+    *,
+    key: kms.IKey,
+    visibility_timeout: cdk.Duration | None = None,
+    dead_letter_queue: sqs.DeadLetterQueue | None = None,
+) -> sqs.Queue:
+    """A queue encrypted with `key`, TLS only, keeping messages SQS's longest (RETENTION)."""
+    return sqs.Queue(
+        scope,
+        construct_id,
+        encryption=sqs.QueueEncryption.KMS,
+        encryption_master_key=key,
+        enforce_ssl=True,
+        retention_period=RETENTION,
+        visibility_timeout=visibility_timeout,
+        dead_letter_queue=dead_letter_queue,
     )
 
 
@@ -120,22 +134,12 @@ class InferenceCallbacks(Construct):
             removal_policy=removal_policy(retain=retain),
         )
         window_seconds = retry_window_hours * 3600
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=self.key,
-            enforce_ssl=True,
-            retention_period=RETENTION,
-        )
+        self.dead_letter_queue = encrypted_queue(self, "DeadLetterQueue", key=self.key)
         receives = max_attempts(base=retry_base_seconds, max_delay=retry_max_delay_seconds, window=window_seconds)
-        self.queue = sqs.Queue(
+        self.queue = encrypted_queue(
             self,
             "Queue",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=self.key,
-            enforce_ssl=True,
-            retention_period=RETENTION,
+            key=self.key,
             visibility_timeout=QUEUE_VISIBILITY,
             dead_letter_queue=sqs.DeadLetterQueue(
                 queue=self.dead_letter_queue, max_receive_count=receives + REDRIVE_MARGIN
@@ -148,38 +152,20 @@ class InferenceCallbacks(Construct):
             # https://docs.aws.amazon.com/sns/latest/dg/sns-enable-encryption-for-topic-sqs-queue-subscriptions.html
             topic.add_subscription(subscriptions.SqsSubscription(self.queue, raw_message_delivery=True))
 
-        log_group = logs.LogGroup(
-            self,
-            "NotifierLogs",
-            retention=RETENTION_BY_DAYS[log_retention_days],
-            removal_policy=removal_policy(retain=retain),
-            encryption_key=self.key,
-        )
-        self.role = iam.Role(
-            self,
-            "NotifierRole",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="Callback notifier: read receipts, results and the signing secret; POST signed events",
-        )
-        log_group.grant_write(self.role)
-        layer_arn = ssm.StringParameter.value_for_string_parameter(self, powertools_layer_parameter())
-        self.function = lambda_.Function(
+        # The API's asset and runtime: the notifier reuses its receipt and result code.
+        notifier = handler_function(
             self,
             "Notifier",
-            runtime=RUNTIME,
-            architecture=ARCHITECTURE,
             handler=NOTIFIER_HANDLER,
-            # The API's asset: the notifier reuses its receipt and result code.
-            code=handler_code(),
-            layers=[lambda_.LayerVersion.from_layer_version_arn(self, "PowertoolsLayer", layer_arn)],
-            role=self.role,
-            log_group=log_group,
-            memory_size=256,
+            description="Delivers signed completion callbacks to callers' HTTPS endpoints",
+            role_description="Callback notifier: read receipts, results and the signing secret; POST signed events",
+            memory_size_mb=256,
             timeout=NOTIFIER_TIMEOUT,
             # Bounds concurrent deliveries (and what this takes from the account's Lambda pool).
-            reserved_concurrent_executions=max_concurrency,
-            tracing=lambda_.Tracing.ACTIVE,
-            description="Delivers signed completion callbacks to callers' HTTPS endpoints",
+            reserved_concurrency=max_concurrency,
+            log_group=encrypted_log_group(
+                self, "NotifierLogs", retention_days=log_retention_days, key=self.key, retain=retain
+            ),
             environment={
                 "INPUT_BUCKET": input_bucket.bucket_name,
                 "OUTPUT_BUCKET": output_bucket.bucket_name,
@@ -203,6 +189,8 @@ class InferenceCallbacks(Construct):
                 "POWERTOOLS_LOG_LEVEL": "INFO",
             },
         )
+        self.function = notifier.function
+        self.role = notifier.role
         self.function.add_event_source(
             sources.SqsEventSource(
                 self.queue,

@@ -11,9 +11,9 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from inference_constructs.alarms import (
-    API_GATEWAY_NAMESPACE,
     INSTANCE_NAMESPACE,
     NAMESPACE,
+    api_gateway_metric,
     async_metric,
     variant_metric,
 )
@@ -198,18 +198,10 @@ class OperationsDashboard(Construct):
     def add_api_widgets(
         self, *, api_name: str, stage_name: str, function: lambda_.IFunction, service_name: str, metrics_namespace: str
     ) -> None:
-        dimensions = {"ApiName": api_name, "Stage": stage_name}
-
         handler = _powertools_counts(metrics_namespace, service_name)
 
         def api(name: str, stat: str = "Sum") -> cloudwatch.Metric:
-            return cloudwatch.Metric(
-                namespace=API_GATEWAY_NAMESPACE,
-                metric_name=name,
-                dimensions_map=dimensions,
-                statistic=stat,
-                period=ONE_MINUTE,
-            )
+            return api_gateway_metric(api_name, stage_name, name, stat, ONE_MINUTE)
 
         self.dashboard.add_widgets(
             _graph("API requests and errors", [api("Count"), api("4XXError"), api("5XXError")]),

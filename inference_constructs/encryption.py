@@ -7,6 +7,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from inference_constructs.arns import colon_resource_arn
+
 
 def removal_policy(*, retain: bool) -> cdk.RemovalPolicy:
     """RETAIN keeps data (and the keys that decrypt it) when a stack is deleted."""
@@ -37,20 +39,14 @@ def allow_cloudwatch_logs(key: kms.IKey) -> None:
     referenced here (the log groups reference the key).
     https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html
     """
-    stack = cdk.Stack.of(key)
     key.add_to_resource_policy(
         iam.PolicyStatement(
-            principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+            principals=[iam.ServicePrincipal(f"logs.{cdk.Stack.of(key).region}.amazonaws.com")],
             actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
             resources=["*"],
             conditions={
                 "ArnLike": {
-                    "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
-                        service="logs",
-                        resource="log-group",
-                        resource_name="*",
-                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-                    )
+                    "kms:EncryptionContext:aws:logs:arn": colon_resource_arn(key, service="logs", resource="log-group")
                 }
             },
         )

@@ -25,7 +25,7 @@ from api_handler.async_api.settings import DEFAULT_ALLOWED_CONTENT_TYPES, ENVIRO
 from app_config import ConfigError, load_environment, parse_environment
 from app_config.environments import ENVIRONMENTS
 from app_config.models import ApiConfig
-from inference_constructs.api import POWERTOOLS_VERSION, powertools_layer_parameter
+from inference_constructs.handler_function import POWERTOOLS_VERSION, powertools_layer_parameter
 from stacks.async_inference_stack import AsyncInferenceStack
 from tests import iam
 from tests.iam import role_statements
