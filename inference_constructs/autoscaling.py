@@ -43,7 +43,7 @@ template (tests/infra/test_scaling_simulation.py, docs/operations.md).
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import aws_cdk as cdk
 import jsii
@@ -52,9 +52,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
 from inference_constructs.alarms import NAMESPACE, async_metric
-from inference_constructs.variant_scaling import variant_scalable_target
-
-SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+from inference_constructs.variant_scaling import INSTANCE_COUNT, ScalableVariant
 
 # Statistic that makes each target-tracking metric meaningful: the OLDEST request's
 # age (Maximum), the AVERAGE backlog per instance.
@@ -173,96 +171,110 @@ def set_capacity(*, capacity: int) -> appscaling.CfnScalingPolicy.StepScalingPol
     )
 
 
-class EndpointAutoscaling(Construct):
-    """Scalable target plus the three policies described in the module docstring."""
+@dataclass(frozen=True)
+class AsyncScalingPolicies:
+    """The async endpoint's three policies (module docstring) and the alarms that run the step ones."""
 
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        endpoint_name: str,
-        variant_name: str,
-        min_capacity: int,
-        max_capacity: int,
-        metric_name: str,
-        target_value: float,
-        scale_out_cooldown_seconds: int,
-        cold_start_seconds: int,
-        idle_minutes_before_scale_in: int,
-    ) -> None:
-        super().__init__(scope, construct_id)
-        if metric_name not in TRACKED_METRIC_STATISTICS:
-            raise ValueError(f"metric_name {metric_name!r}: choose one of {sorted(TRACKED_METRIC_STATISTICS)}")
+    tracking_policy: appscaling.CfnScalingPolicy
+    from_zero_policy: appscaling.CfnScalingPolicy
+    from_zero_alarm: cloudwatch.Alarm
+    idle_policy: appscaling.CfnScalingPolicy
+    idle_alarm: cloudwatch.Alarm
 
-        self.target = variant_scalable_target(
-            self,
-            endpoint_name=endpoint_name,
-            variant_name=variant_name,
-            scalable_dimension=SCALABLE_DIMENSION,
-            min_capacity=min_capacity,
-            max_capacity=max_capacity,
-        )
 
-        self.tracking_policy = self._policy(
-            "TrackBacklog",
-            policy_type="TargetTrackingScaling",
-            target_tracking_scaling_policy_configuration=scale_out_tracking(
-                metric_name=metric_name,
-                endpoint_name=endpoint_name,
-                target_value=target_value,
-                scale_out_cooldown_seconds=scale_out_cooldown_seconds,
-            ),
-        )
+def add_async_policies(
+    variant: ScalableVariant,
+    *,
+    metric_name: str,
+    target_value: float,
+    scale_out_cooldown_seconds: int,
+    cold_start_seconds: int,
+    idle_minutes_before_scale_in: int,
+) -> AsyncScalingPolicies:
+    """The three policies described in the module docstring, on an async endpoint's variant.
 
-        self.from_zero_policy = self._policy(
-            "ScaleOutFromZero",
-            policy_type="StepScaling",
-            step_scaling_policy_configuration=wake_one_instance(cooldown_seconds=cold_start_seconds),
-        )
-        self.from_zero_alarm = cloudwatch.Alarm(
-            self,
-            "BacklogWithoutCapacityAlarm",
-            alarm_description="Requests are queued and the endpoint has no instance: set the count to 1",
-            metric=async_metric(endpoint_name, "HasBacklogWithoutCapacity", "Average", ONE_MINUTE),
-            evaluation_periods=1,
-            datapoints_to_alarm=1,
-            threshold=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            # Idle endpoints publish nothing: missing data is "no backlog", never a reason to scale.
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        self.from_zero_alarm.add_alarm_action(ScalingPolicyAction(self.from_zero_policy))
+    Scale-in goes to the variant's MinCapacity (0 lets an idle endpoint cost nothing).
+    """
+    if metric_name not in TRACKED_METRIC_STATISTICS:
+        raise ValueError(f"metric_name {metric_name!r}: choose one of {sorted(TRACKED_METRIC_STATISTICS)}")
+    if variant.scalable_dimension != INSTANCE_COUNT:
+        raise ValueError(f"an async endpoint scales {INSTANCE_COUNT}, not {variant.scalable_dimension}")
+    tracking_policy = variant.add_policy(
+        "TrackBacklog",
+        policy_name="TrackBacklog",
+        target_tracking=scale_out_tracking(
+            metric_name=metric_name,
+            endpoint_name=variant.endpoint_name,
+            target_value=target_value,
+            scale_out_cooldown_seconds=scale_out_cooldown_seconds,
+        ),
+    )
+    from_zero_policy, from_zero_alarm = _step_on_alarm(
+        variant,
+        "ScaleOutFromZero",
+        wake_one_instance(cooldown_seconds=cold_start_seconds),
+        alarm_id="BacklogWithoutCapacityAlarm",
+        alarm_description="Requests are queued and the endpoint has no instance: set the count to 1",
+        metric_name="HasBacklogWithoutCapacity",
+        statistic="Average",
+        minutes=1,
+        threshold=1,
+        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        # Idle endpoints publish nothing: missing data is "no backlog", never a reason to scale.
+        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+    )
+    min_capacity = variant.min_capacity
+    idle_policy, idle_alarm = _step_on_alarm(
+        variant,
+        "ScaleInWhenIdle",
+        set_capacity(capacity=min_capacity),
+        alarm_id="IdleAlarm",
+        alarm_description=(
+            f"No request queued or in flight for {idle_minutes_before_scale_in} minutes: scale in to {min_capacity}"
+        ),
+        metric_name="ApproximateBacklogSize",
+        statistic="Maximum",
+        minutes=idle_minutes_before_scale_in,
+        # Backlog is a count: "< 0.5" means exactly 0.
+        threshold=0.5,
+        comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+        # Missing data is no evidence of idleness: keep the current state.
+        treat_missing_data=cloudwatch.TreatMissingData.IGNORE,
+    )
+    return AsyncScalingPolicies(tracking_policy, from_zero_policy, from_zero_alarm, idle_policy, idle_alarm)
 
-        self.idle_policy = self._policy(
-            "ScaleInWhenIdle",
-            policy_type="StepScaling",
-            step_scaling_policy_configuration=set_capacity(capacity=min_capacity),
-        )
-        self.idle_alarm = cloudwatch.Alarm(
-            self,
-            "IdleAlarm",
-            alarm_description=(
-                f"No request queued or in flight for {idle_minutes_before_scale_in} minutes: scale in to {min_capacity}"
-            ),
-            metric=async_metric(endpoint_name, "ApproximateBacklogSize", "Maximum", ONE_MINUTE),
-            evaluation_periods=idle_minutes_before_scale_in,
-            datapoints_to_alarm=idle_minutes_before_scale_in,
-            # Backlog is a count: "< 0.5" means exactly 0.
-            threshold=0.5,
-            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-            # Missing data is no evidence of idleness: keep the current state.
-            treat_missing_data=cloudwatch.TreatMissingData.IGNORE,
-        )
-        self.idle_alarm.add_alarm_action(ScalingPolicyAction(self.idle_policy))
 
-    def _policy(self, construct_id: str, **properties: Any) -> appscaling.CfnScalingPolicy:
-        # PolicyName is required and only has to be unique per scalable target; the
-        # construct id keeps it readable in the console.
-        return appscaling.CfnScalingPolicy(
-            self,
-            construct_id,
-            policy_name=construct_id,
-            scaling_target_id=self.target.ref,
-            **properties,
-        )
+def _step_on_alarm(
+    variant: ScalableVariant,
+    name: str,
+    step_scaling: appscaling.CfnScalingPolicy.StepScalingPolicyConfigurationProperty,
+    *,
+    alarm_id: str,
+    alarm_description: str,
+    metric_name: str,
+    statistic: str,
+    minutes: int,
+    threshold: float,
+    comparison_operator: cloudwatch.ComparisonOperator,
+    treat_missing_data: cloudwatch.TreatMissingData,
+) -> tuple[appscaling.CfnScalingPolicy, cloudwatch.Alarm]:
+    """A step-scaling policy and the L2 alarm that runs it: the alarm fires once the endpoint's
+    queue metric, per minute, has breached `threshold` in each of the last `minutes` minutes.
+
+    The policy name is the construct id: it only has to be unique per scalable target, and
+    reads well in the console.
+    """
+    policy = variant.add_policy(name, policy_name=name, step_scaling=step_scaling)
+    alarm = cloudwatch.Alarm(
+        variant,
+        alarm_id,
+        alarm_description=alarm_description,
+        metric=async_metric(variant.endpoint_name, metric_name, statistic, ONE_MINUTE),
+        evaluation_periods=minutes,
+        datapoints_to_alarm=minutes,
+        threshold=threshold,
+        comparison_operator=comparison_operator,
+        treat_missing_data=treat_missing_data,
+    )
+    alarm.add_alarm_action(ScalingPolicyAction(policy))
+    return policy, alarm

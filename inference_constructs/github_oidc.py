@@ -83,39 +83,46 @@ class GitHubOidcRoles(Construct):
                 for kind in kinds
             ]
 
-        self.diff_role = iam.Role(
-            self,
+        self.diff_role = self._role(
             "DiffRole",
-            assumed_by=self._github(diff_subjects),
+            subjects=diff_subjects,
             description="GitHub Actions pull requests: cdk diff through the CDK bootstrap lookup role (read-only)",
-            max_session_duration=cdk.Duration.hours(1),
-            inline_policies={
-                "AssumeCdkLookupRole": iam.PolicyDocument(
-                    statements=[
-                        iam.PolicyStatement(
-                            actions=["sts:AssumeRole"],
-                            resources=bootstrap_roles([LOOKUP_ROLE]),
-                        )
-                    ]
-                )
-            },
+            max_session_hours=1,
+            policy_name="AssumeCdkLookupRole",
+            assumable_roles=bootstrap_roles([LOOKUP_ROLE]),
         )
-        self.deploy_role = iam.Role(
-            self,
+        self.deploy_role = self._role(
             "DeployRole",
-            assumed_by=self._github(deploy_subjects),
+            subjects=deploy_subjects,
             description="GitHub Actions deployments: cdk deploy through the CDK bootstrap roles only",
             # SageMaker endpoint updates can take well over an hour; the CLI re-assumes the
             # bootstrap roles from these credentials while it waits.
-            max_session_duration=cdk.Duration.hours(2),
+            max_session_hours=2,
+            policy_name="AssumeCdkBootstrapRoles",
+            assumable_roles=bootstrap_roles(DEPLOY_ROLES),
+        )
+
+    def _role(
+        self,
+        construct_id: str,
+        *,
+        subjects: Sequence[str],
+        description: str,
+        max_session_hours: int,
+        policy_name: str,
+        assumable_roles: list[str],
+    ) -> iam.Role:
+        """A role GitHub's `subjects` may assume, whose only permission is sts:AssumeRole on
+        `assumable_roles` (CDK bootstrap roles): what it can do is what those roles can do."""
+        return iam.Role(
+            self,
+            construct_id,
+            assumed_by=self._github(subjects),
+            description=description,
+            max_session_duration=cdk.Duration.hours(max_session_hours),
             inline_policies={
-                "AssumeCdkBootstrapRoles": iam.PolicyDocument(
-                    statements=[
-                        iam.PolicyStatement(
-                            actions=["sts:AssumeRole"],
-                            resources=bootstrap_roles(DEPLOY_ROLES),
-                        )
-                    ]
+                policy_name: iam.PolicyDocument(
+                    statements=[iam.PolicyStatement(actions=["sts:AssumeRole"], resources=assumable_roles)]
                 )
             },
         )

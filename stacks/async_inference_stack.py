@@ -23,7 +23,7 @@ from app_config.gpu_drivers import inference_ami_for
 from app_config.hosting import MultiModelHosting, RealtimeHosting, ServerlessHosting
 from inference_constructs.alarms import OperationsAlarms, grant_describe_alarms, rollback_alarm_names
 from inference_constructs.api import InferenceApi
-from inference_constructs.autoscaling import EndpointAutoscaling
+from inference_constructs.autoscaling import add_async_policies
 from inference_constructs.batch_transform import BatchTransformAccess
 from inference_constructs.callbacks import SERVICE_NAME as CALLBACKS_SERVICE_NAME
 from inference_constructs.callbacks import InferenceCallbacks
@@ -40,7 +40,7 @@ from inference_constructs.model_artifact import ModelArtifact
 from inference_constructs.model_image import ModelImage
 from inference_constructs.notifications import InferenceNotifications
 from inference_constructs.storage import InferenceStorage
-from inference_constructs.variant_scaling import INSTANCE_COUNT, PROVISIONED_CONCURRENCY, VariantTargetTracking
+from inference_constructs.variant_scaling import INSTANCE_COUNT, PROVISIONED_CONCURRENCY, ScalableVariant
 from stacks.compliance import (
     CALLBACK_CHECKOV_SKIPS,
     CALLBACK_FINDINGS,
@@ -294,53 +294,48 @@ class AsyncInferenceStack(cdk.Stack):
         )
 
     def _scaling(self, config: EnvironmentConfig, *, endpoint_name: str, variant_name: str) -> None:
+        """The variant's scalable target, and the hosting mode's policies on it."""
         hosting = config.hosting
-        if isinstance(hosting, (RealtimeHosting, ServerlessHosting)):
-            tracking = self._variant_tracking(hosting)
-            if tracking is not None:
-                VariantTargetTracking(
-                    self, "Scaling", endpoint_name=endpoint_name, variant_name=variant_name, **tracking
-                )
-        else:
-            EndpointAutoscaling(
+
+        def scalable(dimension: str, min_capacity: int, max_capacity: int) -> ScalableVariant:
+            return ScalableVariant(
                 self,
                 "Scaling",
                 endpoint_name=endpoint_name,
                 variant_name=variant_name,
-                min_capacity=config.scaling.min_capacity,
-                max_capacity=config.scaling.max_capacity,
+                scalable_dimension=dimension,
+                min_capacity=min_capacity,
+                max_capacity=max_capacity,
+            )
+
+        if isinstance(hosting, RealtimeHosting):
+            scalable(INSTANCE_COUNT, hosting.min_capacity, hosting.max_capacity).track_predefined_metric(
+                metric_type="SageMakerVariantInvocationsPerInstance",
+                target_value=hosting.invocations_per_instance_target,
+                scale_out_cooldown_seconds=hosting.scale_out_cooldown_seconds,
+                scale_in_cooldown_seconds=hosting.scale_in_cooldown_seconds,
+            )
+        elif isinstance(hosting, ServerlessHosting):
+            # Only provisioned concurrency scales; on-demand concurrency is SageMaker's up to MaxConcurrency.
+            if hosting.provisioned_concurrency is None or hosting.max_provisioned_concurrency is None:
+                return
+            scalable(
+                PROVISIONED_CONCURRENCY, hosting.provisioned_concurrency, hosting.max_provisioned_concurrency
+            ).track_predefined_metric(
+                metric_type="SageMakerVariantProvisionedConcurrencyUtilization",
+                target_value=hosting.provisioned_utilization_target,
+                scale_out_cooldown_seconds=60,
+                scale_in_cooldown_seconds=300,
+            )
+        else:
+            add_async_policies(
+                scalable(INSTANCE_COUNT, config.scaling.min_capacity, config.scaling.max_capacity),
                 metric_name=config.scaling.metric,
                 target_value=config.scaling.target_value,
                 scale_out_cooldown_seconds=config.scaling.scale_out_cooldown_seconds,
                 cold_start_seconds=config.operations.expected_cold_start_minutes * 60,
                 idle_minutes_before_scale_in=config.scaling.idle_minutes_before_scale_in,
             )
-
-    @staticmethod
-    def _variant_tracking(hosting: RealtimeHosting | ServerlessHosting) -> dict[str, Any] | None:
-        """What the real-time or serverless variant scales, between which bounds, on which metric."""
-        if isinstance(hosting, RealtimeHosting):
-            return {
-                "scalable_dimension": INSTANCE_COUNT,
-                "min_capacity": hosting.min_capacity,
-                "max_capacity": hosting.max_capacity,
-                "metric_type": "SageMakerVariantInvocationsPerInstance",
-                "target_value": hosting.invocations_per_instance_target,
-                "scale_out_cooldown_seconds": hosting.scale_out_cooldown_seconds,
-                "scale_in_cooldown_seconds": hosting.scale_in_cooldown_seconds,
-            }
-        # Serverless: only provisioned concurrency scales; on-demand concurrency is SageMaker's up to MaxConcurrency.
-        if hosting.provisioned_concurrency is None or hosting.max_provisioned_concurrency is None:
-            return None
-        return {
-            "scalable_dimension": PROVISIONED_CONCURRENCY,
-            "min_capacity": hosting.provisioned_concurrency,
-            "max_capacity": hosting.max_provisioned_concurrency,
-            "metric_type": "SageMakerVariantProvisionedConcurrencyUtilization",
-            "target_value": hosting.provisioned_utilization_target,
-            "scale_out_cooldown_seconds": 60,
-            "scale_in_cooldown_seconds": 300,
-        }
 
     @staticmethod
     def _endpoint_operations(
