@@ -76,6 +76,17 @@ def _request_id(event: Mapping[str, Any] | None = None) -> str:
     return str(getattr(app.lambda_context, "aws_request_id", "") or "unknown")
 
 
+def _path_parameter(name: str, captured: str) -> str:
+    """Path parameter `name` as API Gateway decoded it (once), else the resolver's capture.
+
+    Not the resolver's capture when API Gateway has one: the resolver's route regex ends in `$`,
+    which also matches before a trailing newline ("/invocations/<id>%0A")."""
+    parameters = _event().get("pathParameters")
+    if isinstance(parameters, Mapping) and isinstance(parameters.get(name), str):
+        return str(parameters[name])
+    return captured
+
+
 def _json(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> Response[str]:
     return Response(
         status_code=status,
@@ -99,11 +110,7 @@ def submit() -> Response[str]:
 @app.post(contract.SUBMIT_TO_MODEL.powertools_path)
 @tracer.capture_method(capture_response=False)
 def submit_to_model(model_name: str) -> Response[str]:
-    # API Gateway's own path parameter (decoded once), as for GET /invocations/{inference_id}.
-    parameters = _event().get("pathParameters")
-    if isinstance(parameters, Mapping) and isinstance(parameters.get("model_name"), str):
-        model_name = parameters["model_name"]
-    return _submit(model_name)
+    return _submit(_path_parameter("model_name", model_name))
 
 
 def _submit(path_model: str | None) -> Response[str]:
@@ -159,11 +166,7 @@ def create_upload() -> Response[str]:
 @app.get(contract.STATUS.powertools_path)
 @tracer.capture_method(capture_response=False)
 def get_status(inference_id: str) -> Response[str]:
-    # API Gateway's own path parameter, not the resolver's capture: the resolver's route regex
-    # ends in `$`, which also matches before a trailing newline ("/invocations/<id>%0A").
-    parameters = _event().get("pathParameters")
-    if isinstance(parameters, Mapping) and isinstance(parameters.get("inference_id"), str):
-        inference_id = parameters["inference_id"]
+    inference_id = _path_parameter("inference_id", inference_id)
     if not logic.INFERENCE_ID.fullmatch(inference_id):
         # Not an id this API ever issues, so it names no inference: 404 like any unknown id.
         raise NotFound(f"no inference with id {inference_id[:80]!r} (ids look like 'r' or 'k' and 32 hex digits)")

@@ -1,4 +1,5 @@
-"""The API's contract with the stack and the local stack, as plain data (standard library only).
+"""The API's contract with the stack and the local stack: plain data (standard library only),
+and the one rule both sides check the allowed content types with.
 
 It ships inside the Lambda asset (it is part of `api_handler`) and is imported by the
 constructs (inference_constructs/api.py, storage.py, callbacks.py, batch_transform.py), the
@@ -8,6 +9,7 @@ name, a content type or a limit changes here, and all of them follow.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Final
 
@@ -21,6 +23,12 @@ RECEIPT_FILE: Final = "receipt.json"
 # modes) writes a result (AsyncInferenceConfig.OutputConfig.S3OutputPath / S3FailurePath).
 OUTPUT_PREFIX: Final = "responses/"
 FAILURE_PREFIX: Final = "failures/"
+
+
+def request_key(folder_id: str, name: str) -> str:
+    """`requests/<folder id>/<name>`: an object in the input bucket's folder of one inference
+    (or of one upload's claim: upload ids start with "u", inference ids never do)."""
+    return f"{INPUT_PREFIX}{folder_id}/{name}"
 
 
 # ------------------------------------------------------------------ entry points
@@ -120,6 +128,22 @@ DEFAULT_ALLOWED_CONTENT_TYPES: Final = (
     "image/*",
     "audio/*",
 )
+# An entry of the allowed list: a lower-case "type/subtype" or "type/*" (RFC 9110 token
+# characters, https://www.rfc-editor.org/rfc/rfc9110#name-media-type).
+MEDIA_RANGE: Final = re.compile(r"[a-z0-9][a-z0-9!#&^_.+-]*/([a-z0-9][a-z0-9!#&^_.+-]*|\*)")
+
+
+def check_media_ranges(values: tuple[str, ...]) -> tuple[str, ...]:
+    """`values` if it is a usable allowed list; else ValueError naming what is wrong. One rule
+    for the stack's configuration and the handler's environment, so they cannot disagree."""
+    if not values:
+        raise ValueError("name at least one media type")
+    for item in values:
+        if not MEDIA_RANGE.fullmatch(item):
+            raise ValueError(f"{item!r} is not a lower-case media type like 'application/json' or 'image/*'")
+    return values
+
+
 # Media types API Gateway hands to the Lambda as text; every other allowed type is a binary
 # media type (base64 in the event) so its bytes survive. JSON stays text so the request
 # validator can read JSON bodies.

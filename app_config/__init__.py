@@ -8,9 +8,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from app_config.environments import ENVIRONMENTS
-from app_config.errors import ConfigError
+from app_config.errors import ConfigError, config_error
 from app_config.models import EnvironmentConfig, HubModel, LocalModel, S3Model, S3PrefixModel
-from app_config.ranges import range_note
 
 __all__ = [
     "ConfigError",
@@ -45,15 +44,8 @@ def parse_environment(raw: Mapping[str, Any]) -> EnvironmentConfig:
     try:
         return EnvironmentConfig.model_validate(raw)
     except ValidationError as error:
-        name = raw.get("name", "?")
-        problems = []
-        for item in error.errors():
-            field = ".".join(str(part) for part in item["loc"]) or "(environment)"
-            value = item.get("input")
-            shown = "" if isinstance(value, Mapping) else f" = {value!r}"
-            message = item["msg"].removeprefix("Value error, ") + range_note(EnvironmentConfig, item)
-            problems.append(f"  {field}{shown}: {message}")
-        raise ConfigError(f"invalid configuration for environment {name!r}:\n" + "\n".join(problems)) from None
+        heading = f"invalid configuration for environment {raw.get('name', '?')!r}"
+        raise config_error(error, model=EnvironmentConfig, heading=heading, whole="(environment)") from None
 
 
 def load_environment(name: str, environments: Mapping[str, Any] = ENVIRONMENTS) -> EnvironmentConfig:

@@ -8,8 +8,11 @@ doubling to at most 1 h between attempts, 256 KiB events, 3 s to connect, 10 s t
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, model_validator
+
+from app_config.fields import StrictModel, check_not_above, each_matching
 
 # A DNS name in lower case, optionally "*." for its subdomains (no IP literals: the point of
 # an allow-list is naming the receivers; addresses are checked after resolution anyway).
@@ -18,12 +21,13 @@ _HOST_ENTRY = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{
 MAX_RETRY_DELAY_SECONDS = 43_200
 
 
-class CallbacksConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class CallbacksConfig(StrictModel):
     enabled: bool = True
     # Empty: any public https host. Else only these ("hooks.example.com", "*.example.com").
-    allowed_hosts: tuple[str, ...] = ()
+    allowed_hosts: Annotated[
+        tuple[str, ...],
+        each_matching(_HOST_ENTRY, "is not a lower-case DNS name like 'hooks.example.com' or '*.example.com'"),
+    ] = ()
     retry_base_seconds: int = Field(30, ge=1, le=3600)
     retry_max_delay_seconds: int = Field(3600, ge=1, le=MAX_RETRY_DELAY_SECONDS)
     # After this, the event goes to the dead-letter queue and the alarm fires. SQS keeps a
@@ -36,21 +40,9 @@ class CallbacksConfig(BaseModel):
     # takes from the account's Lambda pool).
     max_concurrency: int = Field(5, ge=2, le=100)
 
-    @field_validator("allowed_hosts")
-    @classmethod
-    def _hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for entry in value:
-            if not _HOST_ENTRY.match(entry):
-                raise ValueError(f"{entry!r} is not a lower-case DNS name like 'hooks.example.com' or '*.example.com'")
-        return value
-
     @model_validator(mode="after")
     def _steps(self) -> CallbacksConfig:
-        if self.retry_base_seconds > self.retry_max_delay_seconds:
-            raise ValueError(
-                f"retry_base_seconds ({self.retry_base_seconds}) must not exceed retry_max_delay_seconds "
-                f"({self.retry_max_delay_seconds})"
-            )
+        check_not_above(self, "retry_base_seconds", "retry_max_delay_seconds")
         if self.retry_max_delay_seconds > self.retry_window_hours * 3600:
             raise ValueError(
                 f"retry_max_delay_seconds ({self.retry_max_delay_seconds}) must fit in the retry window "

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from app_config import ConfigError
 from app_config.aws_types import AccountId, RegionName
+from app_config.errors import config_error
+from app_config.fields import StrictModel, each_matching, matching
 
 # GitHub: an owner (user or organisation) is 1-39 letters, digits or single hyphens, not at
 # either end; a repository name is 1-100 letters, digits, '.', '_' or '-', but not '.' or '..'.
@@ -32,23 +33,40 @@ _QUALIFIER = re.compile(r"^[a-z0-9]{1,10}$")
 DEFAULT_BOOTSTRAP_QUALIFIER = "hnb659fds"
 
 
-class CiIdentityConfig(BaseModel):
+class CiIdentityConfig(StrictModel):
     """The GitHub repository trusted to assume the CI roles, and what those roles reach."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     # "owner/name" exactly as GitHub shows it: the OIDC `sub` claim is compared verbatim.
     github_repository: str
     # An account has at most one provider per issuer URL: if one exists already (another
     # project created it), give its ARN and the stack imports it instead of creating one.
-    existing_provider_arn: str | None = None
+    existing_provider_arn: (
+        Annotated[
+            str,
+            matching(
+                _PROVIDER_ARN,
+                "is not the ARN of a GitHub Actions OIDC provider like "
+                "'arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com'",
+            ),
+        ]
+        | None
+    ) = None
     # GitHub environments whose jobs may assume the deploy role (one `sub` each). The
     # approval gate lives in GitHub: give `prod` required reviewers (docs/delivery.md).
-    environments: tuple[str, ...] = Field(("dev", "prod"), min_length=1)
+    environments: Annotated[
+        tuple[str, ...],
+        each_matching(
+            _GITHUB_ENVIRONMENT,
+            "is not a GitHub environment name (letters, digits, '.', '_', '-')",
+            repeated="{values} names an environment twice",
+        ),
+    ] = Field(("dev", "prod"), min_length=1)
     # Regions the deploy and diff roles may use the CDK bootstrap roles of. Empty: the
     # region the CI identity stack itself is deployed to.
     deploy_regions: tuple[RegionName, ...] = ()
-    bootstrap_qualifier: str = DEFAULT_BOOTSTRAP_QUALIFIER
+    bootstrap_qualifier: Annotated[
+        str, matching(_QUALIFIER, "is not a CDK bootstrap qualifier (1-10 lower-case letters or digits)")
+    ] = DEFAULT_BOOTSTRAP_QUALIFIER
     # Where the CI identity stack goes; unset = the CLI's current account and region.
     account: AccountId | None = None
     region: RegionName | None = None
@@ -59,33 +77,6 @@ class CiIdentityConfig(BaseModel):
         match = _GITHUB_REPOSITORY.match(value)
         if not match or match.group(2) in {".", ".."}:
             raise ValueError(f"{value!r} is not a GitHub repository like 'owner/name'")
-        return value
-
-    @field_validator("existing_provider_arn")
-    @classmethod
-    def _provider_arn(cls, value: str | None) -> str | None:
-        if value is not None and not _PROVIDER_ARN.match(value):
-            raise ValueError(
-                f"{value!r} is not the ARN of a GitHub Actions OIDC provider like "
-                "'arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com'"
-            )
-        return value
-
-    @field_validator("environments")
-    @classmethod
-    def _environments(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for name in value:
-            if not _GITHUB_ENVIRONMENT.match(name):
-                raise ValueError(f"{name!r} is not a GitHub environment name (letters, digits, '.', '_', '-')")
-        if len(set(value)) != len(value):
-            raise ValueError(f"{list(value)} names an environment twice")
-        return value
-
-    @field_validator("bootstrap_qualifier")
-    @classmethod
-    def _qualifier(cls, value: str) -> str:
-        if not _QUALIFIER.match(value):
-            raise ValueError(f"{value!r} is not a CDK bootstrap qualifier (1-10 lower-case letters or digits)")
         return value
 
     @model_validator(mode="after")
@@ -123,12 +114,5 @@ def load_ci_identity(raw: Mapping[str, Any] = CI_IDENTITY, **overrides: Any) -> 
     try:
         return CiIdentityConfig.model_validate(values)
     except ValidationError as error:
-        problems = []
-        for item in error.errors():
-            field = ".".join(str(part) for part in item["loc"]) or "(ci identity)"
-            value = item.get("input")
-            shown = "" if isinstance(value, Mapping) else f" = {value!r}"
-            problems.append(f"  {field}{shown}: {item['msg'].removeprefix('Value error, ')}")
-        raise ConfigError(
-            "invalid CI identity configuration (app_config/ci_identity.py):\n" + "\n".join(problems)
-        ) from None
+        heading = "invalid CI identity configuration (app_config/ci_identity.py)"
+        raise config_error(error, model=CiIdentityConfig, heading=heading, whole="(ci identity)") from None

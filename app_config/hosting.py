@@ -25,7 +25,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from app_config.fields import StrictModel, check_not_above
 
 # ServerlessConfig.MemorySizeInMB: "1024 MB, 2048 MB, 3072 MB, 4096 MB, 5120 MB, or 6144 MB"
 # (serverless-endpoints page); botocore's model carries only the 1024-6144 range.
@@ -36,11 +38,7 @@ SERVERLESS_MAX_CONCURRENCY = 200
 REALTIME_INVOCATION_TIMEOUT_SECONDS = 60
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class AsyncHosting(_Strict):
+class AsyncHosting(StrictModel):
     """Asynchronous inference: queued requests, payloads up to 1 GB in S3, scale to zero.
 
     Its scaling, queue and storage settings are the environment's top-level `scaling`,
@@ -50,7 +48,7 @@ class AsyncHosting(_Strict):
     mode: Literal["async"] = "async"
 
 
-class RealtimeHosting(_Strict):
+class RealtimeHosting(StrictModel):
     """A real-time endpoint: InvokeEndpoint answers within 60 s, at least one instance always on.
 
     Scaling tracks SageMakerVariantInvocationsPerInstance (invocations per instance per
@@ -75,8 +73,7 @@ class RealtimeHosting(_Strict):
 
     @model_validator(mode="after")
     def _bounds(self) -> RealtimeHosting:
-        if self.min_capacity > self.max_capacity:
-            raise ValueError(f"min_capacity ({self.min_capacity}) must not exceed max_capacity ({self.max_capacity})")
+        check_not_above(self, "min_capacity", "max_capacity")
         return self
 
     @property
@@ -85,7 +82,7 @@ class RealtimeHosting(_Strict):
         return round(self.peak_requests_per_second_per_instance * self.safety_factor * 60, 2)
 
 
-class ServerlessHosting(_Strict):
+class ServerlessHosting(StrictModel):
     """A serverless endpoint: CPU only, billed per request, no instances to manage, scales to zero.
 
     Optional provisioned concurrency keeps that many executions warm (billed while
@@ -112,11 +109,8 @@ class ServerlessHosting(_Strict):
                 f"memory_size_mb={self.memory_size_mb}: serverless endpoints take one of "
                 f"{', '.join(map(str, SERVERLESS_MEMORY_SIZES_MB))} (MB, 1 GB steps)"
             )
+        check_not_above(self, "provisioned_concurrency", "max_concurrency")
         provisioned = self.provisioned_concurrency
-        if provisioned is not None and provisioned > self.max_concurrency:
-            raise ValueError(
-                f"provisioned_concurrency ({provisioned}) must not exceed max_concurrency ({self.max_concurrency})"
-            )
         if self.max_provisioned_concurrency is not None:
             if provisioned is None:
                 raise ValueError("max_provisioned_concurrency needs provisioned_concurrency (the scaling minimum)")

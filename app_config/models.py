@@ -12,22 +12,17 @@ import difflib
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import botocore.session
 from botocore.model import StringShape
 from model_server import contract as container_contract
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from api_handler import contract as api_contract
 from app_config.aws_types import AccountId, RegionName
 from app_config.callbacks import CallbacksConfig
+from app_config.fields import StrictModel, check_not_above, checked, each_matching, matching
 from app_config.gpu_drivers import is_arm_instance, is_gpu_instance, is_neuron_instance
 from app_config.hosting import AsyncHosting, Hosting, MultiModelHosting, RealtimeHosting, ServerlessHosting
 
@@ -65,6 +60,9 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?
 _S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(.+)$")
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 _ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Only the shape (a typo check): the subscription's confirmation mail proves the address.
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_NOT_EMAIL = "is not an e-mail address"
 # A hub commit id: the full 40 hex digits (a branch or tag moves under a running service).
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
@@ -86,64 +84,68 @@ def sagemaker_instance_types() -> tuple[str, ...]:
     return tuple(shape.enum)
 
 
-class _Strict(BaseModel):
-    """Unknown keys are typos: reject them rather than ignore them."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class HubModel(_Strict):
+class HubModel(StrictModel):
     """A Hugging Face hub model, downloaded by the container at start-up."""
 
     kind: Literal["hub"] = "hub"
-    model_id: str
+    model_id: Annotated[str, matching(_HUB_ID, "is not a Hugging Face hub id like 'org/name'")]
     task: str | None = None
     # The commit to serve (HF_MODEL_REVISION). Unpinned, the model changes under a running
     # service whenever the repository's main branch moves; synth warns.
-    revision: str | None = None
-
-    @field_validator("revision")
-    @classmethod
-    def _revision(cls, value: str | None) -> str | None:
-        if value is not None and not _COMMIT.match(value):
-            raise ValueError(
-                f"{value!r} is not a commit id: pin the full 40-hex commit of the hub repository "
-                "(a branch or tag name moves under a running service)"
-            )
-        return value
-
-    @field_validator("model_id")
-    @classmethod
-    def _model_id(cls, value: str) -> str:
-        if not _HUB_ID.match(value):
-            raise ValueError(f"{value!r} is not a Hugging Face hub id like 'org/name'")
-        return value
+    revision: (
+        Annotated[
+            str,
+            matching(
+                _COMMIT,
+                "is not a commit id: pin the full 40-hex commit of the hub repository "
+                "(a branch or tag name moves under a running service)",
+            ),
+        ]
+        | None
+    ) = None
 
 
-class S3Model(_Strict):
-    """A model.tar.gz already in S3; SageMaker unpacks it into /opt/ml/model."""
+class _S3Location(StrictModel):
+    """A model location in S3: `uri` is s3://bucket/path, the path ending as the kind requires."""
 
-    kind: Literal["s3"] = "s3"
     uri: str
     task: str | None = None
+    # What the kind's `uri` ends with, and the form an error shows.
+    URI_ENDING: ClassVar[str]
+    URI_FORM: ClassVar[str]
 
     @field_validator("uri")
     @classmethod
     def _uri(cls, value: str) -> str:
-        if not _S3_URI.match(value) or not value.endswith(".tar.gz"):
-            raise ValueError(f"{value!r} is not an s3://bucket/key.tar.gz URI")
+        if not _S3_URI.match(value) or not value.endswith(cls.URI_ENDING):
+            raise ValueError(f"{value!r} is not {cls.URI_FORM}")
         return value
 
     @property
     def bucket(self) -> str:
-        return _S3_URI.match(self.uri).group(1)  # type: ignore[union-attr]
+        return self._parts()[0]
+
+    def _parts(self) -> tuple[str, str]:
+        """(bucket, path) of `uri`, which the kind's validator has checked already."""
+        match = _S3_URI.match(self.uri)
+        if match is None:  # pragma: no cover - the uri validator refuses such a model
+            raise ValueError(f"{self.uri!r} is not an s3:// URI")
+        return match.group(1), match.group(2)
+
+
+class S3Model(_S3Location):
+    """A model.tar.gz already in S3; SageMaker unpacks it into /opt/ml/model."""
+
+    kind: Literal["s3"] = "s3"
+    URI_ENDING = ".tar.gz"
+    URI_FORM = "an s3://bucket/key.tar.gz URI"
 
     @property
     def key(self) -> str:
-        return _S3_URI.match(self.uri).group(2)  # type: ignore[union-attr]
+        return self._parts()[1]
 
 
-class S3PrefixModel(_Strict):
+class S3PrefixModel(_S3Location):
     """The S3 prefix of a multi-model endpoint (hosting.mode 'multimodel'): ModelDataUrl.
 
     Each model is a tarball under the prefix (`<prefix>customer-a.tar.gz`); InvokeEndpoint's
@@ -153,28 +155,17 @@ class S3PrefixModel(_Strict):
     """
 
     kind: Literal["s3_prefix"] = "s3_prefix"
-    uri: str
-    task: str | None = None
-
-    @field_validator("uri")
-    @classmethod
-    def _uri(cls, value: str) -> str:
-        # SageMaker joins the prefix and TargetModel as given: without the trailing '/' a
-        # TargetModel 'a.tar.gz' under 's3://b/models' would be read from 's3://b/modelsa.tar.gz'.
-        if not _S3_URI.match(value) or not value.endswith("/"):
-            raise ValueError(f"{value!r} is not an S3 prefix like 's3://bucket/models/' (ending in '/')")
-        return value
-
-    @property
-    def bucket(self) -> str:
-        return _S3_URI.match(self.uri).group(1)  # type: ignore[union-attr]
+    # SageMaker joins the prefix and TargetModel as given: without the trailing '/' a
+    # TargetModel 'a.tar.gz' under 's3://b/models' would be read from 's3://b/modelsa.tar.gz'.
+    URI_ENDING = "/"
+    URI_FORM = "an S3 prefix like 's3://bucket/models/' (ending in '/')"
 
     @property
     def prefix(self) -> str:
-        return _S3_URI.match(self.uri).group(2)  # type: ignore[union-attr]
+        return self._parts()[1]
 
 
-class LocalModel(_Strict):
+class LocalModel(StrictModel):
     """A model directory in this repository, packed at synth into a deterministic
     model.tar.gz asset (so `cdk diff` is empty when the model did not change)."""
 
@@ -195,7 +186,7 @@ class LocalModel(_Strict):
 ModelSource = Annotated[HubModel | S3Model | LocalModel | S3PrefixModel, Field(discriminator="kind")]
 
 
-class ScalingConfig(_Strict):
+class ScalingConfig(StrictModel):
     """Application Auto Scaling of the endpoint variant.
 
     `metric` picks the target-tracking metric. ApproximateAgeOfOldestRequest is
@@ -218,12 +209,11 @@ class ScalingConfig(_Strict):
 
     @model_validator(mode="after")
     def _bounds(self) -> ScalingConfig:
-        if self.min_capacity > self.max_capacity:
-            raise ValueError(f"min_capacity ({self.min_capacity}) must not exceed max_capacity ({self.max_capacity})")
+        check_not_above(self, "min_capacity", "max_capacity")
         return self
 
 
-class OperationsConfig(_Strict):
+class OperationsConfig(StrictModel):
     """Alarm thresholds: what "unhealthy" means for this environment."""
 
     # Age of the oldest queued request above which someone should look (the objective).
@@ -237,7 +227,7 @@ class OperationsConfig(_Strict):
     api_p99_latency_ms: int = Field(5000, ge=100, le=29000)
 
 
-class DeploymentGuardrails(_Strict):
+class DeploymentGuardrails(StrictModel):
     """How SageMaker shifts traffic to a new endpoint configuration, and when it rolls back.
 
     `all_at_once` still is a blue/green deployment with automatic rollback on the alarms
@@ -253,7 +243,7 @@ class DeploymentGuardrails(_Strict):
     maximum_execution_timeout_seconds: int = Field(7200, ge=600, le=28800)
 
 
-class StorageConfig(_Strict):
+class StorageConfig(StrictModel):
     """Lifecycle of the request/response buckets."""
 
     input_expiry_days: int = Field(7, ge=1)
@@ -264,37 +254,29 @@ class StorageConfig(_Strict):
 
 _API_CLIENT = re.compile(r"^[A-Za-z0-9-]{1,32}$")
 _STAGE_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
-_MEDIA_RANGE = re.compile(r"^[a-z0-9][a-z0-9!#&^_.+-]*/([a-z0-9][a-z0-9!#&^_.+-]*|\*)$")
 
 
-class UsagePlanConfig(_Strict):
+class UsagePlanConfig(StrictModel):
     """Per-client API keys with throttling and a quota (client API).
 
     API keys meter and identify; they do not authenticate (IAM still does). Each name in
     `clients` gets one generated key.
     """
 
-    clients: tuple[str, ...] = Field(min_length=1)
+    clients: Annotated[
+        tuple[str, ...],
+        each_matching(_API_CLIENT, "must be 1-32 letters, digits or '-'", repeated="client names must be unique"),
+    ] = Field(min_length=1)
     rate_limit: float = Field(10.0, gt=0)
     burst_limit: int = Field(20, ge=1)
     quota_requests: int = Field(10_000, ge=1)
     quota_period: Literal["DAY", "WEEK", "MONTH"] = "DAY"
 
-    @field_validator("clients")
-    @classmethod
-    def _clients(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for client in value:
-            if not _API_CLIENT.match(client):
-                raise ValueError(f"{client!r} must be 1-32 letters, digits or '-'")
-        if len(set(value)) != len(value):
-            raise ValueError("client names must be unique")
-        return value
 
-
-class ApiConfig(_Strict):
+class ApiConfig(StrictModel):
     """The client API (API Gateway + Lambda). docs/api.md describes each limit."""
 
-    stage_name: str = "v1"
+    stage_name: Annotated[str, matching(_STAGE_NAME, "must be 1-64 letters, digits or '_'")] = "v1"
     # Stage-wide steady rate (requests/s) and burst for all clients together.
     throttling_rate_limit: float = Field(50.0, gt=0, le=10_000)
     throttling_burst_limit: int = Field(100, ge=1, le=5_000)
@@ -315,7 +297,10 @@ class ApiConfig(_Strict):
     # Largest upload (POST /uploads): bound in the signed upload policy, so S3 itself refuses
     # more, and checked again at submit. SageMaker's async payload limit (1 GB) is the ceiling.
     max_upload_bytes: int = Field(api_contract.MAX_ASYNC_PAYLOAD_BYTES, ge=1, le=api_contract.MAX_ASYNC_PAYLOAD_BYTES)
-    allowed_content_types: tuple[str, ...] = api_contract.DEFAULT_ALLOWED_CONTENT_TYPES
+    # Checked by the handler's own rule, so the stack never deploys a list the handler refuses.
+    allowed_content_types: Annotated[tuple[str, ...], AfterValidator(api_contract.check_media_ranges)] = (
+        api_contract.DEFAULT_ALLOWED_CONTENT_TYPES
+    )
     status_retry_after_seconds: int = Field(
         10, ge=api_contract.STATUS_RETRY_AFTER_RANGE[0], le=api_contract.STATUS_RETRY_AFTER_RANGE[1]
     )
@@ -324,23 +309,6 @@ class ApiConfig(_Strict):
     # and region). False when another stack or the account baseline already sets it.
     manage_account_cloudwatch_role: bool = True
     usage_plan: UsagePlanConfig | None = None
-
-    @field_validator("stage_name")
-    @classmethod
-    def _stage(cls, value: str) -> str:
-        if not _STAGE_NAME.match(value):
-            raise ValueError(f"{value!r} must be 1-64 letters, digits or '_'")
-        return value
-
-    @field_validator("allowed_content_types")
-    @classmethod
-    def _media_ranges(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if not value:
-            raise ValueError("name at least one media type")
-        for item in value:
-            if not _MEDIA_RANGE.match(item):
-                raise ValueError(f"{item!r} is not a lower-case media type like 'application/json' or 'image/*'")
-        return value
 
     @model_validator(mode="after")
     def _plan_within_stage(self) -> ApiConfig:
@@ -368,10 +336,10 @@ class ApiConfig(_Strict):
         return self.reserved_concurrency if self.reserved_concurrency is not None else self.throttling_burst_limit
 
 
-class EnvironmentConfig(_Strict):
+class EnvironmentConfig(StrictModel):
     """Everything that differs between two deployments of the stack."""
 
-    name: str
+    name: Annotated[str, matching(_ENV_NAME, "must be lower-case letters, digits and '-' (max 20)")]
     account: AccountId | None = None
     region: RegionName | None = None
 
@@ -421,23 +389,17 @@ class EnvironmentConfig(_Strict):
 
     log_retention_days: int = 30
     retain_data: bool = False  # RemovalPolicy.RETAIN for buckets and keys
-    alarm_email: str | None = None
-    notification_emails: tuple[str, ...] = ()
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not _ENV_NAME.match(value):
-            raise ValueError(f"{value!r} must be lower-case letters, digits and '-' (max 20)")
-        return value
+    alarm_email: Annotated[str, matching(_EMAIL, _NOT_EMAIL)] | None = None
+    notification_emails: Annotated[tuple[str, ...], each_matching(_EMAIL, _NOT_EMAIL)] = ()
 
     @field_validator("instance_type")
     @classmethod
     def _instance_type(cls, value: str) -> str:
-        if not _INSTANCE_TYPE.match(value):
-            raise ValueError(
-                f"{value!r} is not a SageMaker instance type: expected 'ml.<family>.<size>', for example 'ml.g5.xlarge'"
-            )
+        checked(
+            _INSTANCE_TYPE,
+            value,
+            "is not a SageMaker instance type: expected 'ml.<family>.<size>', for example 'ml.g5.xlarge'",
+        )
         known = sagemaker_instance_types()
         if value not in known:
             close = difflib.get_close_matches(value, known, n=3, cutoff=0.75)
@@ -479,26 +441,11 @@ class EnvironmentConfig(_Strict):
             raise ValueError(f"{value} is not a CloudWatch Logs retention; allowed: {allowed}")
         return value
 
-    @field_validator("alarm_email")
-    @classmethod
-    def _email(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
-            raise ValueError(f"{value!r} is not an e-mail address")
-        return value
-
-    @field_validator("notification_emails")
-    @classmethod
-    def _emails(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for email in value:
-            cls._email(email)
-        return value
-
     @field_validator("container_environment")
     @classmethod
     def _container_environment(cls, value: dict[str, str]) -> dict[str, str]:
         for key in value:
-            if not _ENV_VAR.match(key):
-                raise ValueError(f"{key!r} is not a valid environment variable name")
+            checked(_ENV_VAR, key, "is not a valid environment variable name")
             if key in STACK_CONTAINER_VARIABLES:
                 raise ValueError(
                     f"{key!r} is set by the stack (from instance_type, model and the API's limits); "

@@ -19,8 +19,8 @@ from typing import Any, TextIO
 from botocore.exceptions import BotoCoreError, ClientError
 
 from inference_client.batch import DEFAULT_INSTANCE_TYPE, BatchError, BatchRequest, run
+from inference_client.exits import EXIT_API, EXIT_FAILED, EXIT_TIMEOUT, EXIT_USAGE, Failure, exit_status
 
-EXIT_FAILED, EXIT_USAGE, EXIT_API, EXIT_TIMEOUT = 1, 2, 3, 4
 _REPO_CONTAINER = Path(__file__).resolve().parents[1] / "container"
 
 
@@ -96,19 +96,23 @@ def run_batch(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         stderr.write(f"[{elapsed:6.0f} s] {job.get('TransformJobName')}: {job.get('TransformJobStatus')}\n")
         stderr.flush()
 
-    try:
+    def transform() -> int:
         client = boto3.client("sagemaker", region_name=args.region)
         job = run(request, client=client, poll_seconds=args.poll, timeout=args.wait_timeout, on_progress=progress)
-    except BatchError as error:
-        stderr.write(f"error: {error}\n")
-        return EXIT_USAGE
-    except TimeoutError as error:
-        stderr.write(f"gave up waiting: {error}\n")
-        return EXIT_TIMEOUT
-    except (ClientError, BotoCoreError) as error:
-        stderr.write(f"error: SageMaker: {error}\n")
-        return EXIT_API
-    summary = {key: job.get(key) for key in ("TransformJobName", "TransformJobStatus", "FailureReason") if job.get(key)}
-    summary["output"] = request.output_uri
-    stdout.write(json.dumps(summary, indent=2) + "\n")
-    return 0 if job.get("TransformJobStatus") == "Completed" else EXIT_FAILED
+        keys = ("TransformJobName", "TransformJobStatus", "FailureReason")
+        summary = {key: job.get(key) for key in keys if job.get(key)}
+        summary["output"] = request.output_uri
+        stdout.write(json.dumps(summary, indent=2) + "\n")
+        return 0 if job.get("TransformJobStatus") == "Completed" else EXIT_FAILED
+
+    return exit_status(transform, _FAILURES, stderr)
+
+
+_FAILURES = (
+    # A request botocore's service model refuses, named before anything is sent.
+    Failure(BatchError, "error: {error}", EXIT_USAGE),
+    # --wait-timeout passed; the job goes on.
+    Failure(TimeoutError, "gave up waiting: {error}", EXIT_TIMEOUT),
+    Failure(ClientError, "error: SageMaker: {error}", EXIT_API),
+    Failure(BotoCoreError, "error: SageMaker: {error}", EXIT_API),
+)

@@ -24,22 +24,9 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from inference_client.batch_cli import add_batch_command, run_batch
-from inference_client.client import (
-    DEFAULT_UPLOAD_THRESHOLD,
-    ClientError,
-    InferenceClient,
-    InferenceFailed,
-    NotReady,
-    Result,
-    WaitTimeout,
-)
+from inference_client.client import DEFAULT_UPLOAD_THRESHOLD, InferenceClient, Result
+from inference_client.exits import API_FAILURES, UsageError, exit_status
 from inference_client.listen import add_listen_command, run_listen
-
-EXIT_FAILED, EXIT_USAGE, EXIT_API, EXIT_TIMEOUT = 1, 2, 3, 4
-
-
-class UsageError(ClientError):
-    """The command line asks for something the CLI will not do (exit status 2)."""
 
 
 def add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
@@ -159,7 +146,7 @@ def read_payload(args: argparse.Namespace, stdin: BinaryIO) -> tuple[bytes, str]
     """(payload, content type) from --text, a file or stdin."""
     if args.text is not None:
         if args.file:
-            raise ClientError("give either --text or a file, not both")
+            raise UsageError("give either --text or a file, not both")
         return args.text.encode("utf-8"), args.content_type or "text/plain; charset=utf-8"
     if args.file in (None, "-"):
         payload = stdin.read()
@@ -167,7 +154,7 @@ def read_payload(args: argparse.Namespace, stdin: BinaryIO) -> tuple[bytes, str]
     else:
         path = Path(args.file)
         if not path.is_file():
-            raise ClientError(f"{args.file}: no such file")
+            raise UsageError(f"{args.file}: no such file")
         payload = path.read_bytes()
         guessed = mimetypes.guess_type(path.name)[0]
     return payload, args.content_type or guessed or sniff_content_type(payload)
@@ -331,57 +318,49 @@ def main(
         return run_listen(args, stdout, stderr)
     if not args.url:
         parser.error("the API URL is required: --url URL or INFERENCE_API_URL")
-    try:
-        client = InferenceClient(
-            args.url,
-            sign=args.sign,
-            region=args.region,
-            timeout=args.http_timeout,
-            upload_threshold=getattr(args, "upload_threshold", DEFAULT_UPLOAD_THRESHOLD),
-            on_upload_progress=UploadProgress(stderr, enabled=not getattr(args, "quiet", False)),
-        )
-        if args.command in ("submit", "invoke"):
-            payload, content_type = read_payload(args, stdin or sys.stdin.buffer)
-            accepted = client.submit(
-                payload,
-                content_type,
-                accept=args.accept,
-                idempotency_key=args.idempotency_key,
-                invocation_timeout_seconds=args.invocation_timeout,
-                request_ttl_seconds=args.ttl,
-                force_upload=args.upload,
-                callback_url=args.callback,
-                model=args.model,
-            )
-            if args.command == "submit" or not args.wait:
-                stdout.write(json.dumps(accepted, indent=2) + "\n")
-                return 0
-            progress = Progress(stderr, enabled=not args.quiet)
-            document = client.wait(
-                accepted["inferenceId"], timeout=args.wait_timeout, max_interval=args.max_interval, on_progress=progress
-            )
-            emit_result(client.result(accepted["inferenceId"], document), args.output, stdout, stderr)
-            return 0
-        if args.command == "status":
-            document, _ = client.status(args.inference_id)
-            stdout.write(json.dumps(document, indent=2) + "\n")
-            return 0
-        if args.command == "result":
-            emit_result(client.result(args.inference_id), args.output, stdout, stderr)
-            return 0
-    except InferenceFailed as error:
-        stderr.write(f"error: {error}\n")
-        return EXIT_FAILED
-    except NotReady as error:
-        stderr.write(f"not ready: {error}; try again later\n")
-        return EXIT_TIMEOUT
-    except WaitTimeout as error:
-        stderr.write(f"gave up waiting: {error}\n")
-        return EXIT_TIMEOUT
-    except UsageError as error:
-        stderr.write(f"error: {error}\n")
-        return EXIT_USAGE
-    except ClientError as error:
-        stderr.write(f"error: {error}\n")
-        return EXIT_USAGE if "give either" in str(error) or "no such file" in str(error) else EXIT_API
-    parser.error(f"unknown command {args.command}")  # pragma: no cover - argparse enforces the choices
+    if args.command not in _API_COMMANDS:  # pragma: no cover - argparse enforces the choices
+        parser.error(f"unknown command {args.command}")
+    return exit_status(lambda: _call_api(args, stdin or sys.stdin.buffer, stdout, stderr), API_FAILURES, stderr)
+
+
+_API_COMMANDS = ("submit", "invoke", "status", "result")
+
+
+def _call_api(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
+    """One of `_API_COMMANDS` against the API at ``--url``; raises the client's errors."""
+    client = InferenceClient(
+        args.url,
+        sign=args.sign,
+        region=args.region,
+        timeout=args.http_timeout,
+        upload_threshold=getattr(args, "upload_threshold", DEFAULT_UPLOAD_THRESHOLD),
+        on_upload_progress=UploadProgress(stderr, enabled=not getattr(args, "quiet", False)),
+    )
+    if args.command == "status":
+        document, _ = client.status(args.inference_id)
+        stdout.write(json.dumps(document, indent=2) + "\n")
+        return 0
+    if args.command == "result":
+        emit_result(client.result(args.inference_id), args.output, stdout, stderr)
+        return 0
+    payload, content_type = read_payload(args, stdin)
+    accepted = client.submit(
+        payload,
+        content_type,
+        accept=args.accept,
+        idempotency_key=args.idempotency_key,
+        invocation_timeout_seconds=args.invocation_timeout,
+        request_ttl_seconds=args.ttl,
+        force_upload=args.upload,
+        callback_url=args.callback,
+        model=args.model,
+    )
+    if args.command == "submit" or not args.wait:
+        stdout.write(json.dumps(accepted, indent=2) + "\n")
+        return 0
+    progress = Progress(stderr, enabled=not args.quiet)
+    document = client.wait(
+        accepted["inferenceId"], timeout=args.wait_timeout, max_interval=args.max_interval, on_progress=progress
+    )
+    emit_result(client.result(accepted["inferenceId"], document), args.output, stdout, stderr)
+    return 0

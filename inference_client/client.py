@@ -116,6 +116,20 @@ class HttpResponse:
             return None
 
 
+@dataclass(frozen=True)
+class _HttpCall:
+    """One request as the client's methods ask for it; every retry sends the same call."""
+
+    method: str
+    url: str
+    body: bytes
+    headers: Mapping[str, str]
+    # False for presigned S3 URLs and forms: they carry their own authorization.
+    sign: bool
+    # Told (bytes sent, total) as the body goes out.
+    progress: UploadProgressHook | None
+
+
 @dataclass
 class Result:
     """A completed inference's output: the bytes the model returned and their type."""
@@ -199,24 +213,17 @@ class InferenceClient:
     def _url(self, path: str) -> str:
         return urljoin(self.base_url, path.lstrip("/"))
 
-    def _send(
-        self,
-        method: str,
-        url: str,
-        body: bytes = b"",
-        headers: Mapping[str, str] | None = None,
-        *,
-        sign: bool = True,
-        progress: UploadProgressHook | None = None,
-    ) -> HttpResponse:
-        headers = {"Accept": "application/json", "User-Agent": "inference-client/1", **(headers or {})}
-        if sign and self.signer is not None:
+    def _send(self, call: _HttpCall) -> HttpResponse:
+        """One attempt at `call`, signed unless it says not to."""
+        method, url, body = call.method, call.url, call.body
+        headers = {"Accept": "application/json", "User-Agent": "inference-client/1", **call.headers}
+        if call.sign and self.signer is not None:
             headers = self.signer.sign(method, url, headers, body)
         data: bytes | _ProgressReader | None = body if method in ("POST", "PUT") else None
-        if data and progress is not None:
+        if data and call.progress is not None:
             # A file-like body is sent in blocks as it is read; an explicit Content-Length keeps
             # urllib from switching to chunked encoding (which S3 presigned requests refuse).
-            data = _ProgressReader(body, progress)
+            data = _ProgressReader(body, call.progress)
             headers = {**headers, "Content-Length": str(len(body))}
         # The API's own URL (checked http(s) in __init__) or a presigned S3 URL it answered with.
         request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310 - see above
@@ -246,11 +253,12 @@ class InferenceClient:
         Only idempotent requests are retried: GETs, uploads to a presigned form or URL, and
         submits, which always carry an Idempotency-Key.
         """
+        call = _HttpCall(method, url, body, dict(headers or {}), sign, progress)
         attempts = self.max_attempts if retry else 1
         last_error: Exception | None = None
         for attempt in range(1, attempts + 1):
             try:
-                response = self._send(method, url, body, headers, sign=sign, progress=progress)
+                response = self._send(call)
             except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
                 last_error = error
                 response = None

@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .logic import INPUT_PREFIX
+from api_handler.contract import request_key
 
 STATE_FILE = "callback.json"
 
@@ -24,7 +24,7 @@ STATUSES = ("Pending", "Retrying", "Delivered", "Failed")
 
 
 def state_key(inference_id: str) -> str:
-    return f"{INPUT_PREFIX}{inference_id}/{STATE_FILE}"
+    return request_key(inference_id, STATE_FILE)
 
 
 @dataclass(frozen=True)

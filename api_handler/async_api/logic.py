@@ -42,7 +42,6 @@ CUSTOM_ATTRIBUTES_HEADER = "x-amzn-sagemaker-custom-attributes"
 REPLAYED_HEADER = "Idempotent-Replayed"
 CALLBACK_HEADER = "x-callback-url"
 
-INPUT_PREFIX = contract.INPUT_PREFIX
 UPLOAD_PREFIX = contract.UPLOAD_PREFIX
 
 # Every pattern here is used with fullmatch: `$` would also accept a trailing newline.
@@ -187,13 +186,13 @@ def new_upload_id() -> str:
 
 
 def receipt_key(inference_id: str) -> str:
-    return f"{INPUT_PREFIX}{inference_id}/{contract.RECEIPT_FILE}"
+    return contract.request_key(inference_id, contract.RECEIPT_FILE)
 
 
 def input_key(inference_id: str, payload_sha256: str) -> str:
     # Content-addressed under the inference: two concurrent submits with the same key and
     # different payloads can never overwrite each other's input before SageMaker reads it.
-    return f"{INPUT_PREFIX}{inference_id}/input-{payload_sha256[:32]}"
+    return contract.request_key(inference_id, f"input-{payload_sha256[:32]}")
 
 
 def upload_key(caller: Caller, upload_id: str) -> str:
@@ -210,14 +209,13 @@ def upload_policy_conditions(content_type: str, max_bytes: int) -> list[Any]:
 
 
 def upload_claim_key(upload_id: str) -> str:
-    # Under requests/ (written by the API only, never by an upload form); upload ids start
-    # with "u", inference ids with "k" or "r", so the two never share a folder.
-    return f"{INPUT_PREFIX}{upload_id}/claim.json"
+    # Under requests/ (written by the API only, never by an upload form), in a folder of its own.
+    return contract.request_key(upload_id, "claim.json")
 
 
 def upload_input_key(inference_id: str, attempt: str) -> str:
     # A new name per attempt: an object SageMaker may already read is never overwritten.
-    return f"{INPUT_PREFIX}{inference_id}/upload-{attempt}"
+    return contract.request_key(inference_id, f"upload-{attempt}")
 
 
 def s3_uri(bucket: str, key: str) -> str:

@@ -8,9 +8,9 @@ Powertools layer (it is built with the `[all]` extras) and in requirements-dev.t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from api_handler import contract
 from api_handler.async_api.callback_url import CallbackPolicy
@@ -50,6 +50,28 @@ ENVIRONMENT = {
 _Model = TypeVar("_Model", bound=BaseModel)
 
 
+def _comma_separated(value: object) -> object:
+    """A variable's "a, B,c" as ("a", "b", "c"): blanks dropped, lower-cased (the lists are
+    media types and host names, both case-insensitive)."""
+    if isinstance(value, str):
+        return tuple(item.strip().lower() for item in value.split(",") if item.strip())
+    return value
+
+
+def _empty_is_unset(value: object) -> object:
+    """A variable set to "" means unset: the process environment cannot hold None."""
+    return value or None
+
+
+# Field types shared by the API handler's and the notifier's settings.
+CommaSeparated = Annotated[tuple[str, ...], BeforeValidator(_comma_separated)]
+# An AWS endpoint override (moto, a local stand-in); unset means the service's own endpoint.
+EndpointUrl = Annotated[str | None, BeforeValidator(_empty_is_unset)]
+# S3 bucket names are 3-63 characters
+# (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html).
+BucketName = Annotated[str, Field(min_length=3, max_length=63)]
+
+
 class SettingsError(ValueError):
     """The environment cannot run the handler; the message names each bad variable."""
 
@@ -57,13 +79,13 @@ class SettingsError(ValueError):
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    input_bucket: str = Field(min_length=3, max_length=63)
-    output_bucket: str = Field(min_length=3, max_length=63)
-    failure_bucket: str = Field(min_length=3, max_length=63)
+    input_bucket: BucketName
+    output_bucket: BucketName
+    failure_bucket: BucketName
     endpoint_name: str = Field(min_length=1, max_length=63)
     # Local runs and tests only: moto / a stub instead of AWS.
-    sagemaker_runtime_endpoint_url: str | None = None
-    s3_endpoint_url: str | None = None
+    sagemaker_runtime_endpoint_url: EndpointUrl = None
+    s3_endpoint_url: EndpointUrl = None
 
     default_invocation_timeout_seconds: int = Field(900, ge=INVOCATION_TIMEOUT_RANGE[0], le=INVOCATION_TIMEOUT_RANGE[1])
     default_request_ttl_seconds: int = Field(21600, ge=REQUEST_TTL_RANGE[0], le=REQUEST_TTL_RANGE[1])
@@ -71,7 +93,10 @@ class Settings(BaseModel):
         contract.DEFAULT_INLINE_RESULT_MAX_BYTES, ge=0, le=contract.INLINE_RESULT_MAX_BYTES_LIMIT
     )
     max_request_bytes: int = Field(contract.DEFAULT_MAX_REQUEST_BYTES, ge=1, le=contract.MAX_REQUEST_BYTES_LIMIT)
-    allowed_content_types: tuple[str, ...] = DEFAULT_ALLOWED_CONTENT_TYPES
+    # The stack's configuration passed the same check (api_handler/contract.py).
+    allowed_content_types: Annotated[CommaSeparated, AfterValidator(contract.check_media_ranges)] = (
+        DEFAULT_ALLOWED_CONTENT_TYPES
+    )
     status_retry_after_seconds: int = Field(
         10, ge=contract.STATUS_RETRY_AFTER_RANGE[0], le=contract.STATUS_RETRY_AFTER_RANGE[1]
     )
@@ -86,43 +111,13 @@ class Settings(BaseModel):
     hosting_mode: Literal["async", "realtime", "serverless", "multimodel"] = "async"
     callbacks_enabled: bool = False
     # Empty: any public https host. Entries are host names, or "*.example.com" for subdomains.
-    callback_allowed_hosts: tuple[str, ...] = ()
+    callback_allowed_hosts: CommaSeparated = ()
     # Local pipeline only (`make local` sets it; the stack never does): http://127.0.0.1:<port>.
     callback_allow_loopback_http: bool = False
-
-    @field_validator("callback_allowed_hosts", mode="before")
-    @classmethod
-    def _split_hosts(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(item.strip().lower() for item in value.split(",") if item.strip())
-        return value
 
     @property
     def callback_policy(self) -> CallbackPolicy:
         return CallbackPolicy(self.callback_allowed_hosts, self.callback_allow_loopback_http)
-
-    @field_validator("allowed_content_types", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(item.strip().lower() for item in value.split(",") if item.strip())
-        return value
-
-    @field_validator("allowed_content_types")
-    @classmethod
-    def _media_ranges(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if not value:
-            raise ValueError("must name at least one media type")
-        for item in value:
-            kind, _, sub = item.partition("/")
-            if not kind or not sub or kind == "*":
-                raise ValueError(f"{item!r} is not a media type like 'application/json' or 'image/*'")
-        return value
-
-    @field_validator("sagemaker_runtime_endpoint_url", "s3_endpoint_url", mode="before")
-    @classmethod
-    def _empty_is_unset(cls, value: object) -> object:
-        return value or None
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api_handler.async_api.settings import model_from_environment
+from api_handler.async_api.settings import CommaSeparated, EndpointUrl, model_from_environment
 
 from .schedule import MAX_VISIBILITY_SECONDS
 
@@ -38,7 +38,7 @@ class NotifierSettings(BaseModel):
     secret_arn: str = Field(min_length=1)
     queue_url: str = Field(min_length=1)
     dead_letter_queue_url: str = Field(min_length=1)
-    allowed_hosts: tuple[str, ...] = ()
+    allowed_hosts: CommaSeparated = ()
     allow_loopback_http: bool = False
     # Production: 30 s, 1 min, 2 min ... capped at 1 h, for 24 h. make local: 2 s steps.
     retry_base_seconds: float = Field(30, ge=1, le=3600)
@@ -53,20 +53,8 @@ class NotifierSettings(BaseModel):
     max_payload_bytes: int = Field(262_144, ge=16_384, le=1024**2)
     # The API's base URL (stage included), for each event's statusUrl; relative without it.
     status_base_url: str = ""
-    sqs_endpoint_url: str | None = None
-    secrets_manager_endpoint_url: str | None = None
-
-    @field_validator("allowed_hosts", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(item.strip().lower() for item in value.split(",") if item.strip())
-        return value
-
-    @field_validator("sqs_endpoint_url", "secrets_manager_endpoint_url", mode="before")
-    @classmethod
-    def _empty_is_unset(cls, value: object) -> object:
-        return value or None
+    sqs_endpoint_url: EndpointUrl = None
+    secrets_manager_endpoint_url: EndpointUrl = None
 
     @model_validator(mode="after")
     def _steps_fit(self) -> NotifierSettings:
