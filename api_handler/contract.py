@@ -25,6 +25,27 @@ OUTPUT_PREFIX: Final = "responses/"
 FAILURE_PREFIX: Final = "failures/"
 
 
+@dataclass(frozen=True)
+class ResultPaths:
+    """Where SageMaker writes async results, from the output and failure bucket names: the endpoint
+    configuration's AsyncInferenceConfig.OutputConfig S3OutputPath and S3FailurePath
+    (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_AsyncInferenceOutputConfig.html).
+    The stack sets them; the local runtime stand-in writes where they say."""
+
+    output_bucket: str
+    failure_bucket: str
+
+    @property
+    def s3_output_path(self) -> str:
+        # No trailing slash: SageMaker adds "/<inference id>.out" ("/<inference id>-error.out" under
+        # the failure path).
+        return f"s3://{self.output_bucket}/{OUTPUT_PREFIX.rstrip('/')}"
+
+    @property
+    def s3_failure_path(self) -> str:
+        return f"s3://{self.failure_bucket}/{FAILURE_PREFIX.rstrip('/')}"
+
+
 def request_key(folder_id: str, name: str) -> str:
     """`requests/<folder id>/<name>`: an object in the input bucket's folder of one inference
     (or of one upload's claim: upload ids start with "u", inference ids never do)."""

@@ -9,7 +9,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from api_handler.contract import FAILURE_PREFIX, INPUT_PREFIX, OUTPUT_PREFIX, UPLOAD_PREFIX
+from api_handler.contract import FAILURE_PREFIX, INPUT_PREFIX, OUTPUT_PREFIX, UPLOAD_PREFIX, ResultPaths
 from inference_constructs.encryption import customer_managed_key, removal_policy
 
 # The key prefixes inside the three buckets are the API's storage layout (api_handler/contract.py).
@@ -70,6 +70,10 @@ class InferenceStorage(Construct):
         self.failure_bucket = self._data_bucket(
             "Failure", expiry_days=failure_expiry_days, versioned=True, removal=removal
         )
+        # The endpoint configuration's S3OutputPath and S3FailurePath, as the local stack computes them too.
+        self.result_paths = ResultPaths(
+            output_bucket=self.output_bucket.bucket_name, failure_bucket=self.failure_bucket.bucket_name
+        )
 
     def _data_bucket(self, name: str, *, expiry_days: int, versioned: bool, removal: cdk.RemovalPolicy) -> s3.Bucket:
         rules = [
@@ -95,14 +99,6 @@ class InferenceStorage(Construct):
             lifecycle_rules=rules,
             removal_policy=removal,
         )
-
-    @property
-    def s3_output_path(self) -> str:
-        return f"s3://{self.output_bucket.bucket_name}/{OUTPUT_PREFIX.rstrip('/')}"
-
-    @property
-    def s3_failure_path(self) -> str:
-        return f"s3://{self.failure_bucket.bucket_name}/{FAILURE_PREFIX.rstrip('/')}"
 
     def grant_endpoint_io(self, grantee: iam.IGrantable) -> iam.Grant:
         """What SageMaker's execution role needs: read requests, write responses and failures.

@@ -75,25 +75,18 @@ def aws_client(service: LocalService, endpoint_url: str, *, max_pool_connections
 
 
 @dataclass(frozen=True)
-class LocalResources:
-    """What the stack would output: bucket names, topic ARNs, plus the observer queues."""
+class LocalResources(contract.ResultPaths):
+    """What the stack would output: bucket names, topic ARNs, plus the observer queues.
+
+    The output and failure bucket fields, and the S3OutputPath / S3FailurePath built from them,
+    are the contract's ResultPaths: the same as the stack's endpoint configuration.
+    """
 
     input_bucket: str
-    output_bucket: str
-    failure_bucket: str
     success_topic_arn: str
     error_topic_arn: str
     success_queue_url: str
     error_queue_url: str
-
-    @property
-    def s3_output_path(self) -> str:
-        # Same shape as the endpoint config's S3OutputPath (storage.py: s3://<output>/responses).
-        return f"s3://{self.output_bucket}/{OUTPUT_PREFIX.rstrip('/')}"
-
-    @property
-    def s3_failure_path(self) -> str:
-        return f"s3://{self.failure_bucket}/{FAILURE_PREFIX.rstrip('/')}"
 
 
 class MotoService:

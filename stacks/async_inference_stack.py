@@ -122,8 +122,8 @@ class AsyncInferenceStack(cdk.Stack):
             model_cache_setting=hosting.model_cache_setting if isinstance(hosting, MultiModelHosting) else None,
             variant=self._variant(config, image.cuda_version),
             async_config=async_inference_config(
-                s3_output_path=storage.s3_output_path,
-                s3_failure_path=storage.s3_failure_path,
+                s3_output_path=storage.result_paths.s3_output_path,
+                s3_failure_path=storage.result_paths.s3_failure_path,
                 output_kms_key_arn=storage.key.key_arn,
                 success_topic_arn=notifications.success_topic.topic_arn,
                 error_topic_arn=notifications.error_topic.topic_arn,
