@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import httpx
 import pytest
 
 from devtools.tiny_model import build_tiny_seq2seq
+from tests.processes import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTAINER = ROOT / "container"
@@ -35,15 +35,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def poll(predicate: Callable[[], bool], timeout: float, interval: float = 0.02, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 class ServerProcess:
@@ -88,7 +79,7 @@ class ServerProcess:
             except httpx.TransportError:
                 return False
 
-        poll(reached, timeout, interval=0.05, what=f"/ping {status}")
+        wait_for(reached, timeout=timeout, what=f"/ping {status}")
 
     def log_text(self) -> str:
         self._log.flush()

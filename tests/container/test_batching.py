@@ -7,7 +7,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import httpx
 import pytest
 
-from .conftest import MAX_BATCH_SIZE, ServerProcess, poll
+from tests.processes import wait_for
+
+from .conftest import MAX_BATCH_SIZE, ServerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +31,7 @@ def occupy_model(server: ServerProcess, pool: ThreadPoolExecutor) -> Future:
     started = len(server.log_events("batch_start"))
     future = pool.submit(post, server, {"inputs": "occupy the model", "parameters": LONG})
     # Tests share the server but run one at a time: the next batch to start is ours.
-    poll(lambda: len(server.log_events("batch_start")) > started, timeout=30, what="the long batch to start")
+    wait_for(lambda: len(server.log_events("batch_start")) > started, timeout=30, what="the long batch to start")
     return future
 
 

@@ -122,10 +122,10 @@ def test_a_server_process_told_cuda_on_a_machine_without_gpu_stays_unhealthy(
     tiny_model_dir: Path, start_server
 ) -> None:
     """The real thing: this machine's torch sees no GPU, as on a host whose driver is too old."""
-    from .conftest import poll
+    from tests.processes import wait_for
 
     server = start_server(tiny_model_dir, MODEL_SERVER_DEVICE="cuda")
-    poll(
+    wait_for(
         lambda: server.is_listening() and server.ping().json().get("status") == "failed",
         timeout=90,
         what="the load to fail",

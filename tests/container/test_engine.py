@@ -12,7 +12,6 @@ import asyncio
 import os
 import pickle
 import signal
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +23,9 @@ import pytest
 from model_server import transport
 from model_server.engine_process import describe_exit
 
-from .conftest import ServerProcess, poll
+from tests.processes import run_captured, wait_for
+
+from .conftest import ServerProcess
 from .test_batching import LONG, post
 
 pytestmark = pytest.mark.slow
@@ -61,7 +62,7 @@ def test_engine_killed_mid_batch_in_flight_500_ping_503_then_200_and_serves_agai
     started = len(server.log_events("batch_start"))
     with ThreadPoolExecutor(max_workers=4) as pool:
         in_flight = [pool.submit(post, server, {"inputs": f"text {i}", "parameters": LONG}) for i in range(4)]
-        poll(lambda: len(server.log_events("batch_start")) > started, timeout=30, what="a batch to start")
+        wait_for(lambda: len(server.log_events("batch_start")) > started, timeout=30, what="a batch to start")
         # What the kernel's out-of-memory killer does: SIGKILL, no chance to clean up.
         os.kill(first, signal.SIGKILL)
         responses = [f.result(timeout=60) for f in in_flight]
@@ -96,7 +97,7 @@ def test_sigterm_stops_the_engine_after_the_front_end_and_exits_0(crash_server: 
     engine = engine_pid(crash_server)
     crash_server.proc.send_signal(signal.SIGTERM)
     assert crash_server.proc.wait(timeout=30) == 0
-    poll(lambda: not alive(engine), timeout=5, what="the engine to exit")
+    wait_for(lambda: not alive(engine), timeout=5, what="the engine to exit")
 
 
 def test_engine_ignores_sigterm_and_sigint_sent_to_it(crash_server: ServerProcess) -> None:
@@ -114,18 +115,14 @@ def test_engine_ends_when_the_front_end_is_killed(crash_server: ServerProcess) -
     engine = engine_pid(crash_server)
     crash_server.proc.kill()
     crash_server.proc.wait(10)
-    poll(lambda: not alive(engine), timeout=30, what="the orphaned engine to exit")
+    wait_for(lambda: not alive(engine), timeout=30, what="the orphaned engine to exit")
 
 
 def test_engine_uses_torch_default_threads(server: ServerProcess) -> None:
     """Nothing but inference runs in the engine: every core torch would use, not CPUs - 1."""
     # torch's default as a fresh process sees it (this one may have set its own).
-    fresh = subprocess.run(
-        [sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
+    fresh = run_captured(
+        [sys.executable, "-c", "import torch; print(torch.get_num_threads())"], timeout=120, check=True
     )
     (ready,) = server.log_events("engine_ready")
     assert ready["torch_threads"] == int(fresh.stdout)
@@ -189,7 +186,7 @@ def test_small_messages_are_one_write() -> None:
 
 def test_ping_is_fast_while_the_engine_restarts(crash_server: ServerProcess) -> None:
     os.kill(engine_pid(crash_server), signal.SIGKILL)
-    poll(lambda: crash_server.ping().status_code == 503, timeout=10, what="/ping 503")
+    wait_for(lambda: crash_server.ping().status_code == 503, timeout=10, what="/ping 503")
     slowest, healthy = 0.0, False
     deadline = time.monotonic() + 90
     with httpx.Client(base_url=crash_server.url, timeout=5) as client:
@@ -250,14 +247,14 @@ def rss(pid: int) -> int:
 def test_sigterm_while_the_model_loads_stops_at_once(user_model_dir: Path, start_server, tmp_path: Path) -> None:
     """A stop during a long load (a hub download, a slow model_fn) does not wait for the load."""
     server = start_server(user_model_dir, TEST_LOAD_GATE=str(tmp_path / "never"))
-    poll(lambda: bool(server.log_events("engine_start")), timeout=30, what="the engine to start")
+    wait_for(lambda: bool(server.log_events("engine_start")), timeout=30, what="the engine to start")
     server.wait_until(503)
     engine = int(server.log_events("engine_start")[-1]["pid"])
     time.sleep(1.0)  # the engine is inside model_fn, waiting for a gate that never opens
     started = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
     assert server.proc.wait(timeout=30) == 0
-    poll(lambda: not alive(engine), timeout=10, what="the engine to exit")
+    wait_for(lambda: not alive(engine), timeout=10, what="the engine to exit")
     assert time.monotonic() - started < 10, "the stop waited for the load"
     assert not server.log_events("engine_kill"), "the engine had to be killed: it waited for the load"
 
@@ -288,7 +285,7 @@ def test_engine_process_interface_as_a_front_end_uses_it(tiny_model_dir: Path) -
         finally:
             await engine.stop(10)
         assert engine.status == "stopped" and engine.pid is None
-        poll(lambda: not alive(pid), timeout=10, what="the engine to exit")
+        wait_for(lambda: not alive(pid), timeout=10, what="the engine to exit")
         with pytest.raises(ServerError) as stopped:
             await engine.infer(["late"], {})
         assert stopped.value.status == 503

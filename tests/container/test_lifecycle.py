@@ -13,7 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import CONTAINER, ServerProcess, free_port, poll
+from tests.processes import run_captured, wait_for
+
+from .conftest import CONTAINER, ServerProcess, free_port
 from .test_batching import post
 
 pytestmark = pytest.mark.slow
@@ -24,7 +26,7 @@ def test_listens_at_once_and_pings_503_until_the_model_is_loaded(user_model_dir:
     server = start_server(user_model_dir, TEST_LOAD_GATE=str(gate))
     # SageMaker wants connections accepted within 250 ms of start; the socket
     # is bound before the web stack is imported.
-    poll(server.is_listening, timeout=2.0, interval=0.005, what="the port to accept connections")
+    wait_for(server.is_listening, timeout=2.0, interval=0.005, what="the port to accept connections")
     server.wait_until(503)
     response = server.ping()
     assert response.status_code == 503 and response.json()["status"] == "loading"
@@ -59,7 +61,7 @@ def test_listen_latency_from_process_start(tmp_path: Path) -> None:
             except OSError:
                 return False
 
-        poll(accepting, timeout=5, interval=0.002, what="the port")
+        wait_for(accepting, timeout=5, interval=0.002, what="the port")
         elapsed = time.monotonic() - started
         # 250 ms is SageMaker's figure; a loaded CI machine gets some slack.
         assert elapsed < 0.5, f"first connection accepted {elapsed * 1000:.0f} ms after start"
@@ -70,7 +72,7 @@ def test_listen_latency_from_process_start(tmp_path: Path) -> None:
 
 def test_failed_load_keeps_ping_503_with_the_reason(start_server, tmp_path: Path) -> None:
     server = start_server(tmp_path / "no-such-model")
-    poll(
+    wait_for(
         lambda: server.is_listening() and server.ping().json().get("status") == "failed",
         timeout=60,
         what="the load to fail",
@@ -117,10 +119,10 @@ def test_sigterm_drains_in_flight_requests_then_exits_0(user_model_dir: Path, st
     server.wait_until(200)
     with ThreadPoolExecutor(max_workers=1) as pool:
         in_flight = pool.submit(post, server, {"inputs": "block:drain"})
-        poll((tmp_path / "drain.started").exists, timeout=30, what="the request to reach predict_fn")
+        wait_for((tmp_path / "drain.started").exists, timeout=30, what="the request to reach predict_fn")
         server.proc.send_signal(signal.SIGTERM)
         # Stops accepting: new connections are refused while the old one drains.
-        poll(lambda: not server.is_listening(), timeout=10, what="the listener to close")
+        wait_for(lambda: not server.is_listening(), timeout=10, what="the listener to close")
         assert not in_flight.done() and server.proc.poll() is None
         (tmp_path / "drain.release").touch()
         response = in_flight.result(timeout=30)
@@ -154,13 +156,6 @@ def test_a_bad_setting_stops_the_server_naming_the_variable(
         "PATH": "/usr/bin:/bin",
         variable: value,
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "model_server", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_captured([sys.executable, "-m", "model_server", "serve"], timeout=60, env=env)
     assert done.returncode == 2, done.stderr
     assert says in done.stderr and "Traceback" not in done.stderr

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.container.conftest import ServerProcess, poll
+from tests.container.conftest import ServerProcess
 from tests.container.tiny_models import build_model_pair
+from tests.processes import wait_for
 
 TEXT = {"inputs": "I love this movie, it is great."}
 LOAD_TIMEOUT = 120
@@ -228,7 +229,7 @@ def test_folders_route_by_custom_attribute_and_evict_least_recently_used(
     # Only one fits: the least recently used one was unloaded to make room.
     loaded = [m["modelName"] for m in server.client.get("/models").json()["models"]]
     assert loaded == ["summarizer"]
-    poll(lambda: len(_engines(server)) == 1, 10, what="one engine left")
+    wait_for(lambda: len(_engines(server)) == 1, timeout=10, what="one engine left")
     assert ask("sentiment").status_code == 200  # loaded again on demand
 
     unknown = ask("nobody")

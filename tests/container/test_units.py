@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 import types
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -226,6 +228,25 @@ async def until_called(model: RecordingModel) -> None:
         await asyncio.sleep(0.001)
 
 
+@contextlib.asynccontextmanager
+async def running(model: RecordingModel, *, max_batch_size: int, max_wait_s: float) -> AsyncIterator[DynamicBatcher]:
+    """A started batcher in front of ``model``, closed on the way out (also when the test fails,
+    so no inference thread outlives it)."""
+    batcher = DynamicBatcher(model, max_batch_size=max_batch_size, max_wait_s=max_wait_s)
+    batcher.start()
+    try:
+        yield batcher
+    finally:
+        await batcher.close()
+
+
+async def behind_a_busy_model(batcher: DynamicBatcher, model: RecordingModel) -> asyncio.Future:
+    """Submit "first" and return once the model is computing it: what is submitted next queues."""
+    first = asyncio.ensure_future(batcher.submit(["first"], {}))
+    await until_called(model)
+    return first
+
+
 def run(coro):
     return asyncio.run(coro)
 
@@ -235,12 +256,8 @@ def test_lone_request_does_not_wait_for_company() -> None:
 
     async def scenario():
         # A wait of an hour: had the batcher waited for company, wait_for would give up first.
-        batcher = DynamicBatcher(model, max_batch_size=8, max_wait_s=3600.0)
-        batcher.start()
-        try:
+        async with running(model, max_batch_size=8, max_wait_s=3600.0) as batcher:
             return await asyncio.wait_for(batcher.submit(["a"], {}), timeout=60)
-        finally:
-            await batcher.close()
 
     outputs, info = run(scenario())
     assert outputs == ["A"] and info.requests == 1
@@ -252,12 +269,8 @@ def test_an_oversized_request_reaches_the_model_in_chunks_of_the_maximum() -> No
     inputs = [f"x{i}" for i in range(11)]
 
     async def scenario():
-        batcher = DynamicBatcher(model, max_batch_size=4, max_wait_s=0.0)
-        batcher.start()
-        try:
+        async with running(model, max_batch_size=4, max_wait_s=0.0) as batcher:
             return await batcher.submit(inputs, {})
-        finally:
-            await batcher.close()
 
     outputs, info = run(scenario())
     assert [len(call_inputs) for call_inputs, _ in model.calls] == [4, 4, 3]
@@ -268,15 +281,11 @@ def test_queued_requests_batch_by_parameters_and_get_their_own_outputs() -> None
     model = RecordingModel(delay=0.05)
 
     async def scenario():
-        batcher = DynamicBatcher(model, max_batch_size=4, max_wait_s=0.01)
-        batcher.start()
-        first = asyncio.ensure_future(batcher.submit(["first"], {}))
-        await until_called(model)  # "first" occupies the model while the rest queue
-        rest = [asyncio.ensure_future(batcher.submit([f"x{i}"], {"p": i % 2})) for i in range(6)]
-        big = asyncio.ensure_future(batcher.submit([f"y{i}" for i in range(6)], {"p": 0}))
-        results = await asyncio.gather(first, *rest, big)
-        await batcher.close()
-        return results
+        async with running(model, max_batch_size=4, max_wait_s=0.01) as batcher:
+            first = await behind_a_busy_model(batcher, model)
+            rest = [asyncio.ensure_future(batcher.submit([f"x{i}"], {"p": i % 2})) for i in range(6)]
+            big = asyncio.ensure_future(batcher.submit([f"y{i}" for i in range(6)], {"p": 0}))
+            return await asyncio.gather(first, *rest, big)
 
     results = run(scenario())
     for i, (outputs, _info) in enumerate(results[1:7]):
@@ -292,14 +301,10 @@ def test_a_failing_input_fails_only_its_own_request() -> None:
     model = RecordingModel(delay=0.02)
 
     async def scenario():
-        batcher = DynamicBatcher(model, max_batch_size=8, max_wait_s=0.01)
-        batcher.start()
-        blocker = asyncio.ensure_future(batcher.submit(["first"], {}))
-        await until_called(model)
-        futures = [asyncio.ensure_future(batcher.submit([x], {})) for x in ("ok1", "boom", "oom", "ok2")]
-        results = await asyncio.gather(blocker, *futures, return_exceptions=True)
-        await batcher.close()
-        return results
+        async with running(model, max_batch_size=8, max_wait_s=0.01) as batcher:
+            blocker = await behind_a_busy_model(batcher, model)
+            futures = [asyncio.ensure_future(batcher.submit([x], {})) for x in ("ok1", "boom", "oom", "ok2")]
+            return await asyncio.gather(blocker, *futures, return_exceptions=True)
 
     _, ok1, boom, oom, ok2 = run(scenario())
     assert ok1[0] == ["OK1"] and ok2[0] == ["OK2"]
