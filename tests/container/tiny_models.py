@@ -10,6 +10,7 @@ image / audio processor).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,54 @@ _CORPUS = [
     "0123456789 !?.,;:'\"()[]{}<>-_/\\|@#$%^&*+=~`",
 ]
 _SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+# The smallest encoder that still has every part (one layer, two heads): random weights of a
+# full-size shape would only add build time, and the server's paths are the same.
+_TINY_ENCODER: dict[str, Any] = {
+    "hidden_size": 16,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 32,
+}
+# Wav2Vec2's feature encoder cut to two small convolutions (16 kHz audio in, a few frames out).
+_TINY_WAV2VEC2: dict[str, Any] = {
+    **_TINY_ENCODER,
+    "conv_dim": (8, 8),
+    "conv_stride": (5, 4),
+    "conv_kernel": (10, 8),
+    "num_feat_extract_layers": 2,
+    "num_conv_pos_embeddings": 8,
+    "num_conv_pos_embedding_groups": 2,
+}
+
+
+def _model_dir(path: str | Path) -> Path:
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _labelled(labels: Sequence[str]) -> dict[str, Any]:
+    """The config fields that name a classifier's labels (what a fine-tuned model's config.json holds)."""
+    return {"id2label": dict(enumerate(labels)), "label2id": {v: i for i, v in enumerate(labels)}}
+
+
+def _save_random(model_class: Any, config: Any, out: Path, seed: int) -> Path:
+    """``model_class(config)`` with weights drawn from ``seed`` (the same model on every run), saved
+    as ``save_pretrained`` writes it: config.json names the class in ``architectures``."""
+    import torch
+
+    torch.manual_seed(seed)
+    model_class(config).eval().save_pretrained(out)
+    return out
+
+
+def _save_wav2vec2_feature_extractor(out: Path) -> None:
+    """The 16 kHz mono feature extractor a Wav2Vec2 checkpoint ships (audio pipelines read it)."""
+    from transformers import Wav2Vec2FeatureExtractor
+
+    Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=True
+    ).save_pretrained(out)
 
 
 def _bert_tokenizer(out: Path) -> Any:
@@ -53,30 +102,20 @@ def _bert_tokenizer(out: Path) -> Any:
 def build_tiny_bert(path: str | Path, head: str, *, labels: list[str] | None = None, seed: int = 0) -> Path:
     """A tiny BERT with ``head``: "ForMaskedLM", "ForSequenceClassification",
     "ForTokenClassification", "ForQuestionAnswering" or "Model" (no head)."""
-    import torch
     import transformers
     from transformers import BertConfig
 
-    out = Path(path)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _model_dir(path)
     tokenizer = _bert_tokenizer(out)
-    label_kw: dict[str, Any] = {}
-    if labels:
-        label_kw = {"id2label": dict(enumerate(labels)), "label2id": {v: i for i, v in enumerate(labels)}}
     config = BertConfig(
         vocab_size=len(tokenizer),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
+        **_TINY_ENCODER,
         max_position_embeddings=64,
         pad_token_id=tokenizer.pad_token_id,
-        **label_kw,
+        **(_labelled(labels) if labels else {}),
     )
-    torch.manual_seed(seed)
-    model = getattr(transformers, f"Bert{head}")(config).eval()
-    model.save_pretrained(out)  # writes architectures=["Bert<head>"], as a fine-tuned model's config has
-    return out
+    # Writes architectures=["Bert<head>"], as a fine-tuned model's config has.
+    return _save_random(getattr(transformers, f"Bert{head}"), config, out, seed)
 
 
 def build_tiny_gpt2(path: str | Path, seed: int = 0) -> Path:
@@ -85,8 +124,7 @@ def build_tiny_gpt2(path: str | Path, seed: int = 0) -> Path:
     from tokenizers import ByteLevelBPETokenizer
     from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-    out = Path(path)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _model_dir(path)
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(_CORPUS * 4, vocab_size=300, min_frequency=1, special_tokens=["<|endoftext|>"])
     tokenizer = PreTrainedTokenizerFast(
@@ -112,89 +150,37 @@ def build_tiny_gpt2(path: str | Path, seed: int = 0) -> Path:
 
 def build_tiny_vit(path: str | Path, labels: tuple[str, ...] = ("cat", "dog"), seed: int = 0) -> Path:
     """A tiny ``ViTForImageClassification`` with its image processor (32x32 inputs)."""
-    import torch
     from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
 
-    out = Path(path)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _model_dir(path)
     ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(out)
-    config = ViTConfig(
-        image_size=32,
-        patch_size=8,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        id2label=dict(enumerate(labels)),
-        label2id={v: i for i, v in enumerate(labels)},
-    )
-    torch.manual_seed(seed)
-    ViTForImageClassification(config).eval().save_pretrained(out)
-    return out
+    config = ViTConfig(image_size=32, patch_size=8, **_TINY_ENCODER, **_labelled(labels))
+    return _save_random(ViTForImageClassification, config, out, seed)
 
 
 def build_tiny_wav2vec2_classifier(path: str | Path, labels: tuple[str, ...] = ("yes", "no"), seed: int = 0) -> Path:
     """A tiny ``Wav2Vec2ForSequenceClassification`` (audio-classification, 16 kHz)."""
-    import torch
-    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
+    from transformers import Wav2Vec2Config, Wav2Vec2ForSequenceClassification
 
-    out = Path(path)
-    out.mkdir(parents=True, exist_ok=True)
-    Wav2Vec2FeatureExtractor(
-        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=True
-    ).save_pretrained(out)
-    config = Wav2Vec2Config(
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        conv_dim=(8, 8),
-        conv_stride=(5, 4),
-        conv_kernel=(10, 8),
-        num_feat_extract_layers=2,
-        num_conv_pos_embeddings=8,
-        num_conv_pos_embedding_groups=2,
-        classifier_proj_size=8,
-        id2label=dict(enumerate(labels)),
-        label2id={v: i for i, v in enumerate(labels)},
-    )
-    torch.manual_seed(seed)
-    Wav2Vec2ForSequenceClassification(config).eval().save_pretrained(out)
-    return out
+    out = _model_dir(path)
+    _save_wav2vec2_feature_extractor(out)
+    config = Wav2Vec2Config(**_TINY_WAV2VEC2, classifier_proj_size=8, **_labelled(labels))
+    return _save_random(Wav2Vec2ForSequenceClassification, config, out, seed)
 
 
 def build_tiny_wav2vec2_ctc(path: str | Path, seed: int = 0) -> Path:
     """A tiny ``Wav2Vec2ForCTC`` with a character vocabulary (automatic-speech-recognition, 16 kHz)."""
     import json
 
-    import torch
-    from transformers import Wav2Vec2Config, Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC
+    from transformers import Wav2Vec2Config, Wav2Vec2CTCTokenizer, Wav2Vec2ForCTC
 
-    out = Path(path)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _model_dir(path)
     vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4, **{c: i + 5 for i, c in enumerate("abcdefghij")}}
     (out / "vocab.json").write_text(json.dumps(vocab))
     Wav2Vec2CTCTokenizer(str(out / "vocab.json")).save_pretrained(out)
-    Wav2Vec2FeatureExtractor(
-        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=True
-    ).save_pretrained(out)
-    config = Wav2Vec2Config(
-        vocab_size=len(vocab),
-        pad_token_id=0,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        conv_dim=(8, 8),
-        conv_stride=(5, 4),
-        conv_kernel=(10, 8),
-        num_feat_extract_layers=2,
-        num_conv_pos_embeddings=8,
-        num_conv_pos_embedding_groups=2,
-    )
-    torch.manual_seed(seed)
-    Wav2Vec2ForCTC(config).eval().save_pretrained(out)
-    return out
+    _save_wav2vec2_feature_extractor(out)
+    config = Wav2Vec2Config(vocab_size=len(vocab), pad_token_id=0, **_TINY_WAV2VEC2)
+    return _save_random(Wav2Vec2ForCTC, config, out, seed)
 
 
 def build_model_pair(root: str | Path) -> dict[str, Path]:
