@@ -229,7 +229,9 @@ def test_runnable_commands_succeed(command: Command) -> None:
 
 def test_make_help_lists_every_documented_target_aligned() -> None:
     lines = run_captured(["make", "--no-print-directory", "help"], timeout=60, check=True).stdout.splitlines()
-    columns = {len(re.match(r"^  (\S+\s+)", line).group(1)) for line in lines}  # type: ignore[union-attr]
+    rows = [re.match(r"^  (\S+\s+)", line) for line in lines]
+    assert all(rows), lines  # every line is "  TARGET  description"
+    columns = {len(row.group(1)) for row in rows if row}
     assert len(columns) == 1, lines  # every description starts in the same column
     listed = {line.split()[0] for line in lines}
     documented = {a for c in MAKE_COMMANDS for a in c.argv[1:] if not a.startswith("-") and "=" not in a}
