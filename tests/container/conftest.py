@@ -164,6 +164,5 @@ def server(tiny_model_dir: Path, start_server: Callable[..., ServerProcess]) -> 
 def user_server(user_model_dir: Path, start_server: Callable[..., ServerProcess], tmp_path_factory) -> ServerProcess:
     signals = tmp_path_factory.mktemp("user-signals")
     srv = start_server(user_model_dir, TEST_SIGNAL_DIR=str(signals))
-    srv.signal_dir = signals  # type: ignore[attr-defined]
     srv.wait_until(200)
     return srv

@@ -124,12 +124,13 @@ def test_max_input_tokens_ignores_the_no_limit_sentinel() -> None:
 def test_large_bodies_are_spooled_to_a_file_while_they_arrive(monkeypatch: pytest.MonkeyPatch) -> None:
     spools: list[Any] = []
 
-    class Recording(tempfile.SpooledTemporaryFile):  # type: ignore[type-arg]
+    class Recording(tempfile.SpooledTemporaryFile[bytes]):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             spools.append(self)
 
         def __exit__(self, *exc: Any) -> None:
+            # _rolled is CPython's own rolled-to-disk flag; typeshed leaves private attributes out.
             self.was_on_disk = self._rolled  # type: ignore[attr-defined]
             super().__exit__(*exc)
 
