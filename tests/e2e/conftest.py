@@ -8,7 +8,7 @@ finds the pipeline healthy (the ``healthy_pipeline`` fixture checks).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
+import io
 import json
 import os
 import re
@@ -18,17 +18,19 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from app_config import load_environment
 from local_stack.aws import INPUT_PREFIX, aws_client, drain_notifications
 from local_stack.pipeline import LocalPipeline, PipelineConfig
 
-MAX_CONCURRENCY = 4  # the dev environment's MaxConcurrentInvocationsPerInstance
+# What `make local` runs by default: the dev environment's MaxConcurrentInvocationsPerInstance.
+MAX_CONCURRENCY = load_environment("dev").max_concurrent_invocations_per_instance
 FINAL = ("Completed", "Failed")
 INLINE_RESULT_MAX_BYTES = 4096
 # Small, so a test can post a form over the upload limit (moto stores it; the submit refuses it).
@@ -36,6 +38,9 @@ MAX_UPLOAD_BYTES = 256 * 1024
 # Generation that fails inside the model (an out-of-vocabulary forced token): the model
 # server answers 5xx with a JSON error body; the parameters pass its validation.
 MODEL_ERROR = {"inputs": "this fails inside generate", "parameters": {"forced_bos_token_id": 99999}}
+# One torch thread: on a 2-core machine shared with moto, two Lambda processes and the test's
+# threads, torch's spinning intra-op threads made inference about 10x slower (measured with 2 threads).
+ONE_TORCH_THREAD = {"MODEL_SERVER_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1"}
 
 
 @contextlib.contextmanager
@@ -52,6 +57,29 @@ def started(local: LocalPipeline, log_path: Path) -> Iterator[LocalPipeline]:
         local.stop()
 
 
+@contextlib.contextmanager
+def running_pipeline(
+    *, model_dir: Path, log_dir: Path, container_env: Mapping[str, str] | None = None, **settings: Any
+) -> Iterator[LocalPipeline]:
+    """A local pipeline serving ``model_dir`` with its model loaded, on free ports, one torch thread.
+
+    ``settings`` are the other PipelineConfig fields a test chooses (hosting mode, Lambda
+    environment...); ``container_env`` adds to the model server's environment. The pipeline's
+    processes write to ``log_dir``/pipeline.log (its tail is printed on a failed start)."""
+    log_path = log_dir / "pipeline.log"
+    with open(log_path, "w", buffering=1) as log_file:
+        config = PipelineConfig(
+            model_dir=model_dir,
+            # The API's port too (PipelineConfig's default is make local's 3000): tests run side by side.
+            api_port=0,
+            log_file=log_file,
+            container_env={**ONE_TORCH_THREAD, **(container_env or {})},
+            **settings,
+        )
+        with started(LocalPipeline(config), log_path) as local:
+            yield local
+
+
 @pytest.fixture(scope="package")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from devtools.tiny_model import build_tiny_seq2seq
@@ -61,30 +89,18 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="package")
 def pipeline(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPipeline]:
-    log_path = tmp_path_factory.mktemp("e2e-logs") / "pipeline.log"
-    with open(log_path, "w", buffering=1) as log_file:
-        config = PipelineConfig(
-            model_dir=tiny_model_dir,
-            api_port=0,
-            aws_port=0,
-            runtime_port=0,
-            container_port=0,
-            max_concurrent_invocations=MAX_CONCURRENCY,
-            lambda_environments=2,
-            log_file=log_file,
-            # One torch thread: on a 2-core machine shared with moto, two Lambda
-            # processes and the test's threads, torch's spinning intra-op threads
-            # made inference about 10x slower (measured with 2 threads).
-            container_env={"MODEL_SERVER_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1"},
-            # Small, so a test can get a result too large to inline (a presigned URL instead).
-            lambda_env={
-                "INLINE_RESULT_MAX_BYTES": str(INLINE_RESULT_MAX_BYTES),
-                "MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES),
-            },
-        )
-        local = LocalPipeline(config)
-        with started(local, log_path):
-            yield local
+    with running_pipeline(
+        model_dir=tiny_model_dir,
+        log_dir=tmp_path_factory.mktemp("e2e-logs"),
+        max_concurrent_invocations=MAX_CONCURRENCY,
+        lambda_environments=2,
+        # Small, so a test can get a result too large to inline (a presigned URL instead).
+        lambda_env={
+            "INLINE_RESULT_MAX_BYTES": str(INLINE_RESULT_MAX_BYTES),
+            "MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES),
+        },
+    ) as local:
+        yield local
 
 
 @pytest.fixture
@@ -210,64 +226,103 @@ def unique_text(prefix: str = "input") -> str:
     return f"{prefix} {uuid.uuid4().hex[:12]}"
 
 
-@dataclasses.dataclass
-class LocalRun:
-    """A running `python -m local_stack`: its process, its output lines so far, the API URL."""
+def run_cli(*argv: str, stdin: bytes = b"") -> tuple[int, str, str]:
+    """The client CLI in this process, as a user runs it: (exit status, stdout, stderr)."""
+    from inference_client.cli import main
 
-    process: subprocess.Popen[str]
-    lines: list[str]
-    url: str
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), stdin=io.BytesIO(stdin), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+# What `make local` runs once its prerequisites are installed.
+LOCAL_STACK = [sys.executable, "-m", "local_stack"]
+
+
+def run_in_repo(argv: list[str], *, env: Mapping[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` from the repository root to its end, its output captured as text.
+
+    For commands that must end by themselves (a refused start, a one-shot CLI call): the caller
+    checks the exit status and the output."""
+    from local_stack.container import REPO_ROOT
+
+    return subprocess.run(argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def local_stack_env(settings: Mapping[str, str], log_file: Path) -> dict[str, str]:
+    """The environment of a `make local` run: every port free (tests run beside each other and a
+    developer's own `make local`), the children's logs in ``log_file``, one OpenMP thread (the
+    machine is shared), unbuffered output (the tests read the banner as it comes); ``settings`` last."""
+    from local_stack.processes import free_port
+
+    return {
+        **os.environ,
+        "LOCAL_API_PORT": str(free_port()),
+        "LOCAL_AWS_PORT": str(free_port()),
+        "LOCAL_CONTAINER_PORT": str(free_port()),
+        "LOCAL_RUNTIME_PORT": str(free_port()),
+        "LOCAL_LOG_FILE": str(log_file),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONUNBUFFERED": "1",
+        **settings,
+    }
+
+
+class LocalRun:
+    """A `make local` (or `python -m local_stack`) process with its output collected line by line;
+    ``ready`` is set once the banner says the model is ready."""
+
+    def __init__(self, argv: list[str], env: Mapping[str, str], *, own_group: bool = False) -> None:
+        from local_stack.container import REPO_ROOT
+
+        self.process = subprocess.Popen(
+            argv,
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=own_group,  # its own process group, as a terminal's foreground job has
+        )
+        self.lines: list[str] = []
+        self.ready = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+            if "model ready" in line:
+                self.ready.set()
 
     @property
     def output(self) -> str:
         return "".join(self.lines)
+
+    @property
+    def url(self) -> str:
+        """The API's URL, as the banner prints it."""
+        found = re.search(r"API \(no auth\)\s+(http://127\.0\.0\.1:\d+)", self.output)
+        assert found, self.output
+        return found.group(1)
+
+    def stop(self) -> None:
+        """Kill the process if it is still running (a failed test must not leave it behind)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
 
 
 @contextlib.contextmanager
 def local_stack_run(settings: dict[str, str], log_file: Path) -> Iterator[LocalRun]:
     """`python -m local_stack` (what `make local` runs) with `settings` on free ports, until its banner
     says the model is ready; killed on the way out if still running."""
-    from local_stack.container import REPO_ROOT
-    from local_stack.processes import free_port
-
-    env = {
-        **os.environ,
-        "LOCAL_API_PORT": str(free_port()),
-        "LOCAL_AWS_PORT": str(free_port()),
-        "LOCAL_CONTAINER_PORT": str(free_port()),
-        "LOCAL_LOG_FILE": str(log_file),
-        "OMP_NUM_THREADS": "1",
-        "PYTHONUNBUFFERED": "1",
-        **settings,
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "local_stack"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
-            if "model ready" in line:
-                ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
+    run = LocalRun(LOCAL_STACK, local_stack_env(settings, log_file))
     try:
-        assert ready.wait(120), "".join(lines)
-        url = re.search(r"API \(no auth\)\s+(http://127\.0\.0\.1:\d+)", "".join(lines))
-        assert url, "".join(lines)
-        yield LocalRun(process, lines, url.group(1))
+        assert run.ready.wait(120), run.output
+        yield run
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
+        run.stop()
 
 
 @contextlib.contextmanager

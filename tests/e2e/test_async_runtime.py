@@ -3,12 +3,12 @@ rules that need a model server whose timing the test controls (a stub on 127.0.0
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 import boto3
@@ -20,13 +20,14 @@ from local_stack import aws as local_aws
 from local_stack.async_runtime import AsyncInferenceRuntime
 from local_stack.aws import FAKE_CREDENTIALS, REGION, aws_client
 from local_stack.pipeline import ENDPOINT_NAME, LocalPipeline
+from tests.http_stub import StubHandler, serving
 
 from .conftest import Notifications, wait_for
 
 pytestmark = pytest.mark.slow
 
 
-class StubModel(BaseHTTPRequestHandler):
+class StubModel(StubHandler):
     """/ping answers ``ping_status``; /invocations sleeps ``{"sleep": s}`` then echoes the body."""
 
     ping_status = 200
@@ -56,19 +57,8 @@ class StubModel(BaseHTTPRequestHandler):
         self._answer(200, body, self.headers.get("X-Amzn-SageMaker-Custom-Attributes"))
 
     def _answer(self, status: int, body: bytes, attributes: str | None = None) -> None:
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            if attributes:
-                self.send_header("X-Seen-Custom-Attributes", attributes)
-            self.end_headers()
-            self.wfile.write(body)
-        except OSError:
-            pass  # the runtime gave up on this call (timeout)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        with contextlib.suppress(OSError):  # the runtime gave up on this call (timeout)
+            self.send_json(status, body, {"X-Seen-Custom-Attributes": attributes} if attributes else None)
 
 
 @pytest.fixture
@@ -79,30 +69,26 @@ def stub_runtime(pipeline: LocalPipeline) -> Iterator[tuple[AsyncInferenceRuntim
         (StubModel,),
         {"ping_status": 200, "active": 0, "max_active": 0, "calls": 0, "lock": threading.Lock(), "seen_attributes": []},
     )
-    server = ThreadingHTTPServer(("127.0.0.1", 0), model)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     resources = pipeline.resources
     assert resources is not None and pipeline.aws_endpoint_url is not None
-    runtime = AsyncInferenceRuntime(
-        endpoint_name="stub-endpoint",
-        container_url=f"http://127.0.0.1:{server.server_address[1]}",
-        s3=aws_client("s3", pipeline.aws_endpoint_url),
-        sns=aws_client("sns", pipeline.aws_endpoint_url),
-        s3_output_path=resources.s3_output_path,
-        s3_failure_path=resources.s3_failure_path,
-        success_topic_arn=resources.success_topic_arn,
-        error_topic_arn=resources.error_topic_arn,
-        max_concurrent_invocations=2,
-        health_interval_s=0.1,
-    )
-    runtime.start()
-    # Healthy first: a test that then makes /ping fail sees the runtime change its mind.
-    wait_for(lambda: runtime.healthy, timeout=10, what="the stub runtime to see /ping 200")
-    yield runtime, model
-    runtime.stop(drain_seconds=1)
-    server.shutdown()
-    server.server_close()
+    with serving(model) as container_url:
+        runtime = AsyncInferenceRuntime(
+            endpoint_name="stub-endpoint",
+            container_url=container_url,
+            s3=aws_client("s3", pipeline.aws_endpoint_url),
+            sns=aws_client("sns", pipeline.aws_endpoint_url),
+            s3_output_path=resources.s3_output_path,
+            s3_failure_path=resources.s3_failure_path,
+            success_topic_arn=resources.success_topic_arn,
+            error_topic_arn=resources.error_topic_arn,
+            max_concurrent_invocations=2,
+            health_interval_s=0.1,
+        )
+        runtime.start()
+        # Healthy first: a test that then makes /ping fail sees the runtime change its mind.
+        wait_for(lambda: runtime.healthy, timeout=10, what="the stub runtime to see /ping 200")
+        yield runtime, model
+        runtime.stop(drain_seconds=1)
 
 
 def _sagemaker(endpoint_url: str) -> Any:

@@ -7,7 +7,6 @@ before sending; these tests drive the CLI through boto3's real client (AWS_ENDPO
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -15,12 +14,11 @@ from typing import Any
 import pytest
 
 from inference_client.batch import BatchError, BatchRequest, create_transform_job_params
-from inference_client.cli import main as cli_main
 from local_stack.aws import aws_client
 from local_stack.pipeline import LocalPipeline
 from local_stack.transform_runtime import TransformRuntime
 
-from .conftest import MODEL_ERROR, unique_text
+from .conftest import MODEL_ERROR, run_cli, unique_text
 
 pytestmark = pytest.mark.slow
 MODEL = "local-model"
@@ -47,10 +45,20 @@ def transform(
     runtime.stop()
 
 
-def _cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = cli_main(list(argv), stdin=io.BytesIO(b""), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
+def _batch(bucket: str, run: str, *options: str) -> tuple[int, str, str]:
+    """`inference-client batch` of the JSON records under batch/in/<run>/ into batch/out/<run>/,
+    polling every 0.2 s (the job takes seconds locally)."""
+    prefix = f"s3://{bucket}/batch"
+    return run_cli(
+        "batch",
+        f"{prefix}/in/{run}/",
+        f"{prefix}/out/{run}/",
+        "--content-type",
+        "application/json",
+        "--poll",
+        "0.2",
+        *options,
+    )
 
 
 def test_batch_scores_every_object_and_reports_progress_until_completed(
@@ -60,17 +68,7 @@ def test_batch_scores_every_object_and_reports_progress_until_completed(
     texts = {f"batch/in/run1/doc{i}.json": {"inputs": unique_text(f"doc {i}")} for i in range(2)}
     for key, document in texts.items():
         s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(document).encode())
-    code, out, err = _cli(
-        "batch",
-        f"s3://{bucket}/batch/in/run1/",
-        f"s3://{bucket}/batch/out/run1/",
-        "--model-name",
-        MODEL,
-        "--content-type",
-        "application/json",
-        "--poll",
-        "0.2",
-    )
+    code, out, err = _batch(bucket, "run1", "--model-name", MODEL)
     assert code == 0, err
     summary = json.loads(out)
     assert summary["TransformJobStatus"] == "Completed"
@@ -86,19 +84,7 @@ def test_line_split_sends_one_request_per_line(healthy_pipeline: LocalPipeline, 
     lines = [json.dumps({"inputs": unique_text(f"line {i}")}) for i in range(3)]
     s3.put_object(Bucket=bucket, Key="batch/in/run2/lines.jsonl", Body="\n".join(lines).encode())
     before = runtime.requests_sent
-    code, _, err = _cli(
-        "batch",
-        f"s3://{bucket}/batch/in/run2/",
-        f"s3://{bucket}/batch/out/run2/",
-        "--model-name",
-        MODEL,
-        "--content-type",
-        "application/json",
-        "--split-type",
-        "Line",
-        "--poll",
-        "0.2",
-    )
+    code, _, err = _batch(bucket, "run2", "--model-name", MODEL, "--split-type", "Line")
     assert code == 0, err
     assert runtime.requests_sent - before == 3
     answers = s3.get_object(Bucket=bucket, Key="batch/out/run2/lines.jsonl.out")["Body"].read().split(b"\n")
@@ -108,17 +94,7 @@ def test_line_split_sends_one_request_per_line(healthy_pipeline: LocalPipeline, 
 def test_a_record_the_model_refuses_fails_the_job_with_the_reason(transform) -> None:
     _, s3, bucket = transform
     s3.put_object(Bucket=bucket, Key="batch/in/run3/bad.json", Body=json.dumps(MODEL_ERROR).encode())
-    code, out, err = _cli(
-        "batch",
-        f"s3://{bucket}/batch/in/run3/",
-        f"s3://{bucket}/batch/out/run3/",
-        "--model-name",
-        MODEL,
-        "--content-type",
-        "application/json",
-        "--poll",
-        "0.2",
-    )
+    code, out, err = _batch(bucket, "run3", "--model-name", MODEL)
     assert code == 1, err
     summary = json.loads(out)
     assert summary["TransformJobStatus"] == "Failed" and "bad.json" in summary["FailureReason"]
@@ -126,9 +102,7 @@ def test_a_record_the_model_refuses_fails_the_job_with_the_reason(transform) -> 
 
 def test_unknown_model_is_sagemakers_validation_error(transform) -> None:
     _, _, bucket = transform
-    code, _, err = _cli(
-        "batch", f"s3://{bucket}/batch/in/x/", f"s3://{bucket}/batch/out/x/", "--model-name", "no-such-model"
-    )
+    code, _, err = _batch(bucket, "x", "--model-name", "no-such-model")
     assert code == 3 and "ValidationException" in err and "no-such-model" in err
 
 
@@ -173,16 +147,8 @@ def test_the_model_name_comes_from_the_environment_or_is_asked_for(transform, mo
     _, s3, bucket = transform
     s3.put_object(Bucket=bucket, Key="batch/in/run4/doc.json", Body=json.dumps({"inputs": unique_text("env")}).encode())
     monkeypatch.delenv("INFERENCE_MODEL_NAME", raising=False)
-    code, _, err = _cli("batch", f"s3://{bucket}/batch/in/run4/", f"s3://{bucket}/batch/out/run4/")
+    code, _, err = _batch(bucket, "run4")
     assert code == 2 and "--model-name NAME or INFERENCE_MODEL_NAME" in err
     monkeypatch.setenv("INFERENCE_MODEL_NAME", MODEL)
-    code, out, err = _cli(
-        "batch",
-        f"s3://{bucket}/batch/in/run4/",
-        f"s3://{bucket}/batch/out/run4/",
-        "--content-type",
-        "application/json",
-        "--poll",
-        "0.2",
-    )
+    code, out, err = _batch(bucket, "run4")
     assert code == 0 and json.loads(out)["TransformJobStatus"] == "Completed", err

@@ -5,12 +5,10 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import os
 import re
-import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,22 +17,15 @@ import httpx
 import pytest
 
 from inference_client import ClientError, InferenceClient
-from inference_client.cli import main as cli_main
 from inference_client.client import region_from_url
 from local_stack.aws import INPUT_PREFIX
-from local_stack.container import REPO_ROOT
 from local_stack.pipeline import LocalPipeline
+from tests.http_stub import StubHandler, serving
 
-from .conftest import INLINE_RESULT_MAX_BYTES, MODEL_ERROR, unique_text
+from .conftest import INLINE_RESULT_MAX_BYTES, MODEL_ERROR, run_cli, run_in_repo, unique_text
 from .conftest import receipt_of as _receipt
 
 pytestmark = pytest.mark.slow
-
-
-def run_cli(*argv: str, stdin: bytes = b"") -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = cli_main(list(argv), stdin=io.BytesIO(stdin), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def test_invoke_wait_prints_what_the_model_answers(healthy_pipeline: LocalPipeline) -> None:
@@ -47,25 +38,9 @@ def test_invoke_wait_prints_what_the_model_answers(healthy_pipeline: LocalPipeli
 
 
 def test_the_module_entry_point_runs(healthy_pipeline: LocalPipeline) -> None:
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "inference_client",
-            "--url",
-            str(healthy_pipeline.api_url),
-            "invoke",
-            "--wait",
-            "--quiet",
-            "--text",
-            "entry point",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr.decode()
+    argv = [sys.executable, "-m", "inference_client", "--url", str(healthy_pipeline.api_url)]
+    completed = run_in_repo([*argv, "invoke", "--wait", "--quiet", "--text", "entry point"], env=os.environ)
+    assert completed.returncode == 0, completed.stderr
     assert "generated_text" in json.loads(completed.stdout)[0]  # one input: the toolkit's one-element list
 
 
@@ -159,7 +134,7 @@ def test_usage_errors_are_named(healthy_pipeline: LocalPipeline, tmp_path: Path)
 
 
 # ------------------------------------------------------------------ retries never start a job twice
-class _DropFirstResponse(BaseHTTPRequestHandler):
+class _DropFirstResponse(StubHandler):
     """A proxy to the API that forwards the first submit but hangs up before answering."""
 
     upstream: str
@@ -187,64 +162,46 @@ class _DropFirstResponse(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(response.content)
 
-    do_GET = do_POST = _proxy  # noqa: N815
-
-    def log_message(self, *args: Any) -> None:
-        pass
+    do_GET = do_POST = _proxy
 
 
 @pytest.fixture
-def flaky_proxy(healthy_pipeline: LocalPipeline) -> Iterator[type[_DropFirstResponse]]:
+def flaky_proxy(healthy_pipeline: LocalPipeline) -> Iterator[tuple[str, type[_DropFirstResponse]]]:
     handler = type("Handler", (_DropFirstResponse,), {"upstream": healthy_pipeline.api_url, "dropped": 0, "keys": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    handler.url = f"http://127.0.0.1:{server.server_address[1]}"  # type: ignore[attr-defined]
-    yield handler
-    server.shutdown()
-    server.server_close()
+    with serving(handler) as url:
+        yield url, handler
 
 
 def test_a_retried_submit_starts_the_job_once(
-    healthy_pipeline: LocalPipeline, flaky_proxy: type[_DropFirstResponse]
+    healthy_pipeline: LocalPipeline, flaky_proxy: tuple[str, type[_DropFirstResponse]]
 ) -> None:
+    url, proxy = flaky_proxy
     runtime = healthy_pipeline.runtime
     assert runtime is not None
     received = runtime.stats.received
-    client = InferenceClient(flaky_proxy.url, sleep=lambda _: None)  # type: ignore[attr-defined]
+    client = InferenceClient(url, sleep=lambda _: None)
     accepted = client.submit(json.dumps({"inputs": unique_text("retried")}).encode(), "application/json")
-    assert flaky_proxy.dropped == 1 and len(flaky_proxy.keys) == 2
-    assert flaky_proxy.keys[0] == flaky_proxy.keys[1] != ""  # the retry reused the key
+    assert proxy.dropped == 1 and len(proxy.keys) == 2
+    assert proxy.keys[0] == proxy.keys[1] != ""  # the retry reused the key
     assert accepted["replayed"] is True  # the API recognised the retry
     assert runtime.stats.received == received + 1  # one job, not two
     assert client.wait(accepted["inferenceId"], initial_interval=0.1, timeout=60)["status"] == "Completed"
 
 
 # ------------------------------------------------------------------ SigV4
-class _Capture(BaseHTTPRequestHandler):
+class _Capture(StubHandler):
     seen: ClassVar[list[dict[str, str]]] = []
 
     def do_GET(self) -> None:
         type(self).seen.append(dict(self.headers.items()))
-        payload = b'{"inferenceId": "r1", "status": "InProgress"}'
-        self.send_response(202)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        self.send_json(202, {"inferenceId": "r1", "status": "InProgress"})
 
 
 @pytest.fixture
 def capture() -> Iterator[tuple[str, list[dict[str, str]]]]:
     handler = type("Capture", (_Capture,), {"seen": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/prod", handler.seen
-    server.shutdown()
-    server.server_close()
+    with serving(handler) as url:
+        yield f"{url}/prod", handler.seen
 
 
 def _session(monkeypatch: pytest.MonkeyPatch, **env: str) -> Any:
@@ -354,34 +311,21 @@ def test_a_global_option_after_the_command_wins_and_one_before_it_is_kept() -> N
         parser.parse_args(["status", "k1", "--sign", "--no-sign"])
 
 
-class _CountingApi(BaseHTTPRequestHandler):
+class _CountingApi(StubHandler):
     """Accepts a submit after reading its whole body, and remembers how many bytes came."""
 
     received: list[int]
 
     def do_POST(self) -> None:
         self.received.append(len(self.rfile.read(int(self.headers["Content-Length"]))))
-        body = json.dumps({"inferenceId": "k" + "1" * 32, "status": "InProgress"}).encode()
-        self.send_response(202)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        self.send_json(202, {"inferenceId": "k" + "1" * 32, "status": "InProgress"})
 
 
 @pytest.fixture
 def counting_api() -> Iterator[tuple[str, list[int]]]:
     handler = type("Handler", (_CountingApi,), {"received": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", handler.received
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(handler) as url:
+        yield url, handler.received
 
 
 def test_a_large_submit_shows_bytes_sent_and_rate(counting_api: tuple[str, list[int]], tmp_path: Path) -> None:

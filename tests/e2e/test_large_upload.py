@@ -17,10 +17,10 @@ import pytest
 
 from inference_client.client import InferenceClient
 from local_stack.aws import aws_client
-from local_stack.pipeline import LocalPipeline, PipelineConfig
+from local_stack.pipeline import LocalPipeline
 from tests.process_memory import rss_bytes
 
-from .conftest import receipt_of, unique_text
+from .conftest import receipt_of, running_pipeline, unique_text
 
 pytestmark = pytest.mark.slow
 
@@ -30,24 +30,8 @@ FIFTY_MB = 50 * 1024 * 1024
 @pytest.fixture(scope="module")
 def default_pipeline(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPipeline]:
     """`make local` with its default limits (the package's pipeline lowers the upload limit for its tests)."""
-    log_path = tmp_path_factory.mktemp("large-upload-logs") / "pipeline.log"
-    with open(log_path, "w", buffering=1) as log_file:
-        local = LocalPipeline(
-            PipelineConfig(
-                model_dir=tiny_model_dir,
-                api_port=0,
-                aws_port=0,
-                runtime_port=0,
-                container_port=0,
-                log_file=log_file,
-                # One torch thread, as the package's pipeline: the machine is shared with moto and the Lambdas.
-                container_env={"MODEL_SERVER_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1"},
-            )
-        )
-        try:  # on a failed start, the pipeline's log is in log_path
-            yield local.start(wait_for_model=True, model_timeout=120)
-        finally:
-            local.stop()
+    with running_pipeline(model_dir=tiny_model_dir, log_dir=tmp_path_factory.mktemp("large-upload-logs")) as local:
+        yield local
 
 
 def text_of(size: int, seed: str) -> bytes:

@@ -8,19 +8,16 @@ import contextlib
 import os
 import signal
 import socket
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from inference_client import InferenceClient
-from local_stack.container import REPO_ROOT
 from local_stack.processes import free_port
 
-from .conftest import local_stack_run
+from .conftest import LOCAL_STACK, LocalRun, local_stack_env, local_stack_run, run_in_repo
 
 # `make local` without its install prerequisites (-o: "treat as old, do not remake"): `make
 # test` installed the venv; the default model's package is not needed with MODEL_DIR.
@@ -87,54 +84,16 @@ def test_local_pipeline_serves_and_ctrl_c_stops_everything(tiny_model_dir: Path,
 
 
 def _local_env(model_dir: Path, tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "LOCAL_API_PORT": str(free_port()),
-        "LOCAL_AWS_PORT": str(free_port()),
-        "LOCAL_CONTAINER_PORT": str(free_port()),
-        "LOCAL_RUNTIME_PORT": str(free_port()),
-        "MODEL_DIR": str(model_dir),
-        "LOCAL_LOG_FILE": str(tmp_path / "children.log"),
-        "OMP_NUM_THREADS": "1",
-        "PYTHONUNBUFFERED": "1",
-        **extra,
-    }
+    return local_stack_env({"MODEL_DIR": str(model_dir), **extra}, tmp_path / "children.log")
 
 
-class _Run:
-    """A `make local` (or `python -m local_stack`) process with its output collected line by line."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], *, own_group: bool = False) -> None:
-        self.process = subprocess.Popen(
-            argv,
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=own_group,  # its own process group, as a terminal's foreground job has
-        )
-        self.lines: list[str] = []
-        self.ready = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-            if "model ready" in line:
-                self.ready.set()
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
+class _Run(LocalRun):
+    """A `make local` process; what a failed test leaves of it is killed, down to its grandchildren."""
 
     def kill(self) -> None:
         """Whatever a failed test left: make and every process below it (they outlive make)."""
         left = _descendants(self.process.pid)
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        self.stop()
         for pid in left:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -173,15 +132,7 @@ def test_a_taken_port_is_named_before_anything_starts(variable: str, tiny_model_
         taken.listen()
         port = taken.getsockname()[1]
         env = _local_env(tiny_model_dir, tmp_path, **{variable: str(port)})
-        completed = subprocess.run(
-            [sys.executable, "-m", "local_stack"],
-            cwd=REPO_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        completed = run_in_repo(LOCAL_STACK, env=env)
     assert completed.returncode == 1, completed.stdout + completed.stderr
     assert f"port {port} ({variable}) is already in use" in completed.stderr
     assert f"{variable}=" in completed.stderr.split("already in use", 1)[1]  # which setting to change
@@ -191,15 +142,7 @@ def test_a_taken_port_is_named_before_anything_starts(variable: str, tiny_model_
 def test_two_settings_on_one_port_are_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
     port = free_port()
     env = _local_env(tiny_model_dir, tmp_path, LOCAL_API_PORT=str(port), LOCAL_CONTAINER_PORT=str(port))
-    completed = subprocess.run(
-        [sys.executable, "-m", "local_stack"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    completed = run_in_repo(LOCAL_STACK, env=env)
     assert completed.returncode == 1
     assert f"LOCAL_CONTAINER_PORT={port} is also LOCAL_API_PORT" in completed.stderr
 

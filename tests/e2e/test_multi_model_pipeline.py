@@ -13,6 +13,7 @@ Each covers load, invoke, unload (eviction) and an unknown model, through the pu
 
 from __future__ import annotations
 
+import json
 import shutil
 import tarfile
 import time
@@ -23,9 +24,9 @@ import httpx
 import pytest
 
 from local_stack.multi_model import MultiModelRuntime
-from local_stack.pipeline import LocalPipeline, PipelineConfig
+from local_stack.pipeline import LocalPipeline
 
-from .conftest import Api, make_local_process, started
+from .conftest import Api, make_local_process, run_cli, running_pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -44,29 +45,16 @@ def two_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def _running(model_dir: Path, mode: str, logs: Path) -> Iterator[LocalPipeline]:
     """The pipeline in `mode` serving `model_dir`, with one engine's worth of model memory."""
-    log_path = logs / "pipeline.log"
-    with open(log_path, "w", buffering=1) as log_file:
-        local = LocalPipeline(
-            PipelineConfig(
-                model_dir=model_dir,
-                api_port=0,
-                aws_port=0,
-                runtime_port=0,
-                container_port=0,
-                lambda_environments=1,
-                log_file=log_file,
-                hosting_mode=mode,
-                status_retry_after_seconds=1,
-                container_env={
-                    "MODEL_SERVER_TORCH_THREADS": "1",
-                    "OMP_NUM_THREADS": "1",
-                    "MODEL_SERVER_MODELS_MEMORY_BYTES": ONE_ENGINE_BUDGET,
-                },
-                lambda_env={"INLINE_RESULT_MAX_BYTES": "65536"},
-            )
-        )
-        with started(local, log_path):
-            yield local
+    with running_pipeline(
+        model_dir=model_dir,
+        log_dir=logs,
+        lambda_environments=1,
+        hosting_mode=mode,
+        status_retry_after_seconds=1,
+        container_env={"MODEL_SERVER_MODELS_MEMORY_BYTES": ONE_ENGINE_BUDGET},
+        lambda_env={"INLINE_RESULT_MAX_BYTES": "65536"},
+    ) as local:
+        yield local
 
 
 def _post(api: Api, path: str, key: str, **kwargs) -> httpx.Response:
@@ -162,25 +150,10 @@ def test_async_folders_route_by_model_load_evict_and_unknown(folders_pipeline: L
 
 def test_cli_invoke_names_the_model(folders_pipeline: LocalPipeline) -> None:
     """`python -m inference_client invoke --wait --model NAME` (docs/api.md, Naming a model)."""
-    import io
-    import json
-
-    from inference_client.cli import main as cli_main
-
-    out, err = io.StringIO(), io.StringIO()
-    argv = [
-        "--url",
-        str(folders_pipeline.api_url),
-        "invoke",
-        "--wait",
-        "--model",
-        "sentiment",
-        "--text",
-        TEXT["inputs"],
-    ]
-    code = cli_main(argv, stdin=io.BytesIO(b""), stdout=out, stderr=err)
-    assert code == 0, err.getvalue()
-    assert json.loads(out.getvalue())[0]["label"] in ("negative", "positive")
+    url = str(folders_pipeline.api_url)
+    code, out, err = run_cli("--url", url, "invoke", "--wait", "--model", "sentiment", "--text", TEXT["inputs"])
+    assert code == 0, err
+    assert json.loads(out)[0]["label"] in ("negative", "positive")
 
 
 def test_make_local_runs_example_multimodel(two_models: dict[str, Path], tmp_path: Path) -> None:

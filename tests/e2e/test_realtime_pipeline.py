@@ -5,7 +5,6 @@ works unchanged.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,11 +12,19 @@ from pathlib import Path
 import httpx
 import pytest
 
-from inference_client.cli import main as cli_main
-from local_stack.pipeline import LocalPipeline, PipelineConfig
+from local_stack.pipeline import LocalPipeline
 from local_stack.realtime_runtime import RealtimeRuntime
 
-from .conftest import MODEL_ERROR, make_local_process, started, unique_text
+from .conftest import (
+    LOCAL_STACK,
+    MODEL_ERROR,
+    local_stack_env,
+    make_local_process,
+    run_cli,
+    run_in_repo,
+    running_pipeline,
+    unique_text,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -26,23 +33,14 @@ pytestmark = pytest.mark.slow
 def sync_pipeline(
     request: pytest.FixtureRequest, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LocalPipeline]:
-    log_path = tmp_path_factory.mktemp("realtime-logs") / "pipeline.log"
-    with open(log_path, "w", buffering=1) as log_file:
-        config = PipelineConfig(
-            model_dir=tiny_model_dir,
-            api_port=0,
-            aws_port=0,
-            runtime_port=0,
-            container_port=0,
-            lambda_environments=1,
-            log_file=log_file,
-            hosting_mode=request.param,
-            container_env={"MODEL_SERVER_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1"},
-            lambda_env={"INLINE_RESULT_MAX_BYTES": "4096"},
-        )
-        local = LocalPipeline(config)
-        with started(local, log_path):
-            yield local
+    with running_pipeline(
+        model_dir=tiny_model_dir,
+        log_dir=tmp_path_factory.mktemp("realtime-logs"),
+        lambda_environments=1,
+        hosting_mode=request.param,
+        lambda_env={"INLINE_RESULT_MAX_BYTES": "4096"},
+    ) as local:
+        yield local
 
 
 def test_post_invocations_answers_200_with_what_the_model_answers(sync_pipeline: LocalPipeline) -> None:
@@ -68,15 +66,9 @@ def test_a_model_error_is_a_failed_inference(sync_pipeline: LocalPipeline) -> No
 def test_cli_invoke_wait_works_unchanged(sync_pipeline: LocalPipeline) -> None:
     text = unique_text("cli realtime")
     direct = sync_pipeline.container.invoke(text.encode(), content_type="text/plain").json()
-    out, err = io.StringIO(), io.StringIO()
-    code = cli_main(
-        ["--url", str(sync_pipeline.api_url), "invoke", "--wait", "--text", text],
-        stdin=io.BytesIO(b""),
-        stdout=out,
-        stderr=err,
-    )
-    assert code == 0, err.getvalue()
-    assert json.loads(out.getvalue()) == direct
+    code, out, err = run_cli("--url", str(sync_pipeline.api_url), "invoke", "--wait", "--text", text)
+    assert code == 0, err
+    assert json.loads(out) == direct
 
 
 @pytest.mark.parametrize(
@@ -107,28 +99,7 @@ def test_make_local_runs_the_mode_of_the_environment(
 
 
 def test_an_unknown_local_hosting_mode_is_named(tmp_path: Path) -> None:
-    import os
-    import subprocess
-    import sys
-
-    from local_stack.container import REPO_ROOT
-
-    env = {
-        **os.environ,
-        "LOCAL_HOSTING_MODE": "batch",
-        "LOCAL_API_PORT": "0",
-        "LOCAL_AWS_PORT": "0",
-        "LOCAL_CONTAINER_PORT": "0",
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "local_stack"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_in_repo(LOCAL_STACK, env=local_stack_env({"LOCAL_HOSTING_MODE": "batch"}, tmp_path / "children.log"))
     assert (
         done.returncode != 0
         and "LOCAL_HOSTING_MODE='batch': choose one of async, realtime, serverless" in done.stderr + done.stdout
