@@ -215,8 +215,7 @@ def add_async_policies(
         wake_one_instance(cooldown_seconds=cold_start_seconds),
         alarm_id="BacklogWithoutCapacityAlarm",
         alarm_description="Requests are queued and the endpoint has no instance: set the count to 1",
-        metric_name="HasBacklogWithoutCapacity",
-        statistic="Average",
+        metric=async_metric(variant.endpoint_name, "HasBacklogWithoutCapacity", "Average", ONE_MINUTE),
         minutes=1,
         threshold=1,
         comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -232,8 +231,7 @@ def add_async_policies(
         alarm_description=(
             f"No request queued or in flight for {idle_minutes_before_scale_in} minutes: scale in to {min_capacity}"
         ),
-        metric_name="ApproximateBacklogSize",
-        statistic="Maximum",
+        metric=async_metric(variant.endpoint_name, "ApproximateBacklogSize", "Maximum", ONE_MINUTE),
         minutes=idle_minutes_before_scale_in,
         # Backlog is a count: "< 0.5" means exactly 0.
         threshold=0.5,
@@ -251,15 +249,14 @@ def _step_on_alarm(
     *,
     alarm_id: str,
     alarm_description: str,
-    metric_name: str,
-    statistic: str,
+    metric: cloudwatch.IMetric,
     minutes: int,
     threshold: float,
     comparison_operator: cloudwatch.ComparisonOperator,
     treat_missing_data: cloudwatch.TreatMissingData,
 ) -> tuple[appscaling.CfnScalingPolicy, cloudwatch.Alarm]:
-    """A step-scaling policy and the L2 alarm that runs it: the alarm fires once the endpoint's
-    queue metric, per minute, has breached `threshold` in each of the last `minutes` minutes.
+    """A step-scaling policy and the L2 alarm that runs it: the alarm fires once `metric` (a
+    one-minute queue metric) has breached `threshold` in each of the last `minutes` minutes.
 
     The policy name is the construct id: it only has to be unique per scalable target, and
     reads well in the console.
@@ -269,7 +266,7 @@ def _step_on_alarm(
         variant,
         alarm_id,
         alarm_description=alarm_description,
-        metric=async_metric(variant.endpoint_name, metric_name, statistic, ONE_MINUTE),
+        metric=metric,
         evaluation_periods=minutes,
         datapoints_to_alarm=minutes,
         threshold=threshold,
