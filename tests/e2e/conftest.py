@@ -28,6 +28,7 @@ import pytest
 from app_config import load_environment
 from local_stack.aws import INPUT_PREFIX, aws_client, drain_notifications
 from local_stack.pipeline import LocalPipeline, PipelineConfig
+from tests.processes import wait_for
 
 # What `make local` runs by default: the dev environment's MaxConcurrentInvocationsPerInstance.
 MAX_CONCURRENCY = load_environment("dev").max_concurrent_invocations_per_instance
@@ -111,15 +112,6 @@ def healthy_pipeline(pipeline: LocalPipeline) -> LocalPipeline:
     pipeline.container.wait_healthy(timeout=120)
     wait_for(lambda: pipeline.runtime is not None and pipeline.runtime.healthy, timeout=10, what="runtime healthy")
     return pipeline
-
-
-def wait_for(predicate: Any, *, timeout: float, what: str, interval: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class Api:
@@ -235,18 +227,24 @@ def run_cli(*argv: str, stdin: bytes = b"") -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def invoke_wait(pipeline: LocalPipeline, *options: str) -> tuple[int, str, str]:
+    """`inference-client --url <the pipeline's API> invoke --wait <options>`: submit, wait, print."""
+    return run_cli("--url", str(pipeline.api_url), "invoke", "--wait", *options)
+
+
+def check_cli_prints_the_models_answer(pipeline: LocalPipeline, label: str) -> str:
+    """`invoke --wait --text` must print what the model server itself answers to that text (whatever
+    the API does in between); returns the CLI's progress output."""
+    text = unique_text(label)
+    direct = pipeline.container.invoke(text.encode(), content_type="text/plain").json()
+    code, out, err = invoke_wait(pipeline, "--text", text)
+    assert code == 0, err
+    assert json.loads(out) == direct
+    return err
+
+
 # What `make local` runs once its prerequisites are installed.
 LOCAL_STACK = [sys.executable, "-m", "local_stack"]
-
-
-def run_in_repo(argv: list[str], *, env: Mapping[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run ``argv`` from the repository root to its end, its output captured as text.
-
-    For commands that must end by themselves (a refused start, a one-shot CLI call): the caller
-    checks the exit status and the output."""
-    from local_stack.container import REPO_ROOT
-
-    return subprocess.run(argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def local_stack_env(settings: Mapping[str, str], log_file: Path) -> dict[str, str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import itertools
 import json
-import os
 import re
 import sys
 from collections.abc import Iterator
@@ -21,25 +20,29 @@ from inference_client.client import region_from_url
 from local_stack.aws import INPUT_PREFIX
 from local_stack.pipeline import LocalPipeline
 from tests.http_stub import StubHandler, serving
+from tests.processes import run_captured
 
-from .conftest import INLINE_RESULT_MAX_BYTES, MODEL_ERROR, run_cli, run_in_repo, unique_text
+from .conftest import (
+    INLINE_RESULT_MAX_BYTES,
+    MODEL_ERROR,
+    check_cli_prints_the_models_answer,
+    invoke_wait,
+    run_cli,
+    unique_text,
+)
 from .conftest import receipt_of as _receipt
 
 pytestmark = pytest.mark.slow
 
 
 def test_invoke_wait_prints_what_the_model_answers(healthy_pipeline: LocalPipeline) -> None:
-    text = unique_text("Hello from the CLI")
-    direct = healthy_pipeline.container.invoke(text.encode(), content_type="text/plain").json()
-    code, out, err = run_cli("--url", str(healthy_pipeline.api_url), "invoke", "--wait", "--text", text)
-    assert code == 0, err
-    assert json.loads(out) == direct
+    err = check_cli_prints_the_models_answer(healthy_pipeline, "Hello from the CLI")
     assert "Completed" in err  # the progress display names the final state
 
 
 def test_the_module_entry_point_runs(healthy_pipeline: LocalPipeline) -> None:
     argv = [sys.executable, "-m", "inference_client", "--url", str(healthy_pipeline.api_url)]
-    completed = run_in_repo([*argv, "invoke", "--wait", "--quiet", "--text", "entry point"], env=os.environ)
+    completed = run_captured([*argv, "invoke", "--wait", "--quiet", "--text", "entry point"], timeout=60)
     assert completed.returncode == 0, completed.stderr
     assert "generated_text" in json.loads(completed.stdout)[0]  # one input: the toolkit's one-element list
 
@@ -69,17 +72,7 @@ def test_large_payloads_go_through_the_upload_flow(healthy_pipeline: LocalPipeli
     saved = tmp_path / "result.json"
     direct = healthy_pipeline.container.invoke(payload).json()
 
-    code, _, err = run_cli(
-        "--url",
-        str(healthy_pipeline.api_url),
-        "invoke",
-        "--wait",
-        "--upload-threshold",
-        "16",
-        str(source),
-        "-o",
-        str(saved),
-    )
+    code, _, err = invoke_wait(healthy_pipeline, "--upload-threshold", "16", str(source), "-o", str(saved))
     assert code == 0, err
     assert json.loads(saved.read_bytes()) == direct
     inference_id = err.split("]")[1].split()[0]  # the progress line names the inference
@@ -93,18 +86,7 @@ def test_a_result_too_large_to_inline_is_downloaded(healthy_pipeline: LocalPipel
     direct = healthy_pipeline.container.invoke(body.encode())
     assert len(direct.content) > INLINE_RESULT_MAX_BYTES  # else this test proves nothing
     saved = tmp_path / "big.json"
-    code, _, err = run_cli(
-        "--url",
-        str(healthy_pipeline.api_url),
-        "invoke",
-        "--wait",
-        "--content-type",
-        "application/json",
-        "--text",
-        body,
-        "-o",
-        str(saved),
-    )
+    code, _, err = invoke_wait(healthy_pipeline, "--content-type", "application/json", "--text", body, "-o", str(saved))
     assert code == 0, err
     document = InferenceClient(str(healthy_pipeline.api_url)).status(err.split("]")[1].split()[0])[0]
     assert "outputUrl" in document and "output" not in document
@@ -112,15 +94,8 @@ def test_a_result_too_large_to_inline_is_downloaded(healthy_pipeline: LocalPipel
 
 
 def test_a_failed_inference_exits_1_with_the_reason(healthy_pipeline: LocalPipeline) -> None:
-    code, out, err = run_cli(
-        "--url",
-        str(healthy_pipeline.api_url),
-        "invoke",
-        "--wait",
-        "--content-type",
-        "application/json",
-        "--text",
-        json.dumps(MODEL_ERROR),
+    code, out, err = invoke_wait(
+        healthy_pipeline, "--content-type", "application/json", "--text", json.dumps(MODEL_ERROR)
     )
     assert code == 1 and out == ""
     assert "failed" in err and "Model Error" in err

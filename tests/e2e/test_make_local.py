@@ -16,8 +16,9 @@ import pytest
 
 from inference_client import InferenceClient
 from local_stack.processes import free_port
+from tests.processes import run_captured
 
-from .conftest import LOCAL_STACK, LocalRun, local_stack_env, local_stack_run, run_in_repo
+from .conftest import LOCAL_STACK, LocalRun, local_stack_env, local_stack_run
 
 # `make local` without its install prerequisites (-o: "treat as old, do not remake"): `make
 # test` installed the venv; the default model's package is not needed with MODEL_DIR.
@@ -132,7 +133,7 @@ def test_a_taken_port_is_named_before_anything_starts(variable: str, tiny_model_
         taken.listen()
         port = taken.getsockname()[1]
         env = _local_env(tiny_model_dir, tmp_path, **{variable: str(port)})
-        completed = run_in_repo(LOCAL_STACK, env=env)
+        completed = run_captured(LOCAL_STACK, env=env, timeout=60)
     assert completed.returncode == 1, completed.stdout + completed.stderr
     assert f"port {port} ({variable}) is already in use" in completed.stderr
     assert f"{variable}=" in completed.stderr.split("already in use", 1)[1]  # which setting to change
@@ -142,7 +143,7 @@ def test_a_taken_port_is_named_before_anything_starts(variable: str, tiny_model_
 def test_two_settings_on_one_port_are_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
     port = free_port()
     env = _local_env(tiny_model_dir, tmp_path, LOCAL_API_PORT=str(port), LOCAL_CONTAINER_PORT=str(port))
-    completed = run_in_repo(LOCAL_STACK, env=env)
+    completed = run_captured(LOCAL_STACK, env=env, timeout=60)
     assert completed.returncode == 1
     assert f"LOCAL_CONTAINER_PORT={port} is also LOCAL_API_PORT" in completed.stderr
 

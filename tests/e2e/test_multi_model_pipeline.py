@@ -26,7 +26,7 @@ import pytest
 from local_stack.multi_model import MultiModelRuntime
 from local_stack.pipeline import LocalPipeline
 
-from .conftest import Api, make_local_process, run_cli, running_pipeline
+from .conftest import Api, invoke_wait, make_local_process, running_pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -150,8 +150,7 @@ def test_async_folders_route_by_model_load_evict_and_unknown(folders_pipeline: L
 
 def test_cli_invoke_names_the_model(folders_pipeline: LocalPipeline) -> None:
     """`python -m inference_client invoke --wait --model NAME` (docs/api.md, Naming a model)."""
-    url = str(folders_pipeline.api_url)
-    code, out, err = run_cli("--url", url, "invoke", "--wait", "--model", "sentiment", "--text", TEXT["inputs"])
+    code, out, err = invoke_wait(folders_pipeline, "--model", "sentiment", "--text", TEXT["inputs"])
     assert code == 0, err
     assert json.loads(out)[0]["label"] in ("negative", "positive")
 

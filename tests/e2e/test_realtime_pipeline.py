@@ -5,7 +5,6 @@ works unchanged.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,14 +13,14 @@ import pytest
 
 from local_stack.pipeline import LocalPipeline
 from local_stack.realtime_runtime import RealtimeRuntime
+from tests.processes import run_captured
 
 from .conftest import (
     LOCAL_STACK,
     MODEL_ERROR,
+    check_cli_prints_the_models_answer,
     local_stack_env,
     make_local_process,
-    run_cli,
-    run_in_repo,
     running_pipeline,
     unique_text,
 )
@@ -64,11 +63,7 @@ def test_a_model_error_is_a_failed_inference(sync_pipeline: LocalPipeline) -> No
 
 
 def test_cli_invoke_wait_works_unchanged(sync_pipeline: LocalPipeline) -> None:
-    text = unique_text("cli realtime")
-    direct = sync_pipeline.container.invoke(text.encode(), content_type="text/plain").json()
-    code, out, err = run_cli("--url", str(sync_pipeline.api_url), "invoke", "--wait", "--text", text)
-    assert code == 0, err
-    assert json.loads(out) == direct
+    check_cli_prints_the_models_answer(sync_pipeline, "cli realtime")
 
 
 @pytest.mark.parametrize(
@@ -99,7 +94,9 @@ def test_make_local_runs_the_mode_of_the_environment(
 
 
 def test_an_unknown_local_hosting_mode_is_named(tmp_path: Path) -> None:
-    done = run_in_repo(LOCAL_STACK, env=local_stack_env({"LOCAL_HOSTING_MODE": "batch"}, tmp_path / "children.log"))
+    done = run_captured(
+        LOCAL_STACK, env=local_stack_env({"LOCAL_HOSTING_MODE": "batch"}, tmp_path / "children.log"), timeout=60
+    )
     assert (
         done.returncode != 0
         and "LOCAL_HOSTING_MODE='batch': choose one of async, realtime, serverless" in done.stderr + done.stdout
