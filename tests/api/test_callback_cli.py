@@ -15,30 +15,23 @@ import httpx
 
 from api_handler.async_api import webhooks
 from inference_client import cli
+from local_stack.processes import free_port
 from tests.http_stub import StubHandler, serving
+from tests.processes import wait_for
 
 SECRET = base64.b64encode(os.urandom(32)).decode()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_listening(port: int) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError("listen did not open its port")
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True
 
 
 def test_listen_verifies_and_exits_after_count():
-    port = _free_port()
+    port = free_port()
     out, err = io.StringIO(), io.StringIO()
     result: list[int] = []
     thread = threading.Thread(
@@ -63,7 +56,7 @@ def test_listen_verifies_and_exits_after_count():
         )
     )
     thread.start()
-    _wait_listening(port)
+    wait_for(lambda: _accepts(port), timeout=10, what="listen to open its port")
     url = f"http://127.0.0.1:{port}/hook"
     body = json.dumps(
         {"type": "inference.completed", "data": {"inferenceId": "r" + "1" * 32, "status": "Completed"}}
