@@ -108,6 +108,27 @@ class Env:
     POWERTOOLS_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
 
 
+class NotifierEnv:
+    """The callback notifier's own variables, on top of the buckets and result settings it shares
+    with the API (Env): set by the construct and the local stack, read by notifier/settings.py."""
+
+    SIGNING_KEY_ARN: Final = "CALLBACK_SECRET_ARN"  # the Secrets Manager secret that signs events
+    QUEUE_URL: Final = "CALLBACK_QUEUE_URL"
+    DEAD_LETTER_QUEUE_URL: Final = "CALLBACK_DEAD_LETTER_QUEUE_URL"
+    ALLOWED_HOSTS: Final = Env.CALLBACK_ALLOWED_HOSTS
+    ALLOW_LOOPBACK_HTTP: Final = Env.CALLBACK_ALLOW_LOOPBACK_HTTP
+    RETRY_BASE_SECONDS: Final = "CALLBACK_RETRY_BASE_SECONDS"
+    RETRY_MAX_DELAY_SECONDS: Final = "CALLBACK_RETRY_MAX_DELAY_SECONDS"
+    RETRY_WINDOW_SECONDS: Final = "CALLBACK_RETRY_WINDOW_SECONDS"
+    CONNECT_TIMEOUT_SECONDS: Final = "CALLBACK_CONNECT_TIMEOUT_SECONDS"
+    READ_TIMEOUT_SECONDS: Final = "CALLBACK_READ_TIMEOUT_SECONDS"
+    MAX_PAYLOAD_BYTES: Final = "CALLBACK_MAX_PAYLOAD_BYTES"
+    STATUS_BASE_URL: Final = "STATUS_BASE_URL"
+    # Local runs and tests only: moto instead of AWS.
+    SQS_ENDPOINT_URL: Final = "SQS_ENDPOINT_URL"
+    SECRETS_MANAGER_ENDPOINT_URL: Final = "SECRETS_MANAGER_ENDPOINT_URL"
+
+
 DEFAULT_SERVICE_NAME: Final = "inference-api"
 # Namespace of the handler's own metrics (InferencesSubmitted, IdempotentReplays, ...).
 METRICS_NAMESPACE: Final = "AsyncInference"

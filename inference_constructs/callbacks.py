@@ -38,6 +38,8 @@ from api_handler.contract import (
     NOTIFIER_HANDLER,
     OUTPUT_PREFIX,
     RECEIPT_FILE,
+    Env,
+    NotifierEnv,
 )
 from api_handler.notifier.schedule import max_attempts
 from inference_constructs.encryption import allow_cloudwatch_logs, customer_managed_key, removal_policy
@@ -167,25 +169,25 @@ class InferenceCallbacks(Construct):
                 self, "NotifierLogs", retention_days=log_retention_days, key=self.key, retain=retain
             ),
             environment={
-                "INPUT_BUCKET": input_bucket.bucket_name,
-                "OUTPUT_BUCKET": output_bucket.bucket_name,
-                "FAILURE_BUCKET": failure_bucket.bucket_name,
-                "ENDPOINT_NAME": endpoint_name,
-                "INLINE_RESULT_MAX_BYTES": str(inline_result_max_bytes),
-                "CALLBACK_SECRET_ARN": self.secret.secret_arn,
-                "CALLBACK_QUEUE_URL": self.queue.queue_url,
-                "CALLBACK_DEAD_LETTER_QUEUE_URL": self.dead_letter_queue.queue_url,
-                "CALLBACK_ALLOWED_HOSTS": ",".join(self.allowed_hosts),
-                "CALLBACK_RETRY_BASE_SECONDS": str(retry_base_seconds),
-                "CALLBACK_RETRY_MAX_DELAY_SECONDS": str(retry_max_delay_seconds),
-                "CALLBACK_RETRY_WINDOW_SECONDS": str(window_seconds),
-                "CALLBACK_CONNECT_TIMEOUT_SECONDS": str(connect_timeout_seconds),
-                "CALLBACK_READ_TIMEOUT_SECONDS": str(read_timeout_seconds),
-                "CALLBACK_MAX_PAYLOAD_BYTES": str(max_payload_bytes),
-                "STATUS_BASE_URL": status_base_url,
-                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+                Env.INPUT_BUCKET: input_bucket.bucket_name,
+                Env.OUTPUT_BUCKET: output_bucket.bucket_name,
+                Env.FAILURE_BUCKET: failure_bucket.bucket_name,
+                Env.ENDPOINT_NAME: endpoint_name,
+                Env.INLINE_RESULT_MAX_BYTES: str(inline_result_max_bytes),
+                NotifierEnv.SIGNING_KEY_ARN: self.secret.secret_arn,
+                NotifierEnv.QUEUE_URL: self.queue.queue_url,
+                NotifierEnv.DEAD_LETTER_QUEUE_URL: self.dead_letter_queue.queue_url,
+                NotifierEnv.ALLOWED_HOSTS: ",".join(self.allowed_hosts),
+                NotifierEnv.RETRY_BASE_SECONDS: str(retry_base_seconds),
+                NotifierEnv.RETRY_MAX_DELAY_SECONDS: str(retry_max_delay_seconds),
+                NotifierEnv.RETRY_WINDOW_SECONDS: str(window_seconds),
+                NotifierEnv.CONNECT_TIMEOUT_SECONDS: str(connect_timeout_seconds),
+                NotifierEnv.READ_TIMEOUT_SECONDS: str(read_timeout_seconds),
+                NotifierEnv.MAX_PAYLOAD_BYTES: str(max_payload_bytes),
+                NotifierEnv.STATUS_BASE_URL: status_base_url,
+                Env.POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
                 # CallbacksDelivered, CallbackRetries, CallbacksRefused, CallbacksDeadLettered.
-                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                Env.POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
             },
         )
@@ -264,5 +266,5 @@ class InferenceCallbacks(Construct):
 
     def enable_on_api(self, function: lambda_.Function) -> None:
         """The API accepts callback URLs only where this notifier delivers them."""
-        function.add_environment("CALLBACKS_ENABLED", "true")
-        function.add_environment("CALLBACK_ALLOWED_HOSTS", ",".join(self.allowed_hosts))
+        function.add_environment(Env.CALLBACKS_ENABLED, "true")
+        function.add_environment(Env.CALLBACK_ALLOWED_HOSTS, ",".join(self.allowed_hosts))

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
+from api_handler.contract import Env, NotifierEnv
 from local_stack.aws import FAKE_CREDENTIALS_ENV, LocalResources, aws_client
 from local_stack.container import REPO_ROOT
 from local_stack.processes import spawn, terminate
@@ -70,23 +71,23 @@ def notifier_environment(
     """The notifier's variables as inference_constructs/callbacks.py sets them, pointed at moto."""
     return {
         **api_environment,
-        "CALLBACK_SECRET_ARN": callbacks.secret_arn,
-        "CALLBACK_QUEUE_URL": callbacks.queue_url,
-        "CALLBACK_DEAD_LETTER_QUEUE_URL": callbacks.dead_letter_queue_url,
-        "CALLBACK_ALLOW_LOOPBACK_HTTP": "true",
-        "CALLBACK_RETRY_BASE_SECONDS": str(RETRY_BASE_SECONDS),
-        "CALLBACK_RETRY_MAX_DELAY_SECONDS": str(RETRY_MAX_DELAY_SECONDS),
-        "STATUS_BASE_URL": api_url or "",
-        "SQS_ENDPOINT_URL": aws_endpoint_url,
-        "SECRETS_MANAGER_ENDPOINT_URL": aws_endpoint_url,
-        "POWERTOOLS_SERVICE_NAME": "async-inference-callbacks",
+        NotifierEnv.SIGNING_KEY_ARN: callbacks.secret_arn,
+        NotifierEnv.QUEUE_URL: callbacks.queue_url,
+        NotifierEnv.DEAD_LETTER_QUEUE_URL: callbacks.dead_letter_queue_url,
+        NotifierEnv.ALLOW_LOOPBACK_HTTP: "true",
+        NotifierEnv.RETRY_BASE_SECONDS: str(RETRY_BASE_SECONDS),
+        NotifierEnv.RETRY_MAX_DELAY_SECONDS: str(RETRY_MAX_DELAY_SECONDS),
+        NotifierEnv.STATUS_BASE_URL: api_url or "",
+        NotifierEnv.SQS_ENDPOINT_URL: aws_endpoint_url,
+        NotifierEnv.SECRETS_MANAGER_ENDPOINT_URL: aws_endpoint_url,
+        Env.POWERTOOLS_SERVICE_NAME: "async-inference-callbacks",
         "POWERTOOLS_TRACE_DISABLED": "true",
     }
 
 
 def api_callback_environment() -> dict[str, str]:
     """What the local API Lambda adds: callbacks on, loopback receivers allowed (here only)."""
-    return {"CALLBACKS_ENABLED": "true", "CALLBACK_ALLOW_LOOPBACK_HTTP": "true"}
+    return {Env.CALLBACKS_ENABLED: "true", Env.CALLBACK_ALLOW_LOOPBACK_HTTP: "true"}
 
 
 def start_notifier(

@@ -102,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from local_stack.aws import aws_client
 
     handler = load_handler(args.handler)
-    sqs = aws_client("sqs", os.environ["SQS_ENDPOINT_URL"])
+    sqs = aws_client("sqs", os.environ[contract.NotifierEnv.SQS_ENDPOINT_URL])
     queue_arn = sqs.get_queue_attributes(QueueUrl=args.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -10,25 +10,25 @@ from collections.abc import Mapping
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api_handler.async_api.settings import CommaSeparated, EndpointUrl, model_from_environment
+from api_handler.contract import NotifierEnv
 
 from .schedule import MAX_VISIBILITY_SECONDS
 
 ENVIRONMENT = {
-    "CALLBACK_SECRET_ARN": "secret_arn",
-    "CALLBACK_QUEUE_URL": "queue_url",
-    "CALLBACK_DEAD_LETTER_QUEUE_URL": "dead_letter_queue_url",
-    "CALLBACK_ALLOWED_HOSTS": "allowed_hosts",
-    "CALLBACK_ALLOW_LOOPBACK_HTTP": "allow_loopback_http",
-    "CALLBACK_RETRY_BASE_SECONDS": "retry_base_seconds",
-    "CALLBACK_RETRY_MAX_DELAY_SECONDS": "retry_max_delay_seconds",
-    "CALLBACK_RETRY_WINDOW_SECONDS": "retry_window_seconds",
-    "CALLBACK_CONNECT_TIMEOUT_SECONDS": "connect_timeout_seconds",
-    "CALLBACK_READ_TIMEOUT_SECONDS": "read_timeout_seconds",
-    "CALLBACK_MAX_PAYLOAD_BYTES": "max_payload_bytes",
-    "STATUS_BASE_URL": "status_base_url",
-    # Local runs and tests only: moto instead of AWS.
-    "SQS_ENDPOINT_URL": "sqs_endpoint_url",
-    "SECRETS_MANAGER_ENDPOINT_URL": "secrets_manager_endpoint_url",
+    NotifierEnv.SIGNING_KEY_ARN: "secret_arn",
+    NotifierEnv.QUEUE_URL: "queue_url",
+    NotifierEnv.DEAD_LETTER_QUEUE_URL: "dead_letter_queue_url",
+    NotifierEnv.ALLOWED_HOSTS: "allowed_hosts",
+    NotifierEnv.ALLOW_LOOPBACK_HTTP: "allow_loopback_http",
+    NotifierEnv.RETRY_BASE_SECONDS: "retry_base_seconds",
+    NotifierEnv.RETRY_MAX_DELAY_SECONDS: "retry_max_delay_seconds",
+    NotifierEnv.RETRY_WINDOW_SECONDS: "retry_window_seconds",
+    NotifierEnv.CONNECT_TIMEOUT_SECONDS: "connect_timeout_seconds",
+    NotifierEnv.READ_TIMEOUT_SECONDS: "read_timeout_seconds",
+    NotifierEnv.MAX_PAYLOAD_BYTES: "max_payload_bytes",
+    NotifierEnv.STATUS_BASE_URL: "status_base_url",
+    NotifierEnv.SQS_ENDPOINT_URL: "sqs_endpoint_url",
+    NotifierEnv.SECRETS_MANAGER_ENDPOINT_URL: "secrets_manager_endpoint_url",
 }
 
 
@@ -60,8 +60,8 @@ class NotifierSettings(BaseModel):
     def _steps_fit(self) -> NotifierSettings:
         if self.retry_base_seconds > self.retry_max_delay_seconds:
             raise ValueError(
-                f"CALLBACK_RETRY_BASE_SECONDS ({self.retry_base_seconds}) must not exceed "
-                f"CALLBACK_RETRY_MAX_DELAY_SECONDS ({self.retry_max_delay_seconds})"
+                f"{NotifierEnv.RETRY_BASE_SECONDS} ({self.retry_base_seconds}) must not exceed "
+                f"{NotifierEnv.RETRY_MAX_DELAY_SECONDS} ({self.retry_max_delay_seconds})"
             )
         return self
 

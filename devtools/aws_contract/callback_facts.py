@@ -25,6 +25,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from api_handler.contract import NotifierEnv
 from devtools.aws_contract.api_requests import GENERATED_NAME
 from devtools.aws_contract.documented_facts import Finding, listed, resources_of_type
 from devtools.aws_contract.service_models import is_intrinsic, validate_request
@@ -120,9 +121,9 @@ def _schedule_findings(template: dict[str, Any]) -> Iterator[Finding]:
     queues = _resources(template, "AWS::SQS::Queue")
     for lid, props in resources_of_type(template, "AWS::Lambda::Function"):
         variables = props.get("Environment", {}).get("Variables", {})
-        if "CALLBACK_QUEUE_URL" not in variables:
+        if NotifierEnv.QUEUE_URL not in variables:
             continue
-        delay = _number(variables.get("CALLBACK_RETRY_MAX_DELAY_SECONDS"))
+        delay = _number(variables.get(NotifierEnv.RETRY_MAX_DELAY_SECONDS))
         if delay is not None and delay > MAX_VISIBILITY_SECONDS:
             yield Finding(
                 lid,
@@ -130,9 +131,9 @@ def _schedule_findings(template: dict[str, Any]) -> Iterator[Finding]:
                 f"CALLBACK_RETRY_MAX_DELAY_SECONDS={delay} exceeds "
                 f"ChangeMessageVisibility's {MAX_VISIBILITY_SECONDS} s",
             )
-        queue = queues.get(_queue_of(variables["CALLBACK_QUEUE_URL"]) or "", {})
+        queue = queues.get(_queue_of(variables[NotifierEnv.QUEUE_URL]) or "", {})
         retention = _number(queue.get("MessageRetentionPeriod", 345_600))
-        window = _number(variables.get("CALLBACK_RETRY_WINDOW_SECONDS"))
+        window = _number(variables.get(NotifierEnv.RETRY_WINDOW_SECONDS))
         if window is not None and retention is not None and window + (delay or 0) >= retention:
             yield Finding(
                 lid,
