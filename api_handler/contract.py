@@ -10,6 +10,7 @@ name, a content type or a limit changes here, and all of them follow.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -106,6 +107,7 @@ class Env:
     # Read by Powertools itself (https://docs.powertools.aws.dev/lambda/python/latest/#environment-variables).
     POWERTOOLS_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
     POWERTOOLS_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
+    POWERTOOLS_LOG_LEVEL: Final = "POWERTOOLS_LOG_LEVEL"
 
 
 class NotifierEnv:
@@ -190,3 +192,47 @@ def check_media_ranges(values: tuple[str, ...]) -> tuple[str, ...]:
 # media type (base64 in the event) so its bytes survive. JSON stays text so the request
 # validator can read JSON bodies.
 TEXT_MEDIA_PREFIXES: Final = ("text/", "application/json", "application/jsonlines", "application/x-ndjson")
+
+
+# ------------------------------------------------------------------ the handler's environment, built
+def handler_environment(
+    *,
+    input_bucket: str,
+    output_bucket: str,
+    failure_bucket: str,
+    endpoint_name: str,
+    hosting_mode: str,
+    default_invocation_timeout_seconds: int,
+    default_request_ttl_seconds: int,
+    status_retry_after_seconds: int,
+    service_name: str,
+    metrics_namespace: str,
+    inline_result_max_bytes: int = DEFAULT_INLINE_RESULT_MAX_BYTES,
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    max_upload_bytes: int = MAX_ASYNC_PAYLOAD_BYTES,
+    allowed_content_types: Sequence[str] = DEFAULT_ALLOWED_CONTENT_TYPES,
+) -> dict[str, str]:
+    """The API handler's environment (Env), as the stack's construct and the local stack both set it:
+    a new variable is added here once and both deployables follow. Each deployable adds only what is
+    its own on top (the local stack: its stand-ins' URLs, no tracing). The limits default to the
+    handler's own defaults (async_api/settings.py), which is what a run that does not choose them gets.
+    """
+    return {
+        Env.INPUT_BUCKET: input_bucket,
+        Env.OUTPUT_BUCKET: output_bucket,
+        Env.FAILURE_BUCKET: failure_bucket,
+        Env.ENDPOINT_NAME: endpoint_name,
+        # async: InvokeEndpointAsync and 202; realtime/serverless: InvokeEndpoint and 200.
+        Env.HOSTING_MODE: hosting_mode,
+        Env.DEFAULT_INVOCATION_TIMEOUT_SECONDS: str(default_invocation_timeout_seconds),
+        Env.DEFAULT_REQUEST_TTL_SECONDS: str(default_request_ttl_seconds),
+        Env.INLINE_RESULT_MAX_BYTES: str(inline_result_max_bytes),
+        Env.MAX_REQUEST_BYTES: str(max_request_bytes),
+        Env.MAX_UPLOAD_BYTES: str(max_upload_bytes),
+        Env.ALLOWED_CONTENT_TYPES: ",".join(allowed_content_types),
+        Env.STATUS_RETRY_AFTER_SECONDS: str(status_retry_after_seconds),
+        Env.POWERTOOLS_SERVICE_NAME: service_name,
+        Env.POWERTOOLS_METRICS_NAMESPACE: metrics_namespace,
+        # Powertools' own default, written out so a deployed function never inherits another level.
+        Env.POWERTOOLS_LOG_LEVEL: "INFO",
+    }

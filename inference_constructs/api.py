@@ -3,7 +3,9 @@
 Clients never touch S3 or SageMaker directly. The Lambda (api_handler/) stores the
 payload, starts the async inference and reports status. This construct puts the gateway's
 guard rails in front of it; the stack grants its role exactly what it needs on the resources'
-owners (InferenceStorage.grant_api_access, InferenceEndpoint.grant_invoke).
+owners (InferenceStorage.grant_api_access, InferenceEndpoint.grant_invoke). It takes the storage
+as the construct that owns it and the environment's ApiConfig as it is, so a new API setting is
+one field there and one use here, not a keyword threaded through the stack.
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
-from aws_cdk import aws_kms as kms
-from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from api_handler.async_api import schemas
@@ -28,13 +28,14 @@ from api_handler.contract import (
     SUBMIT_TO_MODEL,
     TEXT_MEDIA_PREFIXES,
     UPLOAD,
-    Env,
     Route,
+    handler_environment,
 )
-from app_config.models import UsagePlanConfig
+from app_config.models import ApiConfig, UsagePlanConfig
 from inference_constructs.encryption import allow_cloudwatch_logs
 from inference_constructs.handler_function import handler_function
 from inference_constructs.log_groups import encrypted_log_group
+from inference_constructs.storage import InferenceStorage
 
 LAMBDA_TIMEOUT = cdk.Duration.seconds(LAMBDA_TIMEOUT_SECONDS)
 
@@ -63,32 +64,19 @@ class InferenceApi(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        input_bucket: s3.IBucket,
-        output_bucket: s3.IBucket,
-        failure_bucket: s3.IBucket,
-        data_key: kms.IKey,
+        storage: InferenceStorage,
+        settings: ApiConfig,
         endpoint_name: str,
         hosting_mode: str,
         default_invocation_timeout_seconds: int,
         default_request_ttl_seconds: int,
-        inline_result_max_bytes: int,
-        max_request_bytes: int,
-        max_upload_bytes: int,
-        allowed_content_types: Sequence[str],
-        status_retry_after_seconds: int,
-        stage_name: str,
-        throttling_rate_limit: float,
-        throttling_burst_limit: int,
         log_retention_days: int,
-        memory_size_mb: int,
-        reserved_concurrency: int,
-        manage_account_cloudwatch_role: bool,
-        usage_plan: UsagePlanConfig | None = None,
         api_name: str | None = None,
         service_name: str = DEFAULT_SERVICE_NAME,
         retain_logs: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
+        data_key = storage.key
         # The log groups reuse the data key (no extra key to pay for): request ids and
         # callers in the logs deserve the same protection as the requests themselves.
         allow_cloudwatch_logs(data_key)
@@ -99,31 +87,29 @@ class InferenceApi(Construct):
             handler=API_HANDLER,
             description="Client API of the async inference endpoint",
             role_description="Client API Lambda: store requests, start async inferences, read results",
-            memory_size_mb=memory_size_mb,
-            # ApiConfig.lambda_reserved_concurrency: never below the stage burst limit.
-            reserved_concurrency=reserved_concurrency,
+            memory_size_mb=settings.memory_size_mb,
+            # Never below the stage burst limit (ApiConfig.lambda_reserved_concurrency).
+            reserved_concurrency=settings.lambda_reserved_concurrency,
             timeout=LAMBDA_TIMEOUT,
             log_group=encrypted_log_group(
                 self, "HandlerLogs", retention_days=log_retention_days, key=data_key, retain=retain_logs
             ),
-            environment={
-                Env.INPUT_BUCKET: input_bucket.bucket_name,
-                Env.OUTPUT_BUCKET: output_bucket.bucket_name,
-                Env.FAILURE_BUCKET: failure_bucket.bucket_name,
-                Env.ENDPOINT_NAME: endpoint_name,
-                # async: InvokeEndpointAsync and 202; realtime/serverless: InvokeEndpoint and 200.
-                Env.HOSTING_MODE: hosting_mode,
-                Env.DEFAULT_INVOCATION_TIMEOUT_SECONDS: str(default_invocation_timeout_seconds),
-                Env.DEFAULT_REQUEST_TTL_SECONDS: str(default_request_ttl_seconds),
-                Env.INLINE_RESULT_MAX_BYTES: str(inline_result_max_bytes),
-                Env.MAX_REQUEST_BYTES: str(max_request_bytes),
-                Env.MAX_UPLOAD_BYTES: str(max_upload_bytes),
-                Env.ALLOWED_CONTENT_TYPES: ",".join(allowed_content_types),
-                Env.STATUS_RETRY_AFTER_SECONDS: str(status_retry_after_seconds),
-                Env.POWERTOOLS_SERVICE_NAME: service_name,
-                Env.POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
-                "POWERTOOLS_LOG_LEVEL": "INFO",
-            },
+            environment=handler_environment(
+                input_bucket=storage.input_bucket.bucket_name,
+                output_bucket=storage.output_bucket.bucket_name,
+                failure_bucket=storage.failure_bucket.bucket_name,
+                endpoint_name=endpoint_name,
+                hosting_mode=hosting_mode,
+                default_invocation_timeout_seconds=default_invocation_timeout_seconds,
+                default_request_ttl_seconds=default_request_ttl_seconds,
+                status_retry_after_seconds=settings.status_retry_after_seconds,
+                service_name=service_name,
+                metrics_namespace=METRICS_NAMESPACE,
+                inline_result_max_bytes=settings.inline_result_max_bytes,
+                max_request_bytes=settings.max_request_bytes,
+                max_upload_bytes=settings.max_upload_bytes,
+                allowed_content_types=settings.allowed_content_types,
+            ),
         )
         self.function = handler.function
         self.role = handler.role
@@ -139,14 +125,14 @@ class InferenceApi(Construct):
             rest_api_name=api_name,
             description="Submit, track and fetch async inferences",
             endpoint_types=[apigw.EndpointType.REGIONAL],
-            binary_media_types=binary_media_types(allowed_content_types),
+            binary_media_types=binary_media_types(settings.allowed_content_types),
             # Execution logging needs the account-level API Gateway CloudWatch role; see docs/api.md.
-            cloud_watch_role=manage_account_cloudwatch_role,
+            cloud_watch_role=settings.manage_account_cloudwatch_role,
             default_method_options=apigw.MethodOptions(authorization_type=apigw.AuthorizationType.IAM),
             deploy_options=apigw.StageOptions(
-                stage_name=stage_name,
-                throttling_rate_limit=throttling_rate_limit,
-                throttling_burst_limit=throttling_burst_limit,
+                stage_name=settings.stage_name,
+                throttling_rate_limit=settings.throttling_rate_limit,
+                throttling_burst_limit=settings.throttling_burst_limit,
                 logging_level=apigw.MethodLoggingLevel.INFO,
                 data_trace_enabled=False,
                 metrics_enabled=True,
@@ -168,9 +154,9 @@ class InferenceApi(Construct):
         # RestApi adds an "Endpoint" output on its own; the stack exports the URL once, as ApiUrl.
         self.rest_api.node.try_remove_child("Endpoint")
         self._gateway_responses()
-        self._routes(api_key_required=usage_plan is not None)
-        if usage_plan is not None:
-            self._usage_plan(usage_plan)
+        self._routes(api_key_required=settings.usage_plan is not None)
+        if settings.usage_plan is not None:
+            self._usage_plan(settings.usage_plan)
 
     # ------------------------------------------------------------------ API
     def _gateway_responses(self) -> None:

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
-from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from api_handler.contract import INPUT_PREFIX, OUTPUT_PREFIX
+from inference_constructs.storage import InferenceStorage, list_within_prefixes
 
 BATCH_INPUT_PREFIX = f"{INPUT_PREFIX}batch/"
 BATCH_OUTPUT_PREFIX = f"{OUTPUT_PREFIX}batch/"
@@ -40,21 +39,14 @@ class BatchTransformAccess(Construct):
         construct_id: str,
         *,
         execution_role: iam.IRole,
-        input_bucket: s3.IBucket,
-        output_bucket: s3.IBucket,
-        data_key: kms.IKey,
+        storage: InferenceStorage,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
+        input_bucket, output_bucket = storage.input_bucket, storage.output_bucket
         # S3Prefix input: SageMaker lists the prefix. The bucket ARN as resource, the prefix as
         # condition (https://docs.aws.amazon.com/AmazonS3/latest/userguide/amazon-s3-policy-keys.html).
-        execution_role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["s3:ListBucket"],
-                resources=[input_bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [f"{BATCH_INPUT_PREFIX}*"]}},
-            )
-        )
+        execution_role.add_to_principal_policy(list_within_prefixes(input_bucket, (BATCH_INPUT_PREFIX,)))
         # GetObject on requests/* and PutObject on responses/* (with the key) the role has already.
         log_group = stack.format_arn(
             service="logs",
@@ -91,12 +83,8 @@ class BatchTransformAccess(Construct):
                 iam.PolicyStatement(
                     actions=["s3:GetObject"], resources=[output_bucket.arn_for_objects(f"{BATCH_OUTPUT_PREFIX}*")]
                 ),
-                iam.PolicyStatement(
-                    actions=["s3:ListBucket"],
-                    resources=[output_bucket.bucket_arn],
-                    conditions={"StringLike": {"s3:prefix": [f"{BATCH_OUTPUT_PREFIX}*"]}},
-                ),
-                iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[data_key.key_arn]),
+                list_within_prefixes(output_bucket, (BATCH_OUTPUT_PREFIX,)),
+                iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[storage.key.key_arn]),
             ],
         )
         self.input_uri = f"s3://{input_bucket.bucket_name}/{BATCH_INPUT_PREFIX}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import aws_cdk as cdk
@@ -9,7 +10,15 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from api_handler.contract import FAILURE_PREFIX, INPUT_PREFIX, OUTPUT_PREFIX, UPLOAD_PREFIX, ResultPaths
+from api_handler.async_api.callback_state import STATE_FILE
+from api_handler.contract import (
+    FAILURE_PREFIX,
+    INPUT_PREFIX,
+    OUTPUT_PREFIX,
+    RECEIPT_FILE,
+    UPLOAD_PREFIX,
+    ResultPaths,
+)
 from inference_constructs.encryption import customer_managed_key, removal_policy
 
 # The key prefixes inside the three buckets are the API's storage layout (api_handler/contract.py).
@@ -122,12 +131,7 @@ class InferenceStorage(Construct):
             ],
         )
         # Decrypt to read requests (and to complete multipart uploads); GenerateDataKey to write.
-        key = iam.Grant.add_to_principal(
-            grantee=grantee,
-            actions=["kms:Decrypt", "kms:GenerateDataKey"],
-            resource_arns=[self.key.key_arn],
-        )
-        return read.combine(write).combine(key)
+        return read.combine(write).combine(self._grant_data_key(grantee))
 
     def grant_api_access(self, grantee: iam.IGrantable, *, writes_results: bool) -> iam.Grant:
         """Exactly what the API handler does, written out (bucket.grant_* would add wildcard actions).
@@ -148,30 +152,63 @@ class InferenceStorage(Construct):
         for actions, arns in (
             (["s3:GetObject"], [requests, uploads, outputs, failures]),
             (["s3:DeleteObject"], [requests, uploads]),
-            # GenerateDataKey to write SSE-KMS objects (also through presigned PUTs), Decrypt to read.
-            (["kms:Decrypt", "kms:GenerateDataKey"], [self.key.key_arn]),
         ):
             grant = grant.combine(iam.Grant.add_to_principal(grantee=grantee, actions=actions, resource_arns=arns))
-        # Without ListBucket, S3 answers 403 instead of 404 for a missing object, and the
-        # handler could not tell "not finished yet" / "unknown id" from a real denial.
-        # S3 evaluates that implicit ListBucket with the object's key as s3:prefix (observed
-        # behaviour, not in the API reference: a pending inference answering 500 instead of
-        # 202 after a deploy would mean otherwise), so the condition keeps the 404s and still
-        # denies listing any other prefix.
-        for bucket, prefixes in (
-            (self.input_bucket, (INPUT_PREFIX, UPLOAD_PREFIX)),
-            (self.output_bucket, (OUTPUT_PREFIX,)),
-            (self.failure_bucket, (FAILURE_PREFIX,)),
-        ):
-            grant = grant.combine(
-                iam.Grant.add_to_principal(
-                    grantee=grantee,
-                    actions=["s3:ListBucket"],
-                    resource_arns=[bucket.bucket_arn],
-                    conditions=list_within_prefixes_condition(prefixes),
-                )
+        # GenerateDataKey to write SSE-KMS objects (also through presigned PUTs), Decrypt to read.
+        grant = grant.combine(self._grant_data_key(grantee))
+        return grant.combine(self._grant_list_results(grantee, input_prefixes=(INPUT_PREFIX, UPLOAD_PREFIX)))
+
+    def grant_notifier_access(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Exactly what the callback notifier does (api_handler/notifier/notify.py), written out.
+
+        It reads receipts and callback states (requests/*/receipt.json, requests/*/callback.json),
+        writes callback states, and reads results and failures as GET /invocations/{id} does;
+        bucket.grant_* would add wildcard actions and every key of the bucket.
+        """
+        receipts = self.input_bucket.arn_for_objects(f"{INPUT_PREFIX}*/{RECEIPT_FILE}")
+        states = self.input_bucket.arn_for_objects(f"{INPUT_PREFIX}*/{STATE_FILE}")
+        outputs = self.output_bucket.arn_for_objects(f"{OUTPUT_PREFIX}*")
+        failures = self.failure_bucket.arn_for_objects(f"{FAILURE_PREFIX}*")
+        reads = iam.Grant.add_to_principal(
+            grantee=grantee, actions=["s3:GetObject"], resource_arns=[receipts, states, outputs, failures]
+        )
+        writes = iam.Grant.add_to_principal(grantee=grantee, actions=["s3:PutObject"], resource_arns=[states])
+        # As for the API: without ListBucket a missing object is a 403, not "not there yet".
+        lists = self._grant_list_results(grantee, input_prefixes=(INPUT_PREFIX,))
+        # Decrypt to read SSE-KMS objects, GenerateDataKey to write the state object.
+        return reads.combine(writes).combine(lists).combine(self._grant_data_key(grantee))
+
+    def _grant_data_key(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Decrypt and GenerateDataKey on the data key: what reading and writing SSE-KMS objects needs
+        (key.grant_encrypt_decrypt would add kms:Encrypt, kms:ReEncrypt* and GenerateDataKey*)."""
+        return iam.Grant.add_to_principal(
+            grantee=grantee, actions=["kms:Decrypt", "kms:GenerateDataKey"], resource_arns=[self.key.key_arn]
+        )
+
+    def _grant_list_results(self, grantee: iam.IGrantable, *, input_prefixes: Sequence[str]) -> iam.Grant:
+        """s3:ListBucket on each bucket, only under `input_prefixes` of the input bucket and the
+        result prefixes of the output and failure buckets.
+
+        Without ListBucket, S3 answers 403 instead of 404 for a missing object, and a reader could
+        not tell "not finished yet" / "unknown id" from a real denial. S3 evaluates that implicit
+        ListBucket with the object's key as s3:prefix (observed behaviour, not in the API reference:
+        a pending inference answering 500 instead of 202 after a deploy would mean otherwise), so the
+        condition keeps the 404s and still denies listing any other prefix.
+        """
+        grants = (
+            iam.Grant.add_to_principal(
+                grantee=grantee,
+                actions=["s3:ListBucket"],
+                resource_arns=[bucket.bucket_arn],
+                conditions=list_within_prefixes_condition(prefixes),
             )
-        return grant
+            for bucket, prefixes in (
+                (self.input_bucket, input_prefixes),
+                (self.output_bucket, (OUTPUT_PREFIX,)),
+                (self.failure_bucket, (FAILURE_PREFIX,)),
+            )
+        )
+        return functools.reduce(iam.Grant.combine, grants)
 
 
 def list_within_prefixes_condition(prefixes: Sequence[str]) -> dict[str, dict[str, list[str]]]:

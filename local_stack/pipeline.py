@@ -166,23 +166,28 @@ class LocalPipeline:
         return self
 
     def lambda_environment(self) -> dict[str, str]:
-        """The API Lambda's environment variables, as the stack would set them, pointed at the stand-ins."""
+        """The API Lambda's environment variables, as the stack sets them (contract.handler_environment),
+        pointed at the stand-ins. The limits are the handler's defaults; `PipelineConfig.lambda_env`
+        overrides any of them."""
         assert self.resources is not None and self.runtime is not None and self.aws_endpoint_url is not None
         env = contract.Env
         return {
-            env.INPUT_BUCKET: self.resources.input_bucket,
-            env.OUTPUT_BUCKET: self.resources.output_bucket,
-            env.FAILURE_BUCKET: self.resources.failure_bucket,
-            env.ENDPOINT_NAME: ENDPOINT_NAME,
-            env.HOSTING_MODE: self.config.hosting_mode,
+            **contract.handler_environment(
+                input_bucket=self.resources.input_bucket,
+                output_bucket=self.resources.output_bucket,
+                failure_bucket=self.resources.failure_bucket,
+                endpoint_name=ENDPOINT_NAME,
+                hosting_mode=self.config.hosting_mode,
+                default_invocation_timeout_seconds=self.config.default_invocation_timeout_seconds,
+                default_request_ttl_seconds=self.config.default_request_ttl_seconds,
+                status_retry_after_seconds=self.config.status_retry_after_seconds,
+                service_name="async-inference-api",
+                # Not the stack's namespace: local runs never mix with deployed metrics.
+                metrics_namespace="AsyncInferenceLocal",
+            ),
+            # Local only: the stand-ins instead of AWS.
             env.SAGEMAKER_RUNTIME_ENDPOINT_URL: self.runtime.endpoint_url,
             env.S3_ENDPOINT_URL: self.aws_endpoint_url,
-            env.DEFAULT_INVOCATION_TIMEOUT_SECONDS: str(self.config.default_invocation_timeout_seconds),
-            env.DEFAULT_REQUEST_TTL_SECONDS: str(self.config.default_request_ttl_seconds),
-            env.STATUS_RETRY_AFTER_SECONDS: str(self.config.status_retry_after_seconds),
-            env.POWERTOOLS_SERVICE_NAME: "async-inference-api",
-            # Not the stack's namespace: local runs never mix with deployed metrics.
-            env.POWERTOOLS_METRICS_NAMESPACE: "AsyncInferenceLocal",
             # No X-Ray daemon here: tracing off, so nothing tries to send segments.
             "POWERTOOLS_TRACE_DISABLED": "true",
             **(api_callback_environment() if self.callbacks is not None else {}),

@@ -89,14 +89,7 @@ class AsyncInferenceStack(cdk.Stack):
         if config.encrypt_storage_volume:
             storage.key.grant_encrypt_decrypt(execution.role)
         # Offline scoring of S3 data with the same model (python -m inference_client batch).
-        batch = BatchTransformAccess(
-            self,
-            "Batch",
-            execution_role=execution.role,
-            input_bucket=storage.input_bucket,
-            output_bucket=storage.output_bucket,
-            data_key=storage.key,
-        )
+        batch = BatchTransformAccess(self, "Batch", execution_role=execution.role, storage=storage)
 
         endpoint = InferenceEndpoint(
             self,
@@ -156,27 +149,13 @@ class AsyncInferenceStack(cdk.Stack):
         api = InferenceApi(
             self,
             "Api",
-            input_bucket=storage.input_bucket,
-            output_bucket=storage.output_bucket,
-            failure_bucket=storage.failure_bucket,
-            data_key=storage.key,
+            storage=storage,
+            settings=config.api,
             endpoint_name=endpoint.endpoint_name,
             hosting_mode=hosting.mode,
             default_invocation_timeout_seconds=config.invocation_timeout_seconds,
             default_request_ttl_seconds=config.request_ttl_seconds,
-            inline_result_max_bytes=config.api.inline_result_max_bytes,
-            max_request_bytes=config.api.max_request_bytes,
-            max_upload_bytes=config.api.max_upload_bytes,
-            allowed_content_types=config.api.allowed_content_types,
-            status_retry_after_seconds=config.api.status_retry_after_seconds,
-            stage_name=config.api.stage_name,
-            throttling_rate_limit=config.api.throttling_rate_limit,
-            throttling_burst_limit=config.api.throttling_burst_limit,
             log_retention_days=config.log_retention_days,
-            memory_size_mb=config.api.memory_size_mb,
-            reserved_concurrency=config.api.lambda_reserved_concurrency,
-            manage_account_cloudwatch_role=config.api.manage_account_cloudwatch_role,
-            usage_plan=config.api.usage_plan,
             api_name=f"async-inference-{config.name}",
             service_name=api_service,
             retain_logs=config.retain_data,
@@ -202,26 +181,16 @@ class AsyncInferenceStack(cdk.Stack):
         notifier: InferenceCallbacks | None = None
         if hosting.mode == "async" and config.callbacks.enabled:
             # Completion callbacks: SageMaker's topics feed the notifier's queue.
-            callbacks = config.callbacks
             notifier = InferenceCallbacks(
                 self,
                 "Callbacks",
                 topics=notifications.topics,
-                input_bucket=storage.input_bucket,
-                output_bucket=storage.output_bucket,
-                failure_bucket=storage.failure_bucket,
-                data_key=storage.key,
+                storage=storage,
+                settings=config.callbacks,
                 endpoint_name=endpoint.endpoint_name,
+                # The notifier reads results with the API's code and settings, inline limit included.
                 inline_result_max_bytes=config.api.inline_result_max_bytes,
                 status_base_url=api.url,
-                allowed_hosts=callbacks.allowed_hosts,
-                retry_base_seconds=callbacks.retry_base_seconds,
-                retry_max_delay_seconds=callbacks.retry_max_delay_seconds,
-                retry_window_hours=callbacks.retry_window_hours,
-                max_payload_bytes=callbacks.max_payload_bytes,
-                connect_timeout_seconds=callbacks.connect_timeout_seconds,
-                read_timeout_seconds=callbacks.read_timeout_seconds,
-                max_concurrency=callbacks.max_concurrency,
                 alarm_topic=alarms.topic,
                 log_retention_days=config.log_retention_days,
                 retain=config.retain_data,
