@@ -10,7 +10,11 @@ of file at once, answers every request in flight with 500 (on an asynchronous
 endpoint SageMaker then records the failure), reports ``restarting`` on /ping
 (503) and starts a new engine, which reports ready when its model is loaded.
 An engine that dies before it was ever ready is not restarted (a model that
-cannot load would crash-loop): /ping says ``failed`` with the reason.
+cannot load would crash-loop): /ping says ``failed`` with the reason. One that
+served before and dies again while its replacement loads (memory still tight
+after an out-of-memory kill, say) is started again after a pause that doubles,
+MAX_RESTARTS times in a row at most; then /ping says ``failed`` and SageMaker's
+health check takes the instance out of service.
 """
 
 from __future__ import annotations
@@ -35,6 +39,10 @@ from .user_code import HookResponse
 log = logging.getLogger(__name__)
 # How long a request whose write failed waits for the engine's exit to be noticed.
 ENGINE_EXIT_WAIT_S = 30.0
+# Restarts in a row without the model becoming ready again, and the pause before the second
+# (doubling after it): the first restart is immediate, a crash-looping engine stops after the last.
+MAX_RESTARTS = 3
+RESTART_BACKOFF_S = 1.0
 
 
 def describe_exit(returncode: int) -> str:
@@ -68,6 +76,7 @@ class EngineProcess:
         self._task: str | None = None
         self._user_code = False
         self._ever_ready = False
+        self._restarts = 0  # in a row, since the model was last ready
         self._stopping = False
         self._proc: subprocess.Popen[bytes] | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -97,6 +106,10 @@ class EngineProcess:
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None and self._proc.returncode is None else None
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
 
     def memory_bytes(self) -> int | None:
         pid = self.pid
@@ -156,6 +169,7 @@ class EngineProcess:
                 self._task, self._user_code = message["task"], message["user_code"]
                 if message["status"] == "ready":
                     self._ever_ready = True
+                    self._restarts = 0
                     log.info(
                         "engine ready",
                         extra={
@@ -191,9 +205,10 @@ class EngineProcess:
             return
         if self._status == "failed":
             return  # the load failed and the engine said why: keep that reason
-        if not (self._ever_ready and self.restart) or self._status == "restarting":
-            # Never ready, or died again while restarting: a restart would crash-loop; /ping stays 503.
-            self._set_status("failed", f"the inference engine process {how} before the model was ready")
+        if not (self._ever_ready and self.restart) or self._restarts >= MAX_RESTARTS:
+            # Never ready, or died again on every restart: another start would crash-loop; /ping stays 503.
+            again = f" ({self._restarts} restarts in a row)" if self._restarts else ""
+            self._set_status("failed", f"the inference engine process {how} before the model was ready{again}")
             log.error(
                 "engine died while loading",
                 extra={
@@ -208,7 +223,14 @@ class EngineProcess:
             f"engine process {how}: restarting it",
             extra={"event": "engine_exit", "engine": self.name, "returncode": returncode, "in_flight": len(in_flight)},
         )
+        delay = RESTART_BACKOFF_S * 2 ** (self._restarts - 1) if self._restarts else 0.0
+        self._restarts += 1
         self._set_status("restarting", f"the inference engine process {how}; restarting")
+        if delay:
+            await asyncio.sleep(delay)
+            if self.stopping:  # SIGTERM arrived during the pause: nothing to start
+                self._set_status("stopped")
+                return
         await self._spawn()
 
     async def stop(self, timeout: float) -> None:

@@ -21,7 +21,7 @@ import httpx
 import numpy as np
 import pytest
 from model_server import transport
-from model_server.engine_process import describe_exit
+from model_server.engine_process import MAX_RESTARTS, RESTART_BACKOFF_S, describe_exit
 
 from tests.processes import run_captured, wait_for
 
@@ -91,6 +91,62 @@ def test_engine_killed_mid_batch_in_flight_500_ping_503_then_200_and_serves_agai
     assert exit_event["returncode"] == -signal.SIGKILL and exit_event["in_flight"] >= 1
     assert len(failed) == exit_event["in_flight"], "exactly the requests in flight get 500"
     assert server.proc.poll() is None  # the front end never went down
+
+
+def started_engines(server: ServerProcess) -> list[int]:
+    """Every engine process the front end started, oldest first (ready or not)."""
+    return [int(event["pid"]) for event in server.log_events("engine_start")]
+
+
+def kill_while_loading(server: ServerProcess, pid: int) -> int:
+    """SIGKILL ``pid`` and return the engine started after it, once that one is inside its load."""
+    before = len(started_engines(server))
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: len(started_engines(server)) > before, timeout=30, what="another engine to start")
+    return started_engines(server)[-1]
+
+
+@pytest.fixture
+def gated_server(user_model_dir: Path, start_server, tmp_path: Path) -> tuple[ServerProcess, Path]:
+    """Ready once; the gate file is then removed, so every engine started after it waits inside model_fn."""
+    gate = tmp_path / "load-gate"
+    gate.touch()
+    server = start_server(user_model_dir, TEST_LOAD_GATE=str(gate))
+    server.wait_until(200)
+    gate.unlink()
+    return server, gate
+
+
+def test_an_engine_that_dies_again_while_restarting_is_started_again(gated_server) -> None:
+    """A replacement killed during its load (memory still tight after an OOM kill) gets another start."""
+    server, gate = gated_server
+    first = engine_pid(server)
+    second = kill_while_loading(server, first)
+    third = kill_while_loading(server, second)
+    assert len({first, second, third}) == 3
+    ping = server.ping()
+    assert ping.status_code == 503 and ping.json()["status"] == "restarting", ping.text
+    gate.touch()  # the load may finish now
+    server.wait_until(200)
+    assert engine_pid(server) == third
+    assert server.client.post("/invocations", json={"inputs": "after two restarts"}).status_code == 200
+    assert [event["returncode"] for event in server.log_events("engine_exit")] == [-signal.SIGKILL] * 2
+
+
+def test_an_engine_that_keeps_dying_while_restarting_is_given_up_with_the_reason(gated_server) -> None:
+    """Bounded: after MAX_RESTARTS starts in a row without a ready model, /ping stays 503 `failed`."""
+    server, _gate = gated_server
+    pid = engine_pid(server)
+    for _ in range(MAX_RESTARTS):
+        pid = kill_while_loading(server, pid)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: server.ping().json()["status"] == "failed", timeout=30, what="/ping to say failed")
+    ping = server.ping()
+    assert ping.status_code == 503, ping.text
+    assert f"{MAX_RESTARTS} restarts in a row" in ping.json()["error"] and "SIGKILL" in ping.json()["error"]
+    time.sleep(RESTART_BACKOFF_S * 2**MAX_RESTARTS)  # longer than the next pause would have been
+    assert len(started_engines(server)) == 1 + MAX_RESTARTS, "no engine is started after giving up"
+    assert server.proc.poll() is None  # the front end stays up: SageMaker's health check decides
 
 
 def test_sigterm_stops_the_engine_after_the_front_end_and_exits_0(crash_server: ServerProcess) -> None:
