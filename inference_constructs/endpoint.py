@@ -16,36 +16,41 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_sns as sns
 from constructs import Construct
+
+from api_handler.contract import ResultPaths
+from app_config.models import DeploymentGuardrails
 
 VARIANT_NAME = "AllTraffic"
 
 
 def async_inference_config(
     *,
-    s3_output_path: str,
-    s3_failure_path: str,
-    output_kms_key_arn: str,
-    success_topic_arn: str,
-    error_topic_arn: str,
+    result_paths: ResultPaths,
+    output_key: kms.IKey,
+    success_topic: sns.ITopic,
+    error_topic: sns.ITopic,
     max_concurrent_invocations_per_instance: int,
 ) -> sagemaker.CfnEndpointConfig.AsyncInferenceConfigProperty:
     """Where results go and how hard SageMaker drives one container.
 
-    The output key encrypts responses and failures; it is independent of the
-    endpoint-config KmsKeyId (storage volume), which NVMe instance types reject.
-    IncludeInferenceResponseIn is left unset: responses may be sensitive and
-    notifications travel further than the output bucket.
+    `result_paths` is the storage layout's S3OutputPath and S3FailurePath (the local runtime
+    stand-in writes where the same object says). The output key encrypts responses and
+    failures; it is independent of the endpoint-config KmsKeyId (storage volume), which NVMe
+    instance types reject. IncludeInferenceResponseIn is left unset: responses may be
+    sensitive and notifications travel further than the output bucket.
     """
     return sagemaker.CfnEndpointConfig.AsyncInferenceConfigProperty(
         output_config=sagemaker.CfnEndpointConfig.AsyncInferenceOutputConfigProperty(
-            s3_output_path=s3_output_path,
-            s3_failure_path=s3_failure_path,
-            kms_key_id=output_kms_key_arn,
+            s3_output_path=result_paths.s3_output_path,
+            s3_failure_path=result_paths.s3_failure_path,
+            kms_key_id=output_key.key_arn,
             notification_config=sagemaker.CfnEndpointConfig.AsyncInferenceNotificationConfigProperty(
-                success_topic=success_topic_arn,
-                error_topic=error_topic_arn,
+                success_topic=success_topic.topic_arn,
+                error_topic=error_topic.topic_arn,
             ),
         ),
         client_config=sagemaker.CfnEndpointConfig.AsyncInferenceClientConfigProperty(
@@ -137,18 +142,13 @@ def container_definition(
 
 
 def deployment_guardrails(
-    *,
-    strategy: str,
-    step_percent: int,
-    wait_interval_seconds: int,
-    termination_wait_seconds: int,
-    maximum_execution_timeout_seconds: int,
-    rollback_alarm_names: list[str],
+    *, settings: DeploymentGuardrails, rollback_alarm_names: list[str]
 ) -> sagemaker.CfnEndpoint.DeploymentConfigProperty:
-    """Blue/green update of the endpoint with automatic rollback.
+    """Blue/green update of the endpoint with automatic rollback, as the environment's
+    DeploymentGuardrails configure it.
 
     SageMaker brings up a new fleet, shifts capacity to it (at once, as a canary
-    step, or in linear steps), bakes for `termination_wait_seconds`, and rolls back
+    step, or in linear steps), bakes for `settings.termination_wait_seconds`, and rolls back
     if any of the named alarms fires meanwhile. Steps are percentages of capacity:
     with autoscaling, instance counts are not known at deploy time.
 
@@ -158,18 +158,19 @@ def deployment_guardrails(
     although the CloudFormation schema does not, and rejects the create or update
     without it. For ALL_AT_ONCE it is the wait after the whole shift, before baking.
     """
-    step = sagemaker.CfnEndpoint.CapacitySizeProperty(type="CAPACITY_PERCENT", value=step_percent)
+    strategy = settings.strategy
+    step = sagemaker.CfnEndpoint.CapacitySizeProperty(type="CAPACITY_PERCENT", value=settings.step_percent)
     routing = sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(
         type=strategy.upper(),
         canary_size=step if strategy == "canary" else None,
         linear_step_size=step if strategy == "linear" else None,
-        wait_interval_in_seconds=wait_interval_seconds,
+        wait_interval_in_seconds=settings.wait_interval_seconds,
     )
     return sagemaker.CfnEndpoint.DeploymentConfigProperty(
         blue_green_update_policy=sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty(
             traffic_routing_configuration=routing,
-            termination_wait_in_seconds=termination_wait_seconds,
-            maximum_execution_timeout_in_seconds=maximum_execution_timeout_seconds,
+            termination_wait_in_seconds=settings.termination_wait_seconds,
+            maximum_execution_timeout_in_seconds=settings.maximum_execution_timeout_seconds,
         ),
         auto_rollback_configuration=sagemaker.CfnEndpoint.AutoRollbackConfigProperty(
             alarms=[sagemaker.CfnEndpoint.AlarmProperty(alarm_name=name) for name in rollback_alarm_names]

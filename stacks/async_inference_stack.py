@@ -115,23 +115,15 @@ class AsyncInferenceStack(cdk.Stack):
             model_cache_setting=hosting.model_cache_setting if isinstance(hosting, MultiModelHosting) else None,
             variant=self._variant(config, image.cuda_version),
             async_config=async_inference_config(
-                s3_output_path=storage.result_paths.s3_output_path,
-                s3_failure_path=storage.result_paths.s3_failure_path,
-                output_kms_key_arn=storage.key.key_arn,
-                success_topic_arn=notifications.success_topic.topic_arn,
-                error_topic_arn=notifications.error_topic.topic_arn,
+                result_paths=storage.result_paths,
+                output_key=storage.key,
+                success_topic=notifications.success_topic,
+                error_topic=notifications.error_topic,
                 max_concurrent_invocations_per_instance=config.max_concurrent_invocations_per_instance,
             )
             if hosting.mode == "async"
             else None,
-            deployment_config=deployment_guardrails(
-                strategy=config.deployment.strategy,
-                step_percent=config.deployment.step_percent,
-                wait_interval_seconds=config.deployment.wait_interval_seconds,
-                termination_wait_seconds=config.deployment.termination_wait_seconds,
-                maximum_execution_timeout_seconds=config.deployment.maximum_execution_timeout_seconds,
-                rollback_alarm_names=rollback_alarms,
-            ),
+            deployment_config=deployment_guardrails(settings=config.deployment, rollback_alarm_names=rollback_alarms),
             storage_volume_kms_key_arn=storage.key.key_arn if config.encrypt_storage_volume else None,
         )
 
