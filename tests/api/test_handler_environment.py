@@ -4,7 +4,7 @@ documented variables (https://docs.powertools.aws.dev/lambda/python/latest/#envi
 
 from __future__ import annotations
 
-import functools
+from typing import Any
 
 import pytest
 
@@ -13,31 +13,22 @@ from api_handler.contract import Env, handler_environment
 from app_config.models import ApiConfig
 
 POWERTOOLS_VARIABLES = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
-# The stack's choices that are not ApiConfig's: where the data is, which endpoint serves it, and
-# the timeouts (EnvironmentConfig's).
-_build = functools.partial(
-    handler_environment,
-    input_bucket="in-bucket",
-    output_bucket="out-bucket",
-    failure_bucket="fail-bucket",
-    endpoint_name="endpoint-1",
-    service_name="inference-api-test",
-    metrics_namespace="Test",
-    default_invocation_timeout_seconds=120,
-    default_request_ttl_seconds=3600,
-)
+# What the construct passes from the environment's ApiConfig: the same names in ApiConfig,
+# handler_environment's keywords and the handler's Settings.
+API_LIMITS = {
+    "inline_result_max_bytes",
+    "max_request_bytes",
+    "max_upload_bytes",
+    "allowed_content_types",
+    "status_retry_after_seconds",
+}
+# The rest of what it is given (storage, endpoint, EnvironmentConfig's timeouts), named as Settings names them.
+PLACE: dict[str, Any] = {"input_bucket": "in-bucket", "output_bucket": "out-bucket", "failure_bucket": "fail-bucket"}
+TIMEOUTS: dict[str, Any] = {"default_invocation_timeout_seconds": 120, "default_request_ttl_seconds": 3600}
 
 
-def _environment(*, hosting_mode: str = "async", api: ApiConfig) -> dict[str, str]:
-    """As the construct calls it: every limit from the environment's ApiConfig."""
-    return _build(
-        hosting_mode=hosting_mode,
-        status_retry_after_seconds=api.status_retry_after_seconds,
-        inline_result_max_bytes=api.inline_result_max_bytes,
-        max_request_bytes=api.max_request_bytes,
-        max_upload_bytes=api.max_upload_bytes,
-        allowed_content_types=api.allowed_content_types,
-    )
+def _environment(given: dict[str, Any]) -> dict[str, str]:
+    return handler_environment(**given, service_name="inference-api-test", metrics_namespace="Test")
 
 
 @pytest.mark.parametrize(
@@ -55,32 +46,30 @@ def _environment(*, hosting_mode: str = "async", api: ApiConfig) -> dict[str, st
 )
 @pytest.mark.parametrize("hosting_mode", ["async", "realtime", "serverless", "multimodel"])
 def test_the_handler_reads_back_every_value_it_is_given(api: ApiConfig, hosting_mode: str) -> None:
-    settings = Settings.from_environment(_environment(hosting_mode=hosting_mode, api=api))
-    assert (settings.input_bucket, settings.output_bucket, settings.failure_bucket, settings.endpoint_name) == (
-        "in-bucket",
-        "out-bucket",
-        "fail-bucket",
-        "endpoint-1",
-    )
-    assert settings.hosting_mode == hosting_mode
-    assert (settings.default_invocation_timeout_seconds, settings.default_request_ttl_seconds) == (120, 3600)
-    assert settings.inline_result_max_bytes == api.inline_result_max_bytes
-    assert settings.max_request_bytes == api.max_request_bytes
-    assert settings.max_upload_bytes == api.max_upload_bytes
-    assert settings.allowed_content_types == api.allowed_content_types
-    assert settings.status_retry_after_seconds == api.status_retry_after_seconds
+    given = {
+        **PLACE,
+        **TIMEOUTS,
+        **api.model_dump(include=API_LIMITS),
+        "endpoint_name": "endpoint-1",
+        "hosting_mode": hosting_mode,
+    }
+    settings = Settings.from_environment(_environment(given))
+    assert settings.model_dump(include=set(given)) == given
 
 
 def test_every_variable_is_read_by_the_handler_or_by_powertools() -> None:
-    written = set(_environment(api=ApiConfig()))
+    given = {**PLACE, **TIMEOUTS, **ApiConfig().model_dump(include=API_LIMITS)}
+    written = set(_environment({**given, "endpoint_name": "e", "hosting_mode": "async"}))
     assert written - set(ENVIRONMENT) == POWERTOOLS_VARIABLES
     # The local-only and callback variables are each deployable's own additions, never built here.
     assert not written & {Env.S3_ENDPOINT_URL, Env.SAGEMAKER_RUNTIME_ENDPOINT_URL, Env.CALLBACKS_ENABLED}
 
 
 def test_limits_left_out_are_the_handlers_own_defaults() -> None:
-    """The local stack passes no limits: what it sets must be what the handler would assume unset."""
-    environment = _build(hosting_mode="async", status_retry_after_seconds=7)
+    """The local stack passes no limits but the Retry-After: what it sets must be what the handler
+    would assume unset."""
+    given = {**PLACE, **TIMEOUTS, "endpoint_name": "e", "hosting_mode": "async", "status_retry_after_seconds": 7}
+    environment = _environment(given)
     limits = {Env.INLINE_RESULT_MAX_BYTES, Env.MAX_REQUEST_BYTES, Env.MAX_UPLOAD_BYTES, Env.ALLOWED_CONTENT_TYPES}
     assert limits <= set(environment)
     unset = {name: value for name, value in environment.items() if name not in limits}
