@@ -205,7 +205,7 @@ class InferenceEndpoint(Construct):
         model_cache_setting: str | None = None,
         async_config: sagemaker.CfnEndpointConfig.AsyncInferenceConfigProperty | None = None,
         deployment_config: sagemaker.CfnEndpoint.DeploymentConfigProperty | None = None,
-        storage_volume_kms_key_arn: str | None = None,
+        storage_volume_key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.is_async = async_config is not None
@@ -229,7 +229,7 @@ class InferenceEndpoint(Construct):
             # `variant` takes the model's generated name, known only here.
             production_variants=[variant(self.model.attr_model_name)],
             async_inference_config=async_config,
-            kms_key_id=storage_volume_kms_key_arn,
+            kms_key_id=storage_volume_key.key_arn if storage_volume_key is not None else None,
         )
         self.endpoint = sagemaker.CfnEndpoint(
             self,

@@ -124,7 +124,7 @@ class AsyncInferenceStack(cdk.Stack):
             if hosting.mode == "async"
             else None,
             deployment_config=deployment_guardrails(settings=config.deployment, rollback_alarm_names=rollback_alarms),
-            storage_volume_kms_key_arn=storage.key.key_arn if config.encrypt_storage_volume else None,
+            storage_volume_key=storage.key if config.encrypt_storage_volume else None,
         )
 
         if config.autoscaling_enabled:

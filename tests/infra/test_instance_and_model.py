@@ -101,6 +101,32 @@ def test_cpu_type_runs_the_container_on_cpu_without_an_ami(tmp_path) -> None:
     assert "InferenceAmiVersion" not in config["Properties"]["ProductionVariants"][0]
 
 
+def test_storage_volume_key_on_an_ebs_instance_is_the_data_key(tmp_path) -> None:
+    """CreateEndpointConfig's KmsKeyId encrypts the ML storage volume (EBS-backed types only)."""
+    template = _synth(tmp_path, instance_type="ml.c5.xlarge", allow_cpu_instance=True, encrypt_storage_volume=True)
+    [config] = template.find_resources("AWS::SageMaker::EndpointConfig").values()
+    key_id, attribute = config["Properties"]["KmsKeyId"]["Fn::GetAtt"]
+    assert attribute == "Arn"
+    assert template.to_json()["Resources"][key_id]["Type"] == "AWS::KMS::Key"
+    # The same customer-managed key that encrypts the request and result buckets.
+    template.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "BucketEncryption": {
+                "ServerSideEncryptionConfiguration": [
+                    Match.object_like(
+                        {
+                            "ServerSideEncryptionByDefault": Match.object_like(
+                                {"KMSMasterKeyID": {"Fn::GetAtt": [key_id, "Arn"]}}
+                            )
+                        }
+                    )
+                ]
+            }
+        },
+    )
+
+
 @pytest.mark.parametrize("env_name", environments_in_mode("async", "realtime"))
 def test_shipped_gpu_environments_run_cuda_on_a_driver_for_the_images_cuda(template: Template, env_name: str) -> None:
     config = load_environment(env_name)
