@@ -81,7 +81,7 @@ def notifier_environment(
         NotifierEnv.SQS_ENDPOINT_URL: aws_endpoint_url,
         NotifierEnv.SECRETS_MANAGER_ENDPOINT_URL: aws_endpoint_url,
         Env.POWERTOOLS_SERVICE_NAME: "async-inference-callbacks",
-        "POWERTOOLS_TRACE_DISABLED": "true",
+        Env.POWERTOOLS_TRACE_DISABLED: "true",
     }
 
 

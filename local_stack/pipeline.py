@@ -189,7 +189,7 @@ class LocalPipeline:
             env.SAGEMAKER_RUNTIME_ENDPOINT_URL: self.runtime.endpoint_url,
             env.S3_ENDPOINT_URL: self.aws_endpoint_url,
             # No X-Ray daemon here: tracing off, so nothing tries to send segments.
-            "POWERTOOLS_TRACE_DISABLED": "true",
+            contract.Env.POWERTOOLS_TRACE_DISABLED: "true",
             **(api_callback_environment() if self.callbacks is not None else {}),
         }
 

@@ -22,12 +22,12 @@ from botocore.config import Config
 
 from api_handler.async_api.service import InferenceService, build_clients
 from api_handler.async_api.settings import Settings
-from api_handler.contract import METRICS_NAMESPACE
+from api_handler.contract import METRICS_NAMESPACE, Env
 from api_handler.notifier.notify import Notifier, RetryLater
 from api_handler.notifier.settings import NotifierSettings
 
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "inference-callbacks"))
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", METRICS_NAMESPACE))
+logger = Logger(service=os.environ.get(Env.POWERTOOLS_SERVICE_NAME, "inference-callbacks"))
+metrics = Metrics(namespace=os.environ.get(Env.POWERTOOLS_METRICS_NAMESPACE, METRICS_NAMESPACE))
 # One count per outcome of an attempt (notify.Notifier.handle's first word), for dashboards.
 OUTCOME_METRICS = {
     "delivered": "CallbacksDelivered",
