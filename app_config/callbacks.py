@@ -12,13 +12,15 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
+from api_handler.notifier.schedule import MAX_VISIBILITY_SECONDS
 from app_config.fields import StrictModel, check_not_above, each_matching
 
 # A DNS name in lower case, optionally "*." for its subdomains (no IP literals: the point of
 # an allow-list is naming the receivers; addresses are checked after resolution anyway).
 _HOST_ENTRY = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-# SQS ChangeMessageVisibility's ceiling: the longest single wait between two attempts.
-MAX_RETRY_DELAY_SECONDS = 43_200
+# SQS ChangeMessageVisibility's ceiling, which the notifier's schedule is built on: the longest
+# single wait between two attempts.
+MAX_RETRY_DELAY_SECONDS = MAX_VISIBILITY_SECONDS
 
 
 class CallbacksConfig(StrictModel):

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from inference_client.exits import EXIT_API, EXIT_TIMEOUT, EXIT_USAGE
+
 TOLERANCE_SECONDS = 300
 MAX_BODY_BYTES = 2 * 1024 * 1024
 
@@ -193,7 +195,7 @@ def add_listen_command(commands: Any) -> None:
 def run_listen(args: Any, stdout: Any, stderr: Any) -> int:
     if not args.secret:
         stderr.write("error: the signing secret is required: --secret or CALLBACK_SECRET\n")
-        return 2
+        return EXIT_USAGE
 
     def show(delivery: Delivery) -> None:
         stdout.write(describe(delivery) + "\n")
@@ -206,7 +208,7 @@ def run_listen(args: Any, stdout: Any, stderr: Any) -> int:
         receiver.start()
     except OSError as error:
         stderr.write(f"error: cannot listen on {args.host}:{args.port}: {error}\n")
-        return 3
+        return EXIT_API
     stderr.write(f"listening on {receiver.url} (Ctrl-C to stop)\n")
     stderr.flush()
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
@@ -214,7 +216,7 @@ def run_listen(args: Any, stdout: Any, stderr: Any) -> int:
         while args.count is None or len(receiver.accepted) < args.count:
             if deadline is not None and time.monotonic() > deadline:
                 stderr.write(f"gave up: {len(receiver.accepted)} of {args.count} events after {args.timeout} s\n")
-                return 4
+                return EXIT_TIMEOUT
             time.sleep(0.1)
     except KeyboardInterrupt:
         pass
