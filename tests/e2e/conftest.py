@@ -266,6 +266,17 @@ def local_stack_env(settings: Mapping[str, str], log_file: Path) -> dict[str, st
     }
 
 
+# Runs the command in the same process with SIGINT at its default, as in a job a terminal starts:
+# a test run started in the background of a non-interactive shell (`nohup make test &`) has SIGINT
+# ignored, every child inherits that, and a make that ignores SIGINT never stops on one (the signal
+# tests would hang instead of testing anything). exec keeps the pid: the test signals make itself.
+SIGINT_AS_FROM_A_TERMINAL = [
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])",
+]
+
+
 class LocalRun:
     """A `make local` (or `python -m local_stack`) process with its output collected line by line;
     ``ready`` is set once the banner says the model is ready."""
@@ -274,7 +285,7 @@ class LocalRun:
         from local_stack.container import REPO_ROOT
 
         self.process = subprocess.Popen(
-            argv,
+            [*SIGINT_AS_FROM_A_TERMINAL, *argv],
             cwd=REPO_ROOT,
             env=env,
             stdout=subprocess.PIPE,
