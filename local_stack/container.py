@@ -22,6 +22,8 @@ from model_server import contract as container_contract
 from local_stack.processes import spawn, terminate
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Read by the OpenMP runtime torch links (https://www.openmp.org/spec-html/5.0/openmpse55.html).
+OMP_WAIT_POLICY = "OMP_WAIT_POLICY"
 _DECIDED_HERE = frozenset(
     {
         container_contract.MODEL_DIR,
@@ -62,6 +64,11 @@ class ModelContainer:
         # The user's other knobs (MODEL_SERVER_TORCH_THREADS, HF_HOME, ...) pass through;
         # the ones this class decides are never inherited.
         env = {k: v for k, v in os.environ.items() if k not in _DECIDED_HERE}
+        # The image keeps OpenMP's default (spin at each barrier): right on an instance of its own.
+        # Here the server shares the cores with moto, the Lambda processes and the developer's own
+        # work, and torch's threads spinning while one of them is preempted made inference tens of
+        # times slower (docs/benchmarks.md, "OpenMP's wait policy"). A value the developer set wins.
+        env.setdefault(OMP_WAIT_POLICY, "PASSIVE")
         env[container_contract.BIND_TO_PORT] = str(port)
         env[container_contract.HOST] = host  # never 0.0.0.0 on a developer's machine
         if model_dir is not None:

@@ -149,6 +149,14 @@ def test_an_engine_that_keeps_dying_while_restarting_is_given_up_with_the_reason
     assert server.proc.poll() is None  # the front end stays up: SageMaker's health check decides
 
 
+def test_the_engine_runs_with_the_front_ends_environment(tiny_model_dir: Path, start_server) -> None:
+    """What an operator sets on the model (OMP_WAIT_POLICY, HF_HOME, ...) reaches the process running torch."""
+    server: ServerProcess = start_server(tiny_model_dir, OMP_WAIT_POLICY="ACTIVE", MODEL_SERVER_TORCH_THREADS="1")
+    server.wait_until(200)
+    environ = Path(f"/proc/{engine_pid(server)}/environ").read_bytes().split(b"\0")
+    assert b"OMP_WAIT_POLICY=ACTIVE" in environ
+
+
 def test_sigterm_stops_the_engine_after_the_front_end_and_exits_0(crash_server: ServerProcess) -> None:
     engine = engine_pid(crash_server)
     crash_server.proc.send_signal(signal.SIGTERM)

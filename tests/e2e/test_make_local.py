@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from inference_client import InferenceClient
+from local_stack.container import OMP_WAIT_POLICY, ModelContainer
 from local_stack.processes import free_port
 from tests.processes import run_captured
 
@@ -194,3 +195,16 @@ def test_a_sigint_to_make_while_the_pipeline_starts_still_stops_it(tiny_model_di
         assert "model ready" not in run.output
     finally:
         run.kill()
+
+
+@pytest.mark.parametrize(("developer_set", "engine_gets"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_the_local_model_server_waits_passively_unless_the_developer_says_otherwise(
+    developer_set: str | None, engine_gets: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """make local shares the machine's cores: OpenMP's spinning default is the image's, not this one's."""
+    if developer_set is None:
+        monkeypatch.delenv(OMP_WAIT_POLICY, raising=False)
+    else:
+        monkeypatch.setenv(OMP_WAIT_POLICY, developer_set)
+    container = ModelContainer(port=free_port(), model_dir=tmp_path)
+    assert container.env[OMP_WAIT_POLICY] == engine_gets
