@@ -13,8 +13,10 @@ An engine that dies before it was ever ready is not restarted (a model that
 cannot load would crash-loop): /ping says ``failed`` with the reason. One that
 served before and dies again while its replacement loads (memory still tight
 after an out-of-memory kill, say) is started again after a pause that doubles,
-MAX_RESTARTS times in a row at most; then /ping says ``failed`` and SageMaker's
-health check takes the instance out of service.
+MAX_RESTARTS times in a row at most; then /ping stays 503 ``failed``: the
+container answers SageMaker's health check as unhealthy, which is SageMaker's
+signal, not ours, to act on (how a container answers /ping:
+https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-inference-code.html#your-algorithms-inference-algo-ping-requests).
 """
 
 from __future__ import annotations
